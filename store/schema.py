@@ -1,0 +1,181 @@
+"""Tables of the workbench store.
+
+The store knows no modality: an audio window and a camera-trap image are both a ``Clip`` of a
+``Recording`` (an image is a recording with one clip). Vectors (embeddings, probabilities) are not
+rows here: they live in append-only matrices (see ``store.matrices``) whose committed row count is
+tracked by ``Matrix`` so a crash never leaves half-written vectors visible.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from pydantic import NaiveDatetime
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC now: every event timestamp in the store is aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Recording(SQLModel, table=True):
+    """One source file (audio recording or image), identified by its content hash."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    path: str = Field(index=True)
+    content_hash: str = Field(index=True, unique=True)
+    modality: str = Field(default="audio")
+    site: Optional[str] = Field(default=None, index=True)
+    device: Optional[str] = Field(default=None, index=True)
+    start_time: Optional[NaiveDatetime] = Field(default=None, description="recording start, local wall-clock time at the site")
+    latitude: Optional[float] = None
+    longitude: Optional[float] = None
+    sample_rate: Optional[int] = None
+    channels: Optional[int] = None
+    duration_s: Optional[float] = None
+    status: str = Field(default="pending", description="pending | done | failed")
+    error: Optional[str] = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Clip(SQLModel, table=True):
+    """A window of a recording (or a whole image): the unit that is scored, sampled and labelled."""
+
+    __table_args__ = (UniqueConstraint("recording_id", "start_s", name="uq_clip_recording_start"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", index=True)
+    start_s: float = 0.0
+    end_s: float = 0.0
+
+
+class ModelVersion(SQLModel, table=True):
+    """A model that produced embeddings or probabilities: BirdNET itself or a fine-tuned head.
+
+    ``embedding_space`` names the embedding matrix a head was trained on, so a store is never read
+    with the wrong model; ``dim`` is the embedding dimension (for an embedding model) or the number
+    of classes (for a head).
+    """
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    kind: str = Field(description="embedding | classifier")
+    embedding_space: str
+    dim: int
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    artifact_path: Optional[str] = None
+    parent_id: Optional[int] = Field(default=None, foreign_key="modelversion.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Prediction(SQLModel, table=True):
+    """Top species of a clip under one model version (rank 1 = most probable)."""
+
+    clip_id: int = Field(foreign_key="clip.id", primary_key=True)
+    model_version_id: int = Field(foreign_key="modelversion.id", primary_key=True)
+    rank: int = Field(primary_key=True)
+    label: str = Field(index=True)
+    probability: float
+
+
+class Score(SQLModel, table=True):
+    """Uncertainty and confidence of a clip under one model version."""
+
+    clip_id: int = Field(foreign_key="clip.id", primary_key=True)
+    model_version_id: int = Field(foreign_key="modelversion.id", primary_key=True, index=True)
+    max_entropy: float
+    mean_entropy: float
+    top1: float
+    margin: float
+    top_label: str = Field(index=True)
+
+
+class Matrix(SQLModel, table=True):
+    """Bookkeeping of one append-only vector matrix: rows beyond ``rows`` are uncommitted."""
+
+    name: str = Field(primary_key=True)
+    dim: int
+    dtype: str
+    rows: int = 0
+    model_version_id: Optional[int] = Field(default=None, foreign_key="modelversion.id")
+
+
+class SamplingRun(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    strategy: str
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    seed: Optional[int] = None
+    budget: int
+    model_version_id: Optional[int] = Field(default=None, foreign_key="modelversion.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Selection(SQLModel, table=True):
+    """One pick of a sampling run, with why it was picked."""
+
+    __table_args__ = (UniqueConstraint("run_id", "clip_id", name="uq_selection_run_clip"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="samplingrun.id", index=True)
+    clip_id: int = Field(foreign_key="clip.id", index=True)
+    rank: int
+    score: float
+    cluster: Optional[int] = None
+    stratum: Optional[str] = None
+    reason: str
+
+
+class LabelSet(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Task(SQLModel, table=True):
+    """A clip pushed to an annotation project (one task per clip per project)."""
+
+    __table_args__ = (UniqueConstraint("project_id", "clip_id", name="uq_task_project_clip"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    project_id: int = Field(index=True)
+    clip_id: int = Field(foreign_key="clip.id", index=True)
+    ls_task_id: int = Field(index=True)
+    label_set_id: Optional[int] = Field(default=None, foreign_key="labelset.id")
+    run_id: Optional[int] = Field(default=None, foreign_key="samplingrun.id")
+    pushed_at: datetime = Field(default_factory=utcnow)
+
+
+class Annotation(SQLModel, table=True):
+    """An expert's labels for a clip, mirrored from Label Studio.
+
+    ``state`` is ``active`` (usable for training), ``deleted`` (removed in Label Studio) or
+    ``rejected`` (carries a label outside the label set; kept, never trained on).
+    """
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    clip_id: int = Field(foreign_key="clip.id", index=True)
+    project_id: int = Field(index=True)
+    ls_task_id: int = Field(index=True)
+    ls_annotation_id: int = Field(index=True)
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    annotator: Optional[str] = None
+    created_at: Optional[datetime] = None
+    updated_at: Optional[datetime] = None
+    state: str = Field(default="active", index=True)
+    note: Optional[str] = None
+
+    __table_args__ = (UniqueConstraint("project_id", "ls_annotation_id", name="uq_annotation_ls"),)
+
+
+class SyncState(SQLModel, table=True):
+    """Pull watermark per annotation project (max task ``updated_at`` seen)."""
+
+    project_id: int = Field(primary_key=True)
+    watermark: Optional[datetime] = None
+    updated_at: datetime = Field(default_factory=utcnow)

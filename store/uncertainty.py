@@ -1,0 +1,48 @@
+"""Uncertainty and confidence scores computed from probability rows.
+
+BirdNET is multi-label (a sigmoid per class), so a clip's uncertainty is the binary entropy of each
+class, H(p) = -p log2 p - (1-p) log2 (1-p), summarised by its maximum (as TABMON does) and mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_EPS = 1e-12
+
+
+def binary_entropy(p: np.ndarray) -> np.ndarray:
+    """Binary entropy in bits, elementwise; 0 at p in {0, 1}, 1 at p = 0.5."""
+    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
+    return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+
+
+def score_rows(probabilities: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-row max and mean binary entropy, top-1 probability, margin (top-1 minus top-2), top index."""
+    probs = np.asarray(probabilities, dtype=np.float32)
+    if probs.ndim != 2 or probs.shape[1] == 0:
+        raise ValueError(f"probabilities must be a 2-d array with at least one class, got shape {probs.shape}")
+    if not np.isfinite(probs).all():
+        raise ValueError("probabilities contain NaN or infinite values")
+    ent = binary_entropy(probs)
+    if probs.shape[1] >= 2:
+        top2 = -np.partition(-probs, 1, axis=1)[:, :2]
+    else:
+        top2 = np.concatenate([probs, np.zeros_like(probs)], axis=1)
+    return {
+        "max_entropy": ent.max(axis=1),
+        "mean_entropy": ent.mean(axis=1),
+        "top1": top2[:, 0].astype(np.float64),
+        "margin": (top2[:, 0] - top2[:, 1]).astype(np.float64),
+        "top_index": probs.argmax(axis=1),
+    }
+
+
+def top_k(probabilities: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and probabilities of the ``k`` most probable classes per row, best first."""
+    probs = np.asarray(probabilities, dtype=np.float32)
+    k = min(k, probs.shape[1])
+    idx = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(probs, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)

@@ -1,0 +1,115 @@
+"""Where a workspace keeps things, and the settings read from the environment.
+
+A workspace folder (``--workspace``, else WORKBENCH_HOME, else ``./workspace``) holds the database,
+the vector matrices, the media served to Label Studio, the Label Studio data and the fine-tuned
+models. Secrets (the Label Studio token and password) live in ``secrets.json`` inside it (mode 0600)
+or come from the environment; they are never written to the database or to logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+DEFAULT_LS_PORT = 8080
+DEFAULT_APP_PORT = 8501
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    db_url: Optional[str] = None
+
+    @classmethod
+    def resolve(cls, workspace: str | os.PathLike | None = None, db_url: str | None = None) -> "Workspace":
+        root = Path(workspace or os.environ.get("WORKBENCH_HOME") or "workspace").expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root=root, db_url=db_url or os.environ.get("WORKBENCH_DB_URL") or None)
+
+    @property
+    def vectors(self) -> Path:
+        return self.root / "vectors"
+
+    @property
+    def media(self) -> Path:
+        """Document root Label Studio serves local files from."""
+        return self.root / "media"
+
+    @property
+    def clips(self) -> Path:
+        """Audio clips cut for annotators (under the media root)."""
+        return self.media / "clips"
+
+    @property
+    def labelstudio_data(self) -> Path:
+        return self.root / "labelstudio"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.root / "secrets.json"
+
+    def open_store(self):
+        from store import Store
+
+        return Store.open(self.root, self.db_url)
+
+
+@dataclass(frozen=True)
+class LabelStudioSettings:
+    """How to reach Label Studio. The token is a secret: keep it out of reprs and logs."""
+
+    url: str
+    token: str
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"LabelStudioSettings(url={self.url!r}, username={self.username!r}, token=***, password=***)"
+
+
+def labelstudio_settings(ws: Workspace, port: int | None = None) -> LabelStudioSettings:
+    """Settings from LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY, else the workspace's secrets file.
+
+    The secrets file is created on first use with a random token and password for the local server.
+    """
+    stored = _load_or_create_secrets(ws)
+    port = port or int(os.environ.get("WORKBENCH_LS_PORT", stored.get("port", DEFAULT_LS_PORT)))
+    url = os.environ.get("LABEL_STUDIO_URL") or f"http://127.0.0.1:{port}"
+    token = os.environ.get("LABEL_STUDIO_API_KEY") or stored["token"]
+    return LabelStudioSettings(url=url.rstrip("/"), token=token, username=stored["username"],
+                               password=stored["password"])
+
+
+def _load_or_create_secrets(ws: Workspace) -> dict:
+    path = ws.secrets_file
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}); fix it or delete it to make a new login") from e
+        missing = {"token", "username", "password"} - set(data)
+        if missing:
+            raise ValueError(f"{path} lacks {sorted(missing)}; fix it or delete it to make a new login")
+        return data
+    data = {"username": "annotator@workbench.local", "password": secrets.token_urlsafe(12),
+            "token": secrets.token_hex(20)}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1)
+    return data
