@@ -1,0 +1,298 @@
+"""A local Label Studio server for one workspace: loopback only, fixed token, no sign-up, no phoning home.
+
+Label Studio reads ``LABEL_STUDIO_X``, then ``HEARTEX_X``, then plain ``X`` from its environment, so plain
+USERNAME / PASSWORD / PORT / HOST are removed from the child's environment. A busy port is refused here,
+because Label Studio itself would silently move to the next free port and the workbench would talk to
+whatever else answers. The token is a secret: it goes to the child's environment only, never to a log.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+import httpx
+
+from annotation.errors import LabelStudioServerError
+from workbench.config import DEFAULT_LS_PORT, LabelStudioSettings, Workspace
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+STATE_FILE = "workbench-server.json"
+_DROPPED_ENV = ("USERNAME", "PASSWORD", "PORT", "HOST", "HEARTEX_USERNAME", "HEARTEX_PASSWORD",
+                "HEARTEX_PORT", "HEARTEX_HOST", "LABEL_STUDIO_HOST", "LABEL_STUDIO_PORT")
+
+__all__ = ["LocalLabelStudio", "LabelStudioServerError", "port_in_use"]
+
+
+def port_in_use(port: int, host: str = HOST) -> bool:
+    """True when something answers on ``host:port`` or the port cannot be bound there."""
+    for target in (host, "localhost"):
+        try:
+            with socket.create_connection((target, port), timeout=0.5):
+                return True
+        except OSError:
+            pass
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead for our purposes
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _is_label_studio(pid: int) -> bool:
+    """Best effort: the pid's command line names label-studio (guards against a recycled pid)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return _pid_alive(pid)  # no /proc (macOS): trust the state file
+    return "label-studio" in cmd or "label_studio" in cmd
+
+
+class LocalLabelStudio:
+    """Start, find, reuse and stop the workspace's own Label Studio on 127.0.0.1.
+
+    Parameters
+    ----------
+    workspace : Workspace
+        Its ``labelstudio_data`` is the server's data dir, ``media`` the local-files document root and
+        ``logs/labelstudio.log`` the server's log.
+    settings : LabelStudioSettings
+        Username, password and API token of the server's one user (created on the data dir's first start).
+    port : int, optional
+        Port on 127.0.0.1; default the port of ``settings.url`` (else 8080).
+    """
+
+    def __init__(self, workspace: Workspace, settings: LabelStudioSettings, port: Optional[int] = None):
+        self.workspace = workspace
+        self.settings = settings
+        self.port = port
+        self._proc: Optional[subprocess.Popen] = None
+
+    # ------------------------------------------------------------------ where
+    @property
+    def resolved_port(self) -> int:
+        """The resolved port: the one given, else the port of the settings URL, else 8080."""
+        if self.port is not None:
+            return int(self.port)
+        return urlparse(self.settings.url).port or DEFAULT_LS_PORT
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.resolved_port}"
+
+    @property
+    def state_file(self) -> Path:
+        """pid + port of a running server we started (detached or not)."""
+        return self.workspace.labelstudio_data / STATE_FILE
+
+    @property
+    def log_file(self) -> Path:
+        return self.workspace.logs / "labelstudio.log"
+
+    # ------------------------------------------------------------------ state
+    def _healthy(self, timeout: float = 2.0) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=timeout).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def is_running(self) -> bool:
+        """True when a Label Studio answers ``/health`` on this server's URL."""
+        return self._healthy()
+
+    def _read_state(self) -> Optional[dict[str, Any]]:
+        """The state file of a still-living server of ours; a stale file is removed."""
+        try:
+            state = json.loads(self.state_file.read_text())
+            pid = int(state["pid"])
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as e:
+            log.warning("ignoring unreadable server state file %s (%s)", self.state_file, e)
+            self.state_file.unlink(missing_ok=True)
+            return None
+        if not (_pid_alive(pid) and _is_label_studio(pid)):
+            self.state_file.unlink(missing_ok=True)
+            return None
+        return state
+
+    def _write_state(self, pid: int, detached: bool) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": pid, "port": self.resolved_port, "detached": detached,
+                                   "started_at": datetime.now(timezone.utc).isoformat()}))
+        os.replace(tmp, self.state_file)
+
+    def _child_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+        env.update({
+            "LABEL_STUDIO_BASE_DATA_DIR": str(self.workspace.labelstudio_data),
+            "LABEL_STUDIO_USERNAME": self.settings.username,
+            "LABEL_STUDIO_PASSWORD": self.settings.password,
+            "LABEL_STUDIO_USER_TOKEN": self.settings.token,
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(self.workspace.media),
+            "LABEL_STUDIO_SENTRY_DSN": "",
+            "LABEL_STUDIO_FRONTEND_SENTRY_DSN": "",
+            "LABEL_STUDIO_COLLECT_ANALYTICS": "false",
+            "LABEL_STUDIO_LATEST_VERSION_CHECK": "false",
+            "LABEL_STUDIO_CONVERTER_DOWNLOAD_RESOURCES": "false",
+        })
+        return env
+
+    @staticmethod
+    def _executable() -> str:
+        beside = Path(sys.executable).parent / "label-studio"
+        exe = str(beside) if beside.exists() else shutil.which("label-studio")
+        if not exe:
+            raise LabelStudioServerError(
+                "the `label-studio` executable was not found next to this Python or on PATH; install the "
+                "server with `pip install 'biodiversity-workbench[server]'` (label-studio==1.23.2), or run "
+                "Label Studio elsewhere and set LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY")
+        return exe
+
+    # ------------------------------------------------------------------ start / stop
+    def start(self, timeout: float = 180.0, detach: bool = False) -> str:
+        """Start the server (or reuse ours if it already runs) and wait until ``/health`` answers; return its URL.
+
+        ``detach=True`` lets the server outlive this process (``stop()`` finds it again through the
+        state file in the data dir); otherwise it is stopped when this process exits.
+        """
+        if len(self.settings.token) <= 5:
+            raise LabelStudioServerError("the Label Studio token must be longer than 5 characters (Label "
+                                         "Studio ignores shorter ones); set LABEL_STUDIO_API_KEY or fix "
+                                         f"'token' in {self.workspace.secrets_file}")
+        state = self._read_state()
+        if state is not None and int(state.get("port", -1)) == self.resolved_port and self._healthy():
+            log.info("reusing the workspace's Label Studio at %s (pid %s)", self.url, state["pid"])
+            return self.url
+        if state is not None:  # two servers on one data dir would corrupt it
+            where = (f"on port {state.get('port')}, not {self.resolved_port}"
+                     if int(state.get("port", -1)) != self.resolved_port else f"but does not answer {self.url}/health")
+            raise LabelStudioServerError(
+                f"this workspace's Label Studio already runs (pid {state['pid']}) {where}; stop it first "
+                f"(LocalLabelStudio.stop() or the workbench stop command), then start again")
+        if port_in_use(self.resolved_port):
+            raise LabelStudioServerError(
+                f"port {self.resolved_port} on {HOST} is already in use by another program, so Label Studio cannot "
+                f"start at {self.url}; stop that program or choose another port (WORKBENCH_LS_PORT=...)")
+        exe = self._executable()
+        for d in (self.workspace.labelstudio_data, self.workspace.media, self.workspace.logs):
+            d.mkdir(parents=True, exist_ok=True)
+        log.info("starting Label Studio at %s (data dir %s, log %s)", self.url, self.workspace.labelstudio_data,
+                 self.log_file)
+        cmd = [exe, "start", "--no-browser", "--internal-host", HOST, "--port", str(self.resolved_port)]
+        with open(self.log_file, "ab") as logfh:
+            logfh.write(f"\n--- workbench: starting Label Studio at {self.url} "
+                        f"({datetime.now(timezone.utc).isoformat()})\n".encode())
+            logfh.flush()
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logfh, stderr=subprocess.STDOUT,
+                                          env=self._child_env(), cwd=str(self.workspace.labelstudio_data),
+                                          start_new_session=True)
+        self._write_state(self._proc.pid, detach)
+        if not detach:
+            atexit.register(self._stop_at_exit)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                self.state_file.unlink(missing_ok=True)
+                raise LabelStudioServerError(
+                    f"Label Studio exited with code {self._proc.returncode} before answering at {self.url}; "
+                    f"see {self.log_file}:\n{self._log_tail()}")
+            if self._healthy(timeout=1.0):
+                log.info("Label Studio is up at %s (pid %s)", self.url, self._proc.pid)
+                return self.url
+            time.sleep(0.5)
+        self.stop()
+        raise LabelStudioServerError(f"Label Studio did not answer {self.url}/health within {timeout:.0f} s; "
+                                     f"see {self.log_file}, or retry with a longer timeout")
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "\n".join(line.replace(self.settings.token, "***").replace(self.settings.password, "***")
+                         for line in text)
+
+    def _stop_at_exit(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self.stop()
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """SIGTERM the server we started, or the detached one named in the state file; True if one was stopped."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            pid = proc.pid
+        else:
+            state = self._read_state()
+            if state is None:
+                return False
+            pid = int(state["pid"])
+        log.info("stopping Label Studio (pid %s)", pid)
+        self._signal(pid, signal.SIGTERM)
+        if not self._wait_gone(pid, proc, timeout):
+            log.warning("Label Studio (pid %s) ignored SIGTERM for %.0f s; killing it", pid, timeout)
+            self._signal(pid, signal.SIGKILL)
+            self._wait_gone(pid, proc, 5.0)
+        self.state_file.unlink(missing_ok=True)
+        return True
+
+    @staticmethod
+    def _signal(pid: int, sig: int) -> None:
+        try:
+            if os.getpgid(pid) == pid:  # started in its own session: signal its whole group
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    @staticmethod
+    def _wait_gone(pid: int, proc: Optional[subprocess.Popen], timeout: float) -> bool:
+        if proc is not None:
+            try:
+                proc.wait(timeout=timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def __repr__(self) -> str:
+        return f"LocalLabelStudio(workspace={str(self.workspace.root)!r}, url={self.url!r})"

@@ -1,0 +1,301 @@
+"""The ``workbench`` command line: one subcommand per stage of the loop, plus ``demo`` and ``status``.
+
+Every subcommand is a thin call into the library (the Streamlit app calls the same functions).
+Errors a user can act on are printed as one line (no traceback) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from workbench import services
+from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
+
+log = logging.getLogger("workbench")
+
+DEFAULT_PROJECT = "Biodiversity workbench"
+
+
+class UserError(Exception):
+    """An error whose message tells the user what to fix; shown without a traceback."""
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _ingest_progress(files_done: int, files_total: int, windows_done: int, current: str | None) -> None:
+    name = Path(current).name if current else ""
+    print(f"\r[ingest] {files_done}/{files_total} files, {windows_done} windows {name[:48]:<48}",
+          end="", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------ stages
+def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
+    from embeddings.ingest import ingest
+
+    store = ws.open_store()
+    report = ingest(args.paths, store, metadata_csv=args.metadata, progress=_ingest_progress)
+    print(file=sys.stderr)
+    print(f"ingested {report.files_new} new file(s), skipped {report.files_skipped} already stored, "
+          f"{len(report.files_failed)} failed; {report.windows_added} windows "
+          f"({report.audio_seconds:.0f} s of audio in {report.wall_seconds:.1f} s)")
+    for path, reason in report.files_failed:
+        print(f"  failed: {path}: {reason}")
+    return 0 if report.files_new + report.files_skipped > 0 or not report.files_failed else 1
+
+
+def _strategy(args: argparse.Namespace):
+    from sampler import UncertainDiverse
+
+    strata = tuple(s for s in args.strata.split(",") if s) if args.strata else ()
+    return UncertainDiverse(candidate_factor=args.candidate_factor, strata=strata, random_state=args.seed)
+
+
+def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
+    from sampler.run import sample
+
+    store = ws.open_store()
+    mv = store.model_version(args.model_version) if args.model_version else None
+    run, picks = sample(store, _strategy(args), args.budget, model_version=mv)
+    print(f"sampling run {run.id}: {len(picks)} clip(s) picked with {run.strategy} (seed {run.seed})")
+    for p in picks[: args.show]:
+        print(f"  #{p.rank:<3} clip {p.clip_id:<7} {p.reason}")
+    return 0
+
+
+def _client(ws: Workspace):
+    from annotation.client import LabelStudioClient
+
+    client = LabelStudioClient(labelstudio_settings(ws))
+    client.check()
+    return client
+
+
+def _project(store, client, args: argparse.Namespace) -> int:
+    from annotation.labelset import label_set_from_pool
+
+    label_set = store.label_set(args.label_set) if args.label_set else store.label_set()
+    if label_set is None:
+        label_set = label_set_from_pool(store, min_confidence=args.min_confidence)
+        _progress(f"label set {label_set.name!r}: {len(label_set.labels)} labels from the pool")
+    return client.ensure_project(label_set, title=args.project)
+
+
+def cmd_push(ws: Workspace, args: argparse.Namespace) -> int:
+    store = ws.open_store()
+    client = _client(ws)
+    project_id = _project(store, client, args)
+    report = client.push(store, ws, project_id, run_id=args.run)
+    print(f"pushed to project {project_id}: {report.created} new task(s), {report.skipped} already there")
+    return 0
+
+
+def cmd_pull(ws: Workspace, args: argparse.Namespace) -> int:
+    store = ws.open_store()
+    client = _client(ws)
+    project_id = _project(store, client, args)
+    r = client.pull(store, project_id)
+    print(f"pulled from project {project_id}: {r.new} new, {r.updated} updated, {r.deleted} deleted, "
+          f"{r.rejected} rejected (label outside the label set), {r.unchanged} unchanged")
+    return 0
+
+
+def cmd_finetune(ws: Workspace, args: argparse.Namespace) -> int:
+    from finetune.train import finetune
+
+    store = ws.open_store()
+    mv = finetune(store, ws, test_size=args.test_size, random_state=args.seed, C=args.C)
+    m = mv.metrics
+    print(f"model {mv.name}: {m.get('n_train')} train / {m.get('n_test')} held-out clips; "
+          f"accuracy {m.get('accuracy', float('nan')):.3f}, macro recall {m.get('macro_recall', float('nan')):.3f}")
+    for label, recall in sorted((m.get("recall_per_class") or {}).items()):
+        print(f"  recall {recall:.3f}  {label}")
+    print("the pool is re-scored with it: the next `workbench sample` uses its uncertainty")
+    return 0
+
+
+def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
+    store = ws.open_store()
+    counts = store.counts()
+    print(f"workspace: {ws.root}")
+    print(f"database:  {ws.db_url or 'SQLite (workbench.db in the workspace)'}")
+    for key, value in counts.items():
+        print(f"  {key:<18} {value}")
+    mv = store.current_model_version()
+    if mv is not None:
+        print(f"current model: {mv.name} ({mv.kind})" +
+              (f", macro recall {mv.metrics['macro_recall']:.3f}" if "macro_recall" in mv.metrics else ""))
+    for name, state in services.status(ws).items():
+        print(f"{name}: {state}")
+    return 0
+
+
+def cmd_serve(ws: Workspace, args: argparse.Namespace) -> int:
+    info = services.start_all(ws, app_port=args.app_port, with_app=not args.no_app, progress=_progress)
+    _print_urls(ws, info)
+    return 0
+
+
+def cmd_stop(ws: Workspace, args: argparse.Namespace) -> int:
+    for line in services.stop_all(ws):
+        print(line)
+    return 0
+
+
+def _print_urls(ws: Workspace, info: dict[str, str]) -> None:
+    settings = labelstudio_settings(ws)
+    print()
+    print(f"Label Studio:  {info['labelstudio']}")
+    print(f"  login:       {settings.username}")
+    print(f"  password:    {settings.password}   (kept in {ws.secrets_file})")
+    if "app" in info:
+        print(f"Workbench app: {info['app']}")
+    print(f"Stop both with: workbench --workspace {ws.root} stop")
+
+
+def cmd_demo(ws: Workspace, args: argparse.Namespace) -> int:
+    """Set everything up and run the main job: samples -> ingest -> sample -> push -> app."""
+    from workbench.samples import fetch_samples, generate_field_audio
+
+    if args.audio:
+        audio = [Path(p) for p in args.audio]
+        missing = [p for p in audio if not p.exists()]
+        if missing:
+            raise UserError(f"--audio {missing[0]} does not exist")
+    else:
+        _progress("[demo] fetching sample recordings (cached in the workspace)")
+        got = fetch_samples(ws.samples, progress=_progress)
+        if not got:
+            _progress("[demo] no network: generating field-like recordings instead")
+            generate_field_audio(ws.samples)
+        audio = [ws.samples]
+    info = services.start_all(ws, app_port=args.app_port, with_app=not args.no_app, progress=_progress)
+    _progress("[demo] ingesting with BirdNET")
+    cmd_ingest(ws, argparse.Namespace(paths=audio, metadata=None))
+    store = ws.open_store()
+    excluded = store.excluded_clip_ids()
+    pool = store.pool()
+    available = len(pool) - len(set(pool.clip_id.tolist()) & excluded)
+    if available > 0:
+        args.budget = min(args.budget, available)
+        cmd_sample(ws, args)
+    else:
+        _progress("[demo] every clip is already selected; nothing new to sample")
+    cmd_push(ws, args)
+    _print_urls(ws, info)
+    return 0
+
+
+# ------------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0])
+    p.add_argument("--workspace", help="workspace folder (default: $WORKBENCH_HOME or ./workspace)")
+    p.add_argument("--db-url", help="SQLAlchemy URL of the store (default: $WORKBENCH_DB_URL or the "
+                                    "workspace's SQLite file)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ingest", help="run BirdNET over audio files or folders and store the windows")
+    s.add_argument("paths", nargs="+", type=Path)
+    s.add_argument("--metadata", type=Path, help="CSV sidecar: file, site, device, start_time, latitude, longitude")
+    s.set_defaults(func=cmd_ingest)
+
+    def sampling_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--budget", type=int, default=20, help="clips to pick (default 20)")
+        s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same batch")
+        s.add_argument("--candidate-factor", type=int, default=5,
+                       help="consider the budget x this most uncertain clips (default 5)")
+        s.add_argument("--strata", default="site,hour,species",
+                       help="comma-separated stratification columns (default site,hour,species; '' for none)")
+        s.add_argument("--model-version", help="score clips with this model version (default: the newest)")
+        s.add_argument("--show", type=int, default=20, help="picks to print with their reasons")
+
+    def project_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--project", default=DEFAULT_PROJECT, help=f"Label Studio project title ({DEFAULT_PROJECT!r})")
+        s.add_argument("--label-set", help="label set name (default: the newest, else one made from the pool)")
+        s.add_argument("--min-confidence", type=float, default=0.5,
+                       help="a species joins a new label set when the model finds it at this confidence")
+
+    s = sub.add_parser("sample", help="pick the next batch of uncertain, diverse clips")
+    sampling_args(s)
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("push", help="send a sampling run's clips to Label Studio as tasks")
+    project_args(s)
+    s.add_argument("--run", type=int, help="sampling run id (default: the last one)")
+    s.set_defaults(func=cmd_push)
+
+    s = sub.add_parser("pull", help="bring new, edited and deleted annotations back from Label Studio")
+    project_args(s)
+    s.set_defaults(func=cmd_pull)
+
+    s = sub.add_parser("finetune", help="train a classifier head on the labels and re-score the pool")
+    s.add_argument("--test-size", type=float, default=0.25)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
+    s.set_defaults(func=cmd_finetune)
+
+    s = sub.add_parser("status", help="what the workspace holds and which services run")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("serve", help="start the local Label Studio and the app (127.0.0.1)")
+    s.add_argument("--app-port", type=int, default=DEFAULT_APP_PORT)
+    s.add_argument("--no-app", action="store_true")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("stop", help="stop the services this workspace started")
+    s.set_defaults(func=cmd_stop)
+
+    s = sub.add_parser("demo", help="set up and run the whole first round on sample recordings")
+    s.add_argument("--audio", nargs="+", help="your own recordings (files or folders) instead of the samples")
+    s.add_argument("--app-port", type=int, default=DEFAULT_APP_PORT)
+    s.add_argument("--no-app", action="store_true")
+    sampling_args(s)
+    project_args(s)
+    s.set_defaults(func=cmd_demo, run=None)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        ws = Workspace.resolve(args.workspace, args.db_url)
+        return args.func(ws, args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything committed so far is kept; rerun to resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - user-facing boundary: known errors become one line
+        if args.verbose or not _is_user_error(e):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _is_user_error(e: Exception) -> bool:
+    from store import StoreError
+
+    known: tuple[type[BaseException], ...] = (UserError, StoreError, ValueError, FileNotFoundError)
+    try:
+        from annotation.client import AnnotationServerError
+
+        known += (AnnotationServerError,)
+    except ImportError:
+        pass
+    try:
+        from annotation.server import LabelStudioServerError
+
+        known += (LabelStudioServerError,)
+    except ImportError:
+        pass
+    return isinstance(e, known)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

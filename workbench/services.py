@@ -1,0 +1,143 @@
+"""Start, find and stop the workspace's background services: Label Studio and the Streamlit app.
+
+Both bind to 127.0.0.1 and outlive the command that started them (``workbench stop`` ends them);
+their pid and URL are kept in small JSON files in the workspace so any later command finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Optional
+
+from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
+
+APP_FILE = Path(__file__).resolve().parents[1] / "app.py"
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _app_state_file(ws: Workspace) -> Path:
+    return ws.logs / "app.json"
+
+
+def app_info(ws: Workspace) -> Optional[dict]:
+    path = _app_state_file(ws)
+    if not path.exists():
+        return None
+    info = json.loads(path.read_text())
+    return info if _alive(int(info["pid"])) else None
+
+
+def start_app(ws: Workspace, port: int = DEFAULT_APP_PORT, timeout: float = 60.0) -> str:
+    """Start the Streamlit app on 127.0.0.1:port in the background (reused if already running)."""
+    running = app_info(ws)
+    if running:
+        return running["url"]
+    if not APP_FILE.exists():
+        raise ServiceError(f"{APP_FILE} not found: install the workbench from its source folder (pip install -e .)")
+    if not _port_free(port):
+        raise ServiceError(f"port {port} on 127.0.0.1 is busy; pick another with --app-port")
+    ws.logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, WORKBENCH_HOME=str(ws.root), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    if ws.db_url:
+        env["WORKBENCH_DB_URL"] = ws.db_url
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP_FILE), "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    with open(ws.logs / "app.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceError(f"the app exited at start (status {proc.returncode}); see {ws.logs / 'app.log'}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    _app_state_file(ws).write_text(json.dumps({"pid": proc.pid, "url": url}))
+                    return url
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    proc.terminate()
+    raise ServiceError(f"the app did not answer on {url} within {timeout:.0f} s; see {ws.logs / 'app.log'}")
+
+
+def stop_app(ws: Workspace) -> bool:
+    info = app_info(ws)
+    _app_state_file(ws).unlink(missing_ok=True)
+    if not info:
+        return False
+    try:
+        os.killpg(int(info["pid"]), signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def start_all(ws: Workspace, *, app_port: int = DEFAULT_APP_PORT, with_app: bool = True,
+              progress: Callable[[str], None] | None = None) -> dict[str, str]:
+    """Start (or reuse) the local Label Studio and the app; return their URLs."""
+    from annotation.server import LocalLabelStudio
+
+    settings = labelstudio_settings(ws)
+    if os.environ.get("LABEL_STUDIO_URL"):
+        info = {"labelstudio": settings.url}  # an external server the user pointed us at
+    else:
+        server = LocalLabelStudio(ws, settings)
+        if progress and not server.is_running():
+            progress("[serve] starting Label Studio on 127.0.0.1 (first start migrates its database: ~30 s)")
+        info = {"labelstudio": server.start(detach=True)}
+    if with_app:
+        info["app"] = start_app(ws, app_port)
+    return info
+
+
+def stop_all(ws: Workspace) -> list[str]:
+    from annotation.server import LocalLabelStudio
+
+    lines = []
+    server = LocalLabelStudio(ws, labelstudio_settings(ws))
+    lines.append("Label Studio stopped" if server.is_running() and server.stop() is not False
+                 else "Label Studio was not running")
+    lines.append("app stopped" if stop_app(ws) else "app was not running")
+    return lines
+
+
+def status(ws: Workspace) -> dict[str, str]:
+    from annotation.server import LocalLabelStudio
+
+    server = LocalLabelStudio(ws, labelstudio_settings(ws))
+    app = app_info(ws)
+    return {"Label Studio": f"running at {server.url}" if server.is_running() else "stopped",
+            "app": f"running at {app['url']}" if app else "stopped"}
