@@ -48,7 +48,7 @@ st.caption(f"Run {run.id}: {run.strategy}, budget {run.budget}, seed {run.seed},
            f"· parameters {run.params}")
 frame = pd.DataFrame(rows)
 st.dataframe(frame[["rank", "clip_id", "site", "time", "top_label", "score", "cluster", "stratum", "reason"]],
-             hide_index=True, use_container_width=True, key="selection_table")
+             hide_index=True, width="stretch", key="selection_table")
 
 st.subheader("Listen")
 show = st.slider("Clips to show", 1, max(1, len(rows)), min(10, len(rows)), key="n_players")
@@ -66,4 +66,4 @@ for row in rows[:show]:
 
 st.subheader("Rounds")
 history = model_history(store)
-st.dataframe(pd.DataFrame(history), hide_index=True, use_container_width=True, key="model_history")
+st.dataframe(pd.DataFrame(history), hide_index=True, width="stretch", key="model_history")
