@@ -1,1 +1,12 @@
-"""finetune package."""
+"""Fine-tuning: a multi-label head on frozen embeddings, trained on the expert labels.
+
+``finetune.train.finetune`` trains, evaluates (macro recall per class and per site), records the
+head as a new model version and re-scores the pool with it.
+"""
+
+from finetune.evaluate import evaluate, split_key, stratified_split
+from finetune.head import ClassifierHead, label_matrix
+from finetune.train import FinetuneError, finetune, rescore
+
+__all__ = ["ClassifierHead", "FinetuneError", "evaluate", "finetune", "label_matrix", "rescore", "split_key",
+           "stratified_split"]

@@ -1,0 +1,140 @@
+"""Close the loop: train a head on the expert labels, evaluate it, record it, re-score the pool with it.
+
+After ``finetune`` the head is the store's current model version, so the next ``sample`` ranks clips
+by the head's uncertainty instead of BirdNET's.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from finetune.evaluate import evaluate, split_key, stratified_split
+from finetune.head import ClassifierHead, label_matrix
+from store.schema import ModelVersion
+from store.store import Store
+from workbench.config import Workspace
+
+DEFAULT_CHUNK = 8192  # rows per re-scoring step; also keeps SQL IN-lists under SQLite's variable limit
+
+
+class FinetuneError(Exception):
+    """Training cannot start or finish: no labels, nothing to contrast, clips without embeddings."""
+
+
+def _resolve_space(store: Store, embedding_space: Optional[str]) -> tuple[str, ModelVersion]:
+    """The embedding space to train in and the embedding model version that produced it."""
+    models = store.model_versions()
+    embedders = [m for m in models if m.kind == "embedding"]
+    if embedding_space is None:
+        current = store.current_model_version()
+        if current is not None:
+            embedding_space = current.embedding_space
+        elif embedders:
+            embedding_space = embedders[-1].embedding_space
+        else:
+            raise FinetuneError("the store holds no embedding model yet: ingest some audio first")
+    parents = [m for m in embedders if m.embedding_space == embedding_space]
+    if not parents:
+        known = sorted({m.embedding_space for m in embedders})
+        raise FinetuneError(f"no embedding model in this store makes embedding space {embedding_space!r}; "
+                            f"known spaces: {known}")
+    return embedding_space, parents[-1]
+
+
+def _labelled_clips(store: Store) -> tuple[np.ndarray, list[list[str]], int]:
+    """Clip ids (sorted) and their labels: the union over a clip's active annotations."""
+    anns = store.annotations()
+    if not anns:
+        raise FinetuneError("no active annotations in the store: label some clips in Label Studio and pull "
+                            "them (`workbench pull`) before fine-tuning")
+    by_clip: dict[int, set[str]] = {}
+    for a in anns:
+        by_clip.setdefault(int(a.clip_id), set()).update(a.labels or [])
+    ids = np.array(sorted(by_clip), dtype=np.int64)
+    return ids, [sorted(by_clip[int(i)]) for i in ids], len(anns)
+
+
+def _next_name(store: Store, space: str) -> str:
+    taken = {m.name for m in store.model_versions()}
+    n = 1 + sum(1 for m in store.model_versions() if m.kind == "classifier" and m.embedding_space == space)
+    while f"head-{space}-{n}" in taken:
+        n += 1
+    return f"head-{space}-{n}"
+
+
+def finetune(store: Store, workspace: Workspace, *, embedding_space: Optional[str] = None,
+             test_size: float = 0.25, random_state: Optional[int] = 0, C: float = 1.0,
+             class_weight: Optional[str] = "balanced", max_iter: int = 1000, refit: bool = True,
+             chunk_size: int = DEFAULT_CHUNK) -> ModelVersion:
+    """Train a head on the active annotations, evaluate it on a held-out split, record and apply it.
+
+    The split is seeded by ``random_state`` and stratified by each clip's rarest label where counts
+    allow; metrics (subset accuracy, macro recall, recall per class and per site, n_train, n_test)
+    describe the head fitted on the training part. With ``refit`` (default) the stored head is then
+    refitted on every label, so no expert label is wasted; the metrics estimate its quality. The
+    new model version (kind "classifier", parent = the embedding model) re-scores the whole pool.
+    """
+    space, parent = _resolve_space(store, embedding_space)
+    clip_ids, labels, n_annotations = _labelled_clips(store)
+    if len({tuple(x) for x in labels}) < 2:
+        raise FinetuneError(f"all {len(labels)} labelled clips carry the same labels {labels[0]!r}: a classifier "
+                            "needs at least two classes (or clips labelled with no species) to contrast")
+
+    view = store.embeddings(space)
+    missing = clip_ids[~np.isin(clip_ids, np.asarray(view.ids))]
+    if missing.size:
+        raise FinetuneError(f"{missing.size} of {clip_ids.size} labelled clips have no embeddings in space "
+                            f"{space!r} (first clip ids: {missing[:5].tolist()}); re-ingest their recordings "
+                            "with embeddings or fine-tune in another space")
+    X = view.take(clip_ids)
+    classes = sorted({label for row in labels for label in row})
+    truth = label_matrix(labels, classes)
+
+    train, test, stratified = stratified_split(split_key(labels), test_size, random_state)
+    params = {"C": C, "class_weight": class_weight, "max_iter": max_iter, "random_state": random_state}
+    head = ClassifierHead(**params).fit(X[train], [labels[i] for i in train], classes=classes)
+    sites = [c.site or "unknown" for c in store.clips(clip_ids[test].tolist())]
+    metrics = evaluate(truth[test], head.predict(X[test]), classes, sites)
+    metrics.update({"n_annotations": n_annotations, "n_clips": int(clip_ids.size), "n_train": int(train.size),
+                    "test_size": test_size, "stratified_split": stratified, "threshold": 0.5,
+                    "constant_classes": list(head.constant_classes_)})
+    if refit:
+        head = ClassifierHead(**params).fit(X, labels, classes=classes)
+    metrics["n_fit"] = int(clip_ids.size if refit else train.size)
+
+    name = _next_name(store, space)
+    artifact = head.save(workspace.models / f"{name}.npz")
+    mv = store.add_model_version(ModelVersion(
+        name=name, kind="classifier", embedding_space=space, dim=len(classes), labels=classes,
+        params={**params, "test_size": test_size, "refit": refit}, metrics=metrics,
+        artifact_path=str(artifact), parent_id=parent.id))
+    return rescore(store, mv, head, chunk_size=chunk_size)
+
+
+def rescore(store: Store, model_version: ModelVersion, head: Optional[ClassifierHead] = None, *,
+            chunk_size: int = DEFAULT_CHUNK) -> ModelVersion:
+    """Score every clip with embeddings in the head's space, ``chunk_size`` rows at a time.
+
+    The embedding matrix is memory-mapped and read chunk by chunk, so the pool never sits in RAM at
+    once. Rerunning after a crash is safe: outputs are replaced, not duplicated. Records the number
+    of clips scored in the version's metrics.
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    if head is None:
+        if not model_version.artifact_path:
+            raise FinetuneError(f"model version {model_version.name!r} has no artifact to load a head from")
+        head = ClassifierHead.load(model_version.artifact_path)
+    if list(head.classes_) != list(model_version.labels):
+        raise FinetuneError(f"head labels {list(head.classes_)!r} differ from model version "
+                            f"{model_version.name!r} labels {list(model_version.labels)!r}")
+    view = store.embeddings(model_version.embedding_space)
+    for start in range(0, len(view), chunk_size):
+        stop = min(start + chunk_size, len(view))
+        ids = np.asarray(view.ids[start:stop], dtype=np.int64)
+        probs = head.predict_proba(np.asarray(view.data[start:stop], dtype=np.float32))
+        store.write_model_outputs(model_version, ids, probs)
+    return store.update_model_version(model_version.id,
+                                      metrics={**model_version.metrics, "scored_clips": len(view)})

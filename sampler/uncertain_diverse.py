@@ -1,0 +1,276 @@
+"""Uncertain-and-diverse batches: the most uncertain clips, spread over embedding clusters and strata.
+
+Uncertainty alone fills a batch with near-duplicates (ten windows of the same wren song); clustering
+the candidates' embeddings and taking clusters in turn spreads the batch over distinct sounds, and
+quotas per site x hour x species keep one busy site from eating the budget (TABMON's finding:
+stratification lifts the worst stratum). The parts are public pure functions so they can be tested
+and reused by later strategies.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections import defaultdict
+from typing import Any, Iterable, Literal, Mapping, Optional, Sequence
+
+import faiss
+import numpy as np
+
+from sampler.base import (UNCERTAINTY_MEASURES, Embeddings, Pick, QueryStrategy, SamplerWarning,
+                          available_indices, check_available, check_budget, check_strata, ordinal,
+                          resolve_seed, stratum_keys, uncertainty_scores)
+from store.store import Pool
+
+UncertaintyMeasure = Literal["max_entropy", "mean_entropy", "margin", "least_confidence"]
+
+
+# --------------------------------------------------------------------------- pure parts
+def most_uncertain(scores: np.ndarray, clip_ids: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` highest scores, highest first; ties go to the lower clip id."""
+    scores = np.asarray(scores, dtype=np.float64)
+    clip_ids = np.asarray(clip_ids, dtype=np.int64)
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if n < scores.size:  # sort only the clips at or above the n-th score (ties included), not the pool
+        kth = np.partition(scores, scores.size - n)[scores.size - n]
+        top = np.flatnonzero(scores >= kth)
+    else:
+        top = np.arange(scores.size)
+    return top[np.lexsort((clip_ids[top], -scores[top]))][:n]
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), so k-means compares directions (cosine)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
+def kmeans_labels(x: np.ndarray, n_clusters: int, *, seed: int, niter: int = 25, n_init: int = 10) -> np.ndarray:
+    """FAISS k-means cluster of each row of ``x``; deterministic for a seed.
+
+    k-means++ seeding alone often puts two centres in one tight group and merges two others, so
+    the best of ``n_init`` seedings (lowest within-cluster distance) is kept.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, d = x.shape
+    if not 1 <= n_clusters <= n:
+        raise ValueError(f"n_clusters must be between 1 and the {n} rows to cluster, got {n_clusters}")
+    if n_clusters == 1:
+        return np.zeros(n, dtype=np.int64)
+    km = faiss.Kmeans(d, int(n_clusters), niter=niter, nredo=n_init, seed=int(seed), min_points_per_centroid=1,
+                      max_points_per_centroid=max(256, n), init_method=faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS)
+    km.train(x)
+    _, assign = km.index.search(x, 1)
+    return assign.ravel().astype(np.int64)
+
+
+def relabel_by_first(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0, 1, ... in order of first appearance (rows are sorted most uncertain first).
+
+    Cluster 0 then holds the most uncertain candidate, and the numbering no longer depends on
+    k-means' arbitrary centroid order.
+    """
+    _, first = np.unique(labels, return_index=True)
+    old_in_order = labels[np.sort(first)]
+    mapping = {int(old): new for new, old in enumerate(old_in_order)}
+    return np.array([mapping[int(x)] for x in labels], dtype=np.int64)
+
+
+def stratified_quotas(counts: Mapping[str, int], budget: int,
+                      priority: Optional[Sequence[str]] = None) -> dict[str, int]:
+    """Equal quotas per stratum, capped by what each stratum holds, leftovers to strata with room.
+
+    Water-filling: every stratum with clips left gets an equal share of what remains; a stratum
+    that runs out keeps what it holds and its unused share goes round again. When the remainder
+    does not split evenly, the extra clips go to strata in ``priority`` order (default: by name).
+    The total is ``min(budget, sum(counts))``.
+    """
+    if budget < 0:
+        raise ValueError(f"budget must be >= 0, got {budget}")
+    order = list(priority) if priority is not None else sorted(counts)
+    if set(order) != set(counts):
+        raise ValueError("priority must list exactly the strata in counts")
+    quotas = {s: 0 for s in order}
+    remaining = min(int(budget), int(sum(counts.values())))
+    while remaining > 0:
+        open_strata = [s for s in order if quotas[s] < counts[s]]
+        share, extra = divmod(remaining, len(open_strata))
+        for i, s in enumerate(open_strata):
+            give = min(share + (1 if i < extra else 0), counts[s] - quotas[s])
+            quotas[s] += give
+            remaining -= give
+    return quotas
+
+
+def round_robin_fill(clusters: np.ndarray, strata: np.ndarray,
+                     quotas: Mapping[str, int]) -> list[int]:
+    """Positions picked, in pick order, taking clusters in turn until every quota is filled.
+
+    Rows must be sorted most uncertain first. Each round visits every cluster that still has a clip
+    in a stratum with quota left, best cluster first (the one whose best such clip is most
+    uncertain), and takes that clip; so every cluster is covered once before any is taken twice,
+    as far as the quotas allow. Quotas must not exceed the rows available per stratum.
+    """
+    left = dict(quotas)
+    members: dict[int, list[int]] = defaultdict(list)
+    for pos, c in enumerate(np.asarray(clusters).tolist()):
+        members[int(c)].append(pos)
+    heads = {c: 0 for c in members}  # index into members[c] of the next unexamined row
+    strata_list = list(strata)
+
+    def next_eligible(c: int) -> Optional[int]:
+        # Strata only ever fill up, so a row skipped here can never become eligible again.
+        rows = members[c]
+        while heads[c] < len(rows) and left.get(strata_list[rows[heads[c]]], 0) <= 0:
+            heads[c] += 1
+        return rows[heads[c]] if heads[c] < len(rows) else None
+
+    picked: list[int] = []
+    target = sum(quotas.values())
+    while len(picked) < target:
+        firsts = {c: next_eligible(c) for c in members}
+        round_order = sorted((pos, c) for c, pos in firsts.items() if pos is not None)
+        if not round_order:
+            break
+        for _, c in round_order:
+            pos = next_eligible(c)
+            if pos is None:
+                continue
+            picked.append(pos)
+            left[strata_list[pos]] -= 1
+            heads[c] += 1
+            if len(picked) == target:
+                break
+    return picked
+
+
+# --------------------------------------------------------------------------- the strategy
+class UncertainDiverse(QueryStrategy):
+    """The most uncertain clips, spread across embedding clusters and site/hour/species strata.
+
+    1. drop excluded clips; 2. keep the ``budget * candidate_factor`` most uncertain; 3. cluster
+    their L2-normalised embeddings with FAISS k-means; 4. give each stratum present among the
+    candidates an equal quota (capped by what it holds, leftovers redistributed); 5. fill the quotas
+    taking clusters in turn, most uncertain first inside a cluster. Same inputs and seed, same batch.
+
+    Parameters
+    ----------
+    candidate_factor : float >= 1, default 5
+        How many candidates per batch slot to consider; 1 is pure uncertainty sampling.
+    n_clusters : int >= 1 or None, default None
+        k for k-means; None uses min(budget, number of candidates).
+    strata : tuple of {"site", "device", "hour", "species"}, default ("site", "hour", "species")
+        Pool columns whose combinations get equal quotas; () disables stratification.
+        "species" is the top predicted label under the pool's model version.
+    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence"}, default "max_entropy"
+        Which uncertainty to rank by (higher = more uncertain; margin and least_confidence are
+        used as 1 - margin and 1 - top-1 probability).
+    random_state : int, numpy Generator or None, default None
+        Seed of the k-means; None draws a fresh seed (``sample`` records it on the run).
+
+    A budget larger than the clips left in the pool picks them all with a ``SamplerWarning``.
+    """
+
+    name = "uncertain_diverse"
+
+    def __init__(self, candidate_factor: float = 5, n_clusters: Optional[int] = None,
+                 strata: Sequence[str] = ("site", "hour", "species"),
+                 uncertainty: UncertaintyMeasure = "max_entropy", random_state: Any = None):
+        self.candidate_factor = candidate_factor
+        self.n_clusters = n_clusters
+        self.strata = strata
+        self.uncertainty = uncertainty
+        self.random_state = random_state
+
+    def _validate_params(self) -> tuple[tuple[str, ...], int]:
+        cf = self.candidate_factor
+        if isinstance(cf, bool) or not isinstance(cf, numbers.Real) or not np.isfinite(cf) or cf < 1:
+            raise ValueError(f"candidate_factor must be a number >= 1 (candidates per batch slot), got {cf!r}")
+        k = self.n_clusters
+        if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1):
+            raise ValueError(f"n_clusters must be None or an integer >= 1, got {k!r}")
+        if self.uncertainty not in UNCERTAINTY_MEASURES:
+            raise ValueError(f"uncertainty must be one of {sorted(UNCERTAINTY_MEASURES)}, got {self.uncertainty!r}")
+        return check_strata(self.strata), resolve_seed(self.random_state)
+
+    def query(self, pool: Pool, embeddings: Embeddings, budget: int, *,
+              exclude: Iterable[int] = ()) -> list[Pick]:
+        """Pick up to ``budget`` clips from ``pool`` that are not in ``exclude``; see the class doc."""
+        strata_cols, seed = self._validate_params()
+        budget = check_budget(budget)
+        avail = available_indices(pool, exclude)
+        n_pick = check_available(pool, avail, budget)
+
+        scores_all = uncertainty_scores(pool, self.uncertainty)
+        bad = avail[np.isnan(scores_all[avail])]
+        if bad.size:
+            raise ValueError(f"uncertainty {self.uncertainty!r} is NaN for {bad.size} clips (first: clip "
+                             f"{int(pool.clip_id[bad[0]])}) under model {pool.model_version.name!r}; "
+                             "re-score them before sampling")
+
+        # 2. candidates: the most uncertain, sorted most uncertain first (ties: lower clip id)
+        n_cand = min(avail.size, max(n_pick, int(np.ceil(n_pick * float(self.candidate_factor)))))
+        cand = avail[most_uncertain(scores_all[avail], pool.clip_id[avail], n_cand)]
+        cand_ids = pool.clip_id[cand]
+        cand_scores = scores_all[cand]
+
+        # 3. clusters of the candidates' embeddings
+        try:
+            x = embeddings.take(cand_ids)
+        except KeyError as e:
+            raise ValueError(f"embeddings missing for a candidate in matrix "
+                             f"{getattr(embeddings, 'name', '?')!r}: {e.args[0] if e.args else e}; "
+                             "ingest the recording's embeddings or sample under a model with them") from e
+        if not np.isfinite(x).all():
+            raise ValueError(f"embeddings of the candidates contain NaN or infinite values in matrix "
+                             f"{getattr(embeddings, 'name', '?')!r}")
+        k = int(self.n_clusters) if self.n_clusters is not None else min(n_pick, n_cand)
+        if k > n_cand:
+            warnings.warn(f"n_clusters={k} exceeds the {n_cand} candidates; using {n_cand} clusters",
+                          SamplerWarning, stacklevel=2)
+            k = n_cand
+        clusters = relabel_by_first(kmeans_labels(l2_normalize(x), k, seed=seed))
+        n_clusters_found = int(clusters.max()) + 1
+
+        # 4. quotas over the strata present among the candidates; extras go to the strata whose
+        # best candidate is most uncertain (candidates are sorted, so first appearance order)
+        keys = stratum_keys(pool, strata_cols, cand)
+        priority = list(dict.fromkeys(keys.tolist()))
+        counts = {s: int(n) for s, n in zip(*np.unique(keys, return_counts=True))}
+        quotas = stratified_quotas(counts, n_pick, priority)
+
+        # 5. fill the quotas cluster by cluster
+        order = round_robin_fill(clusters, keys, quotas)
+        return self._picks(order, cand_ids, cand_scores, clusters, n_clusters_found, keys, quotas,
+                           avail.size, bool(strata_cols))
+
+    def _picks(self, order: list[int], cand_ids: np.ndarray, cand_scores: np.ndarray,
+               clusters: np.ndarray, n_clusters: int, keys: np.ndarray, quotas: Mapping[str, int],
+               n_available: int, stratified: bool) -> list[Pick]:
+        measure = UNCERTAINTY_MEASURES[self.uncertainty]
+        n_cand = len(cand_ids)
+        per_cluster: dict[int, int] = defaultdict(int)
+        per_stratum: dict[str, int] = defaultdict(int)
+        covered: set[int] = set()
+        picks = []
+        for rank, pos in enumerate(order, start=1):
+            c, s = int(clusters[pos]), str(keys[pos])
+            per_cluster[c] += 1
+            per_stratum[s] += 1
+            covered.add(c)
+            if per_cluster[c] == 1:
+                cluster_note = "first pick from it"
+            else:
+                cluster_note = f"{ordinal(per_cluster[c])} pick from it ({len(covered)} of {n_clusters} covered)"
+            parts = [
+                f"{measure} {cand_scores[pos]:.2f} ({ordinal(pos + 1)} most uncertain of {n_cand} candidates "
+                f"among {n_available} clips not yet selected)",
+                f"cluster {c} (of {n_clusters}), {cluster_note}",
+            ]
+            if stratified:
+                parts.append(f"stratum {s}, quota {per_stratum[s]} of {quotas[s]}")
+            picks.append(Pick(clip_id=int(cand_ids[pos]), rank=rank, score=float(cand_scores[pos]), cluster=c,
+                              stratum=s if stratified else None, reason="; ".join(parts)))
+        return picks
