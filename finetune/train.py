@@ -109,7 +109,7 @@ def finetune(store: Store, workspace: Workspace, *, embedding_space: Optional[st
     mv = store.add_model_version(ModelVersion(
         name=name, kind="classifier", embedding_space=space, dim=len(classes), labels=classes,
         params={**params, "test_size": test_size, "refit": refit}, metrics=metrics,
-        artifact_path=str(artifact), parent_id=parent.id))
+        artifact_path=str(artifact), parent_id=parent.id, ready=False))
     return rescore(store, mv, head, chunk_size=chunk_size)
 
 
@@ -136,5 +136,5 @@ def rescore(store: Store, model_version: ModelVersion, head: Optional[Classifier
         ids = np.asarray(view.ids[start:stop], dtype=np.int64)
         probs = head.predict_proba(np.asarray(view.data[start:stop], dtype=np.float32))
         store.write_model_outputs(model_version, ids, probs)
-    return store.update_model_version(model_version.id,
+    return store.update_model_version(model_version.id, ready=True,
                                       metrics={**model_version.metrics, "scored_clips": len(view)})

@@ -70,6 +70,7 @@ class ModelVersion(SQLModel, table=True):
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     artifact_path: Optional[str] = None
     parent_id: Optional[int] = Field(default=None, foreign_key="modelversion.id")
+    ready: bool = Field(default=True, description="False while a head is still re-scoring the pool")
     created_at: datetime = Field(default_factory=utcnow)
 
 

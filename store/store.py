@@ -243,10 +243,14 @@ class Store:
             return list(s.execute(select(ModelVersion).order_by(ModelVersion.id)).scalars().all())
 
     def current_model_version(self) -> Optional[ModelVersion]:
-        """The newest model version that has scored clips: what ``sample`` uses by default."""
+        """The newest ready model version that has scored clips: what ``sample`` uses by default.
+
+        A head that is still re-scoring the pool (``ready`` False) is skipped, so a crash half-way
+        through re-scoring never leaves sampling on a partly scored pool.
+        """
         with self._session() as s:
             scored = select(Score.model_version_id).distinct()
-            return s.execute(select(ModelVersion).where(ModelVersion.id.in_(scored))
+            return s.execute(select(ModelVersion).where(ModelVersion.id.in_(scored), ModelVersion.ready)
                           .order_by(ModelVersion.id.desc())).scalars().first()
 
     # ---------------------------------------------------------------- model outputs and vectors

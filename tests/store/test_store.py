@@ -203,3 +203,16 @@ def test_store_reopens_with_its_data(workspace):
 def test_empty_store_says_what_to_do(store):
     with pytest.raises(StoreError, match="ingest"):
         store.pool()
+
+
+def test_a_head_still_rescoring_is_not_current(store):
+    mv = _model(store)
+    rec = _recording(store)
+    spans, probs, emb = _batch(3)
+    ids = store.add_clip_batch(rec.id, spans, mv, probs, emb)
+    head = store.ensure_model_version("head-1", "classifier", "test-space", 2, ["a", "b"])
+    head = store.update_model_version(head.id, ready=False)
+    store.write_model_outputs(head, ids[:1], np.full((1, 2), 0.5))  # crashed after the first chunk
+    assert store.current_model_version().name == "test-model"
+    store.update_model_version(head.id, ready=True)
+    assert store.current_model_version().name == "head-1"
