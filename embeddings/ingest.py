@@ -1,0 +1,394 @@
+"""Recordings in, scored and embedded windows out: the first step of the workbench.
+
+Each file is identified by the SHA-256 of its content, so ingesting the same file twice (or a
+copy of it under another name) adds nothing. A file's windows reach the store in batches, each
+one transaction, so an ingest killed half-way resumes where the last committed batch ended and
+never stores a window twice. A file that cannot be read is recorded as failed, named in the
+report, and the run goes on.
+
+Work is split over threads so both cores stay busy: a reader thread hashes, decodes and
+resamples files ahead (through a bounded queue), while the model runs on the main thread and on
+``workers - 1`` helper threads (one LiteRT interpreter each; the interpreter releases the GIL).
+The store is only written from the calling thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, iter_windows, probe
+from embeddings.birdnet import BirdNET, EmbeddingModel
+from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
+from store import Recording, Store
+
+log = logging.getLogger(__name__)
+
+#: progress(files_done, files_total, windows_done, current_path)
+ProgressCallback = Callable[[int, int, int, Optional[str]], None]
+
+_HASH_BLOCK = 1 << 20
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did.
+
+    ``audio_seconds`` counts the audio of the windows this run added; ``warnings`` lists (path, message)
+    for files ingested with a problem, such as a truncated file whose readable part was kept.
+    """
+
+    files_new: int = 0
+    files_skipped: int = 0
+    files_failed: list[tuple[str, str]] = field(default_factory=list)
+    windows_added: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def realtime_factor(self) -> float:
+        """Seconds of audio ingested per second of wall time."""
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+def find_audio_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Audio files under ``paths`` (files as given; folders searched recursively), sorted, without repeats.
+
+    Folders contribute files ending in .wav .flac .mp3 .ogg (any case); a file named explicitly is
+    taken whatever its ending, so a wrong file is reported rather than silently ignored.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    found: dict[Path, None] = {}
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            for sub in sorted(p.rglob("*")):
+                if sub.suffix.lower() in AUDIO_EXTENSIONS and sub.is_file():
+                    found.setdefault(sub.resolve(), None)
+        elif p.exists():
+            found.setdefault(p.resolve(), None)
+        else:
+            raise FileNotFoundError(f"{p} does not exist: give audio files or folders holding them")
+    return list(found)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's content, read in 1 MiB blocks (a recording is never loaded whole)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _empty_file_error(path: Path) -> AudioReadError:
+    try:
+        probe(path)
+    except AudioReadError as e:
+        return e
+    return AudioReadError(path, "is empty (0 bytes)")
+
+
+# ---------------------------------------------------------------------------- reader thread
+@dataclass
+class _Job:
+    """One file on its way through the pipeline."""
+
+    path: Path
+    content_hash: str
+    info: AudioInfo
+    meta: RecordingMetadata
+    existing: Optional[Recording]
+    resume_s: float
+    recording_id: Optional[int] = None
+    warnings: list[str] = field(default_factory=list)
+
+
+# Messages from the reader to the main thread, in file order:
+#   ("skip", path, reason)            already ingested, or same content as an earlier file of this run
+#   ("bad", path, hash|None, rec|None, reason)   unreadable before any window
+#   ("start", job)                    a file to ingest from job.resume_s
+#   ("window", job, start, end, samples)
+#   ("end", job) / ("abort", job, reason)        file finished / failed after its start
+#   ("crash", exception)              a bug in the reader: re-raised in the main thread
+#   ("eof",)
+
+
+class _Reader(threading.Thread):
+    def __init__(self, files: Sequence[Path], store: Store, sidecar: Optional[Sidecar], maxsize: int,
+                 window_s: float, sample_rate: int):
+        super().__init__(name="ingest-reader", daemon=True)
+        self.files = files
+        self.store = store
+        self.sidecar = sidecar
+        self.window_s = window_s
+        self.sample_rate = sample_rate
+        self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self.stop = threading.Event()
+
+    def put(self, msg: tuple) -> bool:
+        """Hand a message to the main thread; False once the main thread has asked to stop."""
+        while not self.stop.is_set():
+            try:
+                self.queue.put(msg, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as e:  # a bug, not a bad file: hand it over so the main thread raises it
+            self.put(("crash", e))
+        self.put(("eof",))
+
+    def _run(self) -> None:
+        seen: dict[str, Path] = {}
+        for path in self.files:
+            if self.stop.is_set():
+                return
+            try:
+                if path.stat().st_size == 0:
+                    # Every empty file has the same hash, so it cannot get a store record of its own.
+                    self.put(("bad", path, None, None, str(_empty_file_error(path))))
+                    continue
+                digest = file_sha256(path)
+            except OSError as e:
+                if not self.put(("bad", path, None, None, f"{path}: cannot be read ({e.strerror or e})")):
+                    return
+                continue
+            if digest in seen:
+                self.put(("skip", path, f"same content as {seen[digest]}"))
+                continue
+            seen[digest] = path
+            rec = self.store.find_recording(digest)
+            if rec is not None and rec.status == "done":
+                self.put(("skip", path, f"already ingested as {rec.path}"))
+                continue
+            try:
+                info = probe(path)
+            except AudioReadError as e:
+                self.put(("bad", path, digest, rec, str(e)))
+                continue
+            meta = recording_metadata(path, self.sidecar)
+            resume = self.store.ingested_until(rec.id) if rec is not None else 0.0
+            job = _Job(path, digest, info, meta, rec, resume)
+            if not self.put(("start", job)):
+                return
+            try:
+                for start, end, samples in iter_windows(path, start_s=resume, window_s=self.window_s,
+                                                        target_sr=self.sample_rate,
+                                                        on_warning=job.warnings.append):
+                    if not self.put(("window", job, start, end, samples)):
+                        return
+            except (AudioReadError, OSError) as e:
+                reason = str(e) if isinstance(e, AudioReadError) else f"{path}: cannot be read ({e})"
+                self.put(("abort", job, reason))
+                continue
+            self.put(("end", job))
+
+
+# ---------------------------------------------------------------------------- main thread
+class _Ingester:
+    """State of one run on the calling thread: inference, store writes, report, progress."""
+
+    def __init__(self, store: Store, model: Any, files_total: int, batch_windows: int, workers: int,
+                 progress: Optional[ProgressCallback]):
+        self.store = store
+        self.model = model
+        self.files_total = files_total
+        self.batch_windows = batch_windows
+        self.workers = workers
+        self.progress = progress
+        self.report = IngestReport()
+        self.files_done = 0
+        self.model_version = store.ensure_model_version(model.name, "embedding", model.name, model.dim,
+                                                        list(model.labels))
+        self.pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="ingest-model") \
+            if workers > 1 else None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _progress(self, path: Optional[Path]) -> None:
+        if self.progress is not None:
+            self.progress(self.files_done, self.files_total, self.report.windows_added,
+                          None if path is None else str(path))
+
+    def infer(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Run the model on all windows, split into contiguous parts over the model threads."""
+        n = len(windows)
+        if self.pool is None or n < 2:
+            return self.model.infer_batch(windows)
+        bounds = np.linspace(0, n, min(self.workers, n) + 1).astype(int)
+        parts = [windows[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        futures = [self.pool.submit(self.model.infer_batch, part) for part in parts[1:]]
+        try:
+            first = self.model.infer_batch(parts[0])
+        finally:
+            rest = [f.result() for f in futures]
+        results = [first, *rest]
+        return (np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results]))
+
+    def process(self, segment: list[tuple]) -> None:
+        """Infer every window of ``segment``, then apply its messages in order."""
+        windows = [m[4] for m in segment if m[0] == "window"]
+        probs, embs = self.infer(windows) if windows else (None, None)
+        pending: dict[int, list[tuple[float, float, int]]] = {}
+        jobs: dict[int, _Job] = {}
+        w = 0
+        for msg in segment:
+            kind = msg[0]
+            if kind == "window":
+                job = msg[1]
+                jobs[id(job)] = job
+                pending.setdefault(id(job), []).append((msg[2], msg[3], w))
+                w += 1
+            elif kind == "start":
+                self.start(msg[1])
+            elif kind == "end":
+                job = msg[1]
+                self.flush(job, pending.pop(id(job), []), probs, embs)
+                self.finish(job)
+            elif kind == "abort":
+                job = msg[1]
+                pending.pop(id(job), None)  # windows of a file that then failed are not kept
+                self.fail(job.path, job.content_hash, None, msg[2], job.recording_id)
+            elif kind == "bad":
+                self.fail(msg[1], msg[2], msg[3], msg[4], None)
+            elif kind == "skip":
+                self.report.files_skipped += 1
+                self.files_done += 1
+                log.info("skipped %s: %s", msg[1], msg[2])
+                self._progress(msg[1])
+        for key, rows in pending.items():  # files still going on: commit what this segment read of them
+            self.flush(jobs[key], rows, probs, embs)
+
+    def start(self, job: _Job) -> None:
+        fields = dict(path=str(job.path), site=job.meta.site, device=job.meta.device,
+                      start_time=job.meta.start_time, latitude=job.meta.latitude, longitude=job.meta.longitude,
+                      sample_rate=job.info.sample_rate, channels=job.info.channels,
+                      duration_s=job.info.duration_s, modality="audio")
+        if job.existing is None:
+            rec = self.store.add_recording(Recording(content_hash=job.content_hash, status="pending", **fields))
+        else:
+            rec = self.store.update_recording(job.existing.id, status="pending", error=None, **fields)
+            if job.resume_s > 0:
+                log.info("resuming %s at %.1f s", job.path, job.resume_s)
+        job.recording_id = rec.id
+
+    def flush(self, job: _Job, rows: list[tuple[float, float, int]], probs, embs) -> None:
+        """Store a file's windows, ``batch_windows`` per transaction."""
+        for i in range(0, len(rows), self.batch_windows):
+            chunk = rows[i:i + self.batch_windows]
+            idx = [r[2] for r in chunk]
+            spans = [(r[0], r[1]) for r in chunk]
+            ids = self.store.add_clip_batch(job.recording_id, spans, self.model_version, probs[idx], embs[idx])
+            self.report.windows_added += len(ids)
+            # Spans already stored are skipped by the store; count the audio of the new ones only.
+            self.report.audio_seconds += float(sum(e - s for s, e in spans)) * len(ids) / len(spans)
+            self._progress(job.path)
+
+    def finish(self, job: _Job) -> None:
+        for msg in job.warnings:
+            log.warning("%s", msg)
+            self.report.warnings.append((str(job.path), msg))
+        # A done recording keeps its warnings (e.g. "truncated at 5.0 s") where the UI shows errors.
+        self.store.update_recording(job.recording_id, status="done", error="; ".join(job.warnings) or None)
+        self.report.files_new += 1
+        self.files_done += 1
+        self._progress(job.path)
+
+    def fail(self, path: Path, content_hash: Optional[str], existing: Optional[Recording], reason: str,
+             recording_id: Optional[int]) -> None:
+        log.warning("not ingested: %s", reason)
+        if content_hash is not None:
+            if recording_id is None and existing is not None:
+                recording_id = existing.id
+            if recording_id is None:
+                self.store.add_recording(Recording(path=str(path), content_hash=content_hash, modality="audio",
+                                                   status="failed", error=reason))
+            else:
+                self.store.update_recording(recording_id, path=str(path), status="failed", error=reason)
+        self.report.files_failed.append((str(path), reason))
+        self.files_done += 1
+        self._progress(path)
+
+
+def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store, *,
+           model: Optional[EmbeddingModel] = None, metadata_csv: str | os.PathLike | None = None,
+           batch_windows: int = 64, progress: Optional[ProgressCallback] = None,
+           workers: Optional[int] = None) -> IngestReport:
+    """Ingest audio files and folders into ``store``: windows, probabilities, embeddings, scores.
+
+    ``model`` defaults to BirdNET V2.4. ``metadata_csv`` is a sidecar CSV (file, site, device,
+    start_time, latitude, longitude) that overrides what file and folder names say.
+    ``batch_windows`` windows make one store transaction. ``progress(files_done, files_total,
+    windows_done, current_path)`` is called after every batch and every file; an exception it raises
+    stops the run (committed batches stay; a rerun resumes). ``workers`` threads run the model
+    (default: 2 on a machine with at least 2 cores); each holds its own BirdNET interpreter (about
+    250 MB, and about a second to warm up), so pass the same ``model`` to repeated calls.
+
+    Unreadable files are reported in ``files_failed`` and stored as failed recordings with their
+    reason; an empty (0-byte) file is only reported, since all empty files share one content hash.
+    """
+    started = time.perf_counter()
+    if not isinstance(batch_windows, int) or batch_windows < 1:
+        raise ValueError(f"batch_windows must be a positive int, got {batch_windows!r}")
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    files = find_audio_files(paths)
+    sidecar = Sidecar(metadata_csv).read() if metadata_csv is not None else None
+    if model is None:
+        model = BirdNET()
+    if hasattr(model, "load"):
+        model.load()  # fail now, not after the first file, when the model files are missing
+    runner = _Ingester(store, model, len(files), batch_windows, workers, progress)
+    window_s = float(getattr(model, "window_s", 3.0))
+    sample_rate = int(getattr(model, "sample_rate", 48000))
+    reader = _Reader(files, store, sidecar, maxsize=batch_windows, window_s=window_s, sample_rate=sample_rate)
+    reader.start()
+    try:
+        segment: list[tuple] = []
+        n_windows = 0
+        while True:
+            msg = reader.queue.get()
+            if msg[0] == "crash":
+                raise msg[1]
+            if msg[0] == "eof":
+                break
+            segment.append(msg)
+            n_windows += msg[0] == "window"
+            if n_windows >= batch_windows or (msg[0] != "window" and reader.queue.empty() and n_windows == 0):
+                runner.process(segment)
+                segment, n_windows = [], 0
+        if segment:
+            runner.process(segment)
+    finally:
+        reader.stop.set()
+        while reader.is_alive():
+            try:
+                reader.queue.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        reader.join()
+        runner.close()
+    report = runner.report
+    report.wall_seconds = time.perf_counter() - started
+    return report
