@@ -47,6 +47,8 @@ def port_in_use(port: int, host: str = HOST) -> bool:
         except OSError:
             pass
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as the server will: a port merely in TIME_WAIT after a restart is free
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -202,7 +204,7 @@ class LocalLabelStudio:
                      if int(state.get("port", -1)) != self.resolved_port else f"but does not answer {self.url}/health")
             raise LabelStudioServerError(
                 f"this workspace's Label Studio already runs (pid {state['pid']}) {where}; stop it first "
-                f"(LocalLabelStudio.stop() or the workbench stop command), then start again")
+                f"(`workbench stop` or LocalLabelStudio.stop()), then start again")
         if port_in_use(self.resolved_port):
             raise LabelStudioServerError(
                 f"port {self.resolved_port} on {HOST} is already in use by another program, so Label Studio cannot "

@@ -31,3 +31,37 @@ def store(workspace):
     st = workspace.open_store()
     yield st
     st.close()
+
+
+# ---------------------------------------------------------------------------- Label Studio (one per session)
+@pytest.fixture(scope="session")
+def labelstudio(tmp_path_factory):
+    """ONE real Label Studio for the whole session: free port on 127.0.0.1, fresh data dir, random token.
+
+    Yields a namespace with ``url``, ``token``, ``settings`` (LabelStudioSettings), ``workspace`` (whose
+    ``media`` is the server's local-files document root) and ``server`` (the LocalLabelStudio).
+    Cold start (database migrations) takes about 20-40 s.
+    """
+    import secrets
+    import shutil
+    import socket
+    import sys
+    from types import SimpleNamespace
+
+    if not (Path(sys.executable).parent / "label-studio").exists() and shutil.which("label-studio") is None:
+        pytest.skip("needs the `label-studio` executable (pip install 'biodiversity-workbench[server]')")
+    from annotation.server import LocalLabelStudio
+    from workbench.config import LabelStudioSettings, Workspace
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ws = Workspace.resolve(tmp_path_factory.mktemp("labelstudio") / "ws")
+    settings = LabelStudioSettings(url=f"http://127.0.0.1:{port}", token=secrets.token_hex(20),
+                                   username="tester@workbench.local", password=secrets.token_urlsafe(12))
+    server = LocalLabelStudio(ws, settings, port=port)
+    server.start(timeout=240)
+    try:
+        yield SimpleNamespace(url=server.url, token=settings.token, settings=settings, workspace=ws, server=server)
+    finally:
+        server.stop()

@@ -1,0 +1,551 @@
+"""Talk to Label Studio: make the project, push a sampling run's clips as tasks, pull annotations back.
+
+Label Studio is the annotators' tool; the store stays the source of truth for the workbench. Both
+directions are safe to rerun:
+
+* ``push`` reconciles with the tasks already in the project (by ``data.clip_id``) before importing, so
+  a rerun, even after a crash between the import and the store's record, never duplicates a task.
+* ``pull`` re-reads tasks whose ``updated_at`` is past the stored watermark (minus a small overlap) and
+  upserts their annotations, so new, edited and deleted annotations all reach the store, and rereading
+  is harmless.
+
+Pre-annotations carry the model version and its top-1 probability. A predicted species outside the
+label set is left out of the pre-annotation (not mapped to "Other": a ticked "Other" would nudge the
+annotator); every pre-annotation is validated against the project's config before it is sent, and one
+that does not fit (the config was edited in Label Studio) stops the push with the clip and label named.
+An annotation that chooses a label outside the project's label set is stored as ``rejected`` with a note
+naming the label, so nothing is lost and it is never trained on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+from label_studio_sdk.label_interface import LabelInterface
+
+from annotation.clips import CutClip, cut_clip
+from annotation.config import AUDIO, SPECIES, WINDOW, label_config, species_labels, validate_config
+from annotation.errors import AnnotationError, AnnotationServerError
+from store import Annotation, ClipInfo, LabelSet, ModelVersion, SamplingRun, Store, StoreError, Task
+from workbench.config import LabelStudioSettings, Workspace
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AnnotationError", "AnnotationServerError", "LabelStudioClient", "PullReport", "PushReport",
+           "build_prediction", "DEFAULT_TITLE_PREFIX"]
+
+DEFAULT_TITLE_PREFIX = "Workbench: "
+LABEL_SET_MARKER = "workbench label set: "
+LS_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the only format Label Studio's Datetime filter accepts
+DOCUMENT_ROOT_ENV = ("LABEL_STUDIO_DOCUMENT_ROOT", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
+
+
+@dataclass
+class PushReport:
+    """``created`` new tasks; ``skipped`` clips of the selection already in the project."""
+
+    created: int
+    skipped: int
+    project_id: int = 0
+    run_id: int = 0
+    task_ids: dict[int, int] = field(default_factory=dict)  # clip id -> Label Studio task id, whole selection
+
+
+@dataclass
+class PullReport:
+    """Annotations seen by one pull.
+
+    ``new``, ``updated`` and ``unchanged`` partition every annotation read; ``rejected`` counts those of
+    them newly stored as rejected (a label outside the label set, or no species chosen), ``skipped`` those
+    the annotator skipped, ``deleted`` annotations Label Studio no longer has. ``problems`` says why.
+    """
+
+    new: int = 0
+    updated: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    tasks_read: int = 0
+    watermark: Optional[datetime] = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _aware(value: Any) -> Optional[datetime]:
+    """A Label Studio timestamp (ISO string or datetime) as aware UTC; None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """Field of an SDK model or of a plain dict (the SDK returns both, depending on the endpoint)."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def build_prediction(clip_id: int, predictions: Sequence[tuple[str, float]], labels: Sequence[str],
+                     window: tuple[float, float], model_version: str, interface: LabelInterface,
+                     min_probability: float = 0.1) -> dict[str, Any]:
+    """One pre-annotation: the species of ``labels`` predicted with p >= ``min_probability`` ticked, the window drawn.
+
+    ``score`` is the top-1 probability. The result is validated against ``interface`` (the project's
+    config); a mismatch raises ``AnnotationError`` naming the clip and the label.
+    """
+    allowed = set(labels)
+    ticked = [lab for lab, p in predictions if p >= min_probability and lab in allowed]
+    result: list[dict[str, Any]] = []
+    if ticked:
+        result.append({"from_name": SPECIES, "to_name": AUDIO, "type": "choices", "value": {"choices": ticked}})
+    result.append({"id": f"window-{clip_id}", "from_name": WINDOW, "to_name": AUDIO, "type": "labels",
+                   "readonly": False,
+                   "value": {"start": float(window[0]), "end": float(window[1]), "channel": 0, "labels": [WINDOW]}})
+    pred = {"model_version": model_version, "score": float(predictions[0][1]) if predictions else 0.0,
+            "result": result}
+    errors = interface.validate_prediction(pred, return_errors=True)
+    if errors:
+        try:
+            choices = set(interface.get_control(SPECIES).labels)
+        except Exception:  # noqa: BLE001 - the SDK raises a bare Exception for a missing tag
+            choices = set()
+        bad = [lab for lab in ticked if lab not in choices]
+        what = (f"label {bad[0]!r} is not a choice of the project's label config" if bad
+                else "it does not fit the project's label config")
+        raise AnnotationError(
+            f"pre-annotation of clip {clip_id}: {what} ({'; '.join(errors)}). The project's config was probably "
+            f"edited in Label Studio: recreate it from the label set with ensure_project(), or push with a "
+            f"label set that matches it")
+    return pred
+
+
+class LabelStudioClient:
+    """The workbench's view of one Label Studio server (URL and token from ``settings``).
+
+    Parameters
+    ----------
+    settings : LabelStudioSettings
+        URL and API token (legacy token or personal access token).
+    timeout : float
+        Seconds per HTTP request.
+    max_retries : int
+        Retries of a failed request (the SDK backs off between them).
+    document_root : path, optional
+        The server's local-files document root (LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT). Default: the
+        environment's LABEL_STUDIO_DOCUMENT_ROOT, else the workspace's ``media`` folder (what
+        ``LocalLabelStudio`` serves). Clip URLs are relative to it.
+    """
+
+    def __init__(self, settings: LabelStudioSettings, timeout: float = 30.0, max_retries: int = 1,
+                 document_root: Optional[Path | str] = None):
+        self.settings = settings
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.document_root = document_root
+        self._sdk: Optional[LabelStudio] = None
+        self._users: dict[int, str] = {}
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def sdk(self) -> LabelStudio:
+        """The SDK client (made on first use)."""
+        if self._sdk is None:
+            self._sdk = LabelStudio(base_url=self.settings.url, api_key=self.settings.token,
+                                    timeout=self.timeout, max_retries=self.max_retries)
+        return self._sdk
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.settings.token, "***") if self.settings.token else text
+
+    @contextlib.contextmanager
+    def _call(self, what: str) -> Iterator[None]:
+        """Map the SDK's and httpx's failures to ``AnnotationServerError`` naming the URL and the fix."""
+        url = self.settings.url
+        try:
+            yield
+        except httpx.TimeoutException as e:
+            raise AnnotationServerError(
+                f"Label Studio at {url} did not answer in {self.timeout:.0f} s while trying to {what}; it may be "
+                f"overloaded or still starting: retry, or raise the client's timeout") from e
+        except httpx.TransportError as e:
+            raise AnnotationServerError(
+                f"cannot reach Label Studio at {url} (trying to {what}: {type(e).__name__}). Is it running? Start "
+                f"the workspace's server with `workbench serve`, or set LABEL_STUDIO_URL to a running one") from e
+        except ApiError as e:
+            status = e.status_code
+            if status == 401:
+                raise AnnotationServerError(
+                    f"Label Studio at {url} rejected the API token (401 Unauthorized) while trying to {what}: set "
+                    f"LABEL_STUDIO_API_KEY to a valid token, or fix 'token' in the workspace's secrets.json (the "
+                    f"local server keeps the token its data dir was first created with)") from e
+            if status == 403:
+                raise AnnotationServerError(
+                    f"Label Studio at {url} refused to {what} (403 Forbidden): the token's user lacks the "
+                    f"permission; use an administrator's token") from e
+            detail = e.body.get("detail") or e.body.get("validation_errors") if isinstance(e.body, dict) else e.body
+            raise AnnotationServerError(self._redact(
+                f"Label Studio at {url} answered {status} when trying to {what}: {detail}")) from e
+
+    def check(self) -> str:
+        """Fail early with a clear message when the server is down or the token is wrong; return the user's email."""
+        with self._call("check the API token"):
+            me = self.sdk.users.whoami()
+        return str(_get(me, "email") or _get(me, "username") or "")
+
+    # ------------------------------------------------------------------ projects
+    def _project(self, project_id: int) -> Any:
+        with self._call(f"read project {project_id}"):
+            return self.sdk.projects.get(id=int(project_id))
+
+    def find_project(self, title: str) -> Optional[int]:
+        """Id of the oldest project with exactly this title, or None."""
+        with self._call(f"list projects titled {title!r}"):
+            found = [int(p.id) for p in self.sdk.projects.list(title=title, page_size=100) if p.title == title]
+        return min(found) if found else None
+
+    def ensure_project(self, label_set: LabelSet, title: Optional[str] = None, *,
+                       workspace: Optional[Workspace] = None) -> int:
+        """The id of the project titled ``title`` (default from the label set's name), created if missing.
+
+        A reused project whose config differs gets the label set's config (Label Studio refuses the change
+        if existing annotations use a label it drops). With ``workspace``, the local-files storage that
+        lets Label Studio serve the workspace's clips is ensured too (``push`` always ensures it).
+        """
+        title = title or f"{DEFAULT_TITLE_PREFIX}{label_set.name}"
+        config = label_config(label_set.labels)
+        description = (f"Clips picked by the active-learning workbench. Tick every species you hear.\n"
+                       f"{LABEL_SET_MARKER}{label_set.name}")
+        pid = self.find_project(title)
+        if pid is None:
+            with self._call(f"create project {title!r}"):
+                pid = int(self.sdk.projects.create(title=title, label_config=config, description=description).id)
+            log.info("created Label Studio project %s (%r) for label set %r", pid, title, label_set.name)
+        else:
+            project = self._project(pid)
+            if project.label_config != config or (project.description or "") != description:
+                with self._call(f"update the label config of project {pid} ({title!r}) to label set "
+                                f"{label_set.name!r} (or use a new project title for a new label set)"):
+                    self.sdk.projects.update(id=pid, label_config=config, description=description)
+                log.info("updated project %s (%r) to label set %r", pid, title, label_set.name)
+        if workspace is not None:
+            self.ensure_storage(pid, workspace)
+        return pid
+
+    def _document_root(self, workspace: Workspace) -> Path:
+        """Where the server's ``/data/local-files/?d=`` paths start; the workspace's clips must lie below it."""
+        root = self.document_root or next((os.environ[k] for k in DOCUMENT_ROOT_ENV if os.environ.get(k)), None)
+        root = Path(root or workspace.media).resolve()
+        if not workspace.clips.resolve().is_relative_to(root):
+            raise AnnotationError(
+                f"the clips folder {workspace.clips} is not below Label Studio's document root {root}, so the "
+                f"server cannot serve them: use a workspace inside it, or set LABEL_STUDIO_DOCUMENT_ROOT to the "
+                f"server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
+        return root
+
+    def ensure_storage(self, project_id: int, workspace: Workspace) -> None:
+        """A local-files import storage over ``workspace.clips``: without it Label Studio answers 404 for the clips.
+
+        It is never synced (that would import every clip file as a task); it only grants access.
+        """
+        root = self._document_root(workspace)
+        clips = workspace.clips
+        clips.mkdir(parents=True, exist_ok=True)
+        path = str(clips.resolve())
+        with self._call(f"list the local-files storages of project {project_id}"):
+            storages = list(self.sdk.import_storage.local.list(project=int(project_id)))
+        if any(str(_get(s, "path", "")).rstrip("/") == path for s in storages):
+            return
+        with self._call(f"add a local-files storage for {path} to project {project_id} (the server's "
+                        f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT must be {root} or a folder above it)"):
+            self.sdk.import_storage.local.create(project=int(project_id), path=path, use_blob_urls=True,
+                                                 title="workbench clips")
+
+    def project_task_ids(self, project_id: int) -> dict[int, int]:
+        """clip id -> task id of the tasks in a project that carry a ``clip_id`` (oldest task wins)."""
+        out: dict[int, int] = {}
+        with self._call(f"list the tasks of project {project_id}"):
+            for t in self.sdk.tasks.list(project=int(project_id), include="id,data", page_size=500):
+                clip = (_get(t, "data") or {}).get("clip_id")
+                if clip is None:
+                    continue
+                tid = int(_get(t, "id"))
+                out[int(clip)] = min(tid, out.get(int(clip), tid))
+        return out
+
+    # ------------------------------------------------------------------ push
+    def push(self, store: Store, workspace: Workspace, project_id: int, run_id: Optional[int] = None,
+             model_version: ModelVersion | str | int | None = None, *, context_s: float = 2.0,
+             min_probability: float = 0.1, batch_size: int = 100) -> PushReport:
+        """Send a sampling run's clips (default: the last run) to the project as tasks with pre-annotations.
+
+        Clips already in the project are skipped (and recorded in the store if a crashed push left them
+        unrecorded). Every pre-annotation is validated before anything is imported.
+        """
+        run = self._run(store, run_id)
+        mv = self._model_version(store, model_version, run.model_version_id)
+        picks = store.selections(run.id)
+        project = self._project(project_id)
+        interface = validate_config(project.label_config)
+        allowed = species_labels(project.label_config)
+        label_set = self._label_set_of(store, project)
+        labels = list(label_set.labels) if label_set is not None else allowed
+        self.ensure_storage(project_id, workspace)
+
+        in_project = self.project_task_ids(project_id)
+        recorded = store.tasks(project_id)
+        label_set_id = label_set.id if label_set is not None else None
+        healed = [Task(project_id=int(project_id), clip_id=c, ls_task_id=in_project[c], label_set_id=label_set_id,
+                       run_id=run.id) for c in dict.fromkeys(p.clip_id for p in picks)
+                  if c in in_project and c not in recorded]
+        if healed:
+            log.info("project %s already holds %d task(s) of run %s the store had not recorded; recording them",
+                     project_id, len(healed), run.id)
+            store.add_tasks(healed)
+        gone = [p.clip_id for p in picks if p.clip_id in recorded and p.clip_id not in in_project]
+        if gone:
+            log.warning("%d clip(s) of run %s were pushed to project %s before but their tasks were deleted "
+                        "there; not pushing them again (e.g. clip %s)", len(gone), run.id, project_id, gone[0])
+        todo = list(dict.fromkeys(p.clip_id for p in picks if p.clip_id not in in_project and p.clip_id not in recorded))
+
+        payload = self._build_tasks(store, workspace, self._document_root(workspace), todo, mv, labels, interface,
+                                    context_s, min_probability)
+        for start in range(0, len(payload), batch_size):
+            batch = payload[start:start + batch_size]
+            with self._call(f"import {len(batch)} task(s) into project {project_id}"):
+                self.sdk.projects.import_tasks(id=int(project_id), request=batch, return_task_ids=True)
+        if payload:
+            self._use_model_version(project, mv.name)
+            in_project = self.project_task_ids(project_id)
+            missing = [c for c in todo if c not in in_project]
+            if missing:
+                raise AnnotationServerError(f"Label Studio at {self.settings.url} accepted the import but project "
+                                            f"{project_id} lacks the tasks of {len(missing)} clip(s) (e.g. clip "
+                                            f"{missing[0]}); push again to reconcile")
+            store.add_tasks([Task(project_id=int(project_id), clip_id=c, ls_task_id=in_project[c],
+                                  label_set_id=label_set_id, run_id=run.id) for c in todo])
+        log.info("pushed run %s to project %s: %d new task(s), %d already there", run.id, project_id,
+                 len(todo), len(picks) - len(todo))
+        return PushReport(created=len(todo), skipped=len(picks) - len(todo), project_id=int(project_id),
+                          run_id=int(run.id), task_ids={p.clip_id: in_project[p.clip_id] for p in picks
+                                                        if p.clip_id in in_project})
+
+    @staticmethod
+    def _run(store: Store, run_id: Optional[int]) -> SamplingRun:
+        if run_id is None:
+            run = store.last_sampling_run()
+            if run is None:
+                raise AnnotationError("the store holds no sampling run: run `workbench sample` before pushing")
+            return run
+        for run in store.sampling_runs():
+            if run.id == int(run_id):
+                return run
+        raise AnnotationError(f"no sampling run {run_id} in this store; `workbench status` lists the runs")
+
+    @staticmethod
+    def _model_version(store: Store, model_version: ModelVersion | str | int | None,
+                       run_model_version_id: Optional[int]) -> ModelVersion:
+        if isinstance(model_version, ModelVersion):
+            return model_version
+        if model_version is not None:
+            return store.model_version(model_version)
+        if run_model_version_id is not None:
+            return store.model_version(int(run_model_version_id))
+        mv = store.current_model_version()
+        if mv is None:
+            raise AnnotationError("the store holds no scored clips, so there is nothing to pre-annotate with: "
+                                  "ingest audio first")
+        return mv
+
+    @staticmethod
+    def _label_set_of(store: Store, project: Any) -> Optional[LabelSet]:
+        """The store's label set named in the project's description (set by ``ensure_project``)."""
+        m = re.search(re.escape(LABEL_SET_MARKER) + r"(.+)$", project.description or "", flags=re.M)
+        if not m:
+            return None
+        name = m.group(1).strip()
+        ls = store.label_set(name)
+        if ls is None:
+            log.warning("project %s names label set %r, which this store lacks; using its config's choices",
+                        project.id, name)
+        return ls
+
+    def _use_model_version(self, project: Any, name: str) -> None:
+        """Label Studio pre-labels with the predictions of the project's model version: point it at ours."""
+        if (project.model_version or "") != name:
+            with self._call(f"set the model version of project {project.id} to {name!r}"):
+                self.sdk.projects.update(id=int(project.id), model_version=name)
+
+    @staticmethod
+    def _build_tasks(store: Store, workspace: Workspace, document_root: Path, clip_ids: list[int], mv: ModelVersion,
+                     labels: Sequence[str], interface: LabelInterface, context_s: float,
+                     min_probability: float) -> list[dict[str, Any]]:
+        if not clip_ids:
+            return []
+        infos = store.clips(clip_ids)
+        preds = store.predictions(clip_ids, mv.id)
+        tasks = []
+        for info in infos:
+            cut = cut_clip(info, workspace.clips, context_s=context_s)
+            pred = build_prediction(info.clip_id, preds.get(info.clip_id, []), labels,
+                                    (cut.window_start, cut.window_end), mv.name, interface, min_probability)
+            tasks.append({"data": task_data(info, cut, document_root), "predictions": [pred]})
+        return tasks
+
+    # ------------------------------------------------------------------ pull
+    def pull(self, store: Store, project_id: int, *, overlap_s: float = 2.0) -> PullReport:
+        """Bring the project's new, edited and deleted annotations into the store (incremental, rerunnable).
+
+        Tasks updated after the stored watermark minus ``overlap_s`` are read (the overlap covers
+        transactions that committed out of order); upserting is idempotent, so rereading is harmless.
+        """
+        project = self._project(project_id)
+        allowed = set(species_labels(project.label_config))
+        watermark = store.watermark(int(project_id))
+        watermark = _aware(watermark) if watermark is not None else None
+        query = None
+        if watermark is not None:
+            since = (watermark - timedelta(seconds=overlap_s)).astimezone(timezone.utc)
+            query = json.dumps({"filters": {"conjunction": "and", "items": [
+                {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
+                 "value": since.strftime(LS_TIME_FORMAT)}]}})
+        report = PullReport(watermark=watermark)
+        by_task = {t: c for c, t in store.tasks(int(project_id)).items()}
+        with self._call(f"list the updated tasks of project {project_id}"):
+            tasks = list(self.sdk.tasks.list(project=int(project_id), fields="all", query=query, page_size=100))
+        newest = watermark
+        for t in tasks:
+            report.tasks_read += 1
+            tid = int(_get(t, "id"))
+            clip_id = by_task.get(tid)
+            if clip_id is None:
+                clip_id = self._adopt_task(store, int(project_id), tid, _get(t, "data") or {}, report)
+                if clip_id is None:
+                    continue
+            keep = []
+            for a in _get(t, "annotations") or []:
+                ann = self._annotation(a, int(project_id), tid, clip_id, allowed)
+                keep.append(ann.ls_annotation_id)
+                outcome = store.upsert_annotation(ann)
+                setattr(report, outcome, getattr(report, outcome) + 1)
+                if outcome != "unchanged" and ann.state == "rejected":
+                    if (ann.note or "").startswith("skipped"):
+                        report.skipped += 1
+                    else:
+                        report.rejected += 1
+                        report.problems.append(f"clip {clip_id}, annotation {ann.ls_annotation_id}: {ann.note}")
+            report.deleted += store.mark_annotations_deleted(int(project_id), tid, keep)
+            updated = _aware(_get(t, "updated_at"))
+            if updated is not None and (newest is None or updated > newest):
+                newest = updated
+        report.deleted += self._deleted_tasks(store, int(project_id), report)
+        if newest is not None and newest != watermark:
+            store.set_watermark(int(project_id), newest)
+        report.watermark = newest
+        log.info("pulled project %s: %d task(s) read, %d new, %d updated, %d deleted, %d rejected, %d unchanged",
+                 project_id, report.tasks_read, report.new, report.updated, report.deleted, report.rejected,
+                 report.unchanged)
+        return report
+
+    def _deleted_tasks(self, store: Store, project_id: int, report: PullReport) -> int:
+        """Annotations of tasks deleted in Label Studio (a deleted task never shows up as updated)."""
+        recorded = store.tasks(project_id)
+        if not recorded:
+            return 0
+        present = set(self.project_task_ids(project_id).values())
+        gone = 0
+        for clip_id, tid in recorded.items():
+            if tid not in present:
+                n = store.mark_annotations_deleted(project_id, tid, keep=())
+                if n:
+                    report.problems.append(f"task {tid} (clip {clip_id}) was deleted in Label Studio: its "
+                                           f"{n} annotation(s) are marked deleted")
+                gone += n
+        return gone
+
+    @staticmethod
+    def _adopt_task(store: Store, project_id: int, task_id: int, data: dict, report: PullReport) -> Optional[int]:
+        """Clip id of a task the store has not recorded (a push that crashed after the import), recording it."""
+        raw = data.get("clip_id")
+        try:
+            clip_id = int(raw)
+        except (TypeError, ValueError):
+            report.problems.append(f"task {task_id} has no usable data.clip_id ({raw!r}): not pushed by the "
+                                   f"workbench; ignored")
+            return None
+        try:
+            store.clips([clip_id])
+        except StoreError as e:
+            report.problems.append(f"task {task_id} names clip {clip_id}, which this store lacks ({e}): pushed "
+                                   f"from another workspace? ignored")
+            return None
+        store.add_tasks([Task(project_id=project_id, clip_id=clip_id, ls_task_id=task_id)])
+        return clip_id
+
+    def _annotation(self, a: Any, project_id: int, task_id: int, clip_id: int, allowed: set[str]) -> Annotation:
+        labels: list[str] = []
+        for item in _get(a, "result") or []:
+            if _get(item, "from_name") == SPECIES and _get(item, "type") == "choices":
+                for lab in (_get(item, "value") or {}).get("choices") or []:
+                    if lab not in labels:
+                        labels.append(lab)
+        outside = [lab for lab in labels if lab not in allowed]
+        if _get(a, "was_cancelled"):
+            state, note = "rejected", "skipped by the annotator in Label Studio"
+        elif outside:
+            state = "rejected"
+            note = (f"label(s) outside the label set: {', '.join(repr(x) for x in outside)}; kept, never trained on; "
+                    f"add them to a new label set or correct the annotation in Label Studio")
+        elif not labels:
+            state, note = "rejected", "no species chosen (tick Noise for a clip without any species)"
+        else:
+            state, note = "active", None
+        return Annotation(clip_id=int(clip_id), project_id=project_id, ls_task_id=task_id,
+                          ls_annotation_id=int(_get(a, "id")), labels=labels,
+                          annotator=self._annotator(_get(a, "completed_by")),
+                          created_at=_aware(_get(a, "created_at")), updated_at=_aware(_get(a, "updated_at")),
+                          state=state, note=note)
+
+    def _annotator(self, completed_by: Any) -> Optional[str]:
+        """The annotator's email (cached per user id)."""
+        if completed_by is None:
+            return None
+        if isinstance(completed_by, dict):
+            return completed_by.get("email") or str(completed_by.get("id"))
+        uid = int(completed_by)
+        if uid not in self._users:
+            try:
+                with self._call(f"read user {uid}"):
+                    self._users[uid] = str(self.sdk.users.get(id=uid).email)
+            except AnnotationServerError as e:
+                log.warning("cannot resolve Label Studio user %s (%s); storing the user id", uid, e)
+                self._users[uid] = f"user:{uid}"
+        return self._users[uid]
+
+    def __repr__(self) -> str:
+        return f"LabelStudioClient(url={self.settings.url!r}, token=***)"
+
+
+def task_data(info: ClipInfo, cut: CutClip, document_root: Path) -> dict[str, Any]:
+    """The task's data: the clip URL Label Studio serves from its local-files root, and what the header shows."""
+    rel = cut.path.resolve().relative_to(Path(document_root).resolve()).as_posix()
+    when = "time unknown"
+    if info.start_time is not None:
+        when = (info.start_time + timedelta(seconds=float(info.start_s))).isoformat(sep=" ", timespec="seconds")
+    return {AUDIO: f"/data/local-files/?d={rel}", "clip_id": int(info.clip_id),
+            "window_start": round(cut.window_start, 3), "window_end": round(cut.window_end, 3),
+            "site": info.site or "unknown", "time": when, "file": Path(info.path).name}

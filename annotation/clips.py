@@ -1,0 +1,97 @@
+"""Audio clips for annotators: the scored window plus some context, as a small WAV Label Studio can serve.
+
+The source is read by seeking (a field recording can be hours long, so it is never loaded whole), at its
+native sample rate (no resampling artefacts in what the expert hears), mixed down to mono 16-bit PCM.
+A clip is written to a temporary name and renamed, so the server never serves half a file and a rerun
+reuses finished clips.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from annotation.errors import AnnotationError
+from store import ClipInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CutClip:
+    """A clip file and where the model's window lies inside it (seconds from the clip file's start)."""
+
+    path: Path
+    window_start: float
+    window_end: float
+    duration: float
+    sample_rate: int
+
+
+def clip_filename(clip_id: int) -> str:
+    """The file name of a clip: one per store clip id."""
+    return f"clip-{int(clip_id)}.wav"
+
+
+def cut_clip(info: ClipInfo, out_dir: Path | str, context_s: float = 2.0) -> CutClip:
+    """Cut ``info``'s window with ``context_s`` seconds on both sides (clamped to the file) into ``out_dir``.
+
+    An existing clip file of the expected length is reused (idempotent). Returns the clip's path and the
+    window's offsets inside it.
+    """
+    if context_s < 0:
+        raise ValueError(f"context_s must be >= 0 seconds, got {context_s!r}")
+    if info.modality != "audio":
+        raise AnnotationError(f"clip {info.clip_id} is a {info.modality!r} clip, not audio: only audio clips are cut")
+    if not info.end_s > info.start_s:
+        raise AnnotationError(f"clip {info.clip_id} has an empty window ({info.start_s} s to {info.end_s} s)")
+    src = Path(info.path)
+    out_dir = Path(out_dir)
+    out = out_dir / clip_filename(info.clip_id)
+    try:
+        with sf.SoundFile(src) as f:
+            sr, frames = int(f.samplerate), int(f.frames)
+            w0 = int(round(info.start_s * sr))
+            w1 = min(frames, int(round(info.end_s * sr)))
+            if w0 >= frames:
+                raise AnnotationError(
+                    f"clip {info.clip_id} starts at {info.start_s} s but {src} lasts only {frames / sr:.2f} s: "
+                    f"the file changed since it was ingested; re-ingest it")
+            a = max(0, int(round((info.start_s - context_s) * sr)))
+            b = min(frames, int(round((info.end_s + context_s) * sr)))
+            result = CutClip(out, (w0 - a) / sr, (w1 - a) / sr, (b - a) / sr, sr)
+            if _is_complete(out, b - a, sr):
+                return result
+            f.seek(a)
+            if f.channels == 1:
+                audio = f.read(b - a, dtype="int16")  # exact for 16-bit sources
+            else:
+                audio = f.read(b - a, dtype="float32", always_2d=True).mean(axis=1)
+    except sf.LibsndfileError as e:
+        raise AnnotationError(f"cannot read clip {info.clip_id} from {src}: {e}; is the file still there "
+                              f"and a format libsndfile reads (wav, flac, ogg, mp3)?") from e
+    if len(audio) != b - a:
+        raise AnnotationError(f"{src} ended early: read {len(audio)} of {b - a} frames for clip {info.clip_id}; "
+                              f"the file may be truncated")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        sf.write(tmp, np.ascontiguousarray(audio), sr, subtype="PCM_16", format="WAV")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.debug("cut clip %s: %s [%.2f s, %.2f s] -> %s", info.clip_id, src, a / sr, b / sr, out)
+    return result
+
+
+def _is_complete(path: Path, frames: int, sample_rate: int) -> bool:
+    try:
+        got = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError):
+        return False
+    return got.frames == frames and got.samplerate == sample_rate and got.channels == 1

@@ -1,0 +1,121 @@
+"""cut_clip: window + context, clamped to the file, native rate, mono 16-bit, read by seeking, idempotent."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from annotation.clips import clip_filename, cut_clip
+from annotation.errors import AnnotationError
+from store import ClipInfo
+
+SR = 8000
+
+
+def info(path, start, end, clip_id=7, modality="audio"):
+    return ClipInfo(clip_id=clip_id, recording_id=1, path=str(path), modality=modality, start_s=start, end_s=end,
+                    site="pond", device="AM-1", start_time=datetime(2024, 5, 1, 5, 0), sample_rate=None)
+
+
+@pytest.fixture
+def ramp(tmp_path):
+    """20 s mono 16-bit file whose sample i holds i // 8 (so every sample's position can be read back)."""
+    data = (np.arange(20 * SR) // 8).astype(np.int16)
+    path = tmp_path / "ramp.wav"
+    sf.write(path, data, SR, subtype="PCM_16")
+    return path, data
+
+
+def test_window_with_context_in_the_middle(ramp, tmp_path):
+    path, data = ramp
+    cut = cut_clip(info(path, 6.0, 9.0), tmp_path / "clips", context_s=2.0)
+    assert cut.path == tmp_path / "clips" / clip_filename(7) and cut.path.name == "clip-7.wav"
+    assert (cut.window_start, cut.window_end, cut.duration, cut.sample_rate) == (2.0, 5.0, 7.0, SR)
+    got, sr = sf.read(cut.path, dtype="int16")
+    meta = sf.info(str(cut.path))
+    assert sr == SR and meta.channels == 1 and meta.subtype == "PCM_16" and meta.format == "WAV"
+    np.testing.assert_array_equal(got, data[4 * SR: 11 * SR])  # exact samples: 4 s .. 11 s
+
+
+def test_clamped_at_file_start(ramp, tmp_path):
+    path, data = ramp
+    cut = cut_clip(info(path, 1.0, 4.0), tmp_path, context_s=2.0)
+    assert (cut.window_start, cut.window_end, cut.duration) == (1.0, 4.0, 6.0)
+    np.testing.assert_array_equal(sf.read(cut.path, dtype="int16")[0], data[: 6 * SR])
+
+
+def test_clamped_at_file_end(ramp, tmp_path):
+    path, data = ramp
+    cut = cut_clip(info(path, 18.0, 21.0), tmp_path, context_s=2.0)  # last window runs past the end (20 s)
+    assert (cut.window_start, cut.window_end, cut.duration) == (2.0, 4.0, 4.0)
+    np.testing.assert_array_equal(sf.read(cut.path, dtype="int16")[0], data[16 * SR:])
+
+
+def test_zero_context_is_the_window(ramp, tmp_path):
+    path, data = ramp
+    cut = cut_clip(info(path, 3.0, 6.0), tmp_path, context_s=0.0)
+    assert (cut.window_start, cut.window_end) == (0.0, 3.0)
+    np.testing.assert_array_equal(sf.read(cut.path, dtype="int16")[0], data[3 * SR: 6 * SR])
+
+
+def test_reused_when_present_and_recut_when_context_changes(ramp, tmp_path):
+    path, _ = ramp
+    first = cut_clip(info(path, 6.0, 9.0), tmp_path)
+    stamp = first.path.stat().st_mtime_ns
+    os.utime(first.path, ns=(stamp - 10**9, stamp - 10**9))
+    again = cut_clip(info(path, 6.0, 9.0), tmp_path)
+    assert again == first and first.path.stat().st_mtime_ns == stamp - 10**9  # not rewritten
+    wider = cut_clip(info(path, 6.0, 9.0), tmp_path, context_s=3.0)
+    assert wider.duration == 9.0 and sf.info(str(wider.path)).frames == 9 * SR
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_stereo_is_mixed_to_mono_at_native_rate(tmp_path):
+    sr = 44100
+    left = np.full(5 * sr, 0.5, dtype=np.float32)
+    right = np.zeros(5 * sr, dtype=np.float32)
+    path = tmp_path / "stereo.flac"
+    sf.write(path, np.stack([left, right], axis=1), sr, subtype="PCM_16")
+    cut = cut_clip(info(path, 1.0, 2.0), tmp_path / "out", context_s=0.5)
+    got, got_sr = sf.read(cut.path)
+    assert got_sr == sr and got.ndim == 1 and len(got) == 2 * sr
+    assert np.allclose(got, 0.25, atol=1e-3)
+
+
+def test_flac_input(tmp_path):
+    data = (np.arange(10 * SR) // 8).astype(np.int16)
+    path = tmp_path / "in.flac"
+    sf.write(path, data, SR, subtype="PCM_16")
+    cut = cut_clip(info(path, 3.0, 6.0), tmp_path / "out")
+    np.testing.assert_array_equal(sf.read(cut.path, dtype="int16")[0], data[1 * SR: 8 * SR])
+
+
+def test_mp3_input(tmp_path):
+    sr = 16000
+    t = np.arange(12 * sr) / sr
+    path = tmp_path / "in.mp3"
+    sf.write(path, (0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr, format="MP3")
+    frames = sf.info(str(path)).frames
+    cut = cut_clip(info(path, 6.0, 9.0), tmp_path / "out")
+    meta = sf.info(str(cut.path))
+    assert meta.samplerate == sr and meta.channels == 1 and meta.subtype == "PCM_16"
+    assert meta.frames == min(frames, 11 * sr) - 4 * sr
+    assert (cut.window_start, cut.window_end) == (2.0, 5.0)
+    got = sf.read(cut.path)[0]
+    assert 0.2 < np.abs(got).max() <= 0.5  # the tone, not silence
+
+
+def test_errors_name_the_clip_and_file(ramp, tmp_path):
+    path, _ = ramp
+    with pytest.raises(AnnotationError, match=r"clip 7 starts at 25.0 s .*lasts only 20.00 s"):
+        cut_clip(info(path, 25.0, 28.0), tmp_path)
+    with pytest.raises(AnnotationError, match=r"cannot read clip 7 from .*missing.wav"):
+        cut_clip(info(tmp_path / "missing.wav", 0.0, 3.0), tmp_path)
+    with pytest.raises(AnnotationError, match="not audio"):
+        cut_clip(info(path, 0.0, 3.0, modality="image"), tmp_path)
+    with pytest.raises(ValueError, match="context_s"):
+        cut_clip(info(path, 0.0, 3.0), tmp_path, context_s=-1)

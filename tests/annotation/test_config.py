@@ -1,0 +1,86 @@
+"""Label config generation and pre-annotation building (no server needed)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from label_studio_sdk.label_interface import LabelInterface
+
+from annotation.client import build_prediction
+from annotation.config import label_config, species_labels, validate_config
+from annotation.errors import AnnotationError
+from annotation.labelset import display_label
+
+LABELS = ["Turdus merula_Eurasian Blackbird", "Erithacus rubecula_European Robin", "Other", "Noise"]
+
+
+def test_display_label():
+    assert display_label("Turdus merula_Eurasian Blackbird") == "Eurasian Blackbird (Turdus merula)"
+    assert display_label("Other") == "Other"
+    assert display_label("Homo sapiens_Human vocal_x") == "Human vocal_x (Homo sapiens)"
+    assert display_label("_odd") == "_odd"
+
+
+def test_config_shows_readable_names_and_stores_the_labels():
+    xml = label_config(LABELS)
+    root = ET.fromstring(xml)
+    audio = root.find("Audio")
+    assert audio.get("name") == "audio" and audio.get("value") == "$audio"
+    choices = root.find("Choices")
+    assert (choices.get("name"), choices.get("toName"), choices.get("choice")) == ("species", "audio", "multiple")
+    shown = [(c.get("value"), c.get("alias")) for c in choices.findall("Choice")]
+    assert shown[0] == ("Eurasian Blackbird (Turdus merula)", "Turdus merula_Eurasian Blackbird")
+    assert shown[2] == ("Other", None)
+    window = root.find("Labels")
+    assert (window.get("name"), window.get("toName"), window.find("Label").get("value")) == ("window", "audio", "window")
+    headers = " ".join(h.get("value") for h in root.findall("Header"))
+    for field in ("$clip_id", "$file", "$site", "$time", "$window_start", "$window_end"):
+        assert field in headers
+    # what Label Studio stores in results is exactly the label set
+    assert species_labels(xml) == LABELS
+    assert LabelInterface(xml).get_control("species").labels == LABELS
+
+
+def test_labels_are_xml_escaped():
+    odd = ['A&B_<x> "q"', "Other"]
+    xml = label_config(odd)
+    assert species_labels(xml) == odd
+    assert ET.fromstring(xml).find("Choices").find("Choice").get("alias") == odd[0]
+
+
+def test_bad_label_sets_are_refused():
+    with pytest.raises(AnnotationError, match="at least one label"):
+        label_config([])
+    with pytest.raises(AnnotationError, match="twice"):
+        label_config(["Other", "Other"])
+    with pytest.raises(AnnotationError, match="invalid Label Studio label config"):
+        validate_config("<View><Audio name='a' value='$a'")
+    with pytest.raises(AnnotationError, match="no <Choices name='species'>"):
+        species_labels("<View><Audio name='a' value='$a'/></View>")
+
+
+def test_prediction_ticks_label_set_species_above_threshold_and_draws_the_window():
+    li = LabelInterface(label_config(LABELS))
+    preds = [("Turdus merula_Eurasian Blackbird", 0.7), ("Parus major_Great Tit", 0.2),   # not in the set
+             ("Erithacus rubecula_European Robin", 0.12), ("Other", 0.05)]                 # below 0.1
+    pred = build_prediction(3, preds, LABELS, (2.0, 5.0), "m1", li)
+    assert pred["model_version"] == "m1" and pred["score"] == pytest.approx(0.7)
+    by_name = {r["from_name"]: r for r in pred["result"]}
+    assert by_name["species"]["value"]["choices"] == ["Turdus merula_Eurasian Blackbird",
+                                                      "Erithacus rubecula_European Robin"]
+    assert by_name["window"]["value"] == {"start": 2.0, "end": 5.0, "channel": 0, "labels": ["window"]}
+    assert li.validate_prediction(pred, return_errors=True) == []
+
+
+def test_prediction_without_confident_species_has_only_the_window():
+    li = LabelInterface(label_config(LABELS))
+    pred = build_prediction(3, [("Parus major_Great Tit", 0.9), ("Other", 0.05)], LABELS, (0.0, 3.0), "m1", li)
+    assert [r["from_name"] for r in pred["result"]] == ["window"]
+    assert pred["score"] == pytest.approx(0.9)
+
+
+def test_prediction_with_a_label_missing_from_the_config_names_label_and_clip():
+    li = LabelInterface(label_config(["Other", "Noise"]))  # the project's config lost a species
+    with pytest.raises(AnnotationError, match=r"clip 42: label 'Turdus merula_Eurasian Blackbird' is not a choice"):
+        build_prediction(42, [("Turdus merula_Eurasian Blackbird", 0.8)], LABELS, (2.0, 5.0), "m1", li)
