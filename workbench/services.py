@@ -28,13 +28,18 @@ class ServiceError(RuntimeError):
 
 
 def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (an exited child not yet reaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def _port_free(port: int) -> bool:
@@ -73,7 +78,7 @@ def start_app(ws: Workspace, port: int = DEFAULT_APP_PORT, timeout: float = 60.0
     if ws.db_url:
         env["WORKBENCH_DB_URL"] = ws.db_url
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP_FILE), "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
     with open(ws.logs / "app.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
@@ -98,10 +103,16 @@ def stop_app(ws: Workspace) -> bool:
     _app_state_file(ws).unlink(missing_ok=True)
     if not info:
         return False
+    pid = int(info["pid"])
     try:
-        os.killpg(int(info["pid"]), signal.SIGTERM)
+        os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
     return True
 
 

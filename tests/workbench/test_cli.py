@@ -1,0 +1,92 @@
+"""The command line as a user runs it: the demo, errors a user can act on, --db-url."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+import pytest
+
+from workbench.cli import main
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ls_env(labelstudio, tmp_path, monkeypatch):
+    """A workspace under the session Label Studio's document root, pointed at that server."""
+    root = labelstudio.workspace.media / f"cli-{tmp_path.name}"
+    monkeypatch.setenv("WORKBENCH_HOME", str(root))
+    monkeypatch.delenv("WORKBENCH_DB_URL", raising=False)
+    monkeypatch.setenv("LABEL_STUDIO_URL", labelstudio.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", labelstudio.token)
+    monkeypatch.setenv("LABEL_STUDIO_DOCUMENT_ROOT", str(labelstudio.workspace.media))
+    return root
+
+
+def test_demo_offline_runs_the_first_round_and_serves_the_app(ls_env, monkeypatch, capsys):
+    monkeypatch.setenv("WORKBENCH_SAMPLES_MIRROR", "http://127.0.0.1:9")  # no network: generated audio
+    port = _free_port()
+    try:
+        assert main(["demo", "--budget", "8", "--app-port", str(port), "--project", f"demo {ls_env.name}"]) == 0
+        captured = capsys.readouterr()
+        assert "generating field-like recordings" in captured.err
+        assert "sampling run 1: 8 clip(s)" in captured.out
+        assert "pushed to project" in captured.out and "8 new task(s)" in captured.out
+        assert f"Workbench app: http://127.0.0.1:{port}" in captured.out
+        assert "password:" in captured.out
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=10) as resp:
+            assert resp.status == 200
+        # a second demo reuses everything: no new files, no duplicate tasks
+        assert main(["demo", "--budget", "8", "--app-port", str(port), "--project", f"demo {ls_env.name}"]) == 0
+        out = capsys.readouterr().out
+        assert "ingested 0 new file(s), skipped 12 already stored" in out
+        assert "sampling run 2: 8 clip(s)" in out and "8 new task(s)" in out
+    finally:
+        assert main(["stop"]) == 0
+    assert "app stopped" in capsys.readouterr().out
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=3)
+
+
+def test_push_to_a_server_that_is_down_names_the_url(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LABEL_STUDIO_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "not-a-real-token-123")
+    assert main(["--workspace", str(tmp_path / "ws"), "push"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "127.0.0.1" in err and "Traceback" not in err
+    assert "not-a-real-token-123" not in err
+
+
+def test_wrong_token_is_reported_without_the_token(labelstudio, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LABEL_STUDIO_URL", labelstudio.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "wrong-token-4567")
+    assert main(["--workspace", str(tmp_path / "ws"), "pull"]) == 2
+    err = capsys.readouterr().err
+    assert "401" in err or "token" in err.lower()
+    assert "wrong-token-4567" not in err
+
+
+def test_sampling_an_empty_workspace_says_what_to_do(tmp_path, capsys):
+    assert main(["--workspace", str(tmp_path / "ws"), "sample"]) == 2
+    assert "ingest" in capsys.readouterr().err
+
+
+def test_db_url_points_the_store_elsewhere(tmp_path, capsys):
+    db = tmp_path / "elsewhere.db"
+    assert main(["--workspace", str(tmp_path / "ws"), "--db-url", f"sqlite:///{db}", "status"]) == 0
+    assert db.exists() and not (tmp_path / "ws" / "workbench.db").exists()
+    assert "clips              0" in capsys.readouterr().out
+
+
+def test_ingest_reports_bad_files_by_name(tmp_path, capsys):
+    bad = tmp_path / "audio" / "broken.wav"
+    bad.parent.mkdir()
+    bad.write_text("not audio at all")
+    assert main(["--workspace", str(tmp_path / "ws"), "ingest", str(bad.parent)]) == 1
+    out = capsys.readouterr().out
+    assert "1 failed" in out and "broken.wav" in out
