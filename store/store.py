@@ -328,26 +328,31 @@ class Store:
         mv = model_version or self.current_model_version()
         if mv is None:
             raise StoreError("the store holds no scored clips yet: ingest some audio first")
-        q = (select(Clip.id, Clip.recording_id, Clip.start_s, Recording.site, Recording.device,
-                    Recording.start_time, Score.max_entropy, Score.mean_entropy, Score.top1, Score.margin,
-                    Score.top_label)
-             .join(Recording, Clip.recording_id == Recording.id)
-             .join(Score, Score.clip_id == Clip.id)
-             .where(Score.model_version_id == mv.id).order_by(Clip.id))
+        # recordings are few: their metadata is joined in numpy, not per clip row in SQL
         with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
+            recs = conn.execute(select(Recording.id, Recording.site, Recording.device, Recording.start_time)).all()
+            rows = conn.execute(
+                select(Score.clip_id, Clip.recording_id, Clip.start_s, Score.max_entropy, Score.mean_entropy,
+                       Score.top1, Score.margin, Score.top_label)
+                .join(Clip, Clip.id == Score.clip_id)
+                .where(Score.model_version_id == mv.id).order_by(Score.clip_id)).all()
         n = len(rows)
-        cols = list(zip(*rows)) if n else [[] for _ in range(11)]
-        starts = np.array([np.datetime64(t + timedelta(seconds=float(off)), "s") if t is not None
-                           else np.datetime64("NaT") for off, t in zip(cols[2], cols[5])],
-                          dtype="datetime64[s]")
-        return Pool(model_version=mv, clip_id=np.array(cols[0], dtype=np.int64),
-                    recording_id=np.array(cols[1], dtype=np.int64),
-                    site=np.array([x or "" for x in cols[3]], dtype=object),
-                    device=np.array([x or "" for x in cols[4]], dtype=object), start_time=starts,
-                    max_entropy=np.array(cols[6], dtype=np.float64), mean_entropy=np.array(cols[7], dtype=np.float64),
-                    top1=np.array(cols[8], dtype=np.float64), margin=np.array(cols[9], dtype=np.float64),
-                    top_label=np.array(cols[10], dtype=object))
+        cols = list(zip(*rows)) if n else [()] * 8
+        rec_ids = np.array([r[0] for r in recs], dtype=np.int64)
+        order = np.argsort(rec_ids)
+        recording_id = np.array(cols[1], dtype=np.int64)
+        idx = order[np.searchsorted(rec_ids[order], recording_id)] if n else np.zeros(0, np.int64)
+        site = np.array([r[1] or "" for r in recs], dtype=object)
+        device = np.array([r[2] or "" for r in recs], dtype=object)
+        rec_start = np.array([np.datetime64(r[3], "ms") if r[3] is not None else np.datetime64("NaT", "ms")
+                              for r in recs], dtype="datetime64[ms]")
+        offsets = (np.array(cols[2], dtype=np.float64) * 1000).round().astype("timedelta64[ms]")
+        starts = (rec_start[idx] + offsets).astype("datetime64[s]")
+        return Pool(model_version=mv, clip_id=np.array(cols[0], dtype=np.int64), recording_id=recording_id,
+                    site=site[idx], device=device[idx], start_time=starts,
+                    max_entropy=np.array(cols[3], dtype=np.float64), mean_entropy=np.array(cols[4], dtype=np.float64),
+                    top1=np.array(cols[5], dtype=np.float64), margin=np.array(cols[6], dtype=np.float64),
+                    top_label=np.array(cols[7], dtype=object))
 
     # ---------------------------------------------------------------- sampling
     def add_sampling_run(self, run: SamplingRun, picks: Sequence[Selection]) -> SamplingRun:
