@@ -56,7 +56,8 @@ def port_in_use(port: int, host: str = HOST) -> bool:
     return False
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (an exited child not yet reaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -75,7 +76,7 @@ def _is_label_studio(pid: int) -> bool:
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return _pid_alive(pid)  # no /proc (macOS): trust the state file
+        return pid_alive(pid)  # no /proc (macOS): trust the state file
     return "label-studio" in cmd or "label_studio" in cmd
 
 
@@ -142,7 +143,7 @@ class LocalLabelStudio:
             log.warning("ignoring unreadable server state file %s (%s)", self.state_file, e)
             self.state_file.unlink(missing_ok=True)
             return None
-        if not (_pid_alive(pid) and _is_label_studio(pid)):
+        if not (pid_alive(pid) and _is_label_studio(pid)):
             self.state_file.unlink(missing_ok=True)
             return None
         return state
@@ -291,7 +292,7 @@ class LocalLabelStudio:
                 return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 return True
             time.sleep(0.2)
         return False

@@ -65,3 +65,17 @@ def labelstudio(tmp_path_factory):
         yield SimpleNamespace(url=server.url, token=settings.token, settings=settings, workspace=ws, server=server)
     finally:
         server.stop()
+
+
+@pytest.fixture
+def served_workspace(labelstudio, tmp_path, monkeypatch):
+    """A fresh workspace under the session Label Studio's document root, with the CLI pointed at that server."""
+    from workbench.config import Workspace
+
+    root = labelstudio.workspace.media / f"ws-{tmp_path.name}"
+    monkeypatch.setenv("WORKBENCH_HOME", str(root))
+    monkeypatch.delenv("WORKBENCH_DB_URL", raising=False)
+    monkeypatch.setenv("LABEL_STUDIO_URL", labelstudio.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", labelstudio.token)
+    monkeypatch.setenv("LABEL_STUDIO_DOCUMENT_ROOT", str(labelstudio.workspace.media))
+    return Workspace.resolve(root)

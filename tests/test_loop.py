@@ -22,7 +22,7 @@ TRUTH = {"birdnet_testdata_s1": SHRIKE, "birdnet_testdata_s2": WRYNECK, "avianz_
 
 
 @pytest.fixture
-def loop_env(labelstudio, tmp_path, monkeypatch):
+def loop_env(served_workspace, labelstudio, tmp_path):
     """A workspace whose clips the session's Label Studio serves, and a small real data set."""
     clips = shared_path("audio", "labeled_clips")
     data = tmp_path / "audio"
@@ -30,15 +30,7 @@ def loop_env(labelstudio, tmp_path, monkeypatch):
         (data / folder).mkdir(parents=True)
         for src in sorted((clips / folder).glob("*.wav"))[:n]:
             shutil.copy(src, data / folder / src.name)
-    ws_root = labelstudio.workspace.media / f"loop-{tmp_path.name}"
-    monkeypatch.setenv("WORKBENCH_HOME", str(ws_root))
-    monkeypatch.delenv("WORKBENCH_DB_URL", raising=False)
-    monkeypatch.setenv("LABEL_STUDIO_URL", labelstudio.url)
-    monkeypatch.setenv("LABEL_STUDIO_API_KEY", labelstudio.token)
-    monkeypatch.setenv("LABEL_STUDIO_DOCUMENT_ROOT", str(labelstudio.workspace.media))
-    from workbench.config import Workspace
-
-    return Workspace.resolve(ws_root), data, labelstudio
+    return served_workspace, data, labelstudio
 
 
 def test_one_full_round(loop_env, capsys):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
+from annotation.server import pid_alive, port_in_use
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 
 APP_FILE = Path(__file__).resolve().parents[1] / "app.py"
@@ -25,31 +25,6 @@ APP_FILE = Path(__file__).resolve().parents[1] / "app.py"
 
 class ServiceError(RuntimeError):
     pass
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (an exited child not yet reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _app_state_file(ws: Workspace) -> Path:
@@ -61,7 +36,7 @@ def app_info(ws: Workspace) -> Optional[dict]:
     if not path.exists():
         return None
     info = json.loads(path.read_text())
-    return info if _alive(int(info["pid"])) else None
+    return info if pid_alive(int(info["pid"])) else None
 
 
 def start_app(ws: Workspace, port: int = DEFAULT_APP_PORT, timeout: float = 60.0) -> str:
@@ -71,7 +46,7 @@ def start_app(ws: Workspace, port: int = DEFAULT_APP_PORT, timeout: float = 60.0
         return running["url"]
     if not APP_FILE.exists():
         raise ServiceError(f"{APP_FILE} not found: install the workbench from its source folder (pip install -e .)")
-    if not _port_free(port):
+    if port_in_use(port):
         raise ServiceError(f"port {port} on 127.0.0.1 is busy; pick another with --app-port")
     ws.logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, WORKBENCH_HOME=str(ws.root), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
@@ -109,9 +84,9 @@ def stop_app(ws: Workspace) -> bool:
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(pid):
+    if pid_alive(pid):
         os.killpg(pid, signal.SIGKILL)
     return True
 

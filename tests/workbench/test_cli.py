@@ -17,15 +17,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def ls_env(labelstudio, tmp_path, monkeypatch):
-    """A workspace under the session Label Studio's document root, pointed at that server."""
-    root = labelstudio.workspace.media / f"cli-{tmp_path.name}"
-    monkeypatch.setenv("WORKBENCH_HOME", str(root))
-    monkeypatch.delenv("WORKBENCH_DB_URL", raising=False)
-    monkeypatch.setenv("LABEL_STUDIO_URL", labelstudio.url)
-    monkeypatch.setenv("LABEL_STUDIO_API_KEY", labelstudio.token)
-    monkeypatch.setenv("LABEL_STUDIO_DOCUMENT_ROOT", str(labelstudio.workspace.media))
-    return root
+def ls_env(served_workspace):
+    return served_workspace.root
 
 
 def test_demo_offline_runs_the_first_round_and_serves_the_app(ls_env, monkeypatch, capsys):
