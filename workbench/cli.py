@@ -105,6 +105,24 @@ def cmd_pull(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_labels(ws: Workspace, args: argparse.Namespace) -> int:
+    """Show the label set annotators choose from; derive an edited one (the next push uses it)."""
+    from annotation.labelset import derive_label_set, label_set_from_pool
+
+    store = ws.open_store()
+    current = store.label_set(args.label_set) if args.label_set else store.label_set()
+    if args.label_set and current is None:
+        raise UserError(f"no label set named {args.label_set!r}")
+    if current is None or args.from_pool:
+        current = label_set_from_pool(store, min_confidence=args.min_confidence, max_species=args.max_species)
+    if args.add or args.remove:
+        current = derive_label_set(store, current, add=args.add or (), remove=args.remove or (), name=args.name)
+    print(f"label set {current.name!r} ({len(current.labels)} labels):")
+    for label in current.labels:
+        print(f"  {label}")
+    return 0
+
+
 def cmd_finetune(ws: Workspace, args: argparse.Namespace) -> int:
     from finetune.train import finetune
 
@@ -233,6 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("pull", help="bring new, edited and deleted annotations back from Label Studio")
     project_args(s)
     s.set_defaults(func=cmd_pull)
+
+    s = sub.add_parser("labels", help="show the label set; --add/--remove make an edited one for the next push")
+    s.add_argument("--label-set", help="start from this label set (default: the newest)")
+    s.add_argument("--from-pool", action="store_true", help="(re)build from the species the model finds in the pool")
+    s.add_argument("--min-confidence", type=float, default=0.5)
+    s.add_argument("--max-species", type=int, default=50)
+    s.add_argument("--add", nargs="+", metavar="LABEL", help="labels to add (e.g. 'Strix aluco_Tawny Owl')")
+    s.add_argument("--remove", nargs="+", metavar="LABEL", help="labels to remove")
+    s.add_argument("--name", help="name of the new label set")
+    s.set_defaults(func=cmd_labels)
 
     s = sub.add_parser("finetune", help="train a classifier head on the labels and re-score the pool")
     s.add_argument("--test-size", type=float, default=0.25)

@@ -83,3 +83,28 @@ def test_ingest_reports_bad_files_by_name(tmp_path, capsys):
     assert main(["--workspace", str(tmp_path / "ws"), "ingest", str(bad.parent)]) == 1
     out = capsys.readouterr().out
     assert "1 failed" in out and "broken.wav" in out
+
+
+def test_label_sets_are_shown_and_edited(tmp_path, capsys):
+    from store import Recording
+
+    from workbench.config import Workspace
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    store = ws.open_store()
+    labels = ["Strix aluco_Tawny Owl", "Turdus merula_Eurasian Blackbird"]
+    mv = store.ensure_model_version("m", "embedding", "m", 2, labels)
+    rec = store.add_recording(Recording(path="/x.wav", content_hash="h"))
+    import numpy as np
+
+    store.add_clip_batch(rec.id, [(0, 3), (3, 6), (6, 9)], mv, np.array([[0.9, 0.1], [0.8, 0.1], [0.1, 0.2]]),
+                         np.zeros((3, 2)))
+    assert main(["--workspace", str(ws.root), "labels"]) == 0
+    out = capsys.readouterr().out
+    assert "Strix aluco_Tawny Owl" in out and "Turdus merula" not in out and "Noise" in out
+    assert main(["--workspace", str(ws.root), "labels", "--add", "Turdus merula_Eurasian Blackbird",
+                 "--remove", "Other", "--name", "v2"]) == 0
+    assert store.label_set().name == "v2"
+    assert store.label_set().labels == ["Strix aluco_Tawny Owl", "Turdus merula_Eurasian Blackbird", "Noise"]
+    assert main(["--workspace", str(ws.root), "labels", "--remove", "Not a label"]) == 2
+    assert "Not a label" in capsys.readouterr().err
