@@ -89,11 +89,20 @@ def labelstudio_settings(ws: Workspace, port: int | None = None) -> LabelStudioS
     The secrets file is created on first use with a random token and password for the local server.
     """
     stored = _load_or_create_secrets(ws)
-    port = port or int(os.environ.get("WORKBENCH_LS_PORT", stored.get("port", DEFAULT_LS_PORT)))
+    port = port or int(os.environ.get("WORKBENCH_LS_PORT") or _running_server_port(ws) or DEFAULT_LS_PORT)
     url = os.environ.get("LABEL_STUDIO_URL") or f"http://127.0.0.1:{port}"
     token = os.environ.get("LABEL_STUDIO_API_KEY") or stored["token"]
     return LabelStudioSettings(url=url.rstrip("/"), token=token, username=stored["username"],
                                password=stored["password"])
+
+
+def _running_server_port(ws: Workspace) -> Optional[int]:
+    """The port the workspace's own Label Studio was started on (so later commands find it)."""
+    state = ws.labelstudio_data / "workbench-server.json"
+    try:
+        return int(json.loads(state.read_text())["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _load_or_create_secrets(ws: Workspace) -> dict:
