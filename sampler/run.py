@@ -1,28 +1,72 @@
-"""Run a strategy against the store and record the batch: the one place sampling touches persistence."""
+"""Run a strategy against the store and record the batch; replay a recorded one.
+
+The one place sampling touches persistence: every run is stored with its strategy name, its
+parameters (JSON, nested strategies as ``{"strategy": name, "params": {...}}``), the seed it used
+and every pick's reason, so any past batch can be explained and reproduced.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 import numpy as np
 from sklearn.base import clone
 
-from sampler.base import QueryStrategy, check_budget, resolve_seed
+from sampler.base import Pick, QueryStrategy, check_budget, exclude_ids, resolve_seed
+from sampler.registry import STRATEGIES
 from store.schema import ModelVersion, SamplingRun, Selection
-from store.store import Store, StoreError
+from store.store import Pool, Store, StoreError
 
 
 def _jsonable(value: Any) -> Any:
-    """Strategy parameters as JSON (tuples become lists, numpy scalars plain numbers)."""
+    """Strategy parameters as JSON (tuples become lists, numpy scalars plain numbers, strategies specs)."""
+    if isinstance(value, QueryStrategy):
+        return {"strategy": value.name, "params": _jsonable(value.get_params(deep=False))}
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, np.ndarray)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"strategy parameter value {value!r} cannot be stored as JSON")
+
+
+def _pin_seeds(strategy: QueryStrategy) -> None:
+    """Nested strategies given a Generator get a concrete seed, so the stored parameters replay."""
+    for key, value in strategy.get_params(deep=False).items():
+        if isinstance(value, QueryStrategy):
+            inner = value.get_params(deep=False).get("random_state", None)
+            if inner is not None:
+                value.set_params(random_state=resolve_seed(inner))
+            _pin_seeds(value)
+
+
+def _resolve_model(store: Store, model_version: ModelVersion | str | int | None) -> ModelVersion:
+    if model_version is None:
+        mv = store.current_model_version()
+        if mv is None:
+            raise StoreError("the store holds no scored clips yet: ingest some audio first")
+        return mv
+    if isinstance(model_version, ModelVersion):
+        return model_version
+    return store.model_version(model_version)
+
+
+def _excluded(store: Store) -> np.ndarray:
+    """Clips never to pick again, as a sorted int64 array (no Python set of millions of ids)."""
+    as_array = getattr(store, "excluded_clip_ids_array", None)
+    return as_array() if callable(as_array) else exclude_ids(store.excluded_clip_ids())
+
+
+def _probabilities(store: Store, mv: ModelVersion) -> Any:
+    """The model's probability matrix, or None when the store holds none for it."""
+    try:
+        return store.probabilities(mv)
+    except StoreError:
+        return None
 
 
 def sample(store: Store, strategy: QueryStrategy, budget: int, *,
@@ -32,34 +76,100 @@ def sample(store: Store, strategy: QueryStrategy, budget: int, *,
 
     The pool is scored by ``model_version`` (default: the store's current one, i.e. the newest
     fine-tuned head once there is one); embeddings come from ``embedding_space`` (default: that
-    model's space). Clips already selected, pushed or labelled are never picked again. The strategy
-    is not modified: a copy runs with a concrete seed, which is recorded on the run together with
-    its parameters, so ``STRATEGIES[run.strategy](**run.params)`` rebuilds it.
+    model's space); the model's probability matrix is passed for measures that need full rows.
+    Clips already selected, pushed or labelled are never picked again. The strategy is not
+    modified: a copy runs with a concrete seed, which is recorded on the run together with its
+    parameters, so ``STRATEGIES[run.strategy](**run.params)`` rebuilds it (``replay`` does).
     """
     budget = check_budget(budget)
-    if model_version is None:
-        mv = store.current_model_version()
-        if mv is None:
-            raise StoreError("the store holds no scored clips yet: ingest some audio first")
-    elif isinstance(model_version, ModelVersion):
-        mv = model_version
-    else:
-        mv = store.model_version(model_version)
+    mv = _resolve_model(store, model_version)
     space = embedding_space or mv.embedding_space
 
     strat = clone(strategy)
     seed: Optional[int] = None
-    if "random_state" in strat.get_params():
-        seed = resolve_seed(strategy.get_params()["random_state"])  # draws from the caller's Generator
+    if "random_state" in strat.get_params(deep=False):
+        seed = resolve_seed(strategy.get_params(deep=False)["random_state"])  # draws from the caller's Generator
         strat.set_params(random_state=seed)
+    _pin_seeds(strat)
+    params = _jsonable(strat.get_params(deep=False))
 
     pool = store.pool(mv)
     embeddings = store.embeddings(space)
-    picks = strat.query(pool, embeddings, budget, exclude=store.excluded_clip_ids())
+    picks = strat.query(pool, embeddings, budget, exclude=_excluded(store), probabilities=_probabilities(store, mv))
 
-    run = SamplingRun(strategy=strat.name or type(strat).__name__, params=_jsonable(strat.get_params()),
-                      seed=seed, budget=budget, model_version_id=mv.id)
+    run = SamplingRun(strategy=strat.name or type(strat).__name__, params=params, seed=seed, budget=budget,
+                      model_version_id=mv.id)
     selections = [Selection(clip_id=p.clip_id, rank=p.rank, score=p.score, cluster=p.cluster,
                             stratum=p.stratum, reason=p.reason) for p in picks]
     run = store.add_sampling_run(run, selections)
     return run, selections
+
+
+@dataclass
+class Replay:
+    """A stored run re-run: its picks now, next to the picks stored then."""
+
+    run: SamplingRun
+    picks: list[Pick]
+    stored: list[Selection]
+
+    @property
+    def identical(self) -> bool:
+        """Same clips in the same order, with the same reasons."""
+        return [(p.clip_id, p.rank, p.reason) for p in self.picks] == \
+            [(s.clip_id, s.rank, s.reason) for s in self.stored]
+
+    def differences(self, limit: int = 5) -> list[str]:
+        """The first ranks at which the replay and the stored batch disagree, as sentences."""
+        out = []
+        n = max(len(self.picks), len(self.stored))
+        for r in range(n):
+            a = self.picks[r] if r < len(self.picks) else None
+            b = self.stored[r] if r < len(self.stored) else None
+            if a is None or b is None or (a.clip_id, a.reason) != (b.clip_id, b.reason):
+                out.append(f"rank {r + 1}: stored clip {b.clip_id if b else '-'}, replayed clip "
+                           f"{a.clip_id if a else '-'}")
+                if len(out) == limit:
+                    break
+        return out
+
+
+def _subset(pool: Pool, mask: np.ndarray) -> Pool:
+    values = {f.name: getattr(pool, f.name) for f in fields(pool) if f.init}
+    return Pool(**{k: (v if k == "model_version" else np.asarray(v)[mask]) for k, v in values.items()})
+
+
+def replay(store: Store, run_id: int, *, embedding_space: Optional[str] = None) -> Replay:
+    """Re-run a stored run's strategy, parameters and seed on the pool as it was; compare the batches.
+
+    The pool state is rebuilt from the store: clips of recordings added after the run are left
+    out, and the exclusions are today's minus the clips this run and later runs selected. That is
+    exact as long as the model's scores were not rewritten and no clip was pushed or labelled
+    outside a sampling run since. ``embedding_space`` must be given if the run used a non-default
+    one (runs do not record it yet). Nothing is written to the store.
+    """
+    runs = {r.id: r for r in store.sampling_runs()}
+    run = runs.get(int(run_id))
+    if run is None:
+        known = f"runs {min(runs)}..{max(runs)}" if runs else "no runs"
+        raise StoreError(f"no sampling run {run_id} in this store (it holds {known})")
+    if run.strategy not in STRATEGIES:
+        raise StoreError(f"sampling run {run_id} used strategy {run.strategy!r}, which this version does not know; "
+                         f"known: {sorted(STRATEGIES)}")
+    try:
+        strategy = STRATEGIES[run.strategy](**run.params)
+    except TypeError as e:
+        raise StoreError(f"sampling run {run_id}'s parameters no longer fit strategy {run.strategy!r}: {e}") from e
+    if run.model_version_id is None:
+        raise StoreError(f"sampling run {run_id} records no model version; it cannot be replayed")
+    mv = store.model_version(int(run.model_version_id))
+    pool = store.pool(mv)
+    late = [r.id for r in store.recordings() if r.created_at is not None and run.created_at is not None
+            and r.created_at > run.created_at]
+    if late:
+        pool = _subset(pool, ~np.isin(pool.recording_id, np.asarray(late, dtype=np.int64)))
+    later = [s.clip_id for rid in runs if rid >= run.id for s in store.selections(rid)]
+    exclude = np.setdiff1d(_excluded(store), np.asarray(later, dtype=np.int64))
+    picks = strategy.query(pool, store.embeddings(embedding_space or mv.embedding_space), run.budget,
+                           exclude=exclude, probabilities=_probabilities(store, mv))
+    return Replay(run=run, picks=picks, stored=store.selections(run.id))

@@ -12,60 +12,21 @@ from __future__ import annotations
 import numbers
 import warnings
 from collections import defaultdict
-from typing import Any, Iterable, Literal, Mapping, Optional, Sequence
+from types import SimpleNamespace
+from typing import Any, Callable, Mapping, Optional, Sequence
 
-import faiss
 import numpy as np
 
-from sampler.base import (UNCERTAINTY_MEASURES, Embeddings, Pick, QueryStrategy, SamplerWarning,
-                          available_indices, check_available, check_budget, check_strata, ordinal,
-                          resolve_seed, stratum_keys, uncertainty_scores)
-from store.store import Pool
+from sampler.base import (UNCERTAINTY_MEASURES, Choice, QueryContext, QueryStrategy, SamplerWarning, check_strata,
+                          most_uncertain, ordinal, stratum_keys)
+from sampler.uncertainty import UncertaintyMeasure, check_measure
+from sampler.vectors import check_pca, kmeans_labels, l2_normalize  # noqa: F401 - re-exported
 
-UncertaintyMeasure = Literal["max_entropy", "mean_entropy", "margin", "least_confidence"]
+__all__ = ["UncertainDiverse", "kmeans_labels", "l2_normalize", "most_uncertain", "relabel_by_first",
+           "round_robin_fill", "stratified_quotas"]
 
 
 # --------------------------------------------------------------------------- pure parts
-def most_uncertain(scores: np.ndarray, clip_ids: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the ``n`` highest scores, highest first; ties go to the lower clip id."""
-    scores = np.asarray(scores, dtype=np.float64)
-    clip_ids = np.asarray(clip_ids, dtype=np.int64)
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if n < scores.size:  # sort only the clips at or above the n-th score (ties included), not the pool
-        kth = np.partition(scores, scores.size - n)[scores.size - n]
-        top = np.flatnonzero(scores >= kth)
-    else:
-        top = np.arange(scores.size)
-    return top[np.lexsort((clip_ids[top], -scores[top]))][:n]
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), so k-means compares directions (cosine)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x / np.where(norms > 0, norms, 1.0), dtype=np.float32)
-
-
-def kmeans_labels(x: np.ndarray, n_clusters: int, *, seed: int, niter: int = 25, n_init: int = 10) -> np.ndarray:
-    """FAISS k-means cluster of each row of ``x``; deterministic for a seed.
-
-    k-means++ seeding alone often puts two centres in one tight group and merges two others, so
-    the best of ``n_init`` seedings (lowest within-cluster distance) is kept.
-    """
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    n, d = x.shape
-    if not 1 <= n_clusters <= n:
-        raise ValueError(f"n_clusters must be between 1 and the {n} rows to cluster, got {n_clusters}")
-    if n_clusters == 1:
-        return np.zeros(n, dtype=np.int64)
-    km = faiss.Kmeans(d, int(n_clusters), niter=niter, nredo=n_init, seed=int(seed), min_points_per_centroid=1,
-                      max_points_per_centroid=max(256, n), init_method=faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS)
-    km.train(x)
-    _, assign = km.index.search(x, 1)
-    return assign.ravel().astype(np.int64)
-
-
 def relabel_by_first(labels: np.ndarray) -> np.ndarray:
     """Renumber clusters 0, 1, ... in order of first appearance (rows are sorted most uncertain first).
 
@@ -104,14 +65,16 @@ def stratified_quotas(counts: Mapping[str, int], budget: int,
     return quotas
 
 
-def round_robin_fill(clusters: np.ndarray, strata: np.ndarray,
-                     quotas: Mapping[str, int]) -> list[int]:
+def round_robin_fill(clusters: np.ndarray, strata: np.ndarray, quotas: Mapping[str, int],
+                     accept: Optional[Callable[[int], bool]] = None) -> list[int]:
     """Positions picked, in pick order, taking clusters in turn until every quota is filled.
 
     Rows must be sorted most uncertain first. Each round visits every cluster that still has a clip
     in a stratum with quota left, best cluster first (the one whose best such clip is most
     uncertain), and takes that clip; so every cluster is covered once before any is taken twice,
     as far as the quotas allow. Quotas must not exceed the rows available per stratum.
+    ``accept(pos)`` may veto a clip (a near-duplicate of an earlier pick); the cluster's next
+    clip is tried instead.
     """
     left = dict(quotas)
     members: dict[int, list[int]] = defaultdict(list)
@@ -136,6 +99,9 @@ def round_robin_fill(clusters: np.ndarray, strata: np.ndarray,
             break
         for _, c in round_order:
             pos = next_eligible(c)
+            while pos is not None and accept is not None and not accept(pos):
+                heads[c] += 1
+                pos = next_eligible(c)
             if pos is None:
                 continue
             picked.append(pos)
@@ -154,6 +120,8 @@ class UncertainDiverse(QueryStrategy):
     their L2-normalised embeddings with FAISS k-means; 4. give each stratum present among the
     candidates an equal quota (capped by what it holds, leftovers redistributed); 5. fill the quotas
     taking clusters in turn, most uncertain first inside a cluster. Same inputs and seed, same batch.
+    This is cluster-then-pick (most uncertain per cluster) with strata; ``Stratified`` and
+    ``Combined`` offer proportional and weighted quotas.
 
     Parameters
     ----------
@@ -161,12 +129,17 @@ class UncertainDiverse(QueryStrategy):
         How many candidates per batch slot to consider; 1 is pure uncertainty sampling.
     n_clusters : int >= 1 or None, default None
         k for k-means; None uses min(budget, number of candidates).
-    strata : tuple of {"site", "device", "hour", "species"}, default ("site", "hour", "species")
+    strata : tuple of {"site", "device", "hour", "month", "season", "species"}, default ("site", "hour", "species")
         Pool columns whose combinations get equal quotas; () disables stratification.
         "species" is the top predicted label under the pool's model version.
-    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence"}, default "max_entropy"
-        Which uncertainty to rank by (higher = more uncertain; margin and least_confidence are
-        used as 1 - margin and 1 - top-1 probability).
+    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"}, default "max_entropy"
+        Which uncertainty to rank by (higher = more uncertain; see ``sampler.uncertainty``).
+    pca : int >= 1 or None, default None
+        Reduce the candidates' embeddings to this many dimensions (PCA) before clustering.
+    near_duplicate_radius : float >= 0 or None, default None
+        Skip candidates within this distance of an excluded or already picked clip.
+    near_duplicate_metric : {"cosine", "l2"}, default "cosine"
+        How that distance is measured (see ``sampler.exclusion``).
     random_state : int, numpy Generator or None, default None
         Seed of the k-means; None draws a fresh seed (``sample`` records it on the run).
 
@@ -177,85 +150,81 @@ class UncertainDiverse(QueryStrategy):
 
     def __init__(self, candidate_factor: float = 5, n_clusters: Optional[int] = None,
                  strata: Sequence[str] = ("site", "hour", "species"),
-                 uncertainty: UncertaintyMeasure = "max_entropy", random_state: Any = None):
+                 uncertainty: UncertaintyMeasure = "max_entropy", pca: Optional[int] = None,
+                 near_duplicate_radius: Optional[float] = None, near_duplicate_metric: str = "cosine",
+                 random_state: Any = None):
         self.candidate_factor = candidate_factor
         self.n_clusters = n_clusters
         self.strata = strata
         self.uncertainty = uncertainty
+        self.pca = pca
+        self.near_duplicate_radius = near_duplicate_radius
+        self.near_duplicate_metric = near_duplicate_metric
         self.random_state = random_state
 
-    def _validate_params(self) -> tuple[tuple[str, ...], int]:
+    def _validate_params(self) -> SimpleNamespace:
         cf = self.candidate_factor
         if isinstance(cf, bool) or not isinstance(cf, numbers.Real) or not np.isfinite(cf) or cf < 1:
             raise ValueError(f"candidate_factor must be a number >= 1 (candidates per batch slot), got {cf!r}")
         k = self.n_clusters
         if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1):
             raise ValueError(f"n_clusters must be None or an integer >= 1, got {k!r}")
-        if self.uncertainty not in UNCERTAINTY_MEASURES:
-            raise ValueError(f"uncertainty must be one of {sorted(UNCERTAINTY_MEASURES)}, got {self.uncertainty!r}")
-        return check_strata(self.strata), resolve_seed(self.random_state)
+        check_measure(self.uncertainty)
+        p = super()._validate_params()
+        p.strata = check_strata(self.strata)
+        p.pca = check_pca(self.pca)
+        return p
 
-    def query(self, pool: Pool, embeddings: Embeddings, budget: int, *,
-              exclude: Iterable[int] = ()) -> list[Pick]:
-        """Pick up to ``budget`` clips from ``pool`` that are not in ``exclude``; see the class doc."""
-        strata_cols, seed = self._validate_params()
-        budget = check_budget(budget)
-        avail = available_indices(pool, exclude)
-        n_pick = check_available(pool, avail, budget)
-
-        scores_all = uncertainty_scores(pool, self.uncertainty)
-        bad = avail[np.isnan(scores_all[avail])]
-        if bad.size:
-            raise ValueError(f"uncertainty {self.uncertainty!r} is NaN for {bad.size} clips (first: clip "
-                             f"{int(pool.clip_id[bad[0]])}) under model {pool.model_version.name!r}; "
-                             "re-score them before sampling")
+    def _select(self, avail: np.ndarray, n_pick: int, ctx: QueryContext, params: SimpleNamespace) -> list[Choice]:
+        pool = ctx.pool
+        scores_all = ctx.scores(avail, self.uncertainty)  # refuses NaN
 
         # 2. candidates: the most uncertain, sorted most uncertain first (ties: lower clip id)
         n_cand = min(avail.size, max(n_pick, int(np.ceil(n_pick * float(self.candidate_factor)))))
-        cand = avail[most_uncertain(scores_all[avail], pool.clip_id[avail], n_cand)]
+        top = most_uncertain(scores_all, pool.clip_id[avail], n_cand)
+        cand = avail[top]
+        x = ctx.embeddings(cand)
+        keep_rows, x = ctx.drop_near_excluded(np.arange(cand.size), x)
+        cand, cand_scores = cand[keep_rows], scores_all[top][keep_rows]
+        if cand.size == 0:
+            return []
+        n_cand = cand.size
         cand_ids = pool.clip_id[cand]
-        cand_scores = scores_all[cand]
 
         # 3. clusters of the candidates' embeddings
-        try:
-            x = embeddings.take(cand_ids)
-        except KeyError as e:
-            raise ValueError(f"embeddings missing for a candidate in matrix "
-                             f"{getattr(embeddings, 'name', '?')!r}: {e.args[0] if e.args else e}; "
-                             "ingest the recording's embeddings or sample under a model with them") from e
-        if not np.isfinite(x).all():
-            raise ValueError(f"embeddings of the candidates contain NaN or infinite values in matrix "
-                             f"{getattr(embeddings, 'name', '?')!r}")
         k = int(self.n_clusters) if self.n_clusters is not None else min(n_pick, n_cand)
         if k > n_cand:
             warnings.warn(f"n_clusters={k} exceeds the {n_cand} candidates; using {n_cand} clusters",
-                          SamplerWarning, stacklevel=2)
+                          SamplerWarning, stacklevel=3)
             k = n_cand
-        clusters = relabel_by_first(kmeans_labels(l2_normalize(x), k, seed=seed))
+        _, z = ctx.working_space(params.pca, params.seed, x)
+        clusters = relabel_by_first(kmeans_labels(z, k, seed=params.seed))
         n_clusters_found = int(clusters.max()) + 1
 
         # 4. quotas over the strata present among the candidates; extras go to the strata whose
         # best candidate is most uncertain (candidates are sorted, so first appearance order)
-        keys = stratum_keys(pool, strata_cols, cand)
+        keys = stratum_keys(pool, params.strata, cand)
         priority = list(dict.fromkeys(keys.tolist()))
         counts = {s: int(n) for s, n in zip(*np.unique(keys, return_counts=True))}
-        quotas = stratified_quotas(counts, n_pick, priority)
+        quotas = stratified_quotas(counts, min(n_pick, n_cand), priority)
 
         # 5. fill the quotas cluster by cluster
-        order = round_robin_fill(clusters, keys, quotas)
-        return self._picks(order, cand_ids, cand_scores, clusters, n_clusters_found, keys, quotas,
-                           avail.size, bool(strata_cols))
+        order = round_robin_fill(clusters, keys, quotas,
+                                 accept=(lambda pos: ctx.guard.accept(int(cand_ids[pos]), x[pos]))
+                                 if ctx.guard.active else None)
+        return self._choices(order, cand, cand_scores, clusters, n_clusters_found, keys, quotas, avail.size,
+                             bool(params.strata))
 
-    def _picks(self, order: list[int], cand_ids: np.ndarray, cand_scores: np.ndarray,
-               clusters: np.ndarray, n_clusters: int, keys: np.ndarray, quotas: Mapping[str, int],
-               n_available: int, stratified: bool) -> list[Pick]:
+    def _choices(self, order: list[int], cand: np.ndarray, cand_scores: np.ndarray, clusters: np.ndarray,
+                 n_clusters: int, keys: np.ndarray, quotas: Mapping[str, int], n_available: int,
+                 stratified: bool) -> list[Choice]:
         measure = UNCERTAINTY_MEASURES[self.uncertainty]
-        n_cand = len(cand_ids)
+        n_cand = len(cand)
         per_cluster: dict[int, int] = defaultdict(int)
         per_stratum: dict[str, int] = defaultdict(int)
         covered: set[int] = set()
-        picks = []
-        for rank, pos in enumerate(order, start=1):
+        out = []
+        for pos in order:
             c, s = int(clusters[pos]), str(keys[pos])
             per_cluster[c] += 1
             per_stratum[s] += 1
@@ -271,6 +240,6 @@ class UncertainDiverse(QueryStrategy):
             ]
             if stratified:
                 parts.append(f"stratum {s}, quota {per_stratum[s]} of {quotas[s]}")
-            picks.append(Pick(clip_id=int(cand_ids[pos]), rank=rank, score=float(cand_scores[pos]), cluster=c,
+            out.append(Choice(pos=int(cand[pos]), score=float(cand_scores[pos]), cluster=c,
                               stratum=s if stratified else None, reason="; ".join(parts)))
-        return picks
+        return out

@@ -18,6 +18,7 @@ from store import Annotation, ModelVersion, Recording, Store
 
 SPECIES = ["Turdus merula_Eurasian Blackbird", "Erithacus rubecula_European Robin",
            "Fringilla coelebs_Common Chaffinch", "Parus major_Great Tit"]
+RARE_SPECIES = "Jynx torquilla_Eurasian Wryneck"
 SITES = ("A", "B", "C")
 HOURS = (5, 6, 7, 8)
 
@@ -43,11 +44,18 @@ class Synthetic:
 def build_pool(store: Store, *, n_clusters: int = 8, per_cluster: int = 40, dim: int = 32,
                sites=SITES, hours=HOURS, hot_clusters=(), noise: float = 0.05, structured: bool = True,
                no_embedding_sites=(), seed: int = 0, name: str = "birdnet-test",
-               space: str = "test-space") -> Synthetic:
+               space: str = "test-space", rare: tuple[int, int] | None = None) -> Synthetic:
+    """``rare=(cluster, size)`` keeps only ``size`` clips of that cluster and makes their top
+    species ``RARE_SPECIES`` (a fifth class): the long tail a sampler must not miss."""
     rng = np.random.default_rng(seed)
-    model = store.ensure_model_version(name, "embedding", space, dim, SPECIES)
+    labels = SPECIES + [RARE_SPECIES] if rare else SPECIES
+    model = store.ensure_model_version(name, "embedding", space, dim, labels)
     n = n_clusters * per_cluster
     cluster = np.arange(n) % n_clusters
+    if rare:
+        keep = (cluster != rare[0]) | (np.cumsum(cluster == rare[0]) <= rare[1])
+        cluster = cluster[keep]
+        n = cluster.size
     centers = rng.normal(size=(n_clusters, dim))
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
     if structured:
@@ -57,7 +65,9 @@ def build_pool(store: Store, *, n_clusters: int = 8, per_cluster: int = 40, dim:
     emb = emb.astype(np.float32)
     p = np.where(np.isin(cluster, hot_clusters), rng.uniform(0.45, 0.55, n), rng.uniform(0.6, 0.99, n))
     species_idx = cluster % len(SPECIES)
-    probs = np.full((n, len(SPECIES)), 0.01)
+    if rare:
+        species_idx = np.where(cluster == rare[0], len(SPECIES), species_idx)
+    probs = np.full((n, len(labels)), 0.01)
     probs[np.arange(n), species_idx] = p
 
     recs = [(s, h) for s in sites for h in hours]
@@ -74,7 +84,7 @@ def build_pool(store: Store, *, n_clusters: int = 8, per_cluster: int = 40, dim:
     return Synthetic(model=model, clip_ids=clip_ids, cluster=cluster,
                      site=np.array([recs[r][0] for r in rec_of], dtype=object),
                      hour=np.array([recs[r][1] for r in rec_of]),
-                     species=np.array([SPECIES[i] for i in species_idx], dtype=object),
+                     species=np.array([labels[i] for i in species_idx], dtype=object),
                      embeddings=emb, probabilities=probs.astype(np.float32))
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.base import clone
 
-from sampler import STRATEGIES, QueryStrategy, UncertainDiverse, sample
+from sampler import STRATEGIES, UncertainDiverse, sample
 from store import StoreError
 from tests.sampler.synthetic import build_pool
 
@@ -21,7 +20,8 @@ def test_run_is_stored_with_params_seed_and_picks(store):
     assert run.model_version_id == syn.model.id
     assert isinstance(run.seed, int) and run.params["random_state"] == run.seed
     assert run.params == {"candidate_factor": 3, "n_clusters": None, "strata": ["site"],
-                          "uncertainty": "max_entropy", "random_state": run.seed}
+                          "uncertainty": "max_entropy", "pca": None, "near_duplicate_radius": None,
+                          "near_duplicate_metric": "cosine", "random_state": run.seed}
     stored_run = store.sampling_runs()[-1]
     assert (stored_run.id, stored_run.params, stored_run.seed) == (run.id, run.params, run.seed)
 
@@ -73,19 +73,66 @@ def test_unknown_embedding_space_is_refused(store):
         sample(store, UncertainDiverse(random_state=0), 3, embedding_space="other")
 
 
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
-def test_every_strategy_honours_the_contract(store, name):
-    """Template: every registered strategy stores params only, is clonable, picks unique unexcluded clips."""
-    cls = STRATEGIES[name]
-    assert issubclass(cls, QueryStrategy) and cls.name == name
-    strategy = cls(random_state=3)
-    assert clone(strategy).get_params() == strategy.get_params()
-    syn = build_pool(store, per_cluster=12)
-    pool = store.pool()
-    emb = store.embeddings("test-space")
-    exclude = set(syn.clip_ids[::3].tolist())
-    picks = strategy.query(pool, emb, 10, exclude=exclude)
-    assert [p.rank for p in picks] == list(range(1, 11))
-    assert len({p.clip_id for p in picks}) == 10 and not exclude & {p.clip_id for p in picks}
-    assert all(p.reason for p in picks)
-    assert picks == cls(random_state=3).query(pool, emb, 10, exclude=exclude)
+# --------------------------------------------------------------------------- replay
+def _add_recording(store, model, n=12, seed=9):
+    """More audio ingested after a run: clips the replay must leave out."""
+    from store import Recording
+
+    rng = np.random.default_rng(seed)
+    rec = store.add_recording(Recording(path=f"/data/late{seed}.wav", content_hash=f"late-{seed}", site="A",
+                                        status="done"))
+    probs = np.full((n, len(model.labels)), 0.01)
+    probs[:, 0] = 0.5  # maximally uncertain: any strategy would want them
+    return store.add_clip_batch(rec.id, [(3.0 * j, 3.0 * j + 3) for j in range(n)], model, probs,
+                                rng.normal(size=(n, model.dim)).astype(np.float32))
+
+
+def test_replay_reproduces_stored_runs(store):
+    from sampler import Combined, KCenterGreedy, Stratified, replay
+    from tests.sampler.synthetic import annotate
+
+    syn = build_pool(store, per_cluster=15)
+    runs = [sample(store, Combined(strata=("site",)), 6)[0],
+            sample(store, Stratified(inner=KCenterGreedy(random_state=np.random.default_rng(1)), strata=("hour",),
+                                     quotas="proportional", random_state=np.random.default_rng(2)), 8)[0],
+            sample(store, UncertainDiverse(strata=("site",), near_duplicate_radius=0.01), 5)[0]]
+    assert runs[1].params["inner"] == {"strategy": "kcenter", "params": {
+        "candidates": "random", "uncertainty": "max_entropy", "n_candidates": None, "pca": 128,
+        "near_duplicate_radius": None, "near_duplicate_metric": "cosine",
+        "random_state": runs[1].params["inner"]["params"]["random_state"]}}
+    assert isinstance(runs[1].params["inner"]["params"]["random_state"], int)
+    # the store moves on: the batches are labelled, more audio arrives
+    annotate(store, [s.clip_id for s in store.selections(runs[0].id)], [["x"]] * 6)
+    _add_recording(store, syn.model)
+    for run in runs:
+        r = replay(store, run.id)
+        assert r.identical, r.differences()
+        assert [p.clip_id for p in r.picks] == [s.clip_id for s in store.selections(run.id)]
+    assert len(store.sampling_runs()) == 3  # replay writes nothing
+    # a new run does see the new clips, so leaving them out of the replay mattered
+    new = sample(store, Combined(strata=("site",)), 6)[1]
+    assert len(store.pool()) == len(syn.clip_ids) + 12
+    assert {s.clip_id for s in new} - set(syn.clip_ids.tolist())
+
+
+def test_replay_reports_differences_and_unknown_runs(store):
+    from sampler import Replay, replay
+
+    build_pool(store, per_cluster=5)
+    run, sel = sample(store, UncertainDiverse(strata=()), 3)
+    r = replay(store, run.id)
+    swapped = Replay(run=r.run, picks=r.picks, stored=[sel[1], sel[0], sel[2]])
+    assert not swapped.identical
+    assert swapped.differences() == [f"rank 1: stored clip {sel[1].clip_id}, replayed clip {sel[0].clip_id}",
+                                     f"rank 2: stored clip {sel[0].clip_id}, replayed clip {sel[1].clip_id}"]
+    with pytest.raises(StoreError, match=rf"no sampling run 99 in this store \(it holds runs {run.id}..{run.id}\)"):
+        replay(store, 99)
+
+
+def test_sample_passes_the_probability_matrix(store):
+    from sampler import UncertaintySampling
+
+    build_pool(store, per_cluster=5, hot_clusters=(3,))
+    run, picks = sample(store, UncertaintySampling(uncertainty="categorical_entropy"), 4)
+    assert run.seed is None and run.params["uncertainty"] == "categorical_entropy"
+    assert all(s.reason.startswith("normalised categorical entropy") for s in picks)

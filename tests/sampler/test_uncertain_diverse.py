@@ -230,8 +230,10 @@ def test_documented_options_are_the_accepted_ones(store):
     assert _doc_options("strata") == set(STRATA_COLUMNS)
     build_pool(store, per_cluster=5)
     pool, emb = _inputs(store)
+    probs = store.probabilities(pool.model_version)
     for measure in UNCERTAINTY_MEASURES:
-        picks = UncertainDiverse(uncertainty=measure, strata=tuple(STRATA_COLUMNS), random_state=0).query(pool, emb, 3)
+        picks = UncertainDiverse(uncertainty=measure, strata=tuple(STRATA_COLUMNS), random_state=0).query(
+            pool, emb, 3, probabilities=probs)
         assert len(picks) == 3 and picks[0].reason.startswith(UNCERTAINTY_MEASURES[measure])
     margin = UncertainDiverse(uncertainty="margin", candidate_factor=1, strata=(), random_state=0).query(pool, emb, 1)
     assert margin[0].score == pytest.approx(1 - pool.margin.min())
@@ -240,6 +242,7 @@ def test_documented_options_are_the_accepted_ones(store):
 def test_params_like_scikit_learn():
     s = UncertainDiverse(candidate_factor=3, strata=("site",), random_state=4)
     assert s.get_params() == {"candidate_factor": 3, "n_clusters": None, "strata": ("site",),
-                              "uncertainty": "max_entropy", "random_state": 4}
+                              "uncertainty": "max_entropy", "pca": None, "near_duplicate_radius": None,
+                              "near_duplicate_metric": "cosine", "random_state": 4}
     assert s.set_params(n_clusters=6) is s and s.n_clusters == 6
     assert "candidate_factor=3" in repr(s)

@@ -1,0 +1,156 @@
+"""Uncertainty measures: how unsure the model is about a clip (higher = more uncertain, all in [0, 1]).
+
+``max_entropy``          max over classes of the binary entropy (bits): BirdNET is multi-label, one
+                         sigmoid per class (TABMON's measure)
+``mean_entropy``         mean over classes of the binary entropy
+``margin``               1 - (top-1 minus top-2 probability)
+``least_confidence``     1 - top-1 probability
+``ratio``                top-2 / top-1 probability
+``categorical_entropy``  entropy of the row normalised to sum 1, divided by log(classes): for
+                         single-label, softmax-style models (an image classifier)
+
+The first five are read from the pool's score arrays (the store computed them from the model's
+probabilities at scoring time), so they cost nothing per clip. ``categorical_entropy`` needs the
+full probability rows: it is computed from the model's memory-mapped probability matrix in chunks
+of rows, never the whole matrix at once. ``uncertainty_from_matrix`` computes any measure that way,
+for any model version whose matrix the store holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+import numpy as np
+
+from store.store import Pool
+
+UncertaintyMeasure = Literal["max_entropy", "mean_entropy", "margin", "least_confidence", "ratio",
+                             "categorical_entropy"]
+
+# Every measure and how a reason sentence names it. A test checks this equals the documented list.
+UNCERTAINTY_MEASURES: dict[str, str] = {
+    "max_entropy": "max binary entropy",
+    "mean_entropy": "mean binary entropy",
+    "margin": "1 - margin (top-1 minus top-2 probability)",
+    "least_confidence": "1 - top-1 probability",
+    "ratio": "top-2 / top-1 probability ratio",
+    "categorical_entropy": "normalised categorical entropy",
+}
+# Measures the pool's score arrays already hold; the rest need the probability matrix.
+POOL_MEASURES = ("max_entropy", "mean_entropy", "margin", "least_confidence", "ratio")
+
+_EPS = 1e-7
+
+
+def check_measure(measure: Any, parameter: str = "uncertainty") -> str:
+    if measure not in UNCERTAINTY_MEASURES:
+        raise ValueError(f"{parameter} must be one of {sorted(UNCERTAINTY_MEASURES)}, got {measure!r}")
+    return measure
+
+
+def uncertainty_from_probabilities(probabilities: np.ndarray, measure: str) -> np.ndarray:
+    """``measure`` of each row of a (rows x classes) probability array, as float64."""
+    check_measure(measure, "measure")
+    p = np.asarray(probabilities, dtype=np.float32)
+    if p.ndim != 2 or p.shape[1] == 0:
+        raise ValueError(f"probabilities must be a 2-d array with at least one class, got shape {p.shape}")
+    bad = ~np.isfinite(p).all(axis=1)
+    if bad.any():
+        raise ValueError(f"probabilities contain NaN or infinite values in {int(bad.sum())} rows "
+                         f"(first: row {int(np.flatnonzero(bad)[0])})")
+    if measure in ("max_entropy", "mean_entropy"):
+        q = np.clip(p, _EPS, 1 - _EPS)
+        ent = -(q * np.log2(q) + (1 - q) * np.log2(1 - q))
+        return (ent.max(axis=1) if measure == "max_entropy" else ent.mean(axis=1)).astype(np.float64)
+    if measure == "categorical_entropy":
+        k = p.shape[1]
+        if k == 1:
+            return np.zeros(p.shape[0])
+        total = p.sum(axis=1, keepdims=True, dtype=np.float64)
+        q = np.clip(p / np.where(total > 0, total, 1.0), 1e-12, 1.0)
+        ent = -(q * np.log(q)).sum(axis=1)
+        ent[total.ravel() <= 0] = np.log(k)  # an all-zero row says nothing: maximally uncertain
+        return np.clip(ent / np.log(k), 0.0, 1.0)
+    if p.shape[1] >= 2:
+        top2 = -np.partition(-p, 1, axis=1)[:, :2].astype(np.float64)
+    else:
+        top2 = np.concatenate([p, np.zeros_like(p)], axis=1).astype(np.float64)
+    return _from_top2(top2[:, 0], top2[:, 0] - top2[:, 1], measure)
+
+
+def _from_top2(top1: np.ndarray, margin: np.ndarray, measure: str) -> np.ndarray:
+    if measure == "margin":
+        return 1.0 - margin
+    if measure == "least_confidence":
+        return 1.0 - top1
+    # ratio: top-2 / top-1; a row with top-1 = 0 says nothing, so it counts as maximally uncertain
+    top2 = top1 - margin
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(top1 > 0, top2 / np.where(top1 > 0, top1, 1.0), 1.0)
+    return np.where(np.isnan(top1) | np.isnan(margin), np.nan, np.clip(r, 0.0, 1.0))
+
+
+def uncertainty_from_matrix(matrix: Any, clip_ids: np.ndarray, measure: str, *,
+                            chunk_rows: int = 4096) -> np.ndarray:
+    """``measure`` for ``clip_ids`` from a probability matrix (``MatrixView`` or ``MatrixReader``).
+
+    Rows are read ``chunk_rows`` at a time, in row order (sequential on disk), so memory stays at
+    one chunk of probabilities whatever the pool size. Raises KeyError naming a clip with no row.
+    """
+    from sampler.vectors import MatrixReader
+
+    reader = matrix if isinstance(matrix, MatrixReader) else MatrixReader(matrix)
+    clip_ids = np.asarray(clip_ids, dtype=np.int64)
+    out = np.empty(clip_ids.size, dtype=np.float64)
+    if clip_ids.size == 0:
+        return out
+    rows = reader.rows_for(clip_ids) if reader.has_rows else np.arange(clip_ids.size)
+    order = np.argsort(rows, kind="stable")
+    for i in range(0, order.size, chunk_rows):
+        sel = order[i:i + chunk_rows]
+        p = reader.rows(rows[sel]) if reader.has_rows else reader.take(clip_ids[sel])
+        bad = ~np.isfinite(p).all(axis=1)
+        if bad.any():
+            raise ValueError(f"probabilities of clip {int(clip_ids[sel][bad][0])} in matrix {reader.name!r} contain "
+                             f"NaN or infinite values ({int(bad.sum())} such clips in this chunk); re-score them "
+                             "before sampling")
+        out[sel] = uncertainty_from_probabilities(p, measure)
+    return out
+
+
+def uncertainty_scores(pool: Pool, measure: str, rows: Optional[np.ndarray] = None, *,
+                       probabilities: Any = None) -> np.ndarray:
+    """Per-clip uncertainty under ``measure`` for pool positions ``rows`` (default all), as float64.
+
+    Pool measures are vectorised over the pool's score arrays; ``categorical_entropy`` reads
+    ``probabilities`` (the pool model's probability matrix) in chunks and refuses to run without it.
+    NaN is returned where the pool holds no score (a pool built from metadata only).
+    """
+    check_measure(measure, "uncertainty")
+    take = (lambda a: np.asarray(a, dtype=np.float64)) if rows is None else \
+        (lambda a: np.asarray(a, dtype=np.float64)[rows])
+    if measure == "max_entropy":
+        return take(pool.max_entropy)
+    if measure == "mean_entropy":
+        return take(pool.mean_entropy)
+    if measure in ("margin", "least_confidence", "ratio"):
+        return _from_top2(take(pool.top1), take(pool.margin), measure)
+    if probabilities is None:
+        raise ValueError(f"uncertainty {measure!r} needs the model's full probability rows: pass "
+                         f"probabilities=store.probabilities(model) to query (sampler.sample does), "
+                         f"or use one of {list(POOL_MEASURES)}")
+    ids = np.asarray(pool.clip_id) if rows is None else np.asarray(pool.clip_id)[rows]
+    try:
+        return uncertainty_from_matrix(probabilities, ids, measure)
+    except KeyError as e:
+        raise ValueError(f"probabilities missing for uncertainty {measure!r}: {e.args[0] if e.args else e}") from e
+
+
+def check_scores(scores: np.ndarray, pool: Pool, rows: np.ndarray, measure: str) -> None:
+    """Refuse NaN scores, naming how many clips and the first one (a half-scored pool must not be sampled)."""
+    bad = np.flatnonzero(np.isnan(scores))
+    if bad.size:
+        first = int(np.asarray(pool.clip_id)[rows[bad[0]]])
+        raise ValueError(f"uncertainty {measure!r} is NaN for {bad.size} clips (first: clip {first}) under model "
+                         f"{pool.model_version.name!r}; re-score them before sampling (or, with no model "
+                         f"scores at all, use the 'cold_start' strategy)")

@@ -1,0 +1,88 @@
+"""Uncertainty measures: known values, pool and matrix agree, chunked reads, NaN refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sampler.uncertainty as unc
+from sampler import (POOL_MEASURES, UNCERTAINTY_MEASURES, UncertaintySampling, uncertainty_from_matrix,
+                     uncertainty_from_probabilities, uncertainty_scores)
+from store.matrices import MatrixView
+from tests.sampler.synthetic import build_pool
+
+ROWS = np.array([[0.5, 0.5, 0.0],   # a coin flip between two classes
+                 [0.9, 0.05, 0.05],  # confident
+                 [1 / 3, 1 / 3, 1 / 3],  # uniform
+                 [0.0, 0.0, 0.0]])  # the model saw nothing
+
+
+def test_known_values():
+    f = uncertainty_from_probabilities
+    assert f(ROWS, "max_entropy") == pytest.approx([1.0, 0.469, 0.918, 0.0], abs=1e-3)
+    assert f(ROWS, "margin") == pytest.approx([1.0, 0.15, 1.0, 1.0])
+    assert f(ROWS, "least_confidence") == pytest.approx([0.5, 0.1, 2 / 3, 1.0])
+    assert f(ROWS, "ratio") == pytest.approx([1.0, 0.05 / 0.9, 1.0, 1.0])
+    cat = f(ROWS, "categorical_entropy")
+    assert cat[2] == pytest.approx(1.0) and cat[3] == pytest.approx(1.0)  # uniform and empty: maximal
+    assert cat[0] == pytest.approx(np.log(2) / np.log(3), abs=1e-4)
+    assert 0 < cat[1] < cat[0]
+    for m in UNCERTAINTY_MEASURES:
+        v = f(ROWS, m)
+        assert v.shape == (4,) and np.all((v >= 0) & (v <= 1)), m
+    # more confident -> less uncertain, for every measure
+    for m in UNCERTAINTY_MEASURES:
+        assert f(ROWS[[1]], m)[0] < f(ROWS[[0]], m)[0], m
+
+
+def test_documented_measures_are_the_accepted_ones():
+    import re
+
+    documented = set(re.findall(r"^``([a-z_]+)``", unc.__doc__, flags=re.M))
+    assert documented == set(UNCERTAINTY_MEASURES)
+    assert set(POOL_MEASURES) | {"categorical_entropy"} == set(UNCERTAINTY_MEASURES)
+    assert set(unc.UncertaintyMeasure.__args__) == set(UNCERTAINTY_MEASURES)
+    with pytest.raises(ValueError, match=r"measure must be one of .*got 'entropy'"):
+        uncertainty_from_probabilities(ROWS, "entropy")
+
+
+def test_pool_scores_match_the_probability_matrix(store):
+    syn = build_pool(store, per_cluster=10, hot_clusters=(1,))
+    pool = store.pool()
+    probs = store.probabilities(syn.model)  # float16 on disk
+    for m in POOL_MEASURES:
+        from_pool = uncertainty_scores(pool, m)
+        from_matrix = uncertainty_from_matrix(probs, pool.clip_id, m, chunk_rows=7)
+        assert from_matrix == pytest.approx(from_pool, abs=2e-3), m
+    # chunking does not change anything, and clip order is kept
+    rev = pool.clip_id[::-1]
+    a = uncertainty_from_matrix(probs, rev, "categorical_entropy", chunk_rows=3)
+    b = uncertainty_from_matrix(probs, rev, "categorical_entropy", chunk_rows=10_000)
+    assert np.array_equal(a, b)
+    assert a == pytest.approx(uncertainty_from_probabilities(syn.probabilities, "categorical_entropy")[::-1],
+                              abs=2e-3)
+
+
+def test_categorical_entropy_needs_the_matrix_and_ranks_by_it(store):
+    syn = build_pool(store, per_cluster=10, hot_clusters=(2,))
+    pool, emb = store.pool(), store.embeddings("test-space")
+    with pytest.raises(ValueError, match=r"'categorical_entropy' needs the model's full probability rows"):
+        UncertaintySampling(uncertainty="categorical_entropy").query(pool, emb, 3)
+    picks = UncertaintySampling(uncertainty="categorical_entropy").query(
+        pool, emb, 10, probabilities=store.probabilities(syn.model))
+    assert set(syn.of([p.clip_id for p in picks], "cluster")) == {2}  # the hot cluster is the unsure one
+    assert picks[0].reason.startswith("normalised categorical entropy")
+
+
+def test_nan_probabilities_are_refused_naming_the_clip(store):
+    syn = build_pool(store, per_cluster=5)
+    pool, emb = store.pool(), store.embeddings("test-space")
+    probs = store.probabilities(syn.model)
+    data = np.array(probs.data, dtype=np.float32)
+    data[4, 1] = np.nan
+    bad = MatrixView(probs.name, np.asarray(probs.ids), data)
+    with pytest.raises(ValueError, match=rf"probabilities of clip {int(probs.ids[4])} in matrix "
+                                         r"'probabilities:birdnet-test' contain NaN"):
+        UncertaintySampling(uncertainty="categorical_entropy").query(pool, emb, 3, probabilities=bad)
+    with pytest.raises(ValueError, match=r"NaN or infinite values in 1 rows \(first: row 0\)"):
+        uncertainty_from_probabilities(np.array([[np.nan, 0.2]]), "margin")
