@@ -65,9 +65,12 @@ class Workspace:
         return self.root / "secrets.json"
 
     def open_store(self):
+        """The workspace's store. WORKBENCH_EMBEDDING_DTYPE=float16 halves new embedding matrices
+        (worth it from about a million windows); an existing matrix keeps its dtype."""
         from store import Store
 
-        return Store.open(self.root, self.db_url)
+        dtype = os.environ.get("WORKBENCH_EMBEDDING_DTYPE") or "float32"
+        return Store.open(self.root, self.db_url, embedding_dtype=dtype)
 
 
 @dataclass(frozen=True)

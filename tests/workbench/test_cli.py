@@ -108,3 +108,13 @@ def test_label_sets_are_shown_and_edited(tmp_path, capsys):
     assert store.label_set().labels == ["Strix aluco_Tawny Owl", "Turdus merula_Eurasian Blackbird", "Noise"]
     assert main(["--workspace", str(ws.root), "labels", "--remove", "Not a label"]) == 2
     assert "Not a label" in capsys.readouterr().err
+
+
+def test_embedding_dtype_comes_from_the_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORKBENCH_EMBEDDING_DTYPE", "float16")
+    from workbench.config import Workspace
+
+    assert Workspace.resolve(tmp_path / "a").open_store().embedding_dtype == "float16"
+    monkeypatch.setenv("WORKBENCH_EMBEDDING_DTYPE", "float8")
+    assert main(["--workspace", str(tmp_path / "b"), "status"]) == 2
+    assert "float8" in capsys.readouterr().err
