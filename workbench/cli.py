@@ -515,22 +515,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_user_error(e: Exception) -> bool:
+    from annotation.errors import AnnotationError
     from store import StoreError
 
-    known: tuple[type[BaseException], ...] = (UserError, StoreError, ValueError, FileNotFoundError)
-    try:
-        from annotation.client import AnnotationServerError
-
-        known += (AnnotationServerError,)
-    except ImportError:
-        pass
-    try:
-        from annotation.server import LabelStudioServerError
-
-        known += (LabelStudioServerError,)
-    except ImportError:
-        pass
-    return isinstance(e, known)
+    return isinstance(e, (UserError, StoreError, AnnotationError, services.ServiceError, ValueError,
+                          FileNotFoundError))
 
 
 if __name__ == "__main__":

@@ -57,24 +57,15 @@ def selection_table(store: Store, run_id: int | None = None,
 
 
 def _audio_for(info, clips_dir: Path | None):
-    """The annotator clip if already cut, else the window read from the source file (or None)."""
-    if clips_dir is not None:
-        cut = clips_dir / f"{info.clip_id}.wav"
-        if cut.exists():
-            return cut
+    """The annotator's clip (window with context, cut once and reused), or None if the source is unreadable."""
+    if clips_dir is None:
+        return None
+    from annotation.clips import cut_clip
+    from annotation.errors import AnnotationError
+
     try:
-        import soundfile as sf
-
-        with sf.SoundFile(info.path) as fh:
-            sr = fh.samplerate
-            fh.seek(int(info.start_s * sr))
-            data = fh.read(int((info.end_s - info.start_s) * sr), dtype="float32", always_2d=True)
-        import io
-
-        buf = io.BytesIO()
-        sf.write(buf, data.mean(axis=1), sr, format="WAV", subtype="PCM_16")
-        return buf.getvalue()
-    except (OSError, RuntimeError, ValueError):
+        return cut_clip(info, clips_dir).path
+    except (AnnotationError, OSError, RuntimeError, ValueError):
         return None
 
 

@@ -8,7 +8,6 @@ generated field-like audio, so it never fails for lack of data. WORKBENCH_SAMPLE
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import urllib.error
@@ -20,6 +19,8 @@ from typing import Callable, Optional
 
 import numpy as np
 import soundfile as sf
+
+from embeddings.ingest import file_sha256 as sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,6 @@ SAMPLES: tuple[Sample, ...] = (
 
 class ChecksumError(ValueError):
     pass
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch_sample(sample: Sample, dest_root: Path, base: str | None = None, timeout: float = 15.0) -> Path:
