@@ -424,7 +424,8 @@ class LabelStudioClient:
                 {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
                  "value": since.strftime(LS_TIME_FORMAT)}]}})
         report = PullReport(watermark=watermark)
-        by_task = {t: c for c, t in store.tasks(int(project_id)).items()}
+        recorded = store.tasks(int(project_id))
+        by_task = {t: c for c, t in recorded.items()}
         with self._call(f"list the updated tasks of project {project_id}"):
             tasks = list(self.sdk.tasks.list(project=int(project_id), fields="all", query=query, page_size=100))
         newest = watermark
@@ -452,7 +453,8 @@ class LabelStudioClient:
             updated = _aware(_get(t, "updated_at"))
             if updated is not None and (newest is None or updated > newest):
                 newest = updated
-        report.deleted += self._deleted_tasks(store, int(project_id), report)
+        # tasks adopted above were just seen in Label Studio, so they cannot be among the deleted ones
+        report.deleted += self._deleted_tasks(store, int(project_id), report, recorded)
         if newest is not None and newest != watermark:
             store.set_watermark(int(project_id), newest)
         report.watermark = newest
@@ -461,9 +463,8 @@ class LabelStudioClient:
                  report.unchanged)
         return report
 
-    def _deleted_tasks(self, store: Store, project_id: int, report: PullReport) -> int:
+    def _deleted_tasks(self, store: Store, project_id: int, report: PullReport, recorded: dict[int, int]) -> int:
         """Annotations of tasks deleted in Label Studio (a deleted task never shows up as updated)."""
-        recorded = store.tasks(project_id)
         if not recorded:
             return 0
         present = set(self.project_task_ids(project_id).values())

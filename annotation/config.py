@@ -21,8 +21,6 @@ SPECIES = "species"      # the <Choices> control
 WINDOW = "window"        # the <Labels> control and its one label
 WINDOW_COLOR = "#f5a623"
 
-TASK_FIELDS = ("audio", "clip_id", "window_start", "window_end", "site", "time", "file")
-
 
 def label_config(labels: Sequence[str]) -> str:
     """Labeling config XML for clips of one label set; validated with the SDK's ``LabelInterface``."""

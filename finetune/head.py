@@ -9,6 +9,7 @@ matters). The head saves as plain numbers (.npz, no pickle) so a workspace can b
 from __future__ import annotations
 
 import json
+import os
 import numbers
 import zipfile
 from pathlib import Path
@@ -173,8 +174,12 @@ class ClassifierHead(BaseEstimator):
             "constant_classes": list(self.constant_classes_),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as fh:
+        tmp = path.with_name(path.name + ".tmp")  # a crash never leaves a half-written head behind
+        with open(tmp, "wb") as fh:
             np.savez(fh, coef=self.coef_, intercept=self.intercept_, meta=np.array(json.dumps(meta)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
         return path
 
     @classmethod

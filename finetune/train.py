@@ -57,8 +57,9 @@ def _labelled_clips(store: Store) -> tuple[np.ndarray, list[list[str]], int]:
 
 
 def _next_name(store: Store, space: str) -> str:
-    taken = {m.name for m in store.model_versions()}
-    n = 1 + sum(1 for m in store.model_versions() if m.kind == "classifier" and m.embedding_space == space)
+    versions = store.model_versions()
+    taken = {m.name for m in versions}
+    n = 1 + sum(1 for m in versions if m.kind == "classifier" and m.embedding_space == space)
     while f"head-{space}-{n}" in taken:
         n += 1
     return f"head-{space}-{n}"
@@ -83,7 +84,7 @@ def finetune(store: Store, workspace: Workspace, *, embedding_space: Optional[st
                             "needs at least two classes (or clips labelled with no species) to contrast")
 
     view = store.embeddings(space)
-    missing = clip_ids[~np.isin(clip_ids, np.asarray(view.ids))]
+    missing = clip_ids[~view.contains(clip_ids)]
     if missing.size:
         raise FinetuneError(f"{missing.size} of {clip_ids.size} labelled clips have no embeddings in space "
                             f"{space!r} (first clip ids: {missing[:5].tolist()}); re-ingest their recordings "

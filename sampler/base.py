@@ -298,13 +298,6 @@ def check_int(value: Any, name: str, *, minimum: int = 1, allow_none: bool = Fal
     return int(value)
 
 
-def check_real(value: Any, name: str, *, minimum: float = 0.0, what: str = "") -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or value < minimum:
-        raise ValueError(f"{name} must be a finite number >= {minimum:g}{f' ({what})' if what else ''}, got {value!r}")
-    return float(value)
-
-
 def check_choice(value: Any, name: str, options: Sequence[str]) -> str:
     if value not in options:
         raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
@@ -312,11 +305,6 @@ def check_choice(value: Any, name: str, options: Sequence[str]) -> str:
 
 
 # --------------------------------------------------------------------------- pool helpers
-def stratum_column(pool: Pool, column: str, rows: Optional[np.ndarray] = None) -> np.ndarray:
-    """One stratum column as text (object array) for ``rows`` (default all); missing -> ``"unknown"``."""
-    return np.array([k.split("=", 1)[1] for k in stratum_keys(pool, (column,), rows)], dtype=object)
-
-
 def exclude_ids(exclude: Iterable[int]) -> np.ndarray:
     """Excluded clip ids as a sorted unique int64 array (from a set, list or array)."""
     if isinstance(exclude, np.ndarray):

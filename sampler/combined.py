@@ -182,10 +182,10 @@ class Combined(QueryStrategy):
         gain = w_u * shown if w_u > 0 else np.zeros(rows.size)
 
         # 3. the space distances are measured in, and distances to labelled / pending clips
-        scale, ref = 1.0, None
-        ex_ids, _ = ctx.excluded_vectors()
+        scale, ref, ex_ids = 1.0, None, None
         z = x
         if w_d > 0:
+            ex_ids, _ = ctx.excluded_vectors()
             space, z = ctx.working_space(params.pca, params.seed, x)
             scale = typical_distance(z, seed=params.seed)
             ref = ctx.references_in(space)

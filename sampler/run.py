@@ -168,8 +168,9 @@ def replay(store: Store, run_id: int, *, embedding_space: Optional[str] = None) 
             and r.created_at > run.created_at]
     if late:
         pool = _subset(pool, ~np.isin(pool.recording_id, np.asarray(late, dtype=np.int64)))
-    later = [s.clip_id for rid in runs if rid >= run.id for s in store.selections(rid)]
+    selections = {rid: store.selections(rid) for rid in runs if rid >= run.id}
+    later = [s.clip_id for picks in selections.values() for s in picks]
     exclude = np.setdiff1d(_excluded(store), np.asarray(later, dtype=np.int64))
     picks = strategy.query(pool, store.embeddings(embedding_space or mv.embedding_space), run.budget,
                            exclude=exclude, probabilities=_probabilities(store, mv))
-    return Replay(run=run, picks=picks, stored=store.selections(run.id))
+    return Replay(run=run, picks=picks, stored=selections[run.id])

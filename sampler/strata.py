@@ -193,13 +193,6 @@ def _custom_codes(pool: Pool, rows: np.ndarray, ids: np.ndarray, values: np.ndar
     return factorize(col)
 
 
-def column_codes(pool: Pool, column: str, rows: Optional[np.ndarray] = None, *,
-                 custom_columns: Optional[Mapping[str, Any]] = None,
-                 hemisphere: str = "north") -> tuple[np.ndarray, list[str]]:
-    """One stratum column as integer codes (per row in ``rows``, default all) and the value of each code."""
-    return _column_codes(pool, column, rows, check_custom_columns(custom_columns), hemisphere)
-
-
 def _column_codes(pool: Pool, column: str, rows: Optional[np.ndarray],
                   custom: Mapping[str, tuple[np.ndarray, np.ndarray]], hemisphere: str) -> tuple[np.ndarray, list[str]]:
     rows = np.arange(len(pool)) if rows is None else np.asarray(rows, dtype=np.int64)

@@ -17,8 +17,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from sampler.base import (UNCERTAINTY_MEASURES, Choice, QueryContext, QueryStrategy, SamplerWarning, check_strata,
-                          most_uncertain, ordinal, stratum_keys)
+from sampler.base import (UNCERTAINTY_MEASURES, Choice, QueryContext, QueryStrategy, SamplerWarning, check_int,
+                          check_strata, most_uncertain, ordinal, stratum_keys)
 from sampler.uncertainty import UncertaintyMeasure, check_measure
 from sampler.vectors import check_pca, kmeans_labels, l2_normalize  # noqa: F401 - re-exported
 
@@ -166,9 +166,7 @@ class UncertainDiverse(QueryStrategy):
         cf = self.candidate_factor
         if isinstance(cf, bool) or not isinstance(cf, numbers.Real) or not np.isfinite(cf) or cf < 1:
             raise ValueError(f"candidate_factor must be a number >= 1 (candidates per batch slot), got {cf!r}")
-        k = self.n_clusters
-        if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1):
-            raise ValueError(f"n_clusters must be None or an integer >= 1, got {k!r}")
+        check_int(self.n_clusters, "n_clusters", allow_none=True)
         check_measure(self.uncertainty)
         p = super()._validate_params()
         p.strata = check_strata(self.strata)

@@ -167,6 +167,7 @@ def write_rows(folder: Path, name: str, dtype: str, dim: int, committed: int,
         raise ValueError(f"matrix {name!r}: {rows.shape[0]} rows but {ids.shape[0]} ids")
     folder.mkdir(parents=True, exist_ok=True)
     row_bytes = dim * np.dtype(DTYPES[dtype]).itemsize
+    created = not data_path.exists() or not ids_path.exists()
     for path, offset, payload in ((data_path, committed * row_bytes, rows),
                                   (ids_path, committed * 8, ids)):
         with open(path, "r+b" if path.exists() else "w+b") as fh:
@@ -175,6 +176,12 @@ def write_rows(folder: Path, name: str, dtype: str, dim: int, committed: int,
             fh.write(payload.tobytes())
             fh.flush()
             os.fsync(fh.fileno())
+    if created:  # a new file's directory entry must be durable before the database counts its rows
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return committed + int(ids.shape[0])
 
 

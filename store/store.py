@@ -14,13 +14,13 @@ PostgreSQL, executemany elsewhere). Embeddings may be kept as float16 (``embeddi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import repeat
 from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Sequence
 
 import numpy as np
-from sqlalchemy import delete, event, exists, func, insert, select, union
+from sqlalchemy import delete, event, exists, func, insert, select, union_all
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -324,9 +324,11 @@ class Store:
     def clips(self, clip_ids: Iterable[int]) -> list[ClipInfo]:
         """Clip and recording details for the given ids, in the order given."""
         ids = [int(i) for i in clip_ids]
+        rows = []
         with self._session() as s:
-            rows = s.execute(select(Clip, Recording).join(Recording, Clip.recording_id == Recording.id)
-                          .where(Clip.id.in_(ids))).all()
+            for chunk in _in_chunks(ids):  # stays under the database's bound-parameter limit
+                rows += s.execute(select(Clip, Recording).join(Recording, Clip.recording_id == Recording.id)
+                                  .where(Clip.id.in_(chunk))).all()
         by_id = {c.id: ClipInfo(c.id, r.id, r.path, r.modality, c.start_s, c.end_s, r.site, r.device,
                                 r.start_time, r.sample_rate) for c, r in rows}
         missing = [i for i in ids if i not in by_id]
@@ -470,7 +472,8 @@ class Store:
     def _append_matrix(self, s: Session, name: str, dtype: str, model: ModelVersion | None,
                        ids: np.ndarray, rows: np.ndarray) -> None:
         dim = int(rows.shape[1])
-        m = s.get(Matrix, name)
+        # locked and re-read: two writers on PostgreSQL must not both append after the same committed count
+        m = s.get(Matrix, name, with_for_update=True, populate_existing=True)
         if m is None:
             m = Matrix(name=name, dim=dim, dtype=dtype, rows=0, model_version_id=None if model is None else model.id)
         elif m.dim != dim:
@@ -520,10 +523,12 @@ class Store:
         """Top predictions per clip under one model version, best first."""
         ids = [int(i) for i in clip_ids]
         out: dict[int, list[tuple[str, float]]] = {i: [] for i in ids}
+        rows = []
         with self._session() as s:
-            rows = s.execute(select(Prediction).where(Prediction.model_version_id == model_version_id,
-                                                   Prediction.clip_id.in_(ids))
-                          .order_by(Prediction.clip_id, Prediction.rank)).scalars().all()
+            for chunk in _in_chunks(ids):
+                rows += s.execute(select(Prediction).where(Prediction.model_version_id == model_version_id,
+                                                           Prediction.clip_id.in_(chunk))
+                                  .order_by(Prediction.clip_id, Prediction.rank)).scalars().all()
         for p in rows:
             out[p.clip_id].append((p.label, p.probability))
         return out
@@ -586,15 +591,15 @@ class Store:
     def _pool_from_matrices(self, mv: ModelVersion) -> Optional[Pool]:
         """The pool from memory-mapped columns, or None for a model scored only before they existed."""
         name = f"scores:{mv.name}"
-        if self.matrix_info(name) is None or self.matrix_info(CLIPS_MATRIX) is None:
+        try:
+            view, clips = self.matrix(name), self.matrix(CLIPS_MATRIX)
+        except StoreError:
             return None
         # both matrices are complete by construction: created with every row stored before them
         # (see _backfill_scores / _backfill_clips), then written in the transactions that write the rows
-        view = self.matrix(name)
         rows = view.unique_rows()
         everything = view.monotonic
         clip_id = np.array(view.ids if everything else view.ids[rows], dtype=np.int64)
-        clips = self.matrix(CLIPS_MATRIX)
         if len(clips) == clip_id.shape[0] and clips.monotonic and np.array_equal(clips.ids, clip_id):
             recording_id = clips.data[:, 0].astype(np.int64)  # the pool is every clip, in file order
             start_s = np.array(clips.data[:, 1], dtype=np.float64)
@@ -662,7 +667,7 @@ class Store:
         ``np.isin(pool.clip_id, store.excluded_clip_ids_array())`` masks a 10M-clip pool in well under
         a second, without building a Python set of every excluded id.
         """
-        q = union(*(select(col.label("clip_id")) for col in (Selection.clip_id, Task.clip_id, Annotation.clip_id)))
+        q = union_all(*(select(col.label("clip_id")) for col in (Selection.clip_id, Task.clip_id, Annotation.clip_id)))
         with self.engine.connect() as conn:
             ids = np.fromiter(conn.execute(q).scalars(), dtype=np.int64)
         return np.unique(ids)
