@@ -71,6 +71,33 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def signal_process(pid: int, sig: int) -> None:
+    """Signal a process, or its whole group when it leads its own session; a gone process is fine."""
+    try:
+        if os.getpgid(pid) == pid:  # started in its own session: signal its whole group
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_gone(pid: int, proc: Optional[subprocess.Popen], timeout: float) -> bool:
+    """Wait up to ``timeout`` s for a process to exit (reaping it when it is our child)."""
+    if proc is not None:
+        try:
+            proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def _is_label_studio(pid: int) -> bool:
     """Best effort: the pid's command line names label-studio (guards against a recycled pid)."""
     try:
@@ -264,38 +291,13 @@ class LocalLabelStudio:
                 return False
             pid = int(state["pid"])
         log.info("stopping Label Studio (pid %s)", pid)
-        self._signal(pid, signal.SIGTERM)
-        if not self._wait_gone(pid, proc, timeout):
+        signal_process(pid, signal.SIGTERM)
+        if not wait_gone(pid, proc, timeout):
             log.warning("Label Studio (pid %s) ignored SIGTERM for %.0f s; killing it", pid, timeout)
-            self._signal(pid, signal.SIGKILL)
-            self._wait_gone(pid, proc, 5.0)
+            signal_process(pid, signal.SIGKILL)
+            wait_gone(pid, proc, 5.0)
         self.state_file.unlink(missing_ok=True)
         return True
-
-    @staticmethod
-    def _signal(pid: int, sig: int) -> None:
-        try:
-            if os.getpgid(pid) == pid:  # started in its own session: signal its whole group
-                os.killpg(pid, sig)
-            else:
-                os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    @staticmethod
-    def _wait_gone(pid: int, proc: Optional[subprocess.Popen], timeout: float) -> bool:
-        if proc is not None:
-            try:
-                proc.wait(timeout=timeout)
-                return True
-            except subprocess.TimeoutExpired:
-                return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                return True
-            time.sleep(0.2)
-        return False
 
     def __repr__(self) -> str:
         return f"LocalLabelStudio(workspace={str(self.workspace.root)!r}, url={self.url!r})"

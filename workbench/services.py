@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
-from annotation.server import pid_alive, port_in_use
+from annotation.server import pid_alive, port_in_use, signal_process, wait_gone
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 
 APP_FILE = Path(__file__).resolve().parents[1] / "app.py"
@@ -79,15 +79,11 @@ def stop_app(ws: Workspace) -> bool:
     if not info:
         return False
     pid = int(info["pid"])
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    deadline = time.monotonic() + 10
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid_alive(pid):
-        os.killpg(pid, signal.SIGKILL)
+    signal_process(pid, signal.SIGTERM)
+    if not wait_gone(pid, None, 10.0):
+        signal_process(pid, signal.SIGKILL)
     return True
 
 
