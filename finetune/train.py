@@ -6,7 +6,7 @@ by the head's uncertainty instead of BirdNET's.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -68,7 +68,8 @@ def _next_name(store: Store, space: str) -> str:
 def finetune(store: Store, workspace: Workspace, *, embedding_space: Optional[str] = None,
              test_size: float = 0.25, random_state: Optional[int] = 0, C: float = 1.0,
              class_weight: Optional[str] = "balanced", max_iter: int = 1000, refit: bool = True,
-             chunk_size: int = DEFAULT_CHUNK) -> ModelVersion:
+             chunk_size: int = DEFAULT_CHUNK,
+             progress: Optional[Callable[[int, int], None]] = None) -> ModelVersion:
     """Train a head on the active annotations, evaluate it on a held-out split, record and apply it.
 
     The split is seeded by ``random_state`` and stratified by each clip's rarest label where counts
@@ -111,11 +112,12 @@ def finetune(store: Store, workspace: Workspace, *, embedding_space: Optional[st
         name=name, kind="classifier", embedding_space=space, dim=len(classes), labels=classes,
         params={**params, "test_size": test_size, "refit": refit}, metrics=metrics,
         artifact_path=str(artifact), parent_id=parent.id, ready=False))
-    return rescore(store, mv, head, chunk_size=chunk_size)
+    return rescore(store, mv, head, chunk_size=chunk_size, progress=progress)
 
 
 def rescore(store: Store, model_version: ModelVersion, head: Optional[ClassifierHead] = None, *,
-            chunk_size: int = DEFAULT_CHUNK) -> ModelVersion:
+            chunk_size: int = DEFAULT_CHUNK,
+            progress: Optional[Callable[[int, int], None]] = None) -> ModelVersion:
     """Score every clip with embeddings in the head's space, ``chunk_size`` rows at a time.
 
     The embedding matrix is memory-mapped and read chunk by chunk, so the pool never sits in RAM at
@@ -137,5 +139,7 @@ def rescore(store: Store, model_version: ModelVersion, head: Optional[Classifier
         ids = np.asarray(view.ids[start:stop], dtype=np.int64)
         probs = head.predict_proba(np.asarray(view.data[start:stop], dtype=np.float32))
         store.write_model_outputs(model_version, ids, probs)
+        if progress is not None:
+            progress(stop, len(view))  # clips re-scored so far, of all
     return store.update_model_version(model_version.id, ready=True,
                                       metrics={**model_version.metrics, "scored_clips": len(view)})

@@ -297,7 +297,10 @@ def cmd_finetune(ws: Workspace, args: argparse.Namespace) -> int:
     from finetune.train import finetune
 
     store = ws.open_store()
-    mv = finetune(store, ws, test_size=args.test_size, random_state=args.seed, C=args.C)
+    mv = finetune(store, ws, test_size=args.test_size, random_state=args.seed, C=args.C,
+                  progress=lambda done, total: print(f"\r[finetune] re-scored {done}/{total} clips", end="",
+                                                     file=sys.stderr, flush=True))
+    print(file=sys.stderr)
     m = mv.metrics
     print(f"model {mv.name}: {m.get('n_train')} train / {m.get('n_test')} held-out clips; "
           f"accuracy {m.get('accuracy', float('nan')):.3f}, macro recall {m.get('macro_recall', float('nan')):.3f}")

@@ -188,3 +188,13 @@ def test_evaluate_by_hand():
     assert m["macro_recall"] == pytest.approx((2 / 3 + 0.5) / 2)
     assert m["recall_per_site"] == {"S1": 0.5, "S2": 0.5}
     assert m["support_per_class"] == {"a": 3, "b": 2, "c": 0} and m["n_test"] == 4
+
+
+def test_rescoring_reports_progress_per_chunk(store, workspace):
+    syn = build_pool(store, per_cluster=12)
+    _label_some(store, syn, per_cluster=4)
+    seen = []
+    finetune(store, workspace, random_state=0, chunk_size=25, progress=lambda done, total: seen.append((done, total)))
+    n = len(syn.clip_ids)
+    assert seen[-1] == (n, n) and len(seen) == -(-n // 25)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
