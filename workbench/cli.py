@@ -346,7 +346,7 @@ def _print_urls(ws: Workspace, info: dict[str, str]) -> None:
     print(f"  password:    {settings.password}   (kept in {ws.secrets_file})")
     if "app" in info:
         print(f"Workbench app: {info['app']}")
-    print(f"Stop both with: workbench --workspace {ws.root} stop")
+    print(f"Stop both with: workbench --workspace {ws.root} stop   (from the source folder: ./dev workbench stop)")
 
 
 def cmd_demo(ws: Workspace, args: argparse.Namespace) -> int:
