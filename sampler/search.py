@@ -115,13 +115,14 @@ class MoreLikeThese(QueryStrategy):
             return []
         k = min(avail.size, n_pick if not ctx.guard.active else 4 * n_pick + 100)
         dist, nbr = nearest_neighbours(ctx.reader, q, ids[avail], k, metric=params.metric)
-        pos_of = dict(zip(ids[avail].tolist(), avail.tolist()))
+        flat = np.unique(nbr[nbr >= 0])
+        near = np.isin(ids[avail], flat)  # only neighbours are ever looked up: no dict over the whole pool
+        pos_of = dict(zip(ids[avail][near].tolist(), avail[near].tolist()))
         taken: set[int] = set()
         heads = [0] * len(examples)
         out: list[Choice] = []
         x_cache: dict[int, np.ndarray] = {}
         if ctx.guard.active:  # read the neighbours' vectors once and drop near-duplicates of excluded clips
-            flat = np.unique(nbr[nbr >= 0])
             rows = np.array([pos_of[c] for c in flat.tolist()], dtype=np.int64)
             kept_rows, xs = ctx.drop_near_excluded(rows, ctx.embeddings(rows))
             kept = set(ids[kept_rows].tolist())
