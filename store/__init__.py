@@ -2,9 +2,9 @@
 
 from store.schema import (Annotation, Clip, LabelSet, Matrix, ModelVersion, Prediction, Recording,
                           SamplingRun, Score, Selection, SyncState, Task)
-from store.store import ClipInfo, Pool, Store, StoreError
+from store.store import ClipInfo, Pool, Store, StoreError, mask_password
 from store.uncertainty import binary_entropy, score_rows, top_k
 
 __all__ = ["Annotation", "Clip", "ClipInfo", "LabelSet", "Matrix", "ModelVersion", "Pool", "Prediction",
-           "Recording", "SamplingRun", "Score", "Selection", "Store", "StoreError", "SyncState", "Task",
+           "Recording", "SamplingRun", "Score", "Selection", "Store", "StoreError", "SyncState", "Task", "mask_password",
            "binary_entropy", "score_rows", "top_k"]

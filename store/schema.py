@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
 from pydantic import NaiveDatetime
 from sqlmodel import Field, SQLModel
 
@@ -22,7 +22,14 @@ def utcnow() -> datetime:
 
 
 class Recording(SQLModel, table=True):
-    """One source file (audio recording or image), identified by its content hash."""
+    """One source file (audio recording or image), identified by its content hash.
+
+    A recording is an immutable fact: its clips and embeddings describe the content that was hashed.
+    When the file at its path changes and is ingested again, the new content becomes a new recording
+    and the old one is ``replaced`` (its clips leave the pool; their labels stay, with the embeddings
+    they were made from). ``file_size`` and ``file_mtime_ns`` let a clip cutter check cheaply that
+    the file on disk is still the one ingested (a full hash only when they differ).
+"""
 
     id: Optional[int] = Field(default=None, primary_key=True)
     path: str = Field(index=True)
@@ -35,8 +42,13 @@ class Recording(SQLModel, table=True):
     longitude: Optional[float] = None
     sample_rate: Optional[int] = None
     channels: Optional[int] = None
-    duration_s: Optional[float] = None
-    status: str = Field(default="pending", description="pending | done | failed")
+    duration_s: Optional[float] = Field(default=None, description="decoded length (s), not the header's estimate")
+    frames: Optional[int] = Field(default=None, sa_type=BigInteger, description="decoded frames at sample_rate (None: before 0.2)")
+    file_size: Optional[int] = Field(default=None, sa_type=BigInteger, description="bytes of the file when ingested")
+    file_mtime_ns: Optional[int] = Field(default=None, sa_type=BigInteger, description="its modification time then (ns)")
+    status: str = Field(default="pending", description="pending | done | failed | replaced")
+    replaced_by: Optional[int] = Field(default=None, description="id of the recording ingested from this path "
+                                                                 "after the file changed")
     error: Optional[str] = None
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -13,6 +13,9 @@ PostgreSQL, executemany elsewhere). Embeddings may be kept as float16 (``embeddi
 
 from __future__ import annotations
 
+import importlib
+import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
@@ -21,10 +24,12 @@ from typing import Any, Iterable, Literal, Optional, Sequence
 
 import numpy as np
 from sqlalchemy import delete, event, exists, func, insert, select, union_all
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
-from store import matrices
+from store import matrices, migrate
+from store.errors import StoreError
 from store.schema import (Annotation, Clip, LabelSet, Matrix, ModelVersion, Prediction, Recording,
                           SamplingRun, Score, Selection, SyncState, Task, utcnow)
 from store.uncertainty import score_rows, top_k
@@ -38,10 +43,6 @@ CLIPS_MATRIX = "clips"
 EMBEDDING_DTYPES = ("float32", "float16")
 EmbeddingDtype = Literal["float32", "float16"]
 _IN_CHUNK = 10_000  # ids per SQL IN-list: SQLite refuses more than 32,766 bound values per statement
-
-
-class StoreError(Exception):
-    """A request the store cannot honour (mismatched model, unknown record)."""
 
 
 @dataclass
@@ -107,6 +108,7 @@ class ClipInfo:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun by _sqlite_begin, not by the driver
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -115,11 +117,44 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
+log = logging.getLogger(__name__)
+
+
+def _log_wait(message: str) -> None:
+    log.warning("%s", message)
+
+
+def _sqlite_begin(conn) -> None:
+    """Begin a SQLite transaction: IMMEDIATE (the write lock now) for write sessions, deferred for reads."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("workbench_write") else "BEGIN")
+
+
 def _in_chunks(values: Sequence[int], size: Optional[int] = None) -> Iterable[list[int]]:
     """``values`` in lists short enough for one SQL IN-list on every backend."""
     values, size = list(values), size or _IN_CHUNK
     for i in range(0, len(values), size):
         yield values[i:i + size]
+
+
+def _insert_missing(s: Session, row: SQLModel) -> None:
+    """Insert ``row`` unless a row with the same unique key exists, inside the caller's transaction.
+
+    For records made on first use (a model version, a label set, a matrix): two processes may both
+    find one missing; the second insert then does nothing instead of failing, and both read back the
+    stored row.
+    """
+    table = type(row).__table__
+    values = {c.name: getattr(row, c.name) for c in table.columns if getattr(row, c.name) is not None}
+    dialect = s.connection().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
+        s.execute(module.insert(table).values(**values).on_conflict_do_nothing())
+        return
+    try:
+        with s.begin_nested():
+            s.execute(insert(table).values(**values))
+    except IntegrityError:
+        pass
 
 
 def _insert_rows(conn, table: type[SQLModel], columns: Sequence[str], rows: Iterable[tuple]) -> None:
@@ -149,6 +184,14 @@ def _insert_rows(conn, table: type[SQLModel], columns: Sequence[str], rows: Iter
                          rows)
 
 
+def mask_password(url: str) -> str:
+    """A database URL fit to show: its password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", str(url))
+
+
 class Store:
     """Records in a SQL database, vectors in memory-mappable matrices next to it."""
 
@@ -169,10 +212,23 @@ class Store:
         self.vectors_dir = Path(vectors_dir)
         self.embedding_dtype: str = embedding_dtype
         self._views: dict[str, matrices.MatrixView] = {}  # latest committed view per matrix (keeps its index)
-        self.engine: Engine = create_engine(url)
+        try:
+            self.engine: Engine = create_engine(url)
+        except (ArgumentError, NoSuchModuleError, ImportError) as e:
+            raise StoreError(f"database URL {mask_password(url)!r} cannot be used: {e}; give an SQLAlchemy URL such as "
+                             f"sqlite:////path/workbench.db or postgresql+psycopg://user@host/db (PostgreSQL needs "
+                             f"pip install 'biodiversity-workbench[postgres]')") from e
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        SQLModel.metadata.create_all(self.engine)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        self._write_engine = self.engine.execution_options(workbench_write=True)
+        try:
+            migrate.upgrade(self.engine, on_wait=_log_wait)
+        except (OperationalError, InterfaceError) as e:
+            self.engine.dispose()
+            reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(getattr(e, "orig", e)).strip() else e
+            raise StoreError(f"cannot open the database at {mask_password(url)}: {reason}; check that the server "
+                             f"runs and the URL (host, port, user, database name) is right") from e
 
     @classmethod
     def open(cls, workspace: Path | str, db_url: str | None = None,
@@ -186,8 +242,16 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+    def _session(self, write: bool = False) -> Session:
+        """A session; ``write`` sessions on SQLite begin with BEGIN IMMEDIATE.
+
+        SQLite lets one writer in at a time. A transaction that reads, then writes (read the matrix row
+        count, then append after it) must hold the write lock from its start, or two processes read the
+        same state and the second fails ("database is locked") or, worse, builds on a stale read.
+        BEGIN IMMEDIATE makes the second writer wait (busy_timeout) and then read the first one's
+        commit. Readers never wait (WAL). PostgreSQL writers lock the rows they build on instead.
+        """
+        return Session(self._write_engine if write else self.engine, expire_on_commit=False)
 
     # ---------------------------------------------------------------- recordings and clips
     def find_recording(self, content_hash: str) -> Optional[Recording]:
@@ -196,7 +260,7 @@ class Store:
 
     def add_recording(self, recording: Recording) -> Recording:
         """Insert a new recording (status ``pending``); its clips arrive with ``add_clip_batch``."""
-        with self._session() as s:
+        with self._session(write=True) as s:
             s.add(recording)
             s.commit()
             s.refresh(recording)
@@ -213,7 +277,7 @@ class Store:
             seen: set[str] = set()
             dup = next(h for h in hashes if h in seen or seen.add(h))
             raise StoreError(f"recording content_hash {dup!r} appears twice in one batch")
-        with self._session() as s:
+        with self._session(write=True) as s:
             for chunk in _in_chunks(hashes):
                 known = s.execute(select(Recording.content_hash).where(Recording.content_hash.in_(chunk))).scalars().first()
                 if known is not None:
@@ -224,7 +288,7 @@ class Store:
             return recordings
 
     def update_recording(self, recording_id: int, **fields: Any) -> Recording:
-        with self._session() as s:
+        with self._session(write=True) as s:
             rec = s.get(Recording, recording_id)
             if rec is None:
                 raise StoreError(f"no recording with id {recording_id}")
@@ -290,7 +354,7 @@ class Store:
             dup = next(k for k in keys if k in seen or seen.add(k))
             raise StoreError(f"clip at start_s={dup[1]} of recording {dup[0]} appears twice in one batch")
         recs = np.unique(rec).tolist()
-        with self._session() as s:
+        with self._session(write=True) as s:
             conn = s.connection()
             known: set[int] = set()
             existing: set[tuple[int, float]] = set()
@@ -340,15 +404,13 @@ class Store:
     def ensure_model_version(self, name: str, kind: str, embedding_space: str, dim: int,
                              labels: Sequence[str], params: dict | None = None) -> ModelVersion:
         """Get the model version ``name``, creating it; refuse one that differs in space, dim or labels."""
-        with self._session() as s:
+        with self._session(write=True) as s:
             mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalars().first()
-            if mv is None:
-                mv = ModelVersion(name=name, kind=kind, embedding_space=embedding_space, dim=dim,
-                                  labels=list(labels), params=params or {})
-                s.add(mv)
+            if mv is None:  # made here, or by a concurrent ingest in between: either way read back the stored one
+                _insert_missing(s, ModelVersion(name=name, kind=kind, embedding_space=embedding_space, dim=dim,
+                                                labels=list(labels), params=params or {}))
                 s.commit()
-                s.refresh(mv)
-                return mv
+                mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalars().one()
         if (mv.kind, mv.embedding_space, mv.dim) != (kind, embedding_space, dim) or list(mv.labels) != list(labels):
             raise StoreError(
                 f"this store already holds model {name!r} as a {mv.kind} in space {mv.embedding_space!r} with "
@@ -357,7 +419,7 @@ class Store:
         return mv
 
     def add_model_version(self, mv: ModelVersion) -> ModelVersion:
-        with self._session() as s:
+        with self._session(write=True) as s:
             if s.execute(select(ModelVersion).where(ModelVersion.name == mv.name)).scalars().first():
                 raise StoreError(f"a model version named {mv.name!r} already exists")
             s.add(mv)
@@ -366,7 +428,7 @@ class Store:
             return mv
 
     def update_model_version(self, model_version_id: int, **fields: Any) -> ModelVersion:
-        with self._session() as s:
+        with self._session(write=True) as s:
             mv = s.get(ModelVersion, model_version_id)
             if mv is None:
                 raise StoreError(f"no model version with id {model_version_id}")
@@ -411,7 +473,7 @@ class Store:
         if probabilities.shape != (len(clip_ids), len(model.labels)):
             raise StoreError(f"model {model.name!r} has {len(model.labels)} classes; got probabilities "
                              f"of shape {probabilities.shape} for {len(clip_ids)} clips")
-        with self._session() as s:
+        with self._session(write=True) as s:
             for chunk in _in_chunks(clip_ids.tolist()):
                 for table in (Score, Prediction):
                     s.execute(delete(table).where(table.model_version_id == model.id, table.clip_id.in_(chunk)))
@@ -474,9 +536,11 @@ class Store:
         dim = int(rows.shape[1])
         # locked and re-read: two writers on PostgreSQL must not both append after the same committed count
         m = s.get(Matrix, name, with_for_update=True, populate_existing=True)
-        if m is None:
-            m = Matrix(name=name, dim=dim, dtype=dtype, rows=0, model_version_id=None if model is None else model.id)
-        elif m.dim != dim:
+        if m is None:  # a concurrent writer may be creating it too: insert if missing, then lock the stored row
+            _insert_missing(s, Matrix(name=name, dim=dim, dtype=dtype, rows=0,
+                                      model_version_id=None if model is None else model.id))
+            m = s.get(Matrix, name, with_for_update=True, populate_existing=True)
+        if m.dim != dim:
             raise StoreError(f"matrix {name!r} holds {m.dim}-d rows; refusing {dim}-d rows "
                              f"(a different model under the same name?)")
         if m.dtype == "float16":
@@ -634,7 +698,7 @@ class Store:
     # ---------------------------------------------------------------- sampling
     def add_sampling_run(self, run: SamplingRun, picks: Sequence[Selection]) -> SamplingRun:
         """Store a run and its picks together (one transaction)."""
-        with self._session() as s:
+        with self._session(write=True) as s:
             s.add(run)
             s.flush()
             for p in picks:
@@ -679,17 +743,15 @@ class Store:
             raise StoreError(f"label set {name!r} needs non-empty string labels, got {labels!r}")
         if len(set(labels)) != len(labels):
             raise StoreError(f"label set {name!r} lists a label twice")
-        with self._session() as s:
+        with self._session(write=True) as s:
             existing = s.execute(select(LabelSet).where(LabelSet.name == name)).scalars().first()
-            if existing is not None:
-                if list(existing.labels) != labels:
-                    raise StoreError(f"label set {name!r} already exists with other labels")
-                return existing
-            ls = LabelSet(name=name, labels=labels)
-            s.add(ls)
-            s.commit()
-            s.refresh(ls)
-            return ls
+            if existing is None:
+                _insert_missing(s, LabelSet(name=name, labels=labels))
+                s.commit()
+                existing = s.execute(select(LabelSet).where(LabelSet.name == name)).scalars().one()
+            if list(existing.labels) != labels:
+                raise StoreError(f"label set {name!r} already exists with other labels")
+            return existing
 
     def label_set(self, name: str | None = None) -> Optional[LabelSet]:
         """The label set called ``name``, or the newest one."""
@@ -706,7 +768,7 @@ class Store:
             return {int(c): int(t) for c, t in rows}
 
     def add_tasks(self, tasks: Sequence[Task]) -> None:
-        with self._session() as s:
+        with self._session(write=True) as s:
             known = set(s.execute(select(Task.clip_id).where(
                 Task.project_id.in_({t.project_id for t in tasks}))).scalars().all())
             s.add_all([t for t in tasks if t.clip_id not in known])
@@ -714,7 +776,7 @@ class Store:
 
     def upsert_annotation(self, ann: Annotation) -> str:
         """Insert or update by (project, Label Studio annotation id); returns new|updated|unchanged."""
-        with self._session() as s:
+        with self._session(write=True) as s:
             cur = s.execute(select(Annotation).where(Annotation.project_id == ann.project_id,
                                                   Annotation.ls_annotation_id == ann.ls_annotation_id)).scalars().first()
             if cur is None:
@@ -733,7 +795,7 @@ class Store:
     def mark_annotations_deleted(self, project_id: int, ls_task_id: int, keep: Iterable[int]) -> int:
         """Mark a task's stored annotations that Label Studio no longer has as deleted; return how many."""
         keep = set(int(k) for k in keep)
-        with self._session() as s:
+        with self._session(write=True) as s:
             rows = s.execute(select(Annotation).where(Annotation.project_id == project_id,
                                                    Annotation.ls_task_id == ls_task_id,
                                                    Annotation.state != "deleted")).scalars().all()
@@ -758,7 +820,7 @@ class Store:
             return st.watermark if st else None
 
     def set_watermark(self, project_id: int, watermark: datetime) -> None:
-        with self._session() as s:
+        with self._session(write=True) as s:
             st = s.get(SyncState, project_id) or SyncState(project_id=project_id)
             st.watermark = watermark
             st.updated_at = utcnow()

@@ -63,30 +63,40 @@ def postgres_server():
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, workspace):
-    """The same contract tests against each backend."""
+def new_postgres_database(server: str) -> str:
+    """A fresh, empty database on the test server; returns its URL."""
     from sqlalchemy import create_engine, text
 
-    from store import Store
-
-    if request.param == "sqlite":
-        st = workspace.open_store()
-    else:
-        server = request.getfixturevalue("postgres_server")
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-        deadline = time.monotonic() + 10
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    deadline = time.monotonic() + 10
+    try:
         while True:
             try:
                 with admin.connect() as conn:
                     conn.execute(text(f"CREATE DATABASE {name}"))
-                break
+                return f"{server}/{name}"
             except Exception:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+    finally:
         admin.dispose()
-        st = Store(f"{server}/{name}", workspace.root / "vectors")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, workspace):
+    """An empty database on each backend: the workspace's SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{workspace.root / 'workbench.db'}"
+    return new_postgres_database(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture
+def store(db_url, workspace):
+    """The same contract tests against each backend."""
+    from store import Store
+
+    st = Store(db_url, workspace.root / "vectors")
     yield st
     st.close()
