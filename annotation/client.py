@@ -38,7 +38,7 @@ from annotation.clips import CutClip, cut_clip
 from annotation.config import AUDIO, SPECIES, WINDOW, label_config, species_labels, validate_config
 from annotation.errors import AnnotationError, AnnotationServerError
 from store import Annotation, ClipInfo, LabelSet, ModelVersion, SamplingRun, Store, StoreError, Task
-from workbench.config import LabelStudioSettings, Workspace
+from annotation.settings import LabelStudioSettings
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class LabelStudioClient:
     document_root : path, optional
         The server's local-files document root (LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT). Default: the
         environment's LABEL_STUDIO_DOCUMENT_ROOT, else the workspace's ``media`` folder (what
-        ``LocalLabelStudio`` serves). Clip URLs are relative to it.
+        ``LocalLabelStudio`` serves), else the folder above the clips folder. Clip URLs are relative to it.
     """
 
     def __init__(self, settings: LabelStudioSettings, timeout: float = 30.0, max_retries: int = 1,
@@ -219,12 +219,12 @@ class LabelStudioClient:
         return min(found) if found else None
 
     def ensure_project(self, label_set: LabelSet, title: Optional[str] = None, *,
-                       workspace: Optional[Workspace] = None) -> int:
+                       clips_dir: Optional[Path] = None) -> int:
         """The id of the project titled ``title`` (default from the label set's name), created if missing.
 
         A reused project whose config differs gets the label set's config (Label Studio refuses the change
-        if existing annotations use a label it drops). With ``workspace``, the local-files storage that
-        lets Label Studio serve the workspace's clips is ensured too (``push`` always ensures it).
+        if existing annotations use a label it drops). With ``clips_dir``, the local-files storage that
+        lets Label Studio serve the clips in it is ensured too (``push`` always ensures it).
         """
         title = title or f"{DEFAULT_TITLE_PREFIX}{label_set.name}"
         config = label_config(label_set.labels)
@@ -242,28 +242,29 @@ class LabelStudioClient:
                                 f"{label_set.name!r} (or use a new project title for a new label set)"):
                     self.sdk.projects.update(id=pid, label_config=config, description=description)
                 log.info("updated project %s (%r) to label set %r", pid, title, label_set.name)
-        if workspace is not None:
-            self.ensure_storage(pid, workspace)
+        if clips_dir is not None:
+            self.ensure_storage(pid, clips_dir)
         return pid
 
-    def _document_root(self, workspace: Workspace) -> Path:
-        """Where the server's ``/data/local-files/?d=`` paths start; the workspace's clips must lie below it."""
+    def _document_root(self, clips_dir: Path) -> Path:
+        """Where the server's ``/data/local-files/?d=`` paths start; the clips folder must lie below it."""
+        clips_dir = Path(clips_dir)
         root = self.document_root or next((os.environ[k] for k in DOCUMENT_ROOT_ENV if os.environ.get(k)), None)
-        root = Path(root or workspace.media).resolve()
-        if not workspace.clips.resolve().is_relative_to(root):
+        root = Path(root or clips_dir.parent).resolve()
+        if not clips_dir.resolve().is_relative_to(root):
             raise AnnotationError(
-                f"the clips folder {workspace.clips} is not below Label Studio's document root {root}, so the "
+                f"the clips folder {clips_dir} is not below Label Studio's document root {root}, so the "
                 f"server cannot serve them: use a workspace inside it, or set LABEL_STUDIO_DOCUMENT_ROOT to the "
                 f"server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
         return root
 
-    def ensure_storage(self, project_id: int, workspace: Workspace) -> None:
-        """A local-files import storage over ``workspace.clips``: without it Label Studio answers 404 for the clips.
+    def ensure_storage(self, project_id: int, clips_dir: Path) -> None:
+        """A local-files import storage over ``clips_dir``: without it Label Studio answers 404 for the clips.
 
         It is never synced (that would import every clip file as a task); it only grants access.
         """
-        root = self._document_root(workspace)
-        clips = workspace.clips
+        root = self._document_root(clips_dir)
+        clips = Path(clips_dir)
         clips.mkdir(parents=True, exist_ok=True)
         path = str(clips.resolve())
         with self._call(f"list the local-files storages of project {project_id}"):
@@ -288,7 +289,7 @@ class LabelStudioClient:
         return out
 
     # ------------------------------------------------------------------ push
-    def push(self, store: Store, workspace: Workspace, project_id: int, run_id: Optional[int] = None,
+    def push(self, store: Store, clips_dir: Path, project_id: int, run_id: Optional[int] = None,
              model_version: ModelVersion | str | int | None = None, *, context_s: float = 2.0,
              min_probability: float = 0.1, batch_size: int = 100) -> PushReport:
         """Send a sampling run's clips (default: the last run) to the project as tasks with pre-annotations.
@@ -304,7 +305,7 @@ class LabelStudioClient:
         allowed = species_labels(project.label_config)
         label_set = self._label_set_of(store, project)
         labels = list(label_set.labels) if label_set is not None else allowed
-        self.ensure_storage(project_id, workspace)
+        self.ensure_storage(project_id, clips_dir)
 
         in_project = self.project_task_ids(project_id)
         recorded = store.tasks(project_id)
@@ -322,7 +323,7 @@ class LabelStudioClient:
                         "there; not pushing them again (e.g. clip %s)", len(gone), run.id, project_id, gone[0])
         todo = list(dict.fromkeys(p.clip_id for p in picks if p.clip_id not in in_project and p.clip_id not in recorded))
 
-        payload = self._build_tasks(store, workspace, self._document_root(workspace), todo, mv, labels, interface,
+        payload = self._build_tasks(store, clips_dir, self._document_root(clips_dir), todo, mv, labels, interface,
                                     context_s, min_probability)
         for start in range(0, len(payload), batch_size):
             batch = payload[start:start + batch_size]
@@ -391,7 +392,7 @@ class LabelStudioClient:
                 self.sdk.projects.update(id=int(project.id), model_version=name)
 
     @staticmethod
-    def _build_tasks(store: Store, workspace: Workspace, document_root: Path, clip_ids: list[int], mv: ModelVersion,
+    def _build_tasks(store: Store, clips_dir: Path, document_root: Path, clip_ids: list[int], mv: ModelVersion,
                      labels: Sequence[str], interface: LabelInterface, context_s: float,
                      min_probability: float) -> list[dict[str, Any]]:
         if not clip_ids:
@@ -400,7 +401,7 @@ class LabelStudioClient:
         preds = store.predictions(clip_ids, mv.id)
         tasks = []
         for info in infos:
-            cut = cut_clip(info, workspace.clips, context_s=context_s)
+            cut = cut_clip(info, clips_dir, context_s=context_s)
             pred = build_prediction(info.clip_id, preds.get(info.clip_id, []), labels,
                                     (cut.window_start, cut.window_end), mv.name, interface, min_probability)
             tasks.append({"data": task_data(info, cut, document_root), "predictions": [pred]})

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import httpx
 
 from annotation.errors import LabelStudioServerError
-from workbench.config import DEFAULT_LS_PORT, LabelStudioSettings, Workspace
+from annotation.settings import DEFAULT_LS_PORT, LabelStudioSettings
 
 log = logging.getLogger(__name__)
 
@@ -108,23 +108,33 @@ def _is_label_studio(pid: int) -> bool:
 
 
 class LocalLabelStudio:
-    """Start, find, reuse and stop the workspace's own Label Studio on 127.0.0.1.
+    """Start, find, reuse and stop a workspace's own Label Studio on 127.0.0.1.
 
     Parameters
     ----------
-    workspace : Workspace
-        Its ``labelstudio_data`` is the server's data dir, ``media`` the local-files document root and
-        ``logs/labelstudio.log`` the server's log.
+    data_dir : path
+        The server's data dir (its SQLite database, which holds the API token, and uploads). Kept
+        private: the folder is made 0700 and the server runs with umask 077, so its database is 0600.
+    document_root : path
+        The local-files document root: the server serves files below it (the clips for annotators).
     settings : LabelStudioSettings
         Username, password and API token of the server's one user (created on the data dir's first start).
     port : int, optional
         Port on 127.0.0.1; default the port of ``settings.url`` (else 8080).
+    log_file : path, optional
+        Where the server's output goes (default ``labelstudio.log`` in the data dir).
+    secrets_hint : str
+        Where the user fixes a wrong token, for error messages (e.g. the workspace's secrets file).
     """
 
-    def __init__(self, workspace: Workspace, settings: LabelStudioSettings, port: Optional[int] = None):
-        self.workspace = workspace
+    def __init__(self, data_dir: Path | str, document_root: Path | str, settings: LabelStudioSettings,
+                 port: Optional[int] = None, log_file: Path | str | None = None, secrets_hint: str = ""):
+        self.data_dir = Path(data_dir)
+        self.document_root = Path(document_root)
         self.settings = settings
         self.port = port
+        self._log_file = Path(log_file) if log_file is not None else None
+        self.secrets_hint = secrets_hint
         self._proc: Optional[subprocess.Popen] = None
 
     # ------------------------------------------------------------------ where
@@ -142,11 +152,11 @@ class LocalLabelStudio:
     @property
     def state_file(self) -> Path:
         """pid + port of a running server we started (detached or not)."""
-        return self.workspace.labelstudio_data / STATE_FILE
+        return self.data_dir / STATE_FILE
 
     @property
     def log_file(self) -> Path:
-        return self.workspace.logs / "labelstudio.log"
+        return self._log_file or self.data_dir / "labelstudio.log"
 
     # ------------------------------------------------------------------ state
     def _healthy(self, timeout: float = 2.0) -> bool:
@@ -185,14 +195,14 @@ class LocalLabelStudio:
     def _child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
         env.update({
-            "LABEL_STUDIO_BASE_DATA_DIR": str(self.workspace.labelstudio_data),
+            "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
             "LABEL_STUDIO_USERNAME": self.settings.username,
             "LABEL_STUDIO_PASSWORD": self.settings.password,
             "LABEL_STUDIO_USER_TOKEN": self.settings.token,
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
             "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
             "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
-            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(self.workspace.media),
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(self.document_root),
             "LABEL_STUDIO_SENTRY_DSN": "",
             "LABEL_STUDIO_FRONTEND_SENTRY_DSN": "",
             "LABEL_STUDIO_COLLECT_ANALYTICS": "false",
@@ -222,7 +232,7 @@ class LocalLabelStudio:
         if len(self.settings.token) <= 5:
             raise LabelStudioServerError("the Label Studio token must be longer than 5 characters (Label "
                                          "Studio ignores shorter ones); set LABEL_STUDIO_API_KEY or fix "
-                                         f"'token' in {self.workspace.secrets_file}")
+                                         f"'token' in {self.secrets_hint or 'the settings'}")
         state = self._read_state()
         if state is not None and int(state.get("port", -1)) == self.resolved_port and self._healthy():
             log.info("reusing the workspace's Label Studio at %s (pid %s)", self.url, state["pid"])
@@ -238,18 +248,18 @@ class LocalLabelStudio:
                 f"port {self.resolved_port} on {HOST} is already in use by another program, so Label Studio cannot "
                 f"start at {self.url}; stop that program or choose another port (WORKBENCH_LS_PORT=...)")
         exe = self._executable()
-        for d in (self.workspace.labelstudio_data, self.workspace.media, self.workspace.logs):
+        for d in (self.document_root, self.log_file.parent):
             d.mkdir(parents=True, exist_ok=True)
-        log.info("starting Label Studio at %s (data dir %s, log %s)", self.url, self.workspace.labelstudio_data,
-                 self.log_file)
+        self.protect()
+        log.info("starting Label Studio at %s (data dir %s, log %s)", self.url, self.data_dir, self.log_file)
         cmd = [exe, "start", "--no-browser", "--internal-host", HOST, "--port", str(self.resolved_port)]
-        with open(self.log_file, "ab") as logfh:
+        with open(os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as logfh:
             logfh.write(f"\n--- workbench: starting Label Studio at {self.url} "
                         f"({datetime.now(timezone.utc).isoformat()})\n".encode())
             logfh.flush()
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logfh, stderr=subprocess.STDOUT,
-                                          env=self._child_env(), cwd=str(self.workspace.labelstudio_data),
-                                          start_new_session=True)
+                                          env=self._child_env(), cwd=str(self.data_dir),
+                                          start_new_session=True, umask=0o077)
         self._write_state(self._proc.pid, detach)
         if not detach:
             atexit.register(self._stop_at_exit)
@@ -267,6 +277,19 @@ class LocalLabelStudio:
         self.stop()
         raise LabelStudioServerError(f"Label Studio did not answer {self.url}/health within {timeout:.0f} s; "
                                      f"see {self.log_file}, or retry with a longer timeout")
+
+    def protect(self) -> None:
+        """Make the data dir 0700 and every file in it private: its database holds the API token in plain text.
+
+        Done before every start, so a data dir made by an earlier release (0755, database 0644) is mended.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        for path in self.data_dir.rglob("*"):
+            if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o077:
+                os.chmod(path, path.stat().st_mode & 0o700)
+        if self.log_file.exists():
+            os.chmod(self.log_file, 0o600)
 
     def _log_tail(self, lines: int = 15) -> str:
         try:
@@ -300,4 +323,4 @@ class LocalLabelStudio:
         return True
 
     def __repr__(self) -> str:
-        return f"LocalLabelStudio(workspace={str(self.workspace.root)!r}, url={self.url!r})"
+        return f"LocalLabelStudio(data_dir={str(self.data_dir)!r}, url={self.url!r})"

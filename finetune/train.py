@@ -6,6 +6,7 @@ by the head's uncertainty instead of BirdNET's.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -14,7 +15,6 @@ from finetune.evaluate import evaluate, split_key, stratified_split
 from finetune.head import ClassifierHead, label_matrix
 from store.schema import ModelVersion
 from store.store import Store
-from workbench.config import Workspace
 
 DEFAULT_CHUNK = 8192  # rows per re-scoring step; also keeps SQL IN-lists under SQLite's variable limit
 
@@ -65,7 +65,7 @@ def _next_name(store: Store, space: str) -> str:
     return f"head-{space}-{n}"
 
 
-def finetune(store: Store, workspace: Workspace, *, embedding_space: Optional[str] = None,
+def finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional[str] = None,
              test_size: float = 0.25, random_state: Optional[int] = 0, C: float = 1.0,
              class_weight: Optional[str] = "balanced", max_iter: int = 1000, refit: bool = True,
              chunk_size: int = DEFAULT_CHUNK,
@@ -77,6 +77,7 @@ def finetune(store: Store, workspace: Workspace, *, embedding_space: Optional[st
     describe the head fitted on the training part. With ``refit`` (default) the stored head is then
     refitted on every label, so no expert label is wasted; the metrics estimate its quality. The
     new model version (kind "classifier", parent = the embedding model) re-scores the whole pool.
+    The head's weights are saved in ``models_dir``.
     """
     space, parent = _resolve_space(store, embedding_space)
     clip_ids, labels, n_annotations = _labelled_clips(store)
@@ -107,7 +108,7 @@ def finetune(store: Store, workspace: Workspace, *, embedding_space: Optional[st
     metrics["n_fit"] = int(clip_ids.size if refit else train.size)
 
     name = _next_name(store, space)
-    artifact = head.save(workspace.models / f"{name}.npz")
+    artifact = head.save(Path(models_dir) / f"{name}.npz")
     mv = store.add_model_version(ModelVersion(
         name=name, kind="classifier", embedding_space=space, dim=len(classes), labels=classes,
         params={**params, "test_size": test_size, "refit": refit}, metrics=metrics,

@@ -50,7 +50,7 @@ def labelstudio(tmp_path_factory):
 
     if not (Path(sys.executable).parent / "label-studio").exists() and shutil.which("label-studio") is None:
         pytest.skip("needs the `label-studio` executable (pip install 'biodiversity-workbench[server]')")
-    from annotation.server import LocalLabelStudio
+    from workbench.services import local_labelstudio
     from workbench.config import LabelStudioSettings, Workspace
 
     with socket.socket() as s:
@@ -59,7 +59,7 @@ def labelstudio(tmp_path_factory):
     ws = Workspace.resolve(tmp_path_factory.mktemp("labelstudio") / "ws")
     settings = LabelStudioSettings(url=f"http://127.0.0.1:{port}", token=secrets.token_hex(20),
                                    username="tester@workbench.local", password=secrets.token_urlsafe(12))
-    server = LocalLabelStudio(ws, settings, port=port)
+    server = local_labelstudio(ws, settings, port=port)
     server.start(timeout=240)
     try:
         yield SimpleNamespace(url=server.url, token=settings.token, settings=settings, workspace=ws, server=server)

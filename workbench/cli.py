@@ -241,7 +241,7 @@ def cmd_search(ws: Workspace, args: argparse.Namespace) -> int:
 def _client(ws: Workspace):
     from annotation.client import LabelStudioClient
 
-    client = LabelStudioClient(labelstudio_settings(ws))
+    client = LabelStudioClient(labelstudio_settings(ws), document_root=ws.media)
     client.check()
     return client
 
@@ -260,7 +260,7 @@ def cmd_push(ws: Workspace, args: argparse.Namespace) -> int:
     store = ws.open_store()
     client = _client(ws)
     project_id = _project(store, client, args)
-    report = client.push(store, ws, project_id, run_id=args.run)
+    report = client.push(store, ws.clips, project_id, run_id=args.run)
     print(f"pushed to project {project_id}: {report.created} new task(s), {report.skipped} already there")
     return 0
 
@@ -297,7 +297,7 @@ def cmd_finetune(ws: Workspace, args: argparse.Namespace) -> int:
     from finetune.train import finetune
 
     store = ws.open_store()
-    mv = finetune(store, ws, test_size=args.test_size, random_state=args.seed, C=args.C,
+    mv = finetune(store, ws.models, test_size=args.test_size, random_state=args.seed, C=args.C,
                   progress=lambda done, total: print(f"\r[finetune] re-scored {done}/{total} clips", end="",
                                                      file=sys.stderr, flush=True))
     print(file=sys.stderr)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-DEFAULT_LS_PORT = 8080
+from annotation.settings import DEFAULT_LS_PORT, LabelStudioSettings
+
 DEFAULT_APP_PORT = 8501
 
 
@@ -71,19 +72,6 @@ class Workspace:
 
         dtype = os.environ.get("WORKBENCH_EMBEDDING_DTYPE") or "float32"
         return Store.open(self.root, self.db_url, embedding_dtype=dtype)
-
-
-@dataclass(frozen=True)
-class LabelStudioSettings:
-    """How to reach Label Studio. The token is a secret: keep it out of reprs and logs."""
-
-    url: str
-    token: str
-    username: str
-    password: str
-
-    def __repr__(self) -> str:
-        return f"LabelStudioSettings(url={self.url!r}, username={self.username!r}, token=***, password=***)"
 
 
 def labelstudio_settings(ws: Workspace, port: int | None = None) -> LabelStudioSettings:

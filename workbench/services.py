@@ -87,16 +87,22 @@ def stop_app(ws: Workspace) -> bool:
     return True
 
 
+def local_labelstudio(ws: Workspace, settings=None, port: Optional[int] = None):
+    """The workspace's own Label Studio: data in ``labelstudio/``, clips served from ``media/``, log in ``logs/``."""
+    from annotation.server import LocalLabelStudio
+
+    return LocalLabelStudio(ws.labelstudio_data, ws.media, settings or labelstudio_settings(ws), port=port,
+                            log_file=ws.logs / "labelstudio.log", secrets_hint=str(ws.secrets_file))
+
+
 def start_all(ws: Workspace, *, app_port: int = DEFAULT_APP_PORT, with_app: bool = True,
               progress: Callable[[str], None] | None = None) -> dict[str, str]:
     """Start (or reuse) the local Label Studio and the app; return their URLs."""
-    from annotation.server import LocalLabelStudio
-
     settings = labelstudio_settings(ws)
     if os.environ.get("LABEL_STUDIO_URL"):
         info = {"labelstudio": settings.url}  # an external server the user pointed us at
     else:
-        server = LocalLabelStudio(ws, settings)
+        server = local_labelstudio(ws, settings)
         if progress and not server.is_running():
             progress("[serve] starting Label Studio on 127.0.0.1 (first start migrates its database: ~30 s)")
         info = {"labelstudio": server.start(detach=True)}
@@ -106,10 +112,8 @@ def start_all(ws: Workspace, *, app_port: int = DEFAULT_APP_PORT, with_app: bool
 
 
 def stop_all(ws: Workspace) -> list[str]:
-    from annotation.server import LocalLabelStudio
-
     lines = []
-    server = LocalLabelStudio(ws, labelstudio_settings(ws))
+    server = local_labelstudio(ws)
     lines.append("Label Studio stopped" if server.is_running() and server.stop() is not False
                  else "Label Studio was not running")
     lines.append("app stopped" if stop_app(ws) else "app was not running")
@@ -117,9 +121,7 @@ def stop_all(ws: Workspace) -> list[str]:
 
 
 def status(ws: Workspace) -> dict[str, str]:
-    from annotation.server import LocalLabelStudio
-
-    server = LocalLabelStudio(ws, labelstudio_settings(ws))
+    server = local_labelstudio(ws)
     app = app_info(ws)
     return {"Label Studio": f"running at {server.url}" if server.is_running() else "stopped",
             "app": f"running at {app['url']}" if app else "stopped"}

@@ -22,7 +22,7 @@ LABELS = SPECIES[:5] + ["Other", "Noise"]  # the wood-pigeon (SPECIES[5]) is lef
 def setup_project(client, store, labelstudio, tmp_path, n_clips=6):
     gen = generate(store, tmp_path, n_clips=n_clips, seed=uuid.uuid4().int % 1000)
     label_set = store.add_label_set(f"test-{uuid.uuid4().hex[:8]}", LABELS)
-    pid = client.ensure_project(label_set, title=f"test {label_set.name}", workspace=labelstudio.workspace)
+    pid = client.ensure_project(label_set, title=f"test {label_set.name}", clips_dir=labelstudio.workspace.clips)
     return gen, label_set, pid
 
 
@@ -42,7 +42,7 @@ def test_ensure_project_creates_then_reuses(ls_client, ls_store, labelstudio, tm
     assert f"workbench label set: {label_set.name}" in project.description
     storages = list(ls_client.sdk.import_storage.local.list(project=pid))
     assert [s.path for s in storages] == [str(labelstudio.workspace.clips.resolve())]
-    ls_client.ensure_storage(pid, labelstudio.workspace)  # idempotent
+    ls_client.ensure_storage(pid, labelstudio.workspace.clips)  # idempotent
     assert len(list(ls_client.sdk.import_storage.local.list(project=pid))) == 1
     # default title from the label set's name
     default = ls_client.ensure_project(label_set)
@@ -51,7 +51,7 @@ def test_ensure_project_creates_then_reuses(ls_client, ls_store, labelstudio, tm
 
 def test_push_creates_tasks_with_preannotations_once(ls_client, ls_store, labelstudio, tmp_path):
     gen, label_set, pid = setup_project(ls_client, ls_store, labelstudio, tmp_path)
-    report = ls_client.push(ls_store, labelstudio.workspace, pid, run_id=gen.run_id)
+    report = ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id)
     assert (report.created, report.skipped) == (6, 0)
     tasks = tasks_of(ls_client, pid)
     assert sorted(t.data["clip_id"] for t in tasks) == sorted(gen.clip_ids)
@@ -76,12 +76,12 @@ def test_push_creates_tasks_with_preannotations_once(ls_client, ls_store, labels
     pigeon = [c for c in gen.clip_ids if gen.top[c] == SPECIES[5]]
     assert pigeon
     # pushing the same selection again creates nothing
-    again = ls_client.push(ls_store, labelstudio.workspace, pid, run_id=gen.run_id)
+    again = ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id)
     assert (again.created, again.skipped) == (0, 6)
     assert len(tasks_of(ls_client, pid)) == 6
     # the last sampling run is the default (a new run of 2 more clips)
     more = generate(ls_store, tmp_path, n_clips=2, seed=99)
-    last = ls_client.push(ls_store, labelstudio.workspace, pid)
+    last = ls_client.push(ls_store, labelstudio.workspace.clips, pid)
     assert (last.created, last.run_id) == (2, more.run_id) and len(tasks_of(ls_client, pid)) == 8
 
 
@@ -94,10 +94,10 @@ def test_push_after_a_crash_between_import_and_record_creates_no_duplicates(
 
     monkeypatch.setattr(ls_store, "add_tasks", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        ls_client.push(ls_store, labelstudio.workspace, pid, run_id=gen.run_id)
+        ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id)
     monkeypatch.undo()
     assert len(tasks_of(ls_client, pid)) == 6 and ls_store.tasks(pid) == {}
-    report = ls_client.push(ls_store, labelstudio.workspace, pid, run_id=gen.run_id)
+    report = ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id)
     assert (report.created, report.skipped) == (0, 6)
     tasks = tasks_of(ls_client, pid)
     assert len(tasks) == 6
@@ -106,7 +106,7 @@ def test_push_after_a_crash_between_import_and_record_creates_no_duplicates(
 
 def test_clip_audio_is_served_by_label_studio(ls_client, ls_store, labelstudio, tmp_path):
     gen, _, pid = setup_project(ls_client, ls_store, labelstudio, tmp_path, n_clips=1)
-    ls_client.push(ls_store, labelstudio.workspace, pid, run_id=gen.run_id)
+    ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id)
     [task] = tasks_of(ls_client, pid)
     r = httpx.get(labelstudio.url + task.data["audio"], headers={"Authorization": f"Token {labelstudio.token}"})
     assert r.status_code == 200
@@ -124,8 +124,8 @@ def test_workspace_below_the_document_root_of_an_external_server(ls_client, labe
         gen = generate(store, tmp_path, n_clips=1)
         label_set = store.add_label_set("nested", LABELS)
         monkeypatch.setenv("LABEL_STUDIO_DOCUMENT_ROOT", str(labelstudio.workspace.media))
-        pid = ls_client.ensure_project(label_set, title=f"test nested {ws.root.name}", workspace=ws)
-        ls_client.push(store, ws, pid, run_id=gen.run_id)
+        pid = ls_client.ensure_project(label_set, title=f"test nested {ws.root.name}", clips_dir=ws.clips)
+        ls_client.push(store, ws.clips, pid, run_id=gen.run_id)
         [task] = tasks_of(ls_client, pid)
         assert task.data["audio"] == f"/data/local-files/?d={ws.root.name}/media/clips/clip-{gen.clip_ids[0]}.wav"
         r = httpx.get(labelstudio.url + task.data["audio"], headers={"Authorization": f"Token {labelstudio.token}"})
@@ -133,14 +133,14 @@ def test_workspace_below_the_document_root_of_an_external_server(ls_client, labe
         # a workspace outside the root is refused before anything is sent
         monkeypatch.setenv("LABEL_STUDIO_DOCUMENT_ROOT", str(tmp_path / "elsewhere"))
         with pytest.raises(AnnotationError, match="not below Label Studio's document root"):
-            ls_client.push(store, ws, pid, run_id=gen.run_id)
+            ls_client.push(store, ws.clips, pid, run_id=gen.run_id)
     finally:
         store.close()
 
 
 def test_annotate_pull_edit_delete_pull(ls_client, ls_store, labelstudio, tmp_path):
     gen, _, pid = setup_project(ls_client, ls_store, labelstudio, tmp_path)
-    task_ids = ls_client.push(ls_store, labelstudio.workspace, pid, run_id=gen.run_id).task_ids
+    task_ids = ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id).task_ids
     c1, c2, c3, c4 = gen.clip_ids[:4]
     sdk = ls_client.sdk
     a1 = sdk.annotations.create(id=task_ids[c1], result=choice(SPECIES[0]), lead_time=4.0)
@@ -189,7 +189,7 @@ def test_annotate_pull_edit_delete_pull(ls_client, ls_store, labelstudio, tmp_pa
     assert gone[0].state == "deleted"
     assert ls_client.pull(ls_store, pid).deleted == 0
     # and is not pushed again
-    assert ls_client.push(ls_store, labelstudio.workspace, pid, run_id=gen.run_id).created == 0
+    assert ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id).created == 0
 
 
 def test_push_refuses_a_preannotation_outside_the_edited_config(ls_client, ls_store, labelstudio, tmp_path):
@@ -197,7 +197,7 @@ def test_push_refuses_a_preannotation_outside_the_edited_config(ls_client, ls_st
     # someone removed the first three species from the project's config in Label Studio
     ls_client.sdk.projects.update(id=pid, label_config=label_config(LABELS[3:]))
     with pytest.raises(AnnotationError, match=r"clip \d+: label '.+' is not a choice of the project's label config"):
-        ls_client.push(ls_store, labelstudio.workspace, pid, run_id=gen.run_id)
+        ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id)
     assert tasks_of(ls_client, pid) == []  # validated before anything was imported
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,8 @@ import httpx
 import pytest
 
 from annotation.errors import AnnotationServerError, LabelStudioServerError
-from annotation.server import LocalLabelStudio, port_in_use
+from annotation.server import port_in_use
+from workbench.services import local_labelstudio
 from workbench.config import LabelStudioSettings, Workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +48,7 @@ def test_busy_port_is_refused_with_a_clear_error(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         assert port_in_use(port)
-        server = LocalLabelStudio(Workspace.resolve(tmp_path / "ws"), _settings(port))
+        server = local_labelstudio(Workspace.resolve(tmp_path / "ws"), _settings(port))
         with pytest.raises(LabelStudioServerError, match=rf"port {port} .*already in use.*WORKBENCH_LS_PORT"):
             server.start(timeout=5)
     assert issubclass(LabelStudioServerError, AnnotationServerError)
@@ -68,12 +70,12 @@ def test_a_port_in_time_wait_is_free():
 
 def test_port_defaults_to_the_settings_url(tmp_path):
     ws = Workspace.resolve(tmp_path / "ws")
-    assert LocalLabelStudio(ws, _settings(18123)).url == "http://127.0.0.1:18123"
-    assert LocalLabelStudio(ws, _settings(18123), port=18124).url == "http://127.0.0.1:18124"
+    assert local_labelstudio(ws, _settings(18123)).url == "http://127.0.0.1:18123"
+    assert local_labelstudio(ws, _settings(18123), port=18124).url == "http://127.0.0.1:18124"
 
 
 def test_short_token_is_refused_without_printing_it(tmp_path):
-    server = LocalLabelStudio(Workspace.resolve(tmp_path / "ws"), _settings(_free_port(), token="abc"))
+    server = local_labelstudio(Workspace.resolve(tmp_path / "ws"), _settings(_free_port(), token="abc"))
     with pytest.raises(LabelStudioServerError, match="longer than 5") as e:
         server.start(timeout=5)
     assert "abc" not in str(e.value)
@@ -83,7 +85,7 @@ def test_child_environment(tmp_path, monkeypatch):
     for name in ("USERNAME", "PASSWORD", "PORT", "HOST"):
         monkeypatch.setenv(name, "from-the-shell")
     ws = Workspace.resolve(tmp_path / "ws")
-    env = LocalLabelStudio(ws, _settings(18125))._child_env()
+    env = local_labelstudio(ws, _settings(18125))._child_env()
     assert not {"USERNAME", "PASSWORD", "PORT", "HOST"} & set(env)
     assert env["LABEL_STUDIO_BASE_DATA_DIR"] == str(ws.labelstudio_data)
     assert env["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"] == str(ws.media)
@@ -100,12 +102,12 @@ def test_session_server_is_healthy_reused_and_keeps_secrets_out_of_its_log(label
     assert server.is_running()
     assert httpx.get(f"{labelstudio.url}/health").status_code == 200
     # another handle on the same workspace and port finds our server and reuses it
-    again = LocalLabelStudio(labelstudio.workspace, labelstudio.settings, port=server.resolved_port)
+    again = local_labelstudio(labelstudio.workspace, labelstudio.settings, port=server.resolved_port)
     started = time.monotonic()
     assert again.start(timeout=5) == labelstudio.url
     assert time.monotonic() - started < 5
     # ... but never starts a second server on the same data dir
-    other = LocalLabelStudio(labelstudio.workspace, labelstudio.settings, port=_free_port())
+    other = local_labelstudio(labelstudio.workspace, labelstudio.settings, port=_free_port())
     with pytest.raises(LabelStudioServerError, match="already runs"):
         other.start(timeout=5)
     # bound to loopback only: the machine's other addresses do not answer
@@ -136,18 +138,18 @@ def test_detached_server_outlives_its_starter_and_stops_via_the_state_file(label
     port = _free_port()
     s = labelstudio.settings
     script = textwrap.dedent(f"""
-        from annotation.server import LocalLabelStudio
+        from workbench.services import local_labelstudio
         from workbench.config import LabelStudioSettings, Workspace
         ws = Workspace.resolve({str(ws.root)!r})
         settings = LabelStudioSettings(url={s.url!r}, token={s.token!r}, username={s.username!r},
                                        password={s.password!r})
-        print(LocalLabelStudio(ws, settings, port={port}).start(timeout=120, detach=True))
+        print(local_labelstudio(ws, settings, port={port}).start(timeout=120, detach=True))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == f"http://127.0.0.1:{port}"
-    server = LocalLabelStudio(ws, labelstudio.settings, port=port)
+    server = local_labelstudio(ws, labelstudio.settings, port=port)
     try:
         assert server.is_running()  # the starter has exited; the server lives on
         assert server.state_file.exists()
@@ -157,3 +159,24 @@ def test_detached_server_outlives_its_starter_and_stops_via_the_state_file(label
         assert server.stop() is True
     assert not server.is_running() and not server.state_file.exists()
     assert server.stop() is False
+
+
+def test_the_servers_data_holding_its_token_is_private(labelstudio):
+    """Label Studio keeps the API token in plain text in its SQLite database: nobody else may read it."""
+    data = labelstudio.workspace.labelstudio_data
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    db = data / "label_studio.sqlite3"
+    assert db.exists() and stat.S_IMODE(db.stat().st_mode) & 0o077 == 0
+    assert stat.S_IMODE((labelstudio.workspace.logs / "labelstudio.log").stat().st_mode) & 0o077 == 0
+
+
+def test_a_data_dir_left_readable_by_an_earlier_release_is_mended(tmp_path):
+    ws = Workspace.resolve(tmp_path / "ws")
+    ws.labelstudio_data.mkdir(parents=True)
+    os.chmod(ws.labelstudio_data, 0o755)
+    db = ws.labelstudio_data / "label_studio.sqlite3"
+    db.write_bytes(b"token inside")
+    os.chmod(db, 0o644)
+    local_labelstudio(ws, _settings(_free_port())).protect()
+    assert stat.S_IMODE(ws.labelstudio_data.stat().st_mode) == 0o700
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600

@@ -24,7 +24,7 @@ def test_finetune_learns_records_and_rescores(store, workspace):
     base = store.pool()
     _label_some(store, syn)
 
-    mv = finetune(store, workspace, random_state=0)
+    mv = finetune(store, workspace.models, random_state=0)
 
     assert (mv.kind, mv.name, mv.embedding_space) == ("classifier", "head-test-space-1", "test-space")
     assert mv.labels == sorted(SPECIES) and mv.dim == 4 and mv.parent_id == syn.model.id
@@ -54,8 +54,8 @@ def test_finetune_learns_records_and_rescores(store, workspace):
 def test_second_head_gets_next_name_and_same_parent(store, workspace):
     syn = build_pool(store, per_cluster=12)
     _label_some(store, syn, per_cluster=4)
-    first = finetune(store, workspace, random_state=0)
-    second = finetune(store, workspace, random_state=1, C=0.1)
+    first = finetune(store, workspace.models, random_state=0)
+    second = finetune(store, workspace.models, random_state=1, C=0.1)
     assert second.name == "head-test-space-2" and second.parent_id == syn.model.id == first.parent_id
     assert store.current_model_version().id == second.id and second.params["C"] == 0.1
 
@@ -63,7 +63,7 @@ def test_second_head_gets_next_name_and_same_parent(store, workspace):
 def test_rescore_streams_in_chunks(store, workspace, monkeypatch):
     syn = build_pool(store, per_cluster=12)
     _label_some(store, syn, per_cluster=4)
-    mv = finetune(store, workspace, random_state=0)
+    mv = finetune(store, workspace.models, random_state=0)
     rows = []
     real = head_module.ClassifierHead.predict_proba
 
@@ -85,7 +85,7 @@ def test_very_few_labels_still_evaluate(store, workspace):
     syn = build_pool(store, per_cluster=5)
     clips = [int(syn.clip_ids[0]), int(syn.clip_ids[8]), int(syn.clip_ids[1])]
     annotate(store, clips, [[SPECIES[0]], [SPECIES[0]], [SPECIES[1]]])
-    mv = finetune(store, workspace, random_state=0)
+    mv = finetune(store, workspace.models, random_state=0)
     m = mv.metrics
     assert m["n_test"] == 1 and m["n_train"] == 2 and m["n_fit"] == 3
     assert set(mv.labels) == {SPECIES[0], SPECIES[1]}
@@ -97,7 +97,7 @@ def test_annotations_of_one_clip_are_merged_and_deleted_ones_ignored(store, work
     picked = _label_some(store, syn, per_cluster=4)
     annotate(store, [picked[0]], [[SPECIES[3]]], start=900)  # a second annotator adds a species
     annotate(store, [picked[1]], [["Bogus species"]], start=950, state="deleted")
-    mv = finetune(store, workspace, random_state=0)
+    mv = finetune(store, workspace.models, random_state=0)
     assert mv.metrics["n_annotations"] == 33 and mv.metrics["n_clips"] == 32
     assert "Bogus species" not in mv.labels
 
@@ -105,17 +105,17 @@ def test_annotations_of_one_clip_are_merged_and_deleted_ones_ignored(store, work
 def test_without_refit_the_head_is_the_evaluated_one(store, workspace):
     syn = build_pool(store, per_cluster=12)
     _label_some(store, syn, per_cluster=4)
-    mv = finetune(store, workspace, random_state=0, refit=False)
+    mv = finetune(store, workspace.models, random_state=0, refit=False)
     assert mv.metrics["n_fit"] == mv.metrics["n_train"] == 24 and mv.params["refit"] is False
 
 
 def test_no_annotations_is_an_error(store, workspace):
     syn = build_pool(store, per_cluster=5)
     with pytest.raises(FinetuneError, match="no active annotations"):
-        finetune(store, workspace)
+        finetune(store, workspace.models)
     annotate(store, syn.clip_ids[:4], [[SPECIES[0]], [SPECIES[1]]] * 2, state="deleted")
     with pytest.raises(FinetuneError, match="no active annotations"):
-        finetune(store, workspace)
+        finetune(store, workspace.models)
     assert store.current_model_version().id == syn.model.id
 
 
@@ -123,14 +123,14 @@ def test_a_single_label_class_is_an_error(store, workspace):
     syn = build_pool(store, per_cluster=5)
     annotate(store, syn.clip_ids[:6], [[SPECIES[2]]] * 6)
     with pytest.raises(FinetuneError, match=r"all 6 labelled clips carry the same labels \['Fringilla"):
-        finetune(store, workspace)
+        finetune(store, workspace.models)
 
 
 def test_one_species_against_no_species_is_a_valid_detector(store, workspace):
     syn = build_pool(store, per_cluster=12)
     ids = syn.clip_ids[:40]
     annotate(store, ids, [[SPECIES[0]] if c == 0 else [] for c in syn.cluster[:40]])
-    mv = finetune(store, workspace, random_state=0)
+    mv = finetune(store, workspace.models, random_state=0)
     assert mv.labels == [SPECIES[0]] and mv.metrics["recall_per_class"][SPECIES[0]] == 1.0
 
 
@@ -141,21 +141,21 @@ def test_labelled_clips_without_embeddings_are_an_error(store, workspace):
     annotate(store, on_a + on_c, [[SPECIES[0]], [SPECIES[1]]] * 4)
     with pytest.raises(FinetuneError, match=rf"2 of 8 labelled clips have no embeddings in space 'test-space' "
                                             rf"\(first clip ids: \[{on_c[0]}, {on_c[1]}\]\)"):
-        finetune(store, workspace)
+        finetune(store, workspace.models)
 
 
 def test_unknown_embedding_space_and_bad_test_size_are_errors(store, workspace):
     syn = build_pool(store, per_cluster=5)
     annotate(store, syn.clip_ids[:8], [[SPECIES[0]], [SPECIES[1]]] * 4)
     with pytest.raises(FinetuneError, match=r"no embedding model .* space 'other'; known spaces: \['test-space'\]"):
-        finetune(store, workspace, embedding_space="other")
+        finetune(store, workspace.models, embedding_space="other")
     with pytest.raises(ValueError, match=r"test_size must be a fraction between 0 and 1 .*got 1\.5"):
-        finetune(store, workspace, test_size=1.5)
+        finetune(store, workspace.models, test_size=1.5)
 
 
 def test_empty_store_is_an_error(store, workspace):
     with pytest.raises(FinetuneError, match="no embedding model yet"):
-        finetune(store, workspace)
+        finetune(store, workspace.models)
 
 
 # --------------------------------------------------------------------------- split and metrics
@@ -194,7 +194,7 @@ def test_rescoring_reports_progress_per_chunk(store, workspace):
     syn = build_pool(store, per_cluster=12)
     _label_some(store, syn, per_cluster=4)
     seen = []
-    finetune(store, workspace, random_state=0, chunk_size=25, progress=lambda done, total: seen.append((done, total)))
+    finetune(store, workspace.models, random_state=0, chunk_size=25, progress=lambda done, total: seen.append((done, total)))
     n = len(syn.clip_ids)
     assert seen[-1] == (n, n) and len(seen) == -(-n // 25)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)

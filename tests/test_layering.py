@@ -1,0 +1,34 @@
+"""Data flows one way and the library never reaches up into the command line."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+LIBRARY = ("store", "embeddings", "sampler", "annotation", "finetune")
+
+
+def test_library_packages_never_import_the_cli_package():
+    offenders = []
+    for package in LIBRARY:
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                offenders += [f"{path.relative_to(REPO)}:{node.lineno} imports {n}" for n in names
+                              if n == "workbench" or n.startswith("workbench.")]
+    assert offenders == []
+
+
+def test_importing_every_library_module_loads_nothing_of_the_cli():
+    modules = [".".join(p.relative_to(REPO).with_suffix("").parts) for package in LIBRARY
+               for p in sorted((REPO / package).rglob("*.py")) if "migrations" not in p.parts]
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}:\n    importlib.import_module(m.removesuffix('.__init__'))\n"
+            "print(sorted(m for m in sys.modules if m == 'workbench' or m.startswith('workbench.')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
