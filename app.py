@@ -62,7 +62,7 @@ for row in rows[:show]:
         if audio is not None:
             right.audio(audio if isinstance(audio, bytes) else str(audio))
         else:
-            right.caption("audio not available (source file moved?)")
+            right.caption(row.get("audio_problem") or "audio not available (the source file cannot be read)")
 
 st.subheader("Rounds")
 history = model_history(store)

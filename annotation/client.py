@@ -34,7 +34,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.label_interface import LabelInterface
 
-from annotation.clips import CutClip, cut_clip
+from annotation.clips import CutClip, check_sources, cut_clip
 from annotation.config import AUDIO, SPECIES, WINDOW, label_config, species_labels, validate_config
 from annotation.errors import AnnotationError, AnnotationServerError
 from store import Annotation, ClipInfo, LabelSet, ModelVersion, SamplingRun, Store, StoreError, Task
@@ -53,13 +53,19 @@ DOCUMENT_ROOT_ENV = ("LABEL_STUDIO_DOCUMENT_ROOT", "LABEL_STUDIO_LOCAL_FILES_DOC
 
 @dataclass
 class PushReport:
-    """``created`` new tasks; ``skipped`` clips of the selection already in the project."""
+    """``created`` new tasks; ``skipped`` clips of the selection already in the project.
+
+    ``failed`` lists (clip id, source file, reason) for clips that could not be prepared (their file
+    is missing, changed since ingest, or unreadable): every other clip was pushed, and a later push
+    retries these.
+    """
 
     created: int
     skipped: int
     project_id: int = 0
     run_id: int = 0
     task_ids: dict[int, int] = field(default_factory=dict)  # clip id -> Label Studio task id, whole selection
+    failed: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -295,7 +301,9 @@ class LabelStudioClient:
         """Send a sampling run's clips (default: the last run) to the project as tasks with pre-annotations.
 
         Clips already in the project are skipped (and recorded in the store if a crashed push left them
-        unrecorded). Every pre-annotation is validated before anything is imported.
+        unrecorded). Every pre-annotation is validated before anything is imported. A clip that cannot be
+        prepared (source missing, changed since ingest, unreadable) never blocks the others: it is
+        listed in the report's ``failed`` with its file and reason, and a later push retries it.
         """
         run = self._run(store, run_id)
         mv = self._model_version(store, model_version, run.model_version_id)
@@ -323,8 +331,13 @@ class LabelStudioClient:
                         "there; not pushing them again (e.g. clip %s)", len(gone), run.id, project_id, gone[0])
         todo = list(dict.fromkeys(p.clip_id for p in picks if p.clip_id not in in_project and p.clip_id not in recorded))
 
-        payload = self._build_tasks(store, clips_dir, self._document_root(clips_dir), todo, mv, labels, interface,
-                                    context_s, min_probability)
+        payload, failed = self._build_tasks(store, clips_dir, self._document_root(clips_dir), todo, mv, labels,
+                                            interface, context_s, min_probability)
+        if failed:
+            bad = {c for c, _, _ in failed}
+            todo = [c for c in todo if c not in bad]
+            for clip_id, path, reason in failed:
+                log.warning("clip %s not pushed: %s", clip_id, reason)
         for start in range(0, len(payload), batch_size):
             batch = payload[start:start + batch_size]
             with self._call(f"import {len(batch)} task(s) into project {project_id}"):
@@ -339,11 +352,12 @@ class LabelStudioClient:
                                             f"{missing[0]}); push again to reconcile")
             store.add_tasks([Task(project_id=int(project_id), clip_id=c, ls_task_id=in_project[c],
                                   label_set_id=label_set_id, run_id=run.id) for c in todo])
-        log.info("pushed run %s to project %s: %d new task(s), %d already there", run.id, project_id,
-                 len(todo), len(picks) - len(todo))
-        return PushReport(created=len(todo), skipped=len(picks) - len(todo), project_id=int(project_id),
-                          run_id=int(run.id), task_ids={p.clip_id: in_project[p.clip_id] for p in picks
-                                                        if p.clip_id in in_project})
+        skipped = len(picks) - len(todo) - len(failed)
+        log.info("pushed run %s to project %s: %d new task(s), %d already there, %d failed", run.id, project_id,
+                 len(todo), skipped, len(failed))
+        return PushReport(created=len(todo), skipped=skipped, project_id=int(project_id), run_id=int(run.id),
+                          task_ids={p.clip_id: in_project[p.clip_id] for p in picks if p.clip_id in in_project},
+                          failed=failed)
 
     @staticmethod
     def _run(store: Store, run_id: Optional[int]) -> SamplingRun:
@@ -394,18 +408,28 @@ class LabelStudioClient:
     @staticmethod
     def _build_tasks(store: Store, clips_dir: Path, document_root: Path, clip_ids: list[int], mv: ModelVersion,
                      labels: Sequence[str], interface: LabelInterface, context_s: float,
-                     min_probability: float) -> list[dict[str, Any]]:
+                     min_probability: float) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
+        """Task payloads of the clips that could be prepared, and (clip id, file, reason) of those that could not."""
         if not clip_ids:
-            return []
+            return [], []
         infos = store.clips(clip_ids)
         preds = store.predictions(clip_ids, mv.id)
-        tasks = []
+        problems = check_sources(store, infos)
+        tasks, failed = [], []
         for info in infos:
-            cut = cut_clip(info, clips_dir, context_s=context_s)
+            problem = problems.get(info.recording_id)
+            if problem is None:
+                try:
+                    cut = cut_clip(info, clips_dir, context_s=context_s)
+                except (AnnotationError, OSError) as e:
+                    problem = str(e)
+            if problem is not None:
+                failed.append((info.clip_id, info.path, problem))
+                continue
             pred = build_prediction(info.clip_id, preds.get(info.clip_id, []), labels,
                                     (cut.window_start, cut.window_end), mv.name, interface, min_probability)
             tasks.append({"data": task_data(info, cut, document_root), "predictions": [pred]})
-        return tasks
+        return tasks, failed
 
     # ------------------------------------------------------------------ pull
     def pull(self, store: Store, project_id: int, *, overlap_s: float = 2.0) -> PullReport:

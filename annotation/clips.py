@@ -12,12 +12,14 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Optional
 
 import numpy as np
 import soundfile as sf
 
 from annotation.errors import AnnotationError
-from store import ClipInfo
+from store import ClipInfo, Store
+from store.sources import check_source
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +40,34 @@ def clip_filename(clip_id: int) -> str:
     return f"clip-{int(clip_id)}.wav"
 
 
-def cut_clip(info: ClipInfo, out_dir: Path | str, context_s: float = 2.0) -> CutClip:
-    """Cut ``info``'s window with ``context_s`` seconds on both sides (clamped to the file) into ``out_dir``.
+def check_sources(store: Store, infos: Iterable[ClipInfo]) -> dict[int, Optional[str]]:
+    """Per recording of ``infos``: None when its file is still the content that was ingested, else why not.
 
-    An existing clip file of the expected length is reused (idempotent). Returns the clip's path and the
-    window's offsets inside it.
+    Each recording is checked once (size + mtime; a full hash only when they differ). When a hash
+    confirms the content (a copy, a touch), the new size and mtime are stored so the next check is cheap.
+    """
+    out: dict[int, Optional[str]] = {}
+    for info in infos:
+        if info.recording_id in out:
+            continue
+        if info.content_hash is None:  # nothing to compare with (a record made by hand)
+            out[info.recording_id] = None
+            continue
+        check = check_source(info.path, info.content_hash, info.file_size, info.file_mtime_ns)
+        if check.rehashed:
+            store.update_recording(info.recording_id, file_size=check.size, file_mtime_ns=check.mtime_ns)
+        out[info.recording_id] = check.problem
+    return out
+
+
+def cut_clip(info: ClipInfo, out_dir: Path | str, context_s: float = 2.0) -> CutClip:
+    """Cut ``info``'s window with ``context_s`` seconds on both sides into ``out_dir``.
+
+    The context is clamped to the audio that decodes (``info.frames`` when the store knows it: an
+    MP3 header may promise more than there is); only a window that itself lies beyond the decoded
+    audio is an error. An existing clip file of the expected length is reused (idempotent). Returns
+    the clip's path and the window's offsets inside it. The caller checks the source first
+    (``check_sources``): the clip must come from the content that was ingested.
     """
     if context_s < 0:
         raise ValueError(f"context_s must be >= 0 seconds, got {context_s!r}")
@@ -55,29 +80,34 @@ def cut_clip(info: ClipInfo, out_dir: Path | str, context_s: float = 2.0) -> Cut
     out = out_dir / clip_filename(info.clip_id)
     try:
         with sf.SoundFile(src) as f:
-            sr, frames = int(f.samplerate), int(f.frames)
+            sr = int(f.samplerate)
+            frames = int(info.frames) if info.frames else int(f.frames)  # decoded length when known
             w0 = int(round(info.start_s * sr))
             w1 = min(frames, int(round(info.end_s * sr)))
             if w0 >= frames:
                 raise AnnotationError(
-                    f"clip {info.clip_id} starts at {info.start_s} s but {src} lasts only {frames / sr:.2f} s: "
+                    f"clip {info.clip_id} starts at {info.start_s} s but {src} decodes to only {frames / sr:.2f} s: "
                     f"the file changed since it was ingested; re-ingest it")
             a = max(0, int(round((info.start_s - context_s) * sr)))
             b = min(frames, int(round((info.end_s + context_s) * sr)))
-            result = CutClip(out, (w0 - a) / sr, (w1 - a) / sr, (b - a) / sr, sr)
             if _is_complete(out, b - a, sr):
-                return result
+                return CutClip(out, (w0 - a) / sr, (w1 - a) / sr, (b - a) / sr, sr)
             f.seek(a)
             if f.channels == 1:
                 audio = f.read(b - a, dtype="int16")  # exact for 16-bit sources
             else:
                 audio = f.read(b - a, dtype="float32", always_2d=True).mean(axis=1)
-    except sf.LibsndfileError as e:
+    except (sf.LibsndfileError, RuntimeError) as e:
         raise AnnotationError(f"cannot read clip {info.clip_id} from {src}: {e}; is the file still there "
                               f"and a format libsndfile reads (wav, flac, ogg, mp3)?") from e
-    if len(audio) != b - a:
-        raise AnnotationError(f"{src} ended early: read {len(audio)} of {b - a} frames for clip {info.clip_id}; "
-                              f"the file may be truncated")
+    if len(audio) < b - a:  # the header promised more than decodes: keep the context there is
+        if a + len(audio) < w1 - sr // 1000:
+            raise AnnotationError(f"clip {info.clip_id}'s window ({w0 / sr:.2f}-{w1 / sr:.2f} s) lies beyond the audio "
+                                  f"{src} decodes to (it ends at {(a + len(audio)) / sr:.2f} s or earlier): the "
+                                  f"file changed or was cut short since it was ingested; re-ingest it")
+        b = a + len(audio)
+        w1 = min(w1, b)
+    result = CutClip(out, (w0 - a) / sr, (w1 - a) / sr, (b - a) / sr, sr)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:

@@ -9,7 +9,8 @@ resampled in one go) and cuts consecutive, non-overlapping windows.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -35,15 +36,53 @@ class AudioReadError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
+#: Formats whose header states the length exactly and whose seeks land on the exact frame.
+_EXACT_FORMATS = ("WAV", "WAVEX", "RF64", "W64", "AIFF", "FLAC", "CAF")
+#: A decoded length this far from a compressed file's header estimate is noted on the recording.
+_LENGTH_NOTE_S = 0.01
+
+
 @dataclass(frozen=True)
 class AudioInfo:
-    """What the file header says about a recording."""
+    """What the file header says about a recording.
+
+    ``frames`` is what libsndfile reports: for WAV the frames the file really holds, for MP3 and OGG
+    an estimate (decoding may give fewer). ``declared_frames`` is what a WAV's data chunk header
+    claims: more than ``frames`` means the file was cut short.
+    """
 
     sample_rate: int
     channels: int
     duration_s: float
     frames: int
     format: str = ""
+    declared_frames: Optional[int] = None
+
+    @property
+    def exact(self) -> bool:
+        """True when the header's length is exact and seeking is frame-exact (WAV, FLAC, AIFF)."""
+        return self.format in _EXACT_FORMATS
+
+
+@dataclass
+class DecodeStats:
+    """What reading a recording found; filled in by ``iter_windows`` and complete once it is exhausted.
+
+    ``frames`` counts the frames decoded from the file's start at its native rate: the recording's true
+    length, which for MP3 and OGG often differs from the header. ``nonfinite`` counts frames whose
+    samples were NaN or infinite (replaced by silence). ``notes`` are the warnings reported.
+    """
+
+    sample_rate: int = 0
+    header_frames: int = 0
+    frames: int = 0
+    nonfinite: int = 0
+    truncated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
 def probe(path: str | Path) -> AudioInfo:
@@ -64,7 +103,7 @@ def probe(path: str | Path) -> AudioInfo:
         with sf.SoundFile(str(path)) as f:
             info = AudioInfo(sample_rate=int(f.samplerate), channels=int(f.channels),
                              duration_s=float(f.frames) / float(f.samplerate), frames=int(f.frames),
-                             format=str(f.format))
+                             format=str(f.format), declared_frames=_wav_declared_frames(path))
     except sf.LibsndfileError as e:
         raise _open_error(path, e) from e
     except (RuntimeError, OSError) as e:
@@ -75,6 +114,37 @@ def probe(path: str | Path) -> AudioInfo:
     if info.frames <= 0:
         raise AudioReadError(path, "holds no audio samples (a header without data): the file is truncated")
     return info
+
+
+def _wav_declared_frames(path: Path) -> Optional[int]:
+    """Frames a RIFF/WAVE file's data chunk header claims, or None (not WAV, or a streaming placeholder).
+
+    libsndfile quietly reports only the frames the file holds, so a WAV cut short (a copy interrupted,
+    a recorder that lost power before closing the file) looks complete; its header still says how
+    long it should be.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = os.fstat(fh.fileno()).st_size
+            block_align, pos = 0, 12
+            while pos + 8 <= size:
+                fh.seek(pos)
+                chunk = fh.read(8)
+                cid, n = chunk[:4], int.from_bytes(chunk[4:8], "little")
+                if cid == b"fmt ":
+                    fmt = fh.read(min(n, 16))
+                    block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
+                elif cid == b"data":
+                    if n in (0, 0xFFFFFFFF) or block_align <= 0:  # size not written yet (streaming writers)
+                        return None
+                    return n // block_align
+                pos += 8 + n + (n & 1)
+    except OSError:
+        return None
+    return None
 
 
 def _open_error(path: Path, error: Exception) -> AudioReadError:
@@ -166,18 +236,23 @@ def _looks_like_text(head: bytes) -> bool:
 
 def iter_windows(path: str | Path, *, start_s: float = 0.0, window_s: float = 3.0, target_sr: int = 48000,
                  chunk_s: float = 60.0, min_last_s: float = 1.0,
-                 on_warning: Optional[Callable[[str], None]] = None
-                 ) -> Iterator[tuple[float, float, np.ndarray]]:
+                 on_warning: Optional[Callable[[str], None]] = None,
+                 stats: Optional[DecodeStats] = None) -> Iterator[tuple[float, float, np.ndarray]]:
     """Yield ``(start_s, end_s, samples)`` for consecutive windows of a recording, mono at ``target_sr``.
 
     Reads ``chunk_s`` seconds at a time, so memory stays bounded whatever the file's length. The last
     partial window is zero-padded when it holds at least ``min_last_s`` seconds, or when it is the
     whole file (a file shorter than one window still gives one window); its ``end_s`` is where the
-    audio really ends. ``start_s`` resumes a file part-way (windows then start at ``start_s``).
+    decoded audio really ends. ``start_s`` resumes a file part-way: windows before it are not yielded,
+    and those after are bit-identical to an uninterrupted read (a file that is resampled, or whose
+    format does not seek exactly, is decoded again from its start; only exact formats at the target
+    rate are seeked).
 
-    A file whose data stops before its header says (a truncated copy, a recorder that lost power)
-    yields the windows it has and reports the truncation through ``on_warning`` (default: a
-    logged warning); a file that cannot be decoded at all raises ``AudioReadError``.
+    Problems are reported through ``on_warning`` (default: a logged warning) and recorded in
+    ``stats``: a WAV whose header claims more data than the file holds, a file whose decoding stops
+    early, a decoded length that differs from an MP3/OGG header's estimate, NaN or infinite samples
+    (replaced by silence). A file that cannot be decoded at all, or holds no finite sample, raises
+    ``AudioReadError`` before any window is yielded.
     """
     path = Path(path)
     for name, value in (("window_s", window_s), ("chunk_s", chunk_s), ("target_sr", target_sr)):
@@ -185,53 +260,96 @@ def iter_windows(path: str | Path, *, start_s: float = 0.0, window_s: float = 3.
             raise ValueError(f"{name} must be positive, got {value!r}")
     if start_s < 0:
         raise ValueError(f"start_s must be >= 0, got {start_s!r}")
+    stats = stats if stats is not None else DecodeStats()
     win = int(round(window_s * target_sr))
     min_last = int(round(min_last_s * target_sr))
     warn = on_warning or (lambda msg: log.warning("%s", msg))
-    warned: list[str] = []
 
-    def warn_once(msg: str) -> None:
-        warned.append(msg)
+    def note(msg: str) -> None:
+        stats.notes.append(msg)
         warn(msg)
 
     info = probe(path)
     in_sr = info.sample_rate
-    first_frame = int(round(start_s * in_sr))
-    if first_frame >= info.frames:
-        return
-    block = max(1, int(round(chunk_s * in_sr)))
+    stats.sample_rate, stats.header_frames = in_sr, info.frames
+    if info.declared_frames is not None and info.declared_frames > info.frames:
+        stats.truncated = True
+        note(f"{path}: its header declares {info.declared_frames / in_sr:.1f} s but the file holds only "
+             f"{info.frames / in_sr:.1f} s: the file is truncated (a copy cut short, or a recorder that lost "
+             f"power); keeping the audio that is there")
     resampler = None if in_sr == target_sr else soxr.ResampleStream(in_sr, target_sr, 1, dtype="float32",
                                                                       quality="HQ")
+    seek = resampler is None and info.exact  # else decode from the start: the only way to be bit-exact
+    first_frame = int(round(start_s * in_sr)) if seek else 0
+    if seek and first_frame >= info.frames:
+        stats.frames = info.frames
+        return
+    block = max(1, int(round(chunk_s * in_sr)))
+    origin = first_frame / in_sr  # time of the first decoded frame
     pending = np.zeros(0, dtype=np.float32)
     index = 0
     frames_read = 0
-    for data in _read_blocks(path, first_frame, block, warn_once):
+    seen_finite = False
+    deferred: list[float] = []  # window starts held back while every sample so far was NaN/inf (all zeros)
+
+    def cut(final: bool) -> Iterator[tuple[float, float, np.ndarray]]:
+        nonlocal pending, index
+        while pending.shape[0] >= win or (final and pending.shape[0] > 0):
+            rest = min(win, pending.shape[0])
+            t = round(origin + index * window_s, 6)
+            end = t + window_s if rest == win else round(t + rest / target_sr, 6)
+            keep = rest == win or rest >= min_last or (index == 0 and origin == 0.0)
+            samples = pending[:win]
+            pending, index = pending[win:], index + 1
+            if not keep or t < start_s - 1e-6:
+                continue
+            if not seen_finite:
+                deferred.append(t)
+                continue
+            out = np.zeros(win, dtype=np.float32)
+            out[:rest] = samples
+            yield t, end, out
+
+    def flush_deferred() -> Iterator[tuple[float, float, np.ndarray]]:
+        for t in deferred:
+            yield t, t + window_s, np.zeros(win, dtype=np.float32)
+        deferred.clear()
+
+    for data in _read_blocks(path, first_frame, block, note):
         frames_read += data.shape[0]
         mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-        if not np.isfinite(mono).all():
-            mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
+        finite = np.isfinite(mono)
+        if not finite.all():
+            stats.nonfinite += int(mono.shape[0] - finite.sum())
+            mono = np.where(finite, mono, np.float32(0.0))
+        if not seen_finite and finite.any():
+            seen_finite = True
+            yield from flush_deferred()
         out = mono if resampler is None else resampler.resample_chunk(np.ascontiguousarray(mono))
         pending = np.concatenate([pending, out]) if pending.size else out
-        while pending.shape[0] >= win:
-            t = start_s + index * window_s
-            yield t, t + window_s, np.array(pending[:win], dtype=np.float32)
-            pending = pending[win:]
-            index += 1
+        yield from cut(final=False)
     if resampler is not None:
-        tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-        pending = np.concatenate([pending, tail])
-        while pending.shape[0] >= win:  # the flush can complete a window
-            t = start_s + index * window_s
-            yield t, t + window_s, np.array(pending[:win], dtype=np.float32)
-            pending = pending[win:]
-            index += 1
-    expected = info.frames - first_frame
-    if not warned and expected - frames_read > _TRUNCATION_TOLERANCE_S * in_sr:
-        warn(f"{path}: the header declares {info.duration_s:.1f} s but the audio ends at "
-             f"{(first_frame + frames_read) / in_sr:.1f} s; the file is truncated, keeping what is there")
-    rest = pending.shape[0]
-    t = start_s + index * window_s
-    if rest > 0 and (rest >= min_last or (index == 0 and start_s == 0.0)):
-        samples = np.zeros(win, dtype=np.float32)
-        samples[:rest] = pending
-        yield t, round(t + rest / target_sr, 6), samples
+        pending = np.concatenate([pending, resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)])
+    stats.frames = first_frame + frames_read
+    if not seen_finite and stats.nonfinite:
+        raise AudioReadError(path, f"holds no usable audio: all {stats.nonfinite} of its samples are NaN or "
+                                   f"infinite; the file is corrupt (re-export it from the recorder or the editor)")
+    # the tail: the last partial window ends where the decoded audio ends (the resampler's flush
+    # can pad a few samples beyond it)
+    total = int(round((stats.frames - first_frame) * target_sr / in_sr)) - index * win
+    pending = pending[:max(0, total)]
+    yield from cut(final=True)
+    if stats.nonfinite:
+        note(f"{path}: {stats.nonfinite} samples ({100 * stats.nonfinite / max(1, frames_read):.2g}%) were NaN or "
+             f"infinite and were replaced by silence; check the recorder or the software that wrote the file")
+    if any("decoding failed" in n for n in stats.notes):
+        stats.truncated = True
+    elif not stats.truncated:
+        diff = stats.frames - info.frames
+        if info.exact and -diff > _TRUNCATION_TOLERANCE_S * in_sr:
+            stats.truncated = True
+            note(f"{path}: the header declares {info.duration_s:.1f} s but the audio ends at "
+                 f"{stats.duration_s:.1f} s; the file is truncated, keeping what is there")
+        elif not info.exact and abs(diff) > _LENGTH_NOTE_S * in_sr:
+            note(f"{path}: its header estimates {info.duration_s:.2f} s but it decodes to {stats.duration_s:.2f} s "
+                 f"(usual for {info.format or 'compressed'} files); the decoded length is used")

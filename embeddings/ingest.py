@@ -14,7 +14,6 @@ The store is only written from the calling thread.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
@@ -27,25 +26,26 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, iter_windows, probe
+from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, DecodeStats, iter_windows, probe
 from embeddings.birdnet import BirdNET, EmbeddingModel
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
 from store import Recording, Store
+from store.sources import file_sha256
 
 log = logging.getLogger(__name__)
 
 #: progress(files_done, files_total, windows_done, current_path)
 ProgressCallback = Callable[[int, int, int, Optional[str]], None]
 
-_HASH_BLOCK = 1 << 20
-
-
 @dataclass
 class IngestReport:
     """What one ingest run did.
 
     ``audio_seconds`` counts the audio of the windows this run added; ``warnings`` lists (path, message)
-    for files ingested with a problem, such as a truncated file whose readable part was kept.
+    for files ingested with a problem, such as a truncated file whose readable part was kept;
+    ``truncated`` names the files cut short and ``nonfinite`` counts, per file, the NaN or infinite
+    samples replaced by silence; ``replaced`` names files whose content changed since an earlier ingest
+    (the new content is a new recording; the old one's clips left the pool).
     """
 
     files_new: int = 0
@@ -55,6 +55,9 @@ class IngestReport:
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+    nonfinite: dict[str, int] = field(default_factory=dict)
+    replaced: list[str] = field(default_factory=list)
 
     @property
     def realtime_factor(self) -> float:
@@ -62,11 +65,13 @@ class IngestReport:
         return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
-def find_audio_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+def find_audio_files(paths: str | os.PathLike | Iterable[str | os.PathLike],
+                     empty_folders: Optional[list[Path]] = None) -> list[Path]:
     """Audio files under ``paths`` (files as given; folders searched recursively), sorted, without repeats.
 
     Folders contribute files ending in .wav .flac .mp3 .ogg (any case); a file named explicitly is
-    taken whatever its ending, so a wrong file is reported rather than silently ignored.
+    taken whatever its ending, so a wrong file is reported rather than silently ignored. A folder
+    given that holds no audio file (a typo, a folder named ``x.wav``) is appended to ``empty_folders``.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -74,23 +79,18 @@ def find_audio_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> 
     for raw in paths:
         p = Path(raw).expanduser()
         if p.is_dir():
+            before = len(found)
             for sub in sorted(p.rglob("*")):
                 if sub.suffix.lower() in AUDIO_EXTENSIONS and sub.is_file():
                     found.setdefault(sub.resolve(), None)
+            if len(found) == before and empty_folders is not None and not any(
+                    sub.suffix.lower() in AUDIO_EXTENSIONS and sub.is_file() for sub in p.rglob("*")):
+                empty_folders.append(p)
         elif p.exists():
             found.setdefault(p.resolve(), None)
         else:
             raise FileNotFoundError(f"{p} does not exist: give audio files or folders holding them")
     return list(found)
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's content, read in 1 MiB blocks (a recording is never loaded whole)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _empty_file_error(path: Path) -> AudioReadError:
@@ -112,8 +112,10 @@ class _Job:
     meta: RecordingMetadata
     existing: Optional[Recording]
     resume_s: float
+    size: int = 0
+    mtime_ns: int = 0
     recording_id: Optional[int] = None
-    warnings: list[str] = field(default_factory=list)
+    stats: DecodeStats = field(default_factory=DecodeStats)
 
 
 # Messages from the reader to the main thread, in file order:
@@ -161,7 +163,8 @@ class _Reader(threading.Thread):
             if self.stop.is_set():
                 return
             try:
-                if path.stat().st_size == 0:
+                st = path.stat()
+                if st.st_size == 0:
                     # Every empty file has the same hash, so it cannot get a store record of its own.
                     self.put(("bad", path, None, None, str(_empty_file_error(path))))
                     continue
@@ -175,8 +178,21 @@ class _Reader(threading.Thread):
                 continue
             seen[digest] = path
             rec = self.store.find_recording(digest)
-            if rec is not None and rec.status == "done":
-                self.put(("skip", path, f"already ingested as {rec.path}"))
+            if rec is not None and rec.status == "replaced" and rec.path == str(path):
+                # the file went back to content ingested before: that recording is current again
+                self.store.update_recording(rec.id, status="done", replaced_by=None, error=None,
+                                            file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
+                self.store.replace_recordings(str(path), rec.id)
+                self.put(("skip", path, f"its content went back to recording {rec.id}, ingested before"))
+                continue
+            if rec is not None and rec.status in ("done", "replaced"):
+                if rec.path != str(path) and not os.path.exists(rec.path):
+                    # the same content, moved: the recording follows its file (clips are cut from here now)
+                    self.store.update_recording(rec.id, path=str(path), file_size=st.st_size,
+                                                file_mtime_ns=st.st_mtime_ns)
+                    self.put(("skip", path, f"already ingested; its file moved here from {rec.path}"))
+                else:
+                    self.put(("skip", path, f"already ingested as {rec.path}"))
                 continue
             try:
                 info = probe(path)
@@ -184,14 +200,16 @@ class _Reader(threading.Thread):
                 self.put(("bad", path, digest, rec, str(e)))
                 continue
             meta = recording_metadata(path, self.sidecar)
-            resume = self.store.ingested_until(rec.id) if rec is not None else 0.0
-            job = _Job(path, digest, info, meta, rec, resume)
+            # a pending recording (interrupted run) resumes after its last committed window; a failed one is
+            # read again from its start, so whatever made it fail is checked again
+            resume = self.store.ingested_until(rec.id) if rec is not None and rec.status == "pending" else 0.0
+            job = _Job(path, digest, info, meta, rec, resume, size=st.st_size, mtime_ns=st.st_mtime_ns)
             if not self.put(("start", job)):
                 return
             try:
                 for start, end, samples in iter_windows(path, start_s=resume, window_s=self.window_s,
-                                                        target_sr=self.sample_rate,
-                                                        on_warning=job.warnings.append):
+                                                        target_sr=self.sample_rate, stats=job.stats,
+                                                        on_warning=lambda _msg: None):
                     if not self.put(("window", job, start, end, samples)):
                         return
             except (AudioReadError, OSError) as e:
@@ -282,7 +300,8 @@ class _Ingester:
         fields = dict(path=str(job.path), site=job.meta.site, device=job.meta.device,
                       start_time=job.meta.start_time, latitude=job.meta.latitude, longitude=job.meta.longitude,
                       sample_rate=job.info.sample_rate, channels=job.info.channels,
-                      duration_s=job.info.duration_s, modality="audio")
+                      duration_s=job.info.duration_s, modality="audio", file_size=job.size,
+                      file_mtime_ns=job.mtime_ns)
         if job.existing is None:
             rec = self.store.add_recording(Recording(content_hash=job.content_hash, status="pending", **fields))
         else:
@@ -304,11 +323,22 @@ class _Ingester:
             self._progress(job.path)
 
     def finish(self, job: _Job) -> None:
-        for msg in job.warnings:
+        stats = job.stats
+        for msg in stats.notes:
             log.warning("%s", msg)
             self.report.warnings.append((str(job.path), msg))
-        # A done recording keeps its warnings (e.g. "truncated at 5.0 s") where the UI shows errors.
-        self.store.update_recording(job.recording_id, status="done", error="; ".join(job.warnings) or None)
+        if stats.truncated:
+            self.report.truncated.append(str(job.path))
+        if stats.nonfinite:
+            self.report.nonfinite[str(job.path)] = stats.nonfinite
+        # The decoded length, not the header's (an MP3 header only estimates it), and the warnings
+        # (e.g. "truncated at 5.0 s") where the UI shows errors.
+        self.store.update_recording(job.recording_id, status="done", error="; ".join(stats.notes) or None,
+                                    frames=stats.frames, duration_s=stats.duration_s)
+        if self.store.replace_recordings(str(job.path), job.recording_id):
+            log.warning("%s changed since it was last ingested: its new content is a new recording; the old "
+                        "one's clips left the pool (their labels stay)", job.path)
+            self.report.replaced.append(str(job.path))
         self.report.files_new += 1
         self.files_done += 1
         self._progress(job.path)
@@ -353,7 +383,8 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
         workers = min(2, os.cpu_count() or 1)
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
-    files = find_audio_files(paths)
+    empty_folders: list[Path] = []
+    files = find_audio_files(paths, empty_folders)
     sidecar = Sidecar(metadata_csv).read() if metadata_csv is not None else None
     if model is None:
         model = BirdNET()
@@ -390,5 +421,9 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
         reader.join()
         runner.close()
     report = runner.report
+    for folder in empty_folders:
+        report.files_failed.append((str(folder), f"{folder} is a folder holding no audio files "
+                                                  f"({', '.join(AUDIO_EXTENSIONS)}): give the files or the folder "
+                                                  f"that holds them"))
     report.wall_seconds = time.perf_counter() - started
     return report

@@ -40,6 +40,8 @@ SCORE_COLUMNS = ("max_entropy", "mean_entropy", "top1", "margin", "top_index")
 # Columns of the ``clips`` matrix (float64: exact for ids below 2**53): where each clip sits.
 CLIP_COLUMNS = ("recording_id", "start_s")
 CLIPS_MATRIX = "clips"
+#: Recording states whose clips are no sampling candidates: the file changed (replaced) or could not be read.
+OUT_OF_POOL = ("replaced", "failed")
 EMBEDDING_DTYPES = ("float32", "float16")
 EmbeddingDtype = Literal["float32", "float16"]
 _IN_CHUNK = 10_000  # ids per SQL IN-list: SQLite refuses more than 32,766 bound values per statement
@@ -95,6 +97,8 @@ class Pool:
 
 @dataclass
 class ClipInfo:
+    """A clip with what its recording says about it: where to cut it from and how to check that file."""
+
     clip_id: int
     recording_id: int
     path: str
@@ -105,6 +109,11 @@ class ClipInfo:
     device: Optional[str]
     start_time: Optional[datetime]
     sample_rate: Optional[int]
+    content_hash: Optional[str] = None
+    file_size: Optional[int] = None
+    file_mtime_ns: Optional[int] = None
+    frames: Optional[int] = None  # decoded frames of the recording (None: ingested before 0.2)
+    status: str = "done"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -301,6 +310,23 @@ class Store:
             s.refresh(rec)
             return rec
 
+    def replace_recordings(self, path: str, new_recording_id: int) -> list[int]:
+        """Mark every other recording ingested from ``path`` as replaced by ``new_recording_id``; return their ids.
+
+        The file at ``path`` changed and its new content was ingested: the old versions' clips leave the
+        pool (``pool`` skips replaced recordings); their labels and embeddings stay, still true of the
+        content they were made from.
+        """
+        with self._session(write=True) as s:
+            old = s.execute(select(Recording).where(Recording.path == path, Recording.id != new_recording_id,
+                                                    Recording.status != "replaced")).scalars().all()
+            for rec in old:
+                rec.status, rec.replaced_by = "replaced", new_recording_id
+                rec.error = f"the file changed; its new content is recording {new_recording_id}"
+                s.add(rec)
+            s.commit()
+            return [r.id for r in old]
+
     def recordings(self, status: str | None = None) -> list[Recording]:
         with self._session() as s:
             q = select(Recording).order_by(Recording.id)
@@ -394,7 +420,8 @@ class Store:
                 rows += s.execute(select(Clip, Recording).join(Recording, Clip.recording_id == Recording.id)
                                   .where(Clip.id.in_(chunk))).all()
         by_id = {c.id: ClipInfo(c.id, r.id, r.path, r.modality, c.start_s, c.end_s, r.site, r.device,
-                                r.start_time, r.sample_rate) for c, r in rows}
+                                r.start_time, r.sample_rate, r.content_hash, r.file_size, r.file_mtime_ns, r.frames,
+                                r.status) for c, r in rows}
         missing = [i for i in ids if i not in by_id]
         if missing:
             raise StoreError(f"no clip with id {missing[0]}")
@@ -600,6 +627,10 @@ class Store:
     def pool(self, model_version: ModelVersion | None = None) -> Pool:
         """Every scored clip under ``model_version`` (default: the current one) with its metadata.
 
+        Clips of recordings that were replaced (their file changed) or failed are left out. Clips the
+        model has not scored yet (ingested after a head was trained) are not in its pool:
+        ``unscored_clip_ids`` lists them, and the loop scores them before sampling.
+
         Read from the memory-mapped ``scores:<model>`` and ``clips`` matrices (about 0.1 s per
         million clips, a few bytes per clip per column: site, device and top_label reference one
         string object per distinct value, with integer codes in ``Pool.codes``). A store written
@@ -611,15 +642,31 @@ class Store:
             raise StoreError("the store holds no scored clips yet: ingest some audio first")
         return self._pool_from_matrices(mv) or self._pool_from_sql(mv)
 
+    def unscored_clip_ids(self, model_version: ModelVersion) -> np.ndarray:
+        """Clips with an embedding in the model's space that the model has not scored yet (sorted int64 ids).
+
+        Read from the matrices' id files (no SQL row per clip), so it stays cheap at millions of clips.
+        """
+        try:
+            embedded = np.asarray(self.embeddings(model_version.embedding_space).ids)
+        except StoreError:
+            return np.zeros(0, dtype=np.int64)
+        try:
+            scored = np.asarray(self.matrix(f"scores:{model_version.name}").ids)
+        except StoreError:
+            scored = np.zeros(0, dtype=np.int64)
+        return np.setdiff1d(embedded, scored).astype(np.int64)
+
     def _recording_table(self) -> dict[str, np.ndarray]:
         """Recordings by sorted id: site and device codes ('' = unknown) and start (NaT = unknown).
 
         Recordings are few (one per file), so their metadata is joined to clips in numpy.
         """
         with self.engine.connect() as conn:
-            recs = conn.execute(select(Recording.id, Recording.site, Recording.device, Recording.start_time)
-                                .order_by(Recording.id)).all()
-        out: dict[str, np.ndarray] = {"id": np.array([r[0] for r in recs], dtype=np.int64)}
+            recs = conn.execute(select(Recording.id, Recording.site, Recording.device, Recording.start_time,
+                                       Recording.status).order_by(Recording.id)).all()
+        out: dict[str, np.ndarray] = {"id": np.array([r[0] for r in recs], dtype=np.int64),
+                                      "out": np.array([r[4] in OUT_OF_POOL for r in recs], dtype=bool)}
         for key, col in (("site", 1), ("device", 2)):
             cats, codes = np.unique(np.array([r[col] or "" for r in recs], dtype=str), return_inverse=True)
             out[key], out[key + "_categories"] = codes.astype(np.int32).ravel(), cats.astype(object)
@@ -639,6 +686,13 @@ class Store:
             idx = lut[recording_id]
         else:
             idx = np.searchsorted(rec_ids, recording_id)
+        if recs["out"].any():  # clips of replaced or failed recordings are not candidates any more
+            keep = ~recs["out"][idx]
+            clip_id, recording_id, start_s, idx = clip_id[keep], recording_id[keep], start_s[keep], idx[keep]
+            scores = {k: v[keep] for k, v in scores.items()}
+            top_label = top_label[keep]
+            if top_codes is not None:
+                top_codes = (top_codes[0][keep], top_codes[1])
         offsets = np.rint(start_s * 1000).astype(np.int64).astype("timedelta64[ms]")
         starts = (recs["start"][idx] + offsets).astype("datetime64[s]")
         site_codes, device_codes = recs["site"][idx], recs["device"][idx]

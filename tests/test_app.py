@@ -11,6 +11,7 @@ import soundfile as sf
 from streamlit.testing.v1 import AppTest
 
 from store import Recording, SamplingRun, Selection
+from store.sources import file_sha256
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 LABELS = ["Turdus merula_Eurasian Blackbird", "Erithacus rubecula_European Robin", "Parus major_Great Tit"]
@@ -28,7 +29,7 @@ def _fill(workspace, tmp_path, with_run=True):
     mv = store.ensure_model_version("birdnet-test", "embedding", "birdnet-test", 8, LABELS)
     audio = tmp_path / "rec.wav"
     sf.write(audio, np.random.default_rng(0).normal(0, 0.1, 16000 * 12).astype(np.float32), 16000)
-    rec = store.add_recording(Recording(path=str(audio), content_hash="h", site="site-A",
+    rec = store.add_recording(Recording(path=str(audio), content_hash=file_sha256(audio), site="site-A",
                                         start_time=datetime(2024, 5, 1, 5, 0), sample_rate=16000))
     rng = np.random.default_rng(1)
     ids = store.add_clip_batch(rec.id, [(3.0 * i, 3.0 * i + 3) for i in range(4)], mv,
@@ -67,3 +68,12 @@ def test_last_selection_with_reasons_and_audio(ws_env, tmp_path):
     assert len(at.get("audio")) == 2
     at.radio(key="hist_metric").set_value("top1").run()
     assert not at.exception
+
+
+def test_a_changed_source_is_not_played_and_says_why(ws_env, tmp_path):
+    _fill(ws_env, tmp_path)
+    sf.write(tmp_path / "rec.wav", np.zeros(16000 * 12, dtype=np.float32), 16000)  # replaced after ingest
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert len(at.get("audio")) == 0
+    assert sum("changed since it was ingested" in c.value for c in at.caption) == 2

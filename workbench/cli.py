@@ -63,6 +63,13 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
           f"({report.audio_seconds:.0f} s of audio in {report.wall_seconds:.1f} s)")
     for path, reason in report.files_failed:
         print(f"  failed: {path}: {reason}")
+    for path, message in report.warnings:
+        print(f"  warning: {message}")
+    if report.truncated or report.nonfinite:
+        print(f"  {len(report.truncated)} truncated file(s), {len(report.nonfinite)} file(s) with NaN/infinite "
+              f"samples ({sum(report.nonfinite.values())} replaced by silence)")
+    for path in report.replaced:
+        print(f"  changed since last ingested: {path} (new version stored; the old one's clips left the pool)")
     return 0 if report.files_new + report.files_skipped > 0 or not report.files_failed else 1
 
 
@@ -261,7 +268,13 @@ def cmd_push(ws: Workspace, args: argparse.Namespace) -> int:
     client = _client(ws)
     project_id = _project(store, client, args)
     report = client.push(store, ws.clips, project_id, run_id=args.run)
-    print(f"pushed to project {project_id}: {report.created} new task(s), {report.skipped} already there")
+    print(f"pushed to project {project_id}: {report.created} new task(s), {report.skipped} already there"
+          + (f", {len(report.failed)} not pushed" if report.failed else ""))
+    for clip_id, path, reason in report.failed:
+        print(f"  not pushed: clip {clip_id} ({Path(path).name}): {reason}")
+    if report.failed:
+        print("  fix those files (or re-ingest them) and push again: the other clips are in Label Studio")
+        return 1
     return 0
 
 

@@ -37,21 +37,25 @@ def selection_table(store: Store, run_id: int | None = None,
         (r for r in store.sampling_runs() if r.id == run_id), None)
     if run is None:
         return None
+    from annotation.clips import check_sources
+
     picks = store.selections(run.id)
     infos = {c.clip_id: c for c in store.clips([p.clip_id for p in picks])}
     preds = store.predictions(infos.keys(), run.model_version_id) if run.model_version_id else {}
+    problems = check_sources(store, infos.values()) if clips_dir is not None else {}
     rows = []
     for p in picks:
         info = infos[p.clip_id]
         top = preds.get(p.clip_id) or []
         when = info.start_time
+        problem = problems.get(info.recording_id)
         rows.append({
             "rank": p.rank, "clip_id": p.clip_id, "site": info.site, "device": info.device,
             "time": f"{when:%Y-%m-%d %H:%M}" if when else None,
             "file": Path(info.path).name, "start_s": info.start_s, "end_s": info.end_s,
             "top_label": f"{top[0][0]} ({top[0][1]:.2f})" if top else "",
             "score": round(p.score, 4), "cluster": p.cluster, "stratum": p.stratum, "reason": p.reason,
-            "audio": _audio_for(info, clips_dir),
+            "audio": None if problem else _audio_for(info, clips_dir), "audio_problem": problem,
         })
     return run, rows
 

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 import numpy as np
 import soundfile as sf
 
-from embeddings.ingest import file_sha256 as sha256_of
+from store.sources import file_sha256 as sha256_of
 
 log = logging.getLogger(__name__)
 

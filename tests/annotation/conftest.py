@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from store import Recording, SamplingRun, Selection, Store
+from store.sources import file_sha256
 
 SPECIES = ["Turdus merula_Eurasian Blackbird", "Erithacus rubecula_European Robin", "Parus major_Great Tit",
            "Fringilla coelebs_Common Chaffinch", "Sylvia atricapilla_Eurasian Blackcap",
@@ -51,7 +52,9 @@ def generate(store: Store, tmp_path: Path, n_clips: int = 6, pick: int | None = 
         n_clips = len(top_labels)
     rng = np.random.default_rng(seed)
     audio = write_tone(tmp_path / f"rec-{uuid.uuid4().hex[:8]}.wav", 3.0 * n_clips + 1.0, seed=seed)
-    rec = store.add_recording(Recording(path=str(audio), content_hash=uuid.uuid4().hex, site="pond",
+    st = audio.stat()
+    rec = store.add_recording(Recording(path=str(audio), content_hash=file_sha256(audio), file_size=st.st_size,
+                                        file_mtime_ns=st.st_mtime_ns, site="pond",
                                         device="AM-1", start_time=datetime(2024, 5, 1, 5, 30),
                                         sample_rate=22050, channels=1, duration_s=3.0 * n_clips + 1.0,
                                         status="done"))

@@ -11,7 +11,8 @@ import pytest
 from annotation.client import LabelStudioClient
 from annotation.config import label_config
 from annotation.errors import AnnotationError, AnnotationServerError
-from tests.annotation.conftest import MODEL, SPECIES, generate
+from store import SamplingRun, Selection
+from tests.annotation.conftest import MODEL, SPECIES, generate, write_tone
 from workbench.config import LabelStudioSettings
 
 pytestmark = pytest.mark.labelstudio
@@ -102,6 +103,40 @@ def test_push_after_a_crash_between_import_and_record_creates_no_duplicates(
     tasks = tasks_of(ls_client, pid)
     assert len(tasks) == 6
     assert ls_store.tasks(pid) == {t.data["clip_id"]: t.id for t in tasks}
+
+
+def test_a_clip_whose_source_vanished_is_reported_and_pushed_once_it_is_back(ls_client, ls_store, labelstudio,
+                                                                             tmp_path):
+    gen, _, pid = setup_project(ls_client, ls_store, labelstudio, tmp_path, n_clips=3)
+    other = generate(ls_store, tmp_path, n_clips=2, seed=uuid.uuid4().int % 1000)  # a second recording
+    run = ls_store.add_sampling_run(SamplingRun(strategy="test", params={}, seed=0, budget=5),
+                                    [Selection(clip_id=c, rank=r + 1, score=1.0, reason="test")
+                                     for r, c in enumerate(gen.clip_ids + other.clip_ids)])
+    hidden = other.audio.with_name(other.audio.name + ".away")
+    other.audio.rename(hidden)  # the second recording's file vanished between sampling and push
+    report = ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=run.id)
+    assert (report.created, report.skipped) == (3, 0)
+    assert sorted(c for c, _, _ in report.failed) == sorted(other.clip_ids)
+    assert all(path == str(other.audio) and "is missing" in reason and other.audio.name in reason
+               for _, path, reason in report.failed)
+    assert sorted(t.data["clip_id"] for t in tasks_of(ls_client, pid)) == sorted(gen.clip_ids)
+    hidden.rename(other.audio)  # back in place: the next push sends exactly the two that were left
+    again = ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=run.id)
+    assert (again.created, again.skipped, again.failed) == (2, 3, [])
+    tasks = tasks_of(ls_client, pid)
+    assert sorted(t.data["clip_id"] for t in tasks) == sorted(gen.clip_ids + other.clip_ids)
+    assert ls_store.tasks(pid) == {t.data["clip_id"]: t.id for t in tasks}
+
+
+def test_a_clip_whose_source_changed_is_not_pushed(ls_client, ls_store, labelstudio, tmp_path):
+    """Labels attach to windows embedded from the content ingested: never send annotators other audio."""
+    gen, _, pid = setup_project(ls_client, ls_store, labelstudio, tmp_path, n_clips=2)
+    write_tone(gen.audio, 7.0, sr=22050, seed=123)  # replaced in place, same name
+    report = ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id)
+    assert report.created == 0 and len(report.failed) == 2
+    assert all("changed since it was ingested" in reason for _, _, reason in report.failed)
+    assert tasks_of(ls_client, pid) == [] and not any(
+        (labelstudio.workspace.clips / f"clip-{c}.wav").exists() for c in gen.clip_ids)
 
 
 def test_clip_audio_is_served_by_label_studio(ls_client, ls_store, labelstudio, tmp_path):

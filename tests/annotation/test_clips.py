@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from annotation.clips import clip_filename, cut_clip
+from annotation.clips import check_sources, clip_filename, cut_clip
 from annotation.errors import AnnotationError
 from store import ClipInfo
+from tests.conftest import shared_path
 
 SR = 8000
 
@@ -111,7 +112,7 @@ def test_mp3_input(tmp_path):
 
 def test_errors_name_the_clip_and_file(ramp, tmp_path):
     path, _ = ramp
-    with pytest.raises(AnnotationError, match=r"clip 7 starts at 25.0 s .*lasts only 20.00 s"):
+    with pytest.raises(AnnotationError, match=r"clip 7 starts at 25.0 s .*decodes to only 20.00 s"):
         cut_clip(info(path, 25.0, 28.0), tmp_path)
     with pytest.raises(AnnotationError, match=r"cannot read clip 7 from .*missing.wav"):
         cut_clip(info(tmp_path / "missing.wav", 0.0, 3.0), tmp_path)
@@ -119,3 +120,43 @@ def test_errors_name_the_clip_and_file(ramp, tmp_path):
         cut_clip(info(path, 0.0, 3.0, modality="image"), tmp_path)
     with pytest.raises(ValueError, match="context_s"):
         cut_clip(info(path, 0.0, 3.0), tmp_path, context_s=-1)
+
+
+def test_an_mp3_whose_header_promises_more_than_decodes_is_clamped_not_refused(tmp_path):
+    """The header of this real mp3 says 10.30 s; it decodes to 10.00 s. Its last window still gets its clip."""
+    src = shared_path("audio", "annotated", "opensoundscape_GWWA_XC135601.mp3")
+    decoded = 441216
+    last = info(src, 9.0, 10.004898, clip_id=10)
+    for frames in (decoded, None):  # the decoded length as 0.2 stores it, and a 0.1 recording without it
+        last.frames = frames
+        cut = cut_clip(last, tmp_path / f"clips-{frames}", context_s=2.0)
+        meta = sf.info(str(cut.path))
+        assert meta.frames == decoded - 7 * 44100  # context from 7.0 s to the end of the decoded audio
+        assert (cut.window_start, cut.window_end) == (2.0, pytest.approx(3.0049, abs=1e-4))
+    beyond = info(src, 10.2, 10.3, clip_id=11)
+    with pytest.raises(AnnotationError, match="clip 11's window .*lies beyond the audio .*GWWA"):
+        cut_clip(beyond, tmp_path / "none", context_s=0.0)
+
+
+def test_sources_are_checked_cheaply_and_by_hash_when_their_mtime_moved(ramp, tmp_path):
+    from store import Recording, Store
+    from store.sources import file_sha256
+
+    path, _ = ramp
+    store = Store.open(tmp_path / "ws")
+    st = path.stat()
+    rec = store.add_recording(Recording(path=str(path), content_hash=file_sha256(path), file_size=st.st_size,
+                                        file_mtime_ns=st.st_mtime_ns, status="done"))
+    clip = info(path, 0.0, 3.0)
+    clip.recording_id, clip.content_hash = rec.id, rec.content_hash
+    clip.file_size, clip.file_mtime_ns = st.st_size, st.st_mtime_ns
+    assert check_sources(store, [clip]) == {rec.id: None}
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: same content
+    assert check_sources(store, [clip]) == {rec.id: None}
+    assert store.recordings()[0].file_mtime_ns == st.st_mtime_ns + 10**9  # remembered: cheap next time
+    data = path.read_bytes()
+    path.write_bytes(data[:-2] + b"\x01\x02")  # same size, other content
+    assert "ramp.wav changed since it was ingested" in check_sources(store, [clip])[rec.id]
+    path.unlink()
+    assert "ramp.wav is missing" in check_sources(store, [clip])[rec.id]
+    store.close()

@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 import soxr
 
-from embeddings.audio import AudioReadError, iter_windows, probe
+from embeddings.audio import AudioReadError, DecodeStats, iter_windows, probe
+from tests.conftest import shared_path
 from tests.embeddings.audio_files import write_tone
 
 WIN = 144000
@@ -132,14 +133,70 @@ def test_resume_from_start_s(tmp_path):
     assert _windows(path, start_s=12.0) == []
 
 
-def test_resume_with_resampling_is_close(tmp_path):
-    path = write_tone(tmp_path / "twelve32.wav", 12.0, sr=32000)
+@pytest.mark.parametrize("name, sr, subtype", [("twelve32.wav", 32000, "PCM_16"), ("twelve.mp3", 44100, None),
+                                                ("twelve.ogg", 48000, None)])
+def test_resume_is_bit_identical_to_an_uninterrupted_read(tmp_path, name, sr, subtype):
+    """A resampled or compressed file resumed part-way gives exactly the windows of a read from the start."""
+    path = write_tone(tmp_path / name, 12.0, sr=sr, subtype=subtype)
     full = _windows(path)
     resumed = _windows(path, start_s=6.0)
-    assert [w[:2] for w in resumed] == [(6.0, 9.0), (9.0, 12.0)]
-    # The resampler restarts at the seek point: only its first milliseconds differ.
-    np.testing.assert_allclose(full[2][2][4800:], resumed[0][2][4800:], atol=1e-4)
-    np.testing.assert_allclose(full[3][2], resumed[1][2], atol=1e-4)
+    assert [w[:2] for w in resumed] == [w[:2] for w in full[2:]]
+    for a, b in zip(full[2:], resumed):
+        np.testing.assert_array_equal(a[2], b[2])
+
+
+def test_a_wav_cut_short_is_detected_from_its_header(tmp_path):
+    """libsndfile reports only the frames a cut WAV holds; its header still says how long it should be."""
+    good = write_tone(tmp_path / "good.wav", 12.0, sr=48000)
+    path = tmp_path / "cut.wav"
+    path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert probe(path).declared_frames == 12 * 48000 and probe(path).frames < 7 * 48000
+    stats, warnings = DecodeStats(), []
+    windows = list(iter_windows(path, on_warning=warnings.append, stats=stats))
+    assert [w[0] for w in windows] == [0.0, 3.0] and windows[-1][1] == pytest.approx(6.0, abs=1e-3)
+    assert stats.truncated and len(warnings) == 1
+    assert "cut.wav" in warnings[0] and "declares 12.0 s" in warnings[0] and "truncated" in warnings[0]
+    assert probe(good).declared_frames == probe(good).frames  # a whole file is not flagged
+
+
+def test_nan_samples_are_counted_and_replaced_by_silence(tmp_path):
+    x = np.sin(np.linspace(0, 2000, 16000 * 6)).astype(np.float32)
+    x[16000:16100] = np.nan
+    x[20000] = np.inf
+    path = tmp_path / "holes.wav"
+    sf.write(path, x, 16000, subtype="FLOAT")
+    stats, warnings = DecodeStats(), []
+    windows = list(iter_windows(path, on_warning=warnings.append, stats=stats))
+    assert len(windows) == 2 and all(np.isfinite(w[2]).all() for w in windows)
+    assert stats.nonfinite == 101
+    assert len(warnings) == 1 and "holes.wav" in warnings[0] and "101 samples" in warnings[0]
+
+
+def test_a_file_of_nothing_but_nan_fails_by_name_before_any_window(tmp_path):
+    path = tmp_path / "allnan.wav"
+    sf.write(path, np.full(16000 * 10, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    got = []
+    with pytest.raises(AudioReadError, match="allnan.wav.*all 160000 of its samples are NaN or infinite"):
+        for w in iter_windows(path, chunk_s=1.0):
+            got.append(w)
+    assert got == []  # nothing reached the caller, so nothing partial can be stored
+    # leading NaN followed by audio: the held-back windows come out, in order
+    x = np.full(16000 * 9, np.nan, dtype=np.float32)
+    x[16000 * 7:] = 0.1
+    sf.write(path, x, 16000, subtype="FLOAT")
+    windows = list(iter_windows(path, chunk_s=1.0, on_warning=lambda m: None))
+    assert [w[0] for w in windows] == [0.0, 3.0, 6.0] and not windows[0][2].any() and windows[2][2].any()
+
+
+def test_an_mp3_keeps_its_decoded_length_not_its_header_estimate():
+    path = shared_path("audio", "annotated", "opensoundscape_GWWA_XC135601.mp3")
+    info = probe(path)
+    assert info.frames == 454177 and not info.exact  # the header's estimate: 10.30 s
+    stats, warnings = DecodeStats(), []
+    windows = list(iter_windows(path, on_warning=warnings.append, stats=stats))
+    assert stats.frames == 441216 and stats.duration_s == pytest.approx(10.005, abs=1e-3)
+    assert windows[-1][:2] == (9.0, pytest.approx(10.0049, abs=1e-4))
+    assert not stats.truncated and len(warnings) == 1 and "decodes to 10.00 s" in warnings[0]
 
 
 @pytest.mark.parametrize("fmt", ["flac", "ogg", "mp3"])

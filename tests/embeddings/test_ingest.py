@@ -196,6 +196,7 @@ def test_interrupted_ingest_resumes_without_duplicates(tmp_path, workspace, bird
     reference = Store.open(tmp_path / "reference")
     ingest(folder, reference, model=birdnet, batch_windows=2)
     expected = sorted((s, e) for _, s, e in _spans(reference))
+    expected_vectors = _vectors_by_span(reference)
     reference.close()
 
     st = workspace.open_store()
@@ -219,7 +220,19 @@ def test_interrupted_ingest_resumes_without_duplicates(tmp_path, workspace, bird
     assert sorted((s, e) for _, s, e in spans) == expected
     assert {r.status for r in st.recordings()} == {"done"}
     assert len(st.embeddings("birdnet-v2.4")) == 10
+    # long.wav is resampled (32 kHz): the windows after the resume point are bit-identical anyway
+    resumed = _vectors_by_span(st)
+    assert resumed.keys() == expected_vectors.keys()
+    for key, vector in expected_vectors.items():
+        np.testing.assert_array_equal(resumed[key], vector, err_msg=f"window {key}")
     st.close()
+
+
+def _vectors_by_span(store: Store) -> dict[tuple[str, float], np.ndarray]:
+    pool = store.pool()
+    infos = store.clips(pool.clip_id)
+    vectors = store.embeddings("birdnet-v2.4").take(pool.clip_id)
+    return {(Path(c.path).name, c.start_s): v for c, v in zip(infos, vectors)}
 
 
 def test_killed_process_resumes_without_duplicates(tmp_path, workspace, birdnet):
@@ -302,3 +315,79 @@ def test_truncated_file_keeps_its_audio_and_says_so(tmp_path, store, birdnet):
     assert report.warnings and report.warnings[0][0] == str(path) and "truncated" in report.warnings[0][1]
     rec = store.recordings()[0]
     assert rec.status == "done" and "truncated" in rec.error
+
+
+# ---------------------------------------------------------------------------- damaged and changed files
+def test_a_wav_cut_short_and_nan_samples_are_counted_per_file(tmp_path, store, birdnet):
+    folder = tmp_path / "rec"
+    good = write_tone(tmp_path / "whole.wav", 12.0, sr=48000, seed=11)
+    folder.mkdir()
+    (folder / "cut.wav").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    x = np.sin(np.linspace(0, 3000, 16000 * 6)).astype(np.float32)
+    x[100:150] = np.nan
+    sf.write(folder / "holes.wav", x, 16000, subtype="FLOAT")
+    sf.write(folder / "allnan.wav", np.full(16000 * 6, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    report = ingest(folder, store, model=birdnet)
+    assert report.files_new == 2
+    assert report.truncated == [str(folder / "cut.wav")]
+    assert report.nonfinite == {str(folder / "holes.wav"): 50}
+    [(failed, reason)] = report.files_failed
+    assert failed == str(folder / "allnan.wav") and "NaN or infinite" in reason
+    by_name = {Path(r.path).name: r for r in store.recordings()}
+    assert by_name["allnan.wav"].status == "failed"
+    assert not any(Path(c.path).name == "allnan.wav" for c in store.clips(store.pool().clip_id))  # nothing partial
+    assert "truncated" in by_name["cut.wav"].error and by_name["cut.wav"].duration_s == pytest.approx(6.0, abs=1e-3)
+    assert "replaced by silence" in by_name["holes.wav"].error
+
+
+def test_an_explicit_folder_without_audio_is_reported_not_ignored(tmp_path, store, birdnet):
+    (tmp_path / "x.wav").mkdir()
+    report = ingest([tmp_path / "x.wav"], store, model=birdnet)
+    assert report.files_new == 0
+    [(path, reason)] = report.files_failed
+    assert path == str(tmp_path / "x.wav") and "folder holding no audio files" in reason
+
+
+def test_an_mp3_stores_its_decoded_length(tmp_path, store, birdnet):
+    src = shared_path("audio", "annotated", "opensoundscape_GWWA_XC135601.mp3")
+    report = ingest([src], store, model=birdnet)
+    assert report.files_new == 1 and not report.truncated
+    [rec] = store.recordings()
+    assert rec.frames == 441216 and rec.duration_s == pytest.approx(441216 / 44100)
+    assert "decodes to 10.00 s" in rec.error and rec.status == "done"
+    assert max(c.end_s for c in store.clips(store.pool().clip_id)) == pytest.approx(10.005, abs=1e-3)
+
+
+def test_a_changed_file_becomes_a_new_recording_and_the_old_leaves_the_pool(tmp_path, store, birdnet):
+    path = write_tone(tmp_path / "site" / "rec.wav", 9.0, sr=48000, seed=1)
+    ingest([path], store, model=birdnet)
+    [old] = store.recordings()
+    assert (old.file_size, old.file_mtime_ns) == (path.stat().st_size, path.stat().st_mtime_ns)
+    old_clips = set(store.pool().clip_id.tolist())
+    write_tone(path, 6.0, sr=48000, seed=2)  # the recorder's file is replaced in place
+    report = ingest([path], store, model=birdnet)
+    assert report.files_new == 1 and report.replaced == [str(path)]
+    old, new = store.recordings()
+    assert (old.status, old.replaced_by, new.status) == ("replaced", new.id, "done")
+    pool = set(store.pool().clip_id.tolist())
+    assert len(pool) == 2 and not pool & old_clips
+    assert len(store.embeddings("birdnet-v2.4")) == 5  # the old content's vectors stay, for its labels
+    # the file goes back to its first content: that recording is current again, nothing re-embedded
+    write_tone(path, 9.0, sr=48000, seed=1)
+    again = ingest([path], store, model=birdnet)
+    assert again.windows_added == 0
+    old, new = store.recordings()
+    assert (old.status, new.status, new.replaced_by) == ("done", "replaced", old.id)
+    assert set(store.pool().clip_id.tolist()) == old_clips
+
+
+def test_a_moved_file_is_followed_not_ingested_again(tmp_path, store, birdnet):
+    path = write_tone(tmp_path / "inbox" / "rec.wav", 6.0, sr=48000, seed=3)
+    ingest([path], store, model=birdnet)
+    moved = tmp_path / "archive" / "rec.wav"
+    moved.parent.mkdir()
+    shutil.move(path, moved)
+    report = ingest([moved], store, model=birdnet)
+    assert report.files_skipped == 1 and report.windows_added == 0
+    [rec] = store.recordings()
+    assert rec.path == str(moved) and rec.status == "done"

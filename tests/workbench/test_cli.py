@@ -118,3 +118,23 @@ def test_embedding_dtype_comes_from_the_environment(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("WORKBENCH_EMBEDDING_DTYPE", "float8")
     assert main(["--workspace", str(tmp_path / "b"), "status"]) == 2
     assert "float8" in capsys.readouterr().err
+
+
+def test_an_mp3_shorter_than_its_header_goes_through_ingest_sample_and_push(ls_env, tmp_path, capsys):
+    """Issue 10: this real mp3's header says 10.30 s, it decodes to 10.00 s; push used to stop at its last clip."""
+    import shutil
+
+    from tests.conftest import shared_path
+
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    shutil.copy(shared_path("audio", "annotated", "opensoundscape_GWWA_XC135601.mp3"), folder)
+    shutil.copy(shared_path("audio", "recordings", "birdnetgo_lesgol.wav"), folder)
+    assert main(["ingest", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "ingested 2 new file(s)" in out and "decodes to 10.00 s" in out
+    assert main(["sample", "--strategy", "random", "--budget", "500", "--seed", "3"]) == 0
+    picked = int(capsys.readouterr().out.split(": ")[1].split()[0])
+    assert main(["push", "--project", f"mp3 {ls_env.name}"]) == 0
+    out = capsys.readouterr().out
+    assert f"{picked} new task(s), 0 already there" in out and "not pushed" not in out
