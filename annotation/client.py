@@ -305,6 +305,13 @@ class LabelStudioClient:
         prepared (source missing, changed since ingest, unreadable) never blocks the others: it is
         listed in the report's ``failed`` with its file and reason, and a later push retries it.
         """
+        with store.lock("annotation"):  # two pushes at once would import the same clips twice
+            return self._push(store, clips_dir, project_id, run_id, model_version, context_s=context_s,
+                              min_probability=min_probability, batch_size=batch_size)
+
+    def _push(self, store: Store, clips_dir: Path, project_id: int, run_id: Optional[int],
+              model_version: ModelVersion | str | int | None, *, context_s: float, min_probability: float,
+              batch_size: int) -> PushReport:
         run = self._run(store, run_id)
         mv = self._model_version(store, model_version, run.model_version_id)
         picks = store.selections(run.id)
@@ -438,6 +445,10 @@ class LabelStudioClient:
         Tasks updated after the stored watermark minus ``overlap_s`` are read (the overlap covers
         transactions that committed out of order); upserting is idempotent, so rereading is harmless.
         """
+        with store.lock("annotation"):
+            return self._pull(store, project_id, overlap_s=overlap_s)
+
+    def _pull(self, store: Store, project_id: int, *, overlap_s: float = 2.0) -> PullReport:
         project = self._project(project_id)
         allowed = set(species_labels(project.label_config))
         watermark = store.watermark(int(project_id))

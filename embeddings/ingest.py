@@ -375,6 +375,8 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
 
     Unreadable files are reported in ``files_failed`` and stored as failed recordings with their
     reason; an empty (0-byte) file is only reported, since all empty files share one content hash.
+    Two ingests into one store never run at once: the second waits for the store's ``ingest`` lock
+    (and says so through the store's ``on_wait``), then finds the first one's files already stored.
     """
     started = time.perf_counter()
     if not isinstance(batch_windows, int) or batch_windows < 1:
@@ -390,36 +392,37 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
         model = BirdNET()
     if hasattr(model, "load"):
         model.load()  # fail now, not after the first file, when the model files are missing
-    runner = _Ingester(store, model, len(files), batch_windows, workers, progress)
-    window_s = float(getattr(model, "window_s", 3.0))
-    sample_rate = int(getattr(model, "sample_rate", 48000))
-    reader = _Reader(files, store, sidecar, maxsize=batch_windows, window_s=window_s, sample_rate=sample_rate)
-    reader.start()
-    try:
-        segment: list[tuple] = []
-        n_windows = 0
-        while True:
-            msg = reader.queue.get()
-            if msg[0] == "crash":
-                raise msg[1]
-            if msg[0] == "eof":
-                break
-            segment.append(msg)
-            n_windows += msg[0] == "window"
-            if n_windows >= batch_windows or (msg[0] != "window" and reader.queue.empty() and n_windows == 0):
+    with store.lock("ingest"):  # a second ingest of the same store waits: no file is ingested twice
+        runner = _Ingester(store, model, len(files), batch_windows, workers, progress)
+        window_s = float(getattr(model, "window_s", 3.0))
+        sample_rate = int(getattr(model, "sample_rate", 48000))
+        reader = _Reader(files, store, sidecar, maxsize=batch_windows, window_s=window_s, sample_rate=sample_rate)
+        reader.start()
+        try:
+            segment: list[tuple] = []
+            n_windows = 0
+            while True:
+                msg = reader.queue.get()
+                if msg[0] == "crash":
+                    raise msg[1]
+                if msg[0] == "eof":
+                    break
+                segment.append(msg)
+                n_windows += msg[0] == "window"
+                if n_windows >= batch_windows or (msg[0] != "window" and reader.queue.empty() and n_windows == 0):
+                    runner.process(segment)
+                    segment, n_windows = [], 0
+            if segment:
                 runner.process(segment)
-                segment, n_windows = [], 0
-        if segment:
-            runner.process(segment)
-    finally:
-        reader.stop.set()
-        while reader.is_alive():
-            try:
-                reader.queue.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        reader.join()
-        runner.close()
+        finally:
+            reader.stop.set()
+            while reader.is_alive():
+                try:
+                    reader.queue.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            reader.join()
+            runner.close()
     report = runner.report
     for folder in empty_folders:
         report.files_failed.append((str(folder), f"{folder} is a folder holding no audio files "

@@ -6,7 +6,7 @@ head as a new model version and re-scores the pool with it.
 
 from finetune.evaluate import evaluate, split_key, stratified_split
 from finetune.head import ClassifierHead, label_matrix
-from finetune.train import FinetuneError, finetune, rescore
+from finetune.train import FinetuneError, finetune, rescore, score_new_clips
 
-__all__ = ["ClassifierHead", "FinetuneError", "evaluate", "finetune", "label_matrix", "rescore", "split_key",
+__all__ = ["ClassifierHead", "FinetuneError", "evaluate", "finetune", "label_matrix", "rescore", "score_new_clips", "split_key",
            "stratified_split"]

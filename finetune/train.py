@@ -78,7 +78,19 @@ def finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional[
     refitted on every label, so no expert label is wasted; the metrics estimate its quality. The
     new model version (kind "classifier", parent = the embedding model) re-scores the whole pool.
     The head's weights are saved in ``models_dir``.
+    Two fine-tunes of one store never run at once (the second waits for the ``finetune`` lock).
     """
+    with store.lock("finetune"):
+        return _finetune(store, models_dir, embedding_space=embedding_space, test_size=test_size,
+                         random_state=random_state, C=C, class_weight=class_weight, max_iter=max_iter, refit=refit,
+                         chunk_size=chunk_size, progress=progress)
+
+
+def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional[str] = None,
+             test_size: float = 0.25, random_state: Optional[int] = 0, C: float = 1.0,
+             class_weight: Optional[str] = "balanced", max_iter: int = 1000, refit: bool = True,
+             chunk_size: int = DEFAULT_CHUNK,
+             progress: Optional[Callable[[int, int], None]] = None) -> ModelVersion:
     space, parent = _resolve_space(store, embedding_space)
     clip_ids, labels, n_annotations = _labelled_clips(store)
     if len({tuple(x) for x in labels}) < 2:
@@ -144,3 +156,31 @@ def rescore(store: Store, model_version: ModelVersion, head: Optional[Classifier
             progress(stop, len(view))  # clips re-scored so far, of all
     return store.update_model_version(model_version.id, ready=True,
                                       metrics={**model_version.metrics, "scored_clips": len(view)})
+
+
+def score_new_clips(store: Store, model_version: Optional[ModelVersion] = None, *, chunk_size: int = DEFAULT_CHUNK,
+                    progress: Optional[Callable[[int, int], None]] = None) -> int:
+    """Score with a head the clips it has not scored yet (ingested after it was trained); return how many.
+
+    Every clip belongs to every current model's pool: audio ingested after a fine-tune is scored by
+    BirdNET during ingest, but the head that is current only learns of it here. Only the unscored
+    clips are read (chunk by chunk), so this is cheap when called before every sampling. A model
+    that is not a fine-tuned head (BirdNET itself) scores its clips at ingest: nothing to do.
+    """
+    mv = model_version or store.current_model_version()
+    if mv is None or mv.kind != "classifier":
+        return 0
+    with store.lock("scoring"):  # read under the lock: a concurrent caller has just scored them
+        ids = store.unscored_clip_ids(mv)
+        if not ids.size:
+            return 0
+        if not mv.artifact_path:
+            raise FinetuneError(f"model version {mv.name!r} has no saved head to score new clips with")
+        head = ClassifierHead.load(mv.artifact_path)
+        view = store.embeddings(mv.embedding_space)
+        for start in range(0, ids.size, chunk_size):
+            chunk = ids[start:start + chunk_size]
+            store.write_model_outputs(mv, chunk, head.predict_proba(view.take(chunk)))
+            if progress is not None:
+                progress(int(min(start + chunk_size, ids.size)), int(ids.size))
+    return int(ids.size)

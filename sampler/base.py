@@ -259,12 +259,19 @@ def to_picks(pool: Pool, choices: Sequence[Choice], n_pick: int, guard: NearDupl
 
 
 # --------------------------------------------------------------------------- validation helpers
+#: The largest budget accepted: what a 32-bit SQL integer (PostgreSQL's INTEGER) holds.
+MAX_BUDGET = 2**31 - 1
+
+
 def check_budget(budget: Any) -> int:
     """The budget as an int; refuse anything but a positive integer."""
     if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, numbers.Integral):
         raise ValueError(f"budget must be a positive integer (clips to pick), got {budget!r}")
     if budget <= 0:
         raise ValueError(f"budget must be a positive integer (clips to pick), got {budget}")
+    if budget > MAX_BUDGET:
+        raise ValueError(f"budget {budget} is beyond any pool: give at most {MAX_BUDGET:,} clips (a budget above "
+                         f"the pool's size picks every clip left)")
     return int(budget)
 
 

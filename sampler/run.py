@@ -93,15 +93,22 @@ def sample(store: Store, strategy: QueryStrategy, budget: int, *,
     _pin_seeds(strat)
     params = _jsonable(strat.get_params(deep=False))
 
-    pool = store.pool(mv)
-    embeddings = store.embeddings(space)
-    picks = strat.query(pool, embeddings, budget, exclude=_excluded(store), probabilities=_probabilities(store, mv))
-
-    run = SamplingRun(strategy=strat.name or type(strat).__name__, params=params, seed=seed, budget=budget,
-                      model_version_id=mv.id)
-    selections = [Selection(clip_id=p.clip_id, rank=p.rank, score=p.score, cluster=p.cluster,
-                            stratum=p.stratum, reason=p.reason) for p in picks]
-    run = store.add_sampling_run(run, selections)
+    unscored = store.unscored_clip_ids(mv)
+    if unscored.size:
+        raise StoreError(f"{unscored.size} clip(s) (e.g. clip {int(unscored[0])}) are not scored by model "
+                         f"{mv.name!r} yet, so they would be left out of its pool: score them first "
+                         f"(finetune.score_new_clips; `workbench sample` does it for you)")
+    # two samplings at once would both pick from the same unselected clips: one waits for the other
+    with store.lock("selection"):
+        pool = store.pool(mv)
+        embeddings = store.embeddings(space)
+        picks = strat.query(pool, embeddings, budget, exclude=_excluded(store),
+                            probabilities=_probabilities(store, mv))
+        run = SamplingRun(strategy=strat.name or type(strat).__name__, params=params, seed=seed, budget=budget,
+                          model_version_id=mv.id)
+        selections = [Selection(clip_id=p.clip_id, rank=p.rank, score=p.score, cluster=p.cluster,
+                                stratum=p.stratum, reason=p.reason) for p in picks]
+        run = store.add_sampling_run(run, selections)
     return run, selections
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import repeat
 from pathlib import Path
-from typing import Any, Iterable, Literal, Optional, Sequence
+from typing import Any, ContextManager, Iterable, Literal, Optional, Sequence
 
 import numpy as np
 from sqlalchemy import delete, event, exists, func, insert, select, union_all
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
-from store import matrices, migrate
+from store import locks, matrices, migrate
 from store.errors import StoreError
 from store.schema import (Annotation, Clip, LabelSet, Matrix, ModelVersion, Prediction, Recording,
                           SamplingRun, Score, Selection, SyncState, Task, utcnow)
@@ -204,7 +204,8 @@ def mask_password(url: str) -> str:
 class Store:
     """Records in a SQL database, vectors in memory-mappable matrices next to it."""
 
-    def __init__(self, url: str, vectors_dir: Path | str, embedding_dtype: EmbeddingDtype = "float32"):
+    def __init__(self, url: str, vectors_dir: Path | str, embedding_dtype: EmbeddingDtype = "float32",
+                 on_wait: Optional[locks.WaitCallback] = None):
         """``embedding_dtype`` applies to embedding matrices this store creates; an existing matrix keeps
         the dtype recorded in its ``Matrix`` row.
 
@@ -214,11 +215,15 @@ class Store:
         L2-normalised BirdNET embeddings practically unchanged: pick it once the matrix no longer fits
         comfortably in RAM (from about a million windows). Values beyond float16's range (65,504) are
         refused. ``MatrixView.take`` always returns float32.
+
+        ``on_wait(message)`` is told when this store waits for a lock another process holds (default: a
+        logged warning), so a command that has to wait says for whom.
         """
         if embedding_dtype not in EMBEDDING_DTYPES:
             raise ValueError(f"embedding_dtype must be one of {list(EMBEDDING_DTYPES)}, got {embedding_dtype!r}")
         self.url = url
         self.vectors_dir = Path(vectors_dir)
+        self.on_wait: locks.WaitCallback = on_wait or _log_wait
         self.embedding_dtype: str = embedding_dtype
         self._views: dict[str, matrices.MatrixView] = {}  # latest committed view per matrix (keeps its index)
         try:
@@ -232,7 +237,7 @@ class Store:
             event.listen(self.engine, "begin", _sqlite_begin)
         self._write_engine = self.engine.execution_options(workbench_write=True)
         try:
-            migrate.upgrade(self.engine, on_wait=_log_wait)
+            migrate.upgrade(self.engine, on_wait=self.on_wait)
         except (OperationalError, InterfaceError) as e:
             self.engine.dispose()
             reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(getattr(e, "orig", e)).strip() else e
@@ -240,16 +245,25 @@ class Store:
                              f"runs and the URL (host, port, user, database name) is right") from e
 
     @classmethod
-    def open(cls, workspace: Path | str, db_url: str | None = None,
-             embedding_dtype: EmbeddingDtype = "float32") -> "Store":
+    def open(cls, workspace: Path | str, db_url: str | None = None, embedding_dtype: EmbeddingDtype = "float32",
+             on_wait: Optional[locks.WaitCallback] = None) -> "Store":
         """Open the workspace's store: its SQLite file, or ``db_url`` (any SQLAlchemy URL)."""
         workspace = Path(workspace)
         workspace.mkdir(parents=True, exist_ok=True)
         url = db_url or f"sqlite:///{(workspace / 'workbench.db').resolve()}"
-        return cls(url, workspace / "vectors", embedding_dtype=embedding_dtype)
+        return cls(url, workspace / "vectors", embedding_dtype=embedding_dtype, on_wait=on_wait)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def lock(self, name: str) -> ContextManager[None]:
+        """Hold the store-wide lock ``name`` (e.g. ``ingest``, ``selection``, ``annotation``) for a ``with`` block.
+
+        Every process using this store (on PostgreSQL: every host) shares it; a second holder waits and is
+        told so through ``on_wait``. The loop's stages take one each, so two commands of the same kind run
+        one after the other while different kinds (an ingest and a sample) run side by side.
+        """
+        return locks.exclusive(self.engine, name, on_wait=self.on_wait)
 
     def _session(self, write: bool = False) -> Session:
         """A session; ``write`` sessions on SQLite begin with BEGIN IMMEDIATE.
@@ -648,14 +662,17 @@ class Store:
         Read from the matrices' id files (no SQL row per clip), so it stays cheap at millions of clips.
         """
         try:
-            embedded = np.asarray(self.embeddings(model_version.embedding_space).ids)
+            embedded_view = self.embeddings(model_version.embedding_space)
         except StoreError:
             return np.zeros(0, dtype=np.int64)
         try:
-            scored = np.asarray(self.matrix(f"scores:{model_version.name}").ids)
+            scored_view = self.matrix(f"scores:{model_version.name}")
         except StoreError:
-            scored = np.zeros(0, dtype=np.int64)
-        return np.setdiff1d(embedded, scored).astype(np.int64)
+            return np.asarray(embedded_view.ids, dtype=np.int64)[embedded_view.unique_rows()]
+        if len(scored_view) == len(embedded_view) and scored_view.monotonic and embedded_view.monotonic \
+                and np.array_equal(scored_view.ids, embedded_view.ids):
+            return np.zeros(0, dtype=np.int64)  # the usual case, one linear pass instead of a sort
+        return np.setdiff1d(np.asarray(embedded_view.ids), np.asarray(scored_view.ids)).astype(np.int64)
 
     def _recording_table(self) -> dict[str, np.ndarray]:
         """Recordings by sorted id: site and device codes ('' = unknown) and start (NaT = unknown).

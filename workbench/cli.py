@@ -52,12 +52,29 @@ def _ingest_progress(files_done: int, files_total: int, windows_done: int, curre
 
 
 # ------------------------------------------------------------------------------------ stages
+def _open_store(ws: Workspace):
+    """The workspace's store; a wait for another command's lock is said on stderr."""
+    return ws.open_store(on_wait=lambda message: _progress(f"[wait] {message}"))
+
+
+def _score_new_clips(store, model_version=None) -> None:
+    """Clips ingested after the current head was trained join its pool before anything samples from it."""
+    from finetune.train import score_new_clips
+
+    n = score_new_clips(store, model_version, progress=lambda done, total: print(
+        f"\r[score] new clips scored by the current head: {done}/{total}", end="", file=sys.stderr, flush=True))
+    if n:
+        print(file=sys.stderr)
+
+
 def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
     from embeddings.ingest import ingest
 
-    store = ws.open_store()
+    store = _open_store(ws)
     report = ingest(args.paths, store, metadata_csv=args.metadata, progress=_ingest_progress)
     print(file=sys.stderr)
+    if report.windows_added:
+        _score_new_clips(store)
     print(f"ingested {report.files_new} new file(s), skipped {report.files_skipped} already stored, "
           f"{len(report.files_failed)} failed; {report.windows_added} windows "
           f"({report.audio_seconds:.0f} s of audio in {report.wall_seconds:.1f} s)")
@@ -212,7 +229,7 @@ def _print_picks(picks, show: int) -> None:
 def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
     from sampler.run import replay, sample
 
-    store = ws.open_store()
+    store = _open_store(ws)
     if getattr(args, "replay", None) is not None:
         r = replay(store, args.replay)
         same = "identical to" if r.identical else "DIFFERENT from"
@@ -223,7 +240,9 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
         _print_picks(r.picks, args.show)
         return 0 if r.identical else 1
     mv = store.model_version(args.model_version) if args.model_version else None
-    run, picks = sample(store, _strategy(args), args.budget, model_version=mv)
+    strategy = _strategy(args)
+    _score_new_clips(store, mv)
+    run, picks = sample(store, strategy, args.budget, model_version=mv)
     seed = f"seed {run.seed}" if run.seed is not None else "deterministic"
     print(f"sampling run {run.id}: {len(picks)} clip(s) picked with {run.strategy} ({seed})")
     _print_picks(picks, args.show)
@@ -234,8 +253,9 @@ def cmd_search(ws: Workspace, args: argparse.Namespace) -> int:
     from sampler import MoreLikeThese
     from sampler.run import sample
 
-    store = ws.open_store()
+    store = _open_store(ws)
     mv = store.model_version(args.model_version) if args.model_version else None
+    _score_new_clips(store, mv)
     strategy = MoreLikeThese(examples=list(args.clip_ids), metric=args.metric,
                              near_duplicate_radius=args.near_duplicate_radius,
                              near_duplicate_metric=args.near_duplicate_metric)
@@ -264,7 +284,7 @@ def _project(store, client, args: argparse.Namespace) -> int:
 
 
 def cmd_push(ws: Workspace, args: argparse.Namespace) -> int:
-    store = ws.open_store()
+    store = _open_store(ws)
     client = _client(ws)
     project_id = _project(store, client, args)
     report = client.push(store, ws.clips, project_id, run_id=args.run)
@@ -279,7 +299,7 @@ def cmd_push(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 def cmd_pull(ws: Workspace, args: argparse.Namespace) -> int:
-    store = ws.open_store()
+    store = _open_store(ws)
     client = _client(ws)
     project_id = _project(store, client, args)
     r = client.pull(store, project_id)
@@ -292,7 +312,7 @@ def cmd_labels(ws: Workspace, args: argparse.Namespace) -> int:
     """Show the label set annotators choose from; derive an edited one (the next push uses it)."""
     from annotation.labelset import derive_label_set, label_set_from_pool
 
-    store = ws.open_store()
+    store = _open_store(ws)
     current = store.label_set(args.label_set) if args.label_set else store.label_set()
     if args.label_set and current is None:
         raise UserError(f"no label set named {args.label_set!r}")
@@ -309,7 +329,7 @@ def cmd_labels(ws: Workspace, args: argparse.Namespace) -> int:
 def cmd_finetune(ws: Workspace, args: argparse.Namespace) -> int:
     from finetune.train import finetune
 
-    store = ws.open_store()
+    store = _open_store(ws)
     mv = finetune(store, ws.models, test_size=args.test_size, random_state=args.seed, C=args.C,
                   progress=lambda done, total: print(f"\r[finetune] re-scored {done}/{total} clips", end="",
                                                      file=sys.stderr, flush=True))
@@ -324,16 +344,20 @@ def cmd_finetune(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
-    store = ws.open_store()
+    from store import mask_password
+
+    store = _open_store(ws)
     counts = store.counts()
     print(f"workspace: {ws.root}")
-    print(f"database:  {ws.db_url or 'SQLite (workbench.db in the workspace)'}")
+    print(f"database:  {mask_password(ws.db_url) if ws.db_url else 'SQLite (workbench.db in the workspace)'}")
     for key, value in counts.items():
         print(f"  {key:<18} {value}")
     mv = store.current_model_version()
     if mv is not None:
         print(f"current model: {mv.name} ({mv.kind})" +
               (f", macro recall {mv.metrics['macro_recall']:.3f}" if "macro_recall" in mv.metrics else ""))
+        unscored = store.unscored_clip_ids(mv).size
+        print(f"  unscored by it     {unscored}" + (" (scored before the next sample)" if unscored else ""))
     for name, state in services.status(ws).items():
         print(f"{name}: {state}")
     return 0
@@ -381,7 +405,7 @@ def cmd_demo(ws: Workspace, args: argparse.Namespace) -> int:
     info = services.start_all(ws, app_port=args.app_port, with_app=not args.no_app, progress=_progress)
     _progress("[demo] ingesting with BirdNET")
     cmd_ingest(ws, argparse.Namespace(paths=audio, metadata=None))
-    store = ws.open_store()
+    store = _open_store(ws)
     excluded = store.excluded_clip_ids()
     pool = store.pool()
     available = len(pool) - len(set(pool.clip_id.tolist()) & excluded)
@@ -532,9 +556,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _is_user_error(e: Exception) -> bool:
     from annotation.errors import AnnotationError
+    from finetune.train import FinetuneError
     from store import StoreError
 
-    return isinstance(e, (UserError, StoreError, AnnotationError, services.ServiceError, ValueError,
+    return isinstance(e, (UserError, StoreError, AnnotationError, FinetuneError, services.ServiceError, ValueError,
                           FileNotFoundError))
 
 

@@ -28,7 +28,14 @@ class Workspace:
     @classmethod
     def resolve(cls, workspace: str | os.PathLike | None = None, db_url: str | None = None) -> "Workspace":
         root = Path(workspace or os.environ.get("WORKBENCH_HOME") or "workspace").expanduser().resolve()
-        root.mkdir(parents=True, exist_ok=True)
+        if root.exists() and not root.is_dir():
+            raise ValueError(f"the workspace {root} is a file, not a folder: give another --workspace "
+                             f"(or WORKBENCH_HOME)")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"cannot make the workspace folder {root}: {e.strerror or e}; give another "
+                             f"--workspace (or WORKBENCH_HOME)") from e
         return cls(root=root, db_url=db_url or os.environ.get("WORKBENCH_DB_URL") or None)
 
     @property
@@ -65,13 +72,14 @@ class Workspace:
     def secrets_file(self) -> Path:
         return self.root / "secrets.json"
 
-    def open_store(self):
+    def open_store(self, on_wait=None):
         """The workspace's store. WORKBENCH_EMBEDDING_DTYPE=float16 halves new embedding matrices
-        (worth it from about a million windows); an existing matrix keeps its dtype."""
+        (worth it from about a million windows); an existing matrix keeps its dtype. ``on_wait(message)``
+        hears when the store waits for another process's lock."""
         from store import Store
 
         dtype = os.environ.get("WORKBENCH_EMBEDDING_DTYPE") or "float32"
-        return Store.open(self.root, self.db_url, embedding_dtype=dtype)
+        return Store.open(self.root, self.db_url, embedding_dtype=dtype, on_wait=on_wait)
 
 
 def labelstudio_settings(ws: Workspace, port: int | None = None) -> LabelStudioSettings:

@@ -51,7 +51,8 @@ def generate(store: Store, tmp_path: Path, n_clips: int = 6, pick: int | None = 
     if top_labels is not None:
         n_clips = len(top_labels)
     rng = np.random.default_rng(seed)
-    audio = write_tone(tmp_path / f"rec-{uuid.uuid4().hex[:8]}.wav", 3.0 * n_clips + 1.0, seed=seed)
+    # unique content (the store identifies recordings by content hash), whatever the seed
+    audio = write_tone(tmp_path / f"rec-{uuid.uuid4().hex[:8]}.wav", 3.0 * n_clips + 1.0, seed=uuid.uuid4().int % 2**32)
     st = audio.stat()
     rec = store.add_recording(Recording(path=str(audio), content_hash=file_sha256(audio), file_size=st.st_size,
                                         file_mtime_ns=st.st_mtime_ns, site="pond",
