@@ -32,6 +32,10 @@ for col, (label, key) in zip(cols, [("Clips in pool", "clips"), ("Recordings", "
                                     ("Labels", "annotations")]):
     col.metric(label, f"{summary[key]:,}")
 
+if summary["unscored"]:
+    st.warning(f"{summary['unscored']:,} clips ingested after {summary['model']} was trained are not scored by it "
+               f"yet, so they are not in this pool: the next `workbench sample` scores them first.")
+
 st.subheader("Uncertainty of the pool")
 metric = st.radio("Score", ["max_entropy", "mean_entropy", "top1", "margin"], horizontal=True, key="hist_metric")
 hist = uncertainty_histogram(store, metric=metric, bins=20)

@@ -77,3 +77,22 @@ def test_a_changed_source_is_not_played_and_says_why(ws_env, tmp_path):
     assert not at.exception
     assert len(at.get("audio")) == 0
     assert sum("changed since it was ingested" in c.value for c in at.caption) == 2
+
+
+def test_clips_the_current_head_has_not_scored_are_counted(ws_env, tmp_path):
+    from finetune.head import ClassifierHead
+    from store import ModelVersion
+
+    _fill(ws_env, tmp_path)
+    store = ws_env.open_store()
+    rng = np.random.default_rng(0)
+    head = ClassifierHead().fit(rng.random((6, 8)), [["a"], ["b"]] * 3, classes=["a", "b"])
+    path = head.save(ws_env.models / "head.npz")
+    mv = store.add_model_version(ModelVersion(name="head-1", kind="classifier", embedding_space="birdnet-test",
+                                              dim=2, labels=["a", "b"], artifact_path=str(path)))
+    view = store.embeddings("birdnet-test")
+    store.write_model_outputs(mv, view.ids[:2], head.predict_proba(np.asarray(view.data[:2])))
+    store.close()
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert any("2 clips ingested after head-1" in w.value for w in at.warning)

@@ -17,7 +17,8 @@ def pool_summary(store: Store) -> Optional[dict[str, Any]]:
         return None
     counts = store.counts()
     return {"model": mv.name, "clips": counts["clips"], "recordings": counts["recordings"],
-            "selected": counts["selected"], "tasks": counts["tasks"], "annotations": counts["annotations"]}
+            "selected": counts["selected"], "tasks": counts["tasks"], "annotations": counts["annotations"],
+            "unscored": int(store.unscored_clip_ids(mv).size)}
 
 
 def uncertainty_histogram(store: Store, metric: str = "max_entropy", bins: int = 20) -> dict[str, np.ndarray]:
