@@ -69,7 +69,9 @@ class ModelVersion(SQLModel, table=True):
 
     ``embedding_space`` names the embedding matrix a head was trained on, so a store is never read
     with the wrong model; ``dim`` is the embedding dimension (for an embedding model) or the number
-    of classes (for a head).
+    of classes (for a head). ``output_type`` says how to read its probabilities: the uncertainty
+    measure that fits them follows it (binary entropy for sigmoid outputs, categorical entropy and
+    margin for softmax).
     """
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -83,6 +85,9 @@ class ModelVersion(SQLModel, table=True):
     artifact_path: Optional[str] = None
     parent_id: Optional[int] = Field(default=None, foreign_key="modelversion.id")
     ready: bool = Field(default=True, description="False while a head is still re-scoring the pool")
+    output_type: str = Field(default="sigmoid", description="sigmoid (independent per-class probabilities, "
+                                                            "multi-label: BirdNET, our heads) | softmax (one "
+                                                            "class per clip: most image classifiers)")
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -192,3 +197,20 @@ class SyncState(SQLModel, table=True):
     project_id: int = Field(primary_key=True)
     watermark: Optional[datetime] = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SimulationRun(SQLModel, table=True):
+    """A replay of active learning on labelled data (``workbench simulate``): strategies against random.
+
+    ``params`` holds what was compared and how (strategies, seeds, budgets, test size, head), ``summary``
+    the means over seeds per strategy ({aulc, final, labels_to_random_final, ...}) and ``curves`` every
+    strategy's learning curves per seed ({strategy: {seed: [[labels, macro_recall, ...], ...]}}).
+    """
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    source: str = Field(description="the pool file, or 'workspace' for the store's own labelled clips")
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    curves: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    seconds: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow)

@@ -31,7 +31,7 @@ from sqlmodel import Session, SQLModel, create_engine
 from store import locks, matrices, migrate
 from store.errors import StoreError
 from store.schema import (Annotation, Clip, LabelSet, Matrix, ModelVersion, Prediction, Recording,
-                          SamplingRun, Score, Selection, SyncState, Task, utcnow)
+                          SamplingRun, Score, Selection, SimulationRun, SyncState, Task, utcnow)
 from store.uncertainty import score_rows, top_k
 
 TOP_K = 5
@@ -806,6 +806,20 @@ class Store:
         with self.engine.connect() as conn:
             ids = np.fromiter(conn.execute(q).scalars(), dtype=np.int64)
         return np.unique(ids)
+
+    # ---------------------------------------------------------------- simulations (the strategy lab)
+    def add_simulation_run(self, run: SimulationRun) -> SimulationRun:
+        """Store a finished simulation (parameters, summary, curves) so the app can show it."""
+        with self._session(write=True) as s:
+            s.add(run)
+            s.commit()
+            s.refresh(run)
+            return run
+
+    def simulation_runs(self) -> list[SimulationRun]:
+        """Every stored simulation, oldest first."""
+        with self._session() as s:
+            return list(s.execute(select(SimulationRun).order_by(SimulationRun.id)).scalars().all())
 
     # ---------------------------------------------------------------- label sets
     def add_label_set(self, name: str, labels: Sequence[str]) -> LabelSet:

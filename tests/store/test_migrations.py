@@ -101,6 +101,8 @@ def test_a_workspace_of_the_previous_release_opens_and_upgrades_in_place(db_url,
         [rec] = store.recordings()
         assert (rec.path, rec.site, rec.status, rec.duration_s) == ("/data/a.wav", "pond", "done", 9.0)
         assert rec.frames is None and rec.file_size is None and rec.replaced_by is None
+        assert store.model_version("birdnet").output_type == "sigmoid"  # BirdNET: what 0.1.0 only knew
+        assert store.simulation_runs() == []
         pool = store.pool()
         assert pool.clip_id.tolist() == [1, 2, 3] and pool.top_label.tolist() == LABELS
         assert store.excluded_clip_ids() == {2}
