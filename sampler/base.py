@@ -30,18 +30,16 @@ from sklearn.base import BaseEstimator
 
 from sampler.exclusion import NearDuplicateGuard, check_near_duplicate
 from sampler.strata import STRATA_COLUMNS, UNKNOWN, check_strata, stratum_codes, stratum_keys  # noqa: F401
-from sampler.uncertainty import UNCERTAINTY_MEASURES, check_scores, uncertainty_scores  # noqa: F401
+from sampler.uncertainty import (UNCERTAINTY_MEASURES, check_scores, output_type_of, resolve_measure,  # noqa: F401
+                                 uncertainty_scores)
 from sampler.vectors import MatrixReader, WorkingSpace, chunks, read_embeddings
+from sampler.warnings import SamplerWarning  # noqa: F401 - re-exported
 from store.store import Pool
 
 # Candidates read per batch by default: enough to choose well, few enough to stay fast.
 DEFAULT_MIN_CANDIDATES = 20_000
 DEFAULT_CANDIDATES_PER_PICK = 50
 MAX_DEFAULT_CANDIDATES = 100_000
-
-
-class SamplerWarning(UserWarning):
-    """A request the sampler adjusted rather than refused (e.g. a budget larger than the pool)."""
 
 
 class Embeddings(Protocol):
@@ -144,6 +142,14 @@ class QueryContext:
         if done.n < refs.n:
             done.append(refs.ids[done.n:], space.transform(refs.x[done.n:]))
         return done.x
+
+    def measure(self, requested: Optional[str], family: str = "entropy") -> str:
+        """The uncertainty measure to use: ``requested``, or (None) the one that fits the pool model's outputs.
+
+        A measure that misreads the outputs (binary entropy of softmax outputs, categorical entropy of
+        independent sigmoid outputs) is used as asked, with a ``SamplerWarning``.
+        """
+        return resolve_measure(requested, output_type_of(self.pool), family)
 
     def scores(self, rows: np.ndarray, measure: str) -> np.ndarray:
         """Uncertainty of pool positions ``rows``; refuses NaN naming the first clip."""

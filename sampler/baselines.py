@@ -22,7 +22,8 @@ class UncertaintySampling(QueryStrategy):
 
     Parameters
     ----------
-    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"}, default "max_entropy"
+    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"} or None, default None
+        None: the measure that fits the pool model's outputs (max_entropy for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
         The measure to rank by (see ``sampler.uncertainty``).
     n_candidates : int >= 1 or None, default None
         With a near-duplicate radius: how far down the ranking to look (default 10 x budget + 1,000).
@@ -35,7 +36,7 @@ class UncertaintySampling(QueryStrategy):
 
     name = "uncertainty"
 
-    def __init__(self, uncertainty: UncertaintyMeasure = "max_entropy", n_candidates: Optional[int] = None,
+    def __init__(self, uncertainty: Optional[UncertaintyMeasure] = None, n_candidates: Optional[int] = None,
                  near_duplicate_radius: Optional[float] = None, near_duplicate_metric: str = "cosine"):
         self.uncertainty = uncertainty
         self.n_candidates = n_candidates
@@ -43,19 +44,20 @@ class UncertaintySampling(QueryStrategy):
         self.near_duplicate_metric = near_duplicate_metric
 
     def _validate_params(self) -> SimpleNamespace:
-        check_measure(self.uncertainty)
+        check_measure(self.uncertainty, allow_none=True)
         p = super()._validate_params()
         p.n_candidates = check_int(self.n_candidates, "n_candidates", allow_none=True)
         return p
 
     def _select(self, avail: np.ndarray, n_pick: int, ctx: QueryContext, params: SimpleNamespace) -> list[Choice]:
-        scores = ctx.scores(avail, self.uncertainty)
+        measure_name = ctx.measure(self.uncertainty)
+        scores = ctx.scores(avail, measure_name)
         ids = np.asarray(ctx.pool.clip_id)
         m = n_pick if not ctx.guard.active else min(avail.size, params.n_candidates or 10 * n_pick + 1000)
         order = most_uncertain(scores, ids[avail], max(m, n_pick))
         rank_of = {int(p): r for r, p in enumerate(avail[order].tolist(), start=1)}
         chosen = take_in_order(ctx, avail[order], n_pick)
-        measure = UNCERTAINTY_MEASURES[self.uncertainty]
+        measure = UNCERTAINTY_MEASURES[measure_name]
         score_of = dict(zip(avail[order].tolist(), scores[order].tolist()))
         return [Choice(pos=p, score=score_of[p],
                        reason=f"{measure} {score_of[p]:.2f}, the {ordinal(rank_of[p])} most uncertain of "

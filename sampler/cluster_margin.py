@@ -53,7 +53,8 @@ class ClusterMargin(QueryStrategy):
 
     Parameters
     ----------
-    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"}, default "margin"
+    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"} or None, default None
+        None: the measure that fits the pool model's outputs (margin for both sigmoid and softmax outputs; see ``sampler.uncertainty.DEFAULT_MEASURES``).
         The paper uses margin.
     n_candidates : int >= 1 or None, default None
         The k_m most uncertain candidates; default 10 x budget (the paper's choice).
@@ -70,7 +71,7 @@ class ClusterMargin(QueryStrategy):
 
     name = "cluster_margin"
 
-    def __init__(self, uncertainty: UncertaintyMeasure = "margin", n_candidates: Optional[int] = None,
+    def __init__(self, uncertainty: Optional[UncertaintyMeasure] = None, n_candidates: Optional[int] = None,
                  n_clusters: Optional[int] = None, pca: Optional[int] = None,
                  near_duplicate_radius: Optional[float] = None, near_duplicate_metric: str = "cosine",
                  random_state: Any = None):
@@ -83,7 +84,7 @@ class ClusterMargin(QueryStrategy):
         self.random_state = random_state
 
     def _validate_params(self) -> SimpleNamespace:
-        check_measure(self.uncertainty)
+        check_measure(self.uncertainty, allow_none=True)
         p = super()._validate_params()
         p.n_candidates = check_int(self.n_candidates, "n_candidates", allow_none=True)
         p.n_clusters = check_int(self.n_clusters, "n_clusters", allow_none=True)
@@ -91,7 +92,8 @@ class ClusterMargin(QueryStrategy):
         return p
 
     def _select(self, avail: np.ndarray, n_pick: int, ctx: QueryContext, params: SimpleNamespace) -> list[Choice]:
-        rows, scores, x = pick_candidates(ctx, avail, n_pick, mode="uncertain", measure=self.uncertainty,
+        measure_name = ctx.measure(self.uncertainty, "margin")
+        rows, scores, x = pick_candidates(ctx, avail, n_pick, mode="uncertain", measure=measure_name,
                                           n_candidates=params.n_candidates or 10 * ctx.batch_budget,
                                           seed=params.seed)
         if rows.size == 0:
@@ -112,7 +114,7 @@ class ClusterMargin(QueryStrategy):
         order = cluster_margin_order(labels, n_pick, seed=params.seed,
                                      accept=(lambda i: ctx.guard.accept(int(ids[rows[i]]), x[i]))
                                      if ctx.guard.active else None)
-        measure = UNCERTAINTY_MEASURES[self.uncertainty]
+        measure = UNCERTAINTY_MEASURES[measure_name]
         n_nonempty = int((sizes > 0).sum())
         return [Choice(pos=int(rows[i]), score=float(scores[i]), cluster=int(labels[i]),
                        reason=f"cluster-margin: {measure} {scores[i]:.2f} ({ordinal(i + 1)} most uncertain of "

@@ -83,7 +83,8 @@ class Combined(QueryStrategy):
     quotas : "equal", "proportional" or {stratum condition: weight}, default "equal"
         Targets of the balance term (as in ``Stratified``).
     min_per_stratum : int >= 0, default 0
-    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"}, default "max_entropy"
+    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"} or None, default None
+        None: the measure that fits the pool model's outputs (max_entropy for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
     n_candidates : int >= 1 or None, default None
         Candidates to read; default max(50 x budget, 20,000), at most 100,000. With strata and a
         balance weight they are shared between the strata like the batch (each stratum's most
@@ -107,7 +108,7 @@ class Combined(QueryStrategy):
 
     def __init__(self, weights: Optional[Mapping[str, float]] = None,
                  strata: Sequence[str] = ("site", "hour", "species"), quotas: Any = "equal",
-                 min_per_stratum: int = 0, uncertainty: UncertaintyMeasure = "max_entropy",
+                 min_per_stratum: int = 0, uncertainty: Optional[UncertaintyMeasure] = None,
                  n_candidates: Optional[int] = None, pca: Optional[int] = 128,
                  custom_columns: Optional[Mapping[str, Mapping[Any, Any]]] = None, hemisphere: str = "north",
                  near_duplicate_radius: Optional[float] = None, near_duplicate_metric: str = "cosine",
@@ -132,13 +133,14 @@ class Combined(QueryStrategy):
         p.strata = check_strata(self.strata, p.custom)
         p.quotas = check_quotas(self.quotas, p.strata)
         p.min_per_stratum = check_int(self.min_per_stratum, "min_per_stratum", minimum=0)
-        check_measure(self.uncertainty)
+        check_measure(self.uncertainty, allow_none=True)
         p.n_candidates = check_int(self.n_candidates, "n_candidates", allow_none=True)
         p.pca = check_pca(self.pca)
         p.hemisphere = check_hemisphere(self.hemisphere)
         return p
 
     def _select(self, avail: np.ndarray, n_pick: int, ctx: QueryContext, params: SimpleNamespace) -> list[Choice]:
+        measure_name = ctx.measure(self.uncertainty)
         pool = ctx.pool
         ids = np.asarray(pool.clip_id)
         w_u, w_d, w_b = params.w_u, params.w_d, params.w_b
@@ -158,7 +160,7 @@ class Combined(QueryStrategy):
 
         # 2. candidates: by uncertainty (or at random when it does not count), topped up per stratum
         if w_u > 0:
-            priority = ctx.scores(avail, self.uncertainty)
+            priority = ctx.scores(avail, measure_name)
         else:
             priority = np.random.default_rng(params.seed).random(avail.size)
         m = candidate_count(n_pick, avail.size, ctx.batch_budget, params.n_candidates)
@@ -178,7 +180,7 @@ class Combined(QueryStrategy):
         rows, groups, top = rows[keep], groups[keep], top[keep]
         if rows.size == 0:
             return []
-        shown = priority[top] if w_u > 0 else _scores_if_any(ctx, rows, self.uncertainty)
+        shown = priority[top] if w_u > 0 else _scores_if_any(ctx, rows, measure_name)
         gain = w_u * shown if w_u > 0 else np.zeros(rows.size)
 
         # 3. the space distances are measured in, and distances to labelled / pending clips
@@ -194,7 +196,7 @@ class Combined(QueryStrategy):
         accept = (lambda i: ctx.guard.accept(int(ids[rows[i]]), x[i])) if ctx.guard.active else None
         steps = lazy_greedy(z, n_pick, gain=gain, w_d=w_d, scale=scale, cap=1.0, reference=ref, groups=groups,
                             targets=np.asarray(targets, dtype=np.float64), w_b=w_b, accept=accept)
-        measure = UNCERTAINTY_MEASURES[self.uncertainty]
+        measure = UNCERTAINTY_MEASURES[measure_name]
         picked_in = np.zeros(len(keys), dtype=np.int64)
         out = []
         for step in steps:

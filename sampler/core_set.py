@@ -45,7 +45,8 @@ class KCenterGreedy(QueryStrategy):
     Parameters
     ----------
     candidates : {"random", "uncertain"}, default "random"
-    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"}, default "max_entropy"
+    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"} or None, default None
+        None: the measure that fits the pool model's outputs (max_entropy for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
         Ranks candidates when ``candidates="uncertain"``.
     n_candidates : int >= 1 or None, default None
         Candidates to read; default max(50 x budget, 20,000), at most 100,000.
@@ -63,7 +64,7 @@ class KCenterGreedy(QueryStrategy):
     name = "kcenter"
 
     def __init__(self, candidates: Literal["random", "uncertain"] = "random",
-                 uncertainty: UncertaintyMeasure = "max_entropy", n_candidates: Optional[int] = None,
+                 uncertainty: Optional[UncertaintyMeasure] = None, n_candidates: Optional[int] = None,
                  pca: Optional[int] = 128, near_duplicate_radius: Optional[float] = None,
                  near_duplicate_metric: str = "cosine", random_state: Any = None):
         self.candidates = candidates
@@ -76,14 +77,15 @@ class KCenterGreedy(QueryStrategy):
 
     def _validate_params(self) -> SimpleNamespace:
         check_choice(self.candidates, "candidates", CANDIDATE_MODES)
-        check_measure(self.uncertainty)
+        check_measure(self.uncertainty, allow_none=True)
         p = super()._validate_params()
         p.n_candidates = check_int(self.n_candidates, "n_candidates", allow_none=True)
         p.pca = check_pca(self.pca)
         return p
 
     def _select(self, avail: np.ndarray, n_pick: int, ctx: QueryContext, params: SimpleNamespace) -> list[Choice]:
-        rows, scores, x = pick_candidates(ctx, avail, n_pick, mode=self.candidates, measure=self.uncertainty,
+        measure_name = ctx.measure(self.uncertainty)
+        rows, scores, x = pick_candidates(ctx, avail, n_pick, mode=self.candidates, measure=measure_name,
                                           n_candidates=params.n_candidates, seed=params.seed)
         if rows.size == 0:
             return []
@@ -103,7 +105,7 @@ class KCenterGreedy(QueryStrategy):
             else:
                 why = f"k-center: first pick, {first} (no labelled clip to keep away from)"
             if scores is not None:
-                why += f"; {UNCERTAINTY_MEASURES[self.uncertainty]} {scores[s.index]:.2f} " \
+                why += f"; {UNCERTAINTY_MEASURES[measure_name]} {scores[s.index]:.2f} " \
                        f"({ordinal(s.index + 1)} most uncertain)"
             out.append(Choice(pos=int(rows[s.index]), score=min(s.distance, 2.0), reason=why))
         return out

@@ -106,7 +106,8 @@ class TypiClust(QueryStrategy):
     Parameters
     ----------
     candidates : {"random", "uncertain"}, default "random"
-    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"}, default "max_entropy"
+    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"} or None, default None
+        None: the measure that fits the pool model's outputs (max_entropy for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
         Ranks candidates when ``candidates="uncertain"``.
     n_candidates : int >= 1 or None, default None
         Candidates to read; default max(50 x budget, 20,000), at most 100,000.
@@ -126,7 +127,7 @@ class TypiClust(QueryStrategy):
     name = "typiclust"
 
     def __init__(self, candidates: Literal["random", "uncertain"] = "random",
-                 uncertainty: UncertaintyMeasure = "max_entropy", n_candidates: Optional[int] = None,
+                 uncertainty: Optional[UncertaintyMeasure] = None, n_candidates: Optional[int] = None,
                  n_clusters: Optional[int] = None, k_neighbors: int = 20, pca: Optional[int] = None,
                  near_duplicate_radius: Optional[float] = None, near_duplicate_metric: str = "cosine",
                  random_state: Any = None):
@@ -142,7 +143,7 @@ class TypiClust(QueryStrategy):
 
     def _validate_params(self) -> SimpleNamespace:
         check_choice(self.candidates, "candidates", CANDIDATE_MODES)
-        check_measure(self.uncertainty)
+        check_measure(self.uncertainty, allow_none=True)
         p = super()._validate_params()
         p.n_candidates = check_int(self.n_candidates, "n_candidates", allow_none=True)
         p.n_clusters = check_int(self.n_clusters, "n_clusters", allow_none=True)
@@ -151,7 +152,8 @@ class TypiClust(QueryStrategy):
         return p
 
     def _select(self, avail: np.ndarray, n_pick: int, ctx: QueryContext, params: SimpleNamespace) -> list[Choice]:
-        rows, _, x = pick_candidates(ctx, avail, n_pick, mode=self.candidates, measure=self.uncertainty,
+        measure_name = ctx.measure(self.uncertainty)
+        rows, _, x = pick_candidates(ctx, avail, n_pick, mode=self.candidates, measure=measure_name,
                                      n_candidates=params.n_candidates, seed=params.seed)
         if rows.size == 0:
             return []

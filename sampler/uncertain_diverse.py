@@ -132,7 +132,8 @@ class UncertainDiverse(QueryStrategy):
     strata : tuple of {"site", "device", "hour", "month", "season", "species"}, default ("site", "hour", "species")
         Pool columns whose combinations get equal quotas; () disables stratification.
         "species" is the top predicted label under the pool's model version.
-    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"}, default "max_entropy"
+    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"} or None, default None
+        None: the measure that fits the pool model's outputs (max_entropy for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
         Which uncertainty to rank by (higher = more uncertain; see ``sampler.uncertainty``).
     pca : int >= 1 or None, default None
         Reduce the candidates' embeddings to this many dimensions (PCA) before clustering.
@@ -150,7 +151,7 @@ class UncertainDiverse(QueryStrategy):
 
     def __init__(self, candidate_factor: float = 5, n_clusters: Optional[int] = None,
                  strata: Sequence[str] = ("site", "hour", "species"),
-                 uncertainty: UncertaintyMeasure = "max_entropy", pca: Optional[int] = None,
+                 uncertainty: Optional[UncertaintyMeasure] = None, pca: Optional[int] = None,
                  near_duplicate_radius: Optional[float] = None, near_duplicate_metric: str = "cosine",
                  random_state: Any = None):
         self.candidate_factor = candidate_factor
@@ -167,15 +168,16 @@ class UncertainDiverse(QueryStrategy):
         if isinstance(cf, bool) or not isinstance(cf, numbers.Real) or not np.isfinite(cf) or cf < 1:
             raise ValueError(f"candidate_factor must be a number >= 1 (candidates per batch slot), got {cf!r}")
         check_int(self.n_clusters, "n_clusters", allow_none=True)
-        check_measure(self.uncertainty)
+        check_measure(self.uncertainty, allow_none=True)
         p = super()._validate_params()
         p.strata = check_strata(self.strata)
         p.pca = check_pca(self.pca)
         return p
 
     def _select(self, avail: np.ndarray, n_pick: int, ctx: QueryContext, params: SimpleNamespace) -> list[Choice]:
+        measure_name = ctx.measure(self.uncertainty)
         pool = ctx.pool
-        scores_all = ctx.scores(avail, self.uncertainty)  # refuses NaN
+        scores_all = ctx.scores(avail, measure_name)  # refuses NaN
 
         # 2. candidates: the most uncertain, sorted most uncertain first (ties: lower clip id)
         n_cand = min(avail.size, max(n_pick, int(np.ceil(n_pick * float(self.candidate_factor)))))
@@ -211,12 +213,12 @@ class UncertainDiverse(QueryStrategy):
                                  accept=(lambda pos: ctx.guard.accept(int(cand_ids[pos]), x[pos]))
                                  if ctx.guard.active else None)
         return self._choices(order, cand, cand_scores, clusters, n_clusters_found, keys, quotas, avail.size,
-                             bool(params.strata))
+                             bool(params.strata), measure_name)
 
     def _choices(self, order: list[int], cand: np.ndarray, cand_scores: np.ndarray, clusters: np.ndarray,
                  n_clusters: int, keys: np.ndarray, quotas: Mapping[str, int], n_available: int,
-                 stratified: bool) -> list[Choice]:
-        measure = UNCERTAINTY_MEASURES[self.uncertainty]
+                 stratified: bool, measure_name: str) -> list[Choice]:
+        measure = UNCERTAINTY_MEASURES[measure_name]
         n_cand = len(cand)
         per_cluster: dict[int, int] = defaultdict(int)
         per_stratum: dict[str, int] = defaultdict(int)

@@ -18,6 +18,7 @@ for any model version whose matrix the store holds.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal, Optional
 
 import numpy as np
@@ -41,10 +42,52 @@ POOL_MEASURES = ("max_entropy", "mean_entropy", "margin", "least_confidence", "r
 
 _EPS = 1e-7
 
+#: How a model's probabilities are to be read: ``sigmoid`` (one independent probability per class, several
+#: classes per clip: BirdNET, the workbench's heads) or ``softmax`` (one distribution over classes, one class per
+#: clip: most image classifiers).
+OUTPUT_TYPES = ("sigmoid", "softmax")
+#: The measures that read each output type as it is meant (the top-1/top-2 ones read both).
+FITTING_MEASURES: dict[str, tuple[str, ...]] = {
+    "sigmoid": ("max_entropy", "mean_entropy", "margin", "least_confidence", "ratio"),
+    "softmax": ("categorical_entropy", "margin", "least_confidence", "ratio"),
+}
+#: A strategy's default measure, by its family and the model's output type (chosen by bench/label_efficiency.py).
+DEFAULT_MEASURES: dict[tuple[str, str], str] = {
+    ("entropy", "sigmoid"): "max_entropy", ("entropy", "softmax"): "categorical_entropy",
+    ("margin", "sigmoid"): "margin", ("margin", "softmax"): "margin",
+}
 
-def check_measure(measure: Any, parameter: str = "uncertainty") -> str:
+
+def check_measure(measure: Any, parameter: str = "uncertainty", allow_none: bool = False) -> Optional[str]:
+    if measure is None and allow_none:
+        return None
     if measure not in UNCERTAINTY_MEASURES:
-        raise ValueError(f"{parameter} must be one of {sorted(UNCERTAINTY_MEASURES)}, got {measure!r}")
+        raise ValueError(f"{parameter} must be one of {sorted(UNCERTAINTY_MEASURES)}"
+                         f"{' or None (the one that fits the model)' if allow_none else ''}, got {measure!r}")
+    return measure
+
+
+def output_type_of(pool: Any) -> str:
+    """The output type of the model that scored ``pool`` (sigmoid when it does not say)."""
+    value = getattr(getattr(pool, "model_version", None), "output_type", None) or "sigmoid"
+    return value if value in OUTPUT_TYPES else "sigmoid"
+
+
+def resolve_measure(measure: Optional[str], output_type: str, family: str = "entropy") -> str:
+    """``measure``, or the default of ``family`` for ``output_type``; warns when ``measure`` misreads the outputs."""
+    if output_type not in OUTPUT_TYPES:
+        raise ValueError(f"output_type must be one of {list(OUTPUT_TYPES)}, got {output_type!r}")
+    if measure is None:
+        return DEFAULT_MEASURES[(family, output_type)]
+    check_measure(measure)
+    if measure not in FITTING_MEASURES[output_type]:
+        from sampler.warnings import SamplerWarning
+
+        fits = ", ".join(FITTING_MEASURES[output_type])
+        warnings.warn(f"uncertainty {measure!r} does not fit {output_type} outputs ("
+                      f"{'one distribution over classes per clip' if output_type == 'softmax' else 'independent per-class probabilities'}): "
+                      f"it misreads them; measures that fit: {fits} (or leave the measure unset)",
+                      SamplerWarning, stacklevel=4)
     return measure
 
 

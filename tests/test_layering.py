@@ -8,7 +8,7 @@ import sys
 
 from tests.conftest import REPO
 
-LIBRARY = ("store", "embeddings", "sampler", "annotation", "finetune")
+LIBRARY = ("store", "embeddings", "sampler", "annotation", "finetune", "lab")
 
 
 def test_library_packages_never_import_the_cli_package():

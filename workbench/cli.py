@@ -343,6 +343,29 @@ def cmd_finetune(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(ws: Workspace, args: argparse.Namespace) -> int:
+    """Replay active learning on labelled data: each strategy against random, same splits and seeds."""
+    from lab.report import summary_table, write_all
+    from lab.simulate import load_pool, parse_budgets, record, simulate
+
+    budgets = parse_budgets(args.budgets)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    store = _open_store(ws)
+    pool = load_pool(store, args.pool)
+    _progress(f"[simulate] {len(pool)} labelled clips from {pool.source}, {len(pool.classes)} classes; "
+              f"strategies {', '.join(strategies)} against random, {args.seeds} seed(s), labels {args.budgets}")
+    result = simulate(pool, strategies, seeds=args.seeds, budgets=budgets, test_size=args.test_size,
+                      progress=lambda done, total, msg: print(f"\r[simulate] {done}/{total} {msg[:70]:<70}", end="",
+                                                              file=sys.stderr, flush=True))
+    print(file=sys.stderr)
+    run = record(store, result)
+    out = Path(args.out) if args.out else ws.root / "simulations" / f"simulation-{run.id}.json"
+    files = write_all(result, out)
+    print(summary_table(result))
+    print(f"simulation {run.id} stored; written: {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
     from store import mask_password
 
@@ -515,6 +538,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
     s.set_defaults(func=cmd_finetune)
+
+    s = sub.add_parser("simulate", help="replay active learning on labelled data: which strategy beats random?")
+    s.add_argument("--pool", help="a pool file (.npz or .parquet: embeddings, labels or labels_multi + classes, "
+                                  "optional strata, probabilities, times); default: the workspace's labelled clips")
+    s.add_argument("--strategies", default="default",
+                   help="comma-separated strategies to compare with random ('default' = the workbench's default; "
+                        f"any of {', '.join(n for n in SAMPLE_STRATEGIES)})")
+    s.add_argument("--seeds", type=int, default=3, help="seeds (splits and initial sets) to average over")
+    s.add_argument("--budgets", default="20:120:20", help="START:STOP:STEP labels (random initial set, last round, "
+                                                          "batch size)")
+    s.add_argument("--test-size", type=float, default=0.3, help="share of the labelled clips held out to judge heads")
+    s.add_argument("--out", help="where to write the JSON (CSV and PNG beside it); default "
+                                 "<workspace>/simulations/simulation-<id>.json")
+    s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("status", help="what the workspace holds and which services run")
     s.set_defaults(func=cmd_status)

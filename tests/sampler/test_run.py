@@ -20,7 +20,7 @@ def test_run_is_stored_with_params_seed_and_picks(store):
     assert run.model_version_id == syn.model.id
     assert isinstance(run.seed, int) and run.params["random_state"] == run.seed
     assert run.params == {"candidate_factor": 3, "n_clusters": None, "strata": ["site"],
-                          "uncertainty": "max_entropy", "pca": None, "near_duplicate_radius": None,
+                          "uncertainty": None, "pca": None, "near_duplicate_radius": None,
                           "near_duplicate_metric": "cosine", "random_state": run.seed}
     stored_run = store.sampling_runs()[-1]
     assert (stored_run.id, stored_run.params, stored_run.seed) == (run.id, run.params, run.seed)
@@ -97,7 +97,7 @@ def test_replay_reproduces_stored_runs(store):
                                      quotas="proportional", random_state=np.random.default_rng(2)), 8)[0],
             sample(store, UncertainDiverse(strata=("site",), near_duplicate_radius=0.01), 5)[0]]
     assert runs[1].params["inner"] == {"strategy": "kcenter", "params": {
-        "candidates": "random", "uncertainty": "max_entropy", "n_candidates": None, "pca": 128,
+        "candidates": "random", "uncertainty": None, "n_candidates": None, "pca": 128,
         "near_duplicate_radius": None, "near_duplicate_metric": "cosine",
         "random_state": runs[1].params["inner"]["params"]["random_state"]}}
     assert isinstance(runs[1].params["inner"]["params"]["random_state"], int)

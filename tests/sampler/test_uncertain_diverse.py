@@ -242,7 +242,7 @@ def test_documented_options_are_the_accepted_ones(store):
 def test_params_like_scikit_learn():
     s = UncertainDiverse(candidate_factor=3, strata=("site",), random_state=4)
     assert s.get_params() == {"candidate_factor": 3, "n_clusters": None, "strata": ("site",),
-                              "uncertainty": "max_entropy", "pca": None, "near_duplicate_radius": None,
+                              "uncertainty": None, "pca": None, "near_duplicate_radius": None,
                               "near_duplicate_metric": "cosine", "random_state": 4}
     assert s.set_params(n_clusters=6) is s and s.n_clusters == 6
     assert "candidate_factor=3" in repr(s)

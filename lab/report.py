@@ -1,0 +1,97 @@
+"""A simulation as files and text: JSON, CSV of every curve point, a PNG of the curves, a summary table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from lab.simulate import REFERENCE, SimulationResult
+
+
+def summary_table(result: SimulationResult) -> str:
+    """One line per strategy: area under the curve, final macro recall, labels to reach random's final."""
+    start, stop, _ = result.params["budgets"]
+    lines = [f"{'strategy':<20} {'AULC':>6} {'final':>6} {'mAP':>6} {'worst':>6}  {'labels to random final':>22}  "
+             f"{'to 90% full':>11}  {'s/query':>7}  below random at"]
+    for name, s in sorted(result.summary.items(), key=lambda kv: (kv[0] != REFERENCE, -kv[1]["aulc"])):
+        reach = s["labels_to_random_final"]
+        reach_txt = "never" if reach is None else f"{reach} ({s['labels_to_random_final_ratio']:.2f} x)"
+        worst = s["final_worst_stratum_recall"]
+        full90 = s["labels_to_90pct_full"]
+        below = ", ".join(map(str, s["below_random_at"])) or "-"
+        lines.append(f"{name:<20} {s['aulc']:6.3f} {s['final']:6.3f} {s['final_map']:6.3f} "
+                     f"{'  -  ' if worst is None else f'{worst:6.3f}'}  {reach_txt:>22}  "
+                     f"{'never' if full90 is None else full90:>11}  {s['seconds_per_query']:7.3f}  {below}")
+    lines.append(f"(macro recall on the held-out part, means over seeds {result.params['seeds']}, labels "
+                 f"{start}..{stop}; full-data macro recall "
+                 f"{sum(result.full_data.values()) / len(result.full_data):.3f})")
+    return "\n".join(lines)
+
+
+def write_json(result: SimulationResult, path: Path | str) -> Path:
+    path = Path(path)
+    _atomic_write(path, json.dumps(result.to_json(), indent=1))
+    return path
+
+
+def write_csv(result: SimulationResult, path: Path | str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["strategy", "seed", "labels", "macro_recall", "map", "worst_stratum_recall", "query_seconds"])
+        for name, runs in result.curves.items():
+            for seed, points in runs.items():
+                for p in points:
+                    w.writerow([name, seed, p.labels, f"{p.macro_recall:.6f}", f"{p.mean_ap:.6f}",
+                                "" if p.worst_stratum_recall is None else f"{p.worst_stratum_recall:.6f}",
+                                f"{p.query_seconds:.4f}"])
+    os.replace(tmp, path)
+    return path
+
+
+def write_plot(result: SimulationResult, path: Path | str, title: Optional[str] = None) -> Path:
+    """Mean learning curves (macro recall and mAP against labels), random dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    for ax, metric, label in ((axes[0], "macro_recall", "macro recall"), (axes[1], "map", "mean average precision")):
+        for name in result.curves:
+            x, y = result.mean_curve(name, metric)
+            ax.plot(x, y, "--" if name == REFERENCE else "-", color="black" if name == REFERENCE else None,
+                    marker="o", markersize=3, label=name, linewidth=2 if name == REFERENCE else 1.4)
+        ax.set_xlabel("labels")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title or f"{result.params.get('source', '')}: mean over seeds {result.params['seeds']}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def write_all(result: SimulationResult, out: Path | str) -> list[Path]:
+    """``out`` (a .json path): the JSON there, and .csv and .png next to it."""
+    out = Path(out)
+    stem = out.with_suffix("")
+    return [write_json(result, out), write_csv(result, stem.with_suffix(".csv")),
+            write_plot(result, stem.with_suffix(".png"))]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,296 @@
+"""Replay active learning where known labels answer instead of an expert: does a strategy beat random?
+
+For each seed the labelled pool is split once (stratified, ``test_size`` held out) and one random
+initial set is drawn; every strategy starts from that same split and set. A strategy's rounds use
+only the labels it has paid for: the head (the very ``ClassifierHead`` that ``finetune`` trains, so
+the lab predicts what a real round does) is fitted on them, scores the rest of the training part,
+and the strategy picks the next batch from those scores and the embeddings, exactly as ``workbench
+sample`` would. After every round the head is judged on the held-out part: macro recall (as
+``finetune`` reports it), mean average precision and worst-stratum recall.
+
+Random is always run as the reference: the summary says, per strategy, the area under its learning
+curve, its final score, and how many labels it needed to reach random's final score and 90 % of the
+score of a head trained on every training label.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+
+from finetune.evaluate import evaluate, split_key, stratified_split
+from finetune.head import ClassifierHead
+from lab.pool import LabeledPool, from_workspace, load_pool_file
+from sampler.base import QueryStrategy
+from sampler.registry import STRATEGIES, build_strategy, strategy_spec
+from store import SimulationRun, Store
+from store.matrices import MatrixView
+from store.schema import ModelVersion
+from store.store import Pool
+from store.uncertainty import score_rows
+
+#: progress(done, total, message)
+Progress = Callable[[int, int, str], None]
+
+REFERENCE = "random"
+#: What ``strategies=["default"]`` means: the workbench's default strategy (see sampler.defaults).
+DEFAULT_ALIAS = "default"
+#: Strategies a simulation can run: every registered one but targeted search (it needs example clips).
+SIMULATED = tuple(name for name in STRATEGIES if name != "more_like_these")
+
+
+@dataclass
+class CurvePoint:
+    """The head after one round of a strategy, judged on the held-out clips."""
+
+    labels: int
+    macro_recall: float
+    mean_ap: float
+    worst_stratum_recall: Optional[float]
+    query_seconds: float = 0.0  # time the strategy took to pick the batch that followed (0 for the last)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"labels": self.labels, "macro_recall": self.macro_recall, "map": self.mean_ap,
+                "worst_stratum_recall": self.worst_stratum_recall, "query_seconds": self.query_seconds}
+
+
+@dataclass
+class SimulationResult:
+    """Learning curves per strategy and seed, and what they say against random."""
+
+    params: dict[str, Any]
+    curves: dict[str, dict[int, list[CurvePoint]]]
+    full_data: dict[int, float]  # per seed: macro recall of a head trained on the whole training part
+    summary: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def mean_curve(self, strategy: str, metric: str = "macro_recall") -> tuple[np.ndarray, np.ndarray]:
+        """(labels, mean over seeds of ``metric``) at the label counts every seed reached."""
+        runs = list(self.curves[strategy].values())
+        n = min(len(r) for r in runs)
+        labels = np.array([p.labels for p in runs[0][:n]], dtype=np.int64)
+        values = np.array([[getattr(p, metric) if metric != "map" else p.mean_ap for p in r[:n]] for r in runs],
+                          dtype=np.float64)
+        return labels, values.mean(axis=0)
+
+    def to_json(self) -> dict[str, Any]:
+        """The simulation as JSON: ``summary``, ``curves`` ([labels, macro_recall] pairs) and the details."""
+        return {"params": self.params, "summary": self.summary,
+                "curves": {s: {str(seed): [[p.labels, p.macro_recall] for p in pts] for seed, pts in runs.items()}
+                           for s, runs in self.curves.items()},
+                "curves_detail": {s: {str(seed): [p.as_dict() for p in pts] for seed, pts in runs.items()}
+                                  for s, runs in self.curves.items()},
+                "full_data_macro_recall": {str(k): v for k, v in self.full_data.items()},
+                "seconds": self.seconds}
+
+
+def parse_budgets(text: str) -> tuple[int, int, int]:
+    """``START:STOP:STEP`` (labels at the start, at the end, per round) as three checked ints."""
+    parts = str(text).split(":")
+    try:
+        start, stop, step = (int(p) for p in parts)
+    except ValueError as e:
+        raise ValueError(f"budgets must be START:STOP:STEP (three integers, e.g. 20:200:20), got {text!r}") from e
+    check_budgets((start, stop, step))
+    return start, stop, step
+
+
+def check_budgets(budgets: Sequence[int]) -> tuple[int, int, int]:
+    if len(budgets) != 3 or not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool) for b in budgets):
+        raise ValueError(f"budgets must be (start, stop, step) integers, got {budgets!r}")
+    start, stop, step = (int(b) for b in budgets)
+    if start < 1 or step < 1 or stop <= start:
+        raise ValueError(f"budgets need start >= 1 (the random initial set), step >= 1 and stop > start; got "
+                         f"{start}:{stop}:{step}")
+    return start, stop, step
+
+
+def resolve_strategies(strategies: Sequence[Any]) -> dict[str, QueryStrategy]:
+    """Strategies by display name; ``"default"`` is the workbench's default; random is always included."""
+    from sampler.defaults import default_strategy
+
+    out: dict[str, QueryStrategy] = {}
+    for spec in strategies:
+        if spec == DEFAULT_ALIAS:
+            strat, name = default_strategy(), DEFAULT_ALIAS
+        else:
+            if isinstance(spec, str) and spec not in SIMULATED:
+                raise ValueError(f"unknown strategy {spec!r} for a simulation; expected some of "
+                                 f"{[DEFAULT_ALIAS, *SIMULATED]}")
+            strat = build_strategy(spec)
+            name = spec if isinstance(spec, str) else strat.name
+        if name in out:
+            raise ValueError(f"strategy {name!r} is listed twice")
+        out[name] = strat
+    if REFERENCE not in out:
+        out = {REFERENCE: build_strategy(REFERENCE), **out}
+    return out
+
+
+def _metrics(head: ClassifierHead, x: np.ndarray, truth: np.ndarray, classes: Sequence[str],
+             strata: np.ndarray) -> tuple[float, float, Optional[float]]:
+    probs = head.predict_proba(x)
+    m = evaluate(truth, probs >= 0.5, classes, strata)
+    aps = [average_precision_score(truth[:, j], probs[:, j]) for j in range(truth.shape[1]) if truth[:, j].any()]
+    return float(m.get("macro_recall", 0.0)), float(np.mean(aps)) if aps else 0.0, m.get("worst_site_recall")
+
+
+def _pool(ids: np.ndarray, probs: np.ndarray, classes: Sequence[str], lp: LabeledPool, rows: np.ndarray,
+          output_type: str) -> Pool:
+    """The training part as the sampler sees a store's pool: scores from the head's probabilities."""
+    scores = score_rows(probs)
+    labels = np.array(classes, dtype=object)
+    mv = ModelVersion(name="simulated-head", kind="classifier", embedding_space="simulated", dim=len(classes),
+                      labels=list(classes), output_type=output_type)
+    return Pool(model_version=mv, clip_id=ids, recording_id=np.zeros(ids.size, dtype=np.int64),
+                site=lp.strata[rows], device=np.full(ids.size, "", dtype=object), start_time=lp.times[rows],
+                max_entropy=scores["max_entropy"], mean_entropy=scores["mean_entropy"], top1=scores["top1"],
+                margin=scores["margin"], top_label=labels[scores["top_index"]])
+
+
+def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, seeds: int | Sequence[int] = 3,
+             budgets: Sequence[int] = (20, 120, 20), test_size: float = 0.3, C: float = 1.0,
+             progress: Optional[Progress] = None) -> SimulationResult:
+    """Replay active learning on ``pool`` for every strategy and seed; see the module docstring."""
+    started = time.perf_counter()
+    start, stop, step = check_budgets(tuple(budgets))
+    seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    if not seed_list or (isinstance(seeds, (int, np.integer)) and seeds < 1):
+        raise ValueError(f"seeds must be a positive number of seeds or a list of seeds, got {seeds!r}")
+    strats = resolve_strategies(strategies)
+    labels = pool.label_lists()
+    ids = np.arange(len(pool), dtype=np.int64)
+    train_size = len(pool) - max(1, int(round(len(pool) * test_size)))
+    if stop > train_size:
+        raise ValueError(f"budgets stop at {stop} labels but the pool's training part holds only about {train_size} "
+                         f"clips ({len(pool)} clips, test_size {test_size}); lower STOP or the test size")
+    rounds = len(range(start, stop, step)) + 1
+    total, done = len(seed_list) * (1 + len(strats) * rounds), 0
+    curves: dict[str, dict[int, list[CurvePoint]]] = {name: {} for name in strats}
+    full: dict[int, float] = {}
+    for seed in seed_list:
+        train, test = stratified_split(split_key(labels), test_size, seed)[:2]
+        x_test, t_test, s_test = pool.embeddings[test], pool.truth[test], pool.strata[test]
+        full_head = ClassifierHead(C=C, random_state=seed).fit(pool.embeddings[train], [labels[i] for i in train],
+                                                               classes=pool.classes)
+        full[seed] = _metrics(full_head, x_test, t_test, pool.classes, s_test)[0]
+        done += 1
+        if progress:
+            progress(done, total, f"seed {seed}: head on all {train.size} training clips")
+        initial = np.sort(np.random.default_rng(seed).choice(train, size=start, replace=False))
+        view = MatrixView("simulated", ids[train], pool.embeddings[train])
+        for name, proto in strats.items():
+            labelled = initial.tolist()
+            points: list[CurvePoint] = []
+            while True:
+                head = ClassifierHead(C=C, random_state=seed).fit(pool.embeddings[labelled],
+                                                                  [labels[i] for i in labelled], classes=pool.classes)
+                points.append(CurvePoint(len(labelled), *_metrics(head, x_test, t_test, pool.classes, s_test)))
+                done += 1
+                if progress:
+                    progress(done, total, f"seed {seed}, {name}: {len(labelled)} labels, macro recall "
+                                          f"{points[-1].macro_recall:.3f}")
+                if len(labelled) >= stop:
+                    break
+                probs = head.predict_proba(pool.embeddings[train])
+                sampled = _pool(ids[train], probs, pool.classes, pool, train, "sigmoid")
+                strat = proto.__class__(**proto.get_params(deep=False))
+                if "random_state" in strat.get_params(deep=False):
+                    strat.set_params(random_state=seed * 10_007 + len(labelled))
+                t0 = time.perf_counter()
+                picks = strat.query(sampled, view, min(step, stop - len(labelled)), exclude=labelled,
+                                    probabilities=MatrixView("simulated-probabilities", ids[train], probs))
+                points[-1].query_seconds = time.perf_counter() - t0
+                if not picks:
+                    break
+                labelled.extend(p.clip_id for p in picks)
+            curves[name][seed] = points
+    params = {"strategies": {n: strategy_spec(s) for n, s in strats.items()}, "seeds": seed_list,
+              "budgets": [start, stop, step], "test_size": test_size, "C": C, "source": pool.source,
+              "n_clips": len(pool), "classes": list(pool.classes), "multi_label": pool.multi_label}
+    result = SimulationResult(params=_jsonable(params), curves=curves, full_data=full)
+    result.summary = summarize(result)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def labels_to_reach(labels: np.ndarray, values: np.ndarray, target: float) -> Optional[int]:
+    """The first label count at which ``values`` reach ``target`` (None if never)."""
+    hit = np.flatnonzero(values >= target - 1e-12)
+    return int(labels[hit[0]]) if hit.size else None
+
+
+def summarize(result: SimulationResult) -> dict[str, dict[str, Any]]:
+    """Per strategy (means over seeds): aulc, final, labels to reach random's final and 90 % of full data."""
+    ref_labels, ref = result.mean_curve(REFERENCE)
+    ref_final = float(ref[-1])
+    full = float(np.mean(list(result.full_data.values())))
+    out = {}
+    for name in result.curves:
+        labels, mean = result.mean_curve(name)
+        span = float(labels[-1] - labels[0]) or 1.0
+        aulc = float(np.trapezoid(mean, labels) / span) if labels.size > 1 else float(mean[0])
+        n = min(labels.size, ref_labels.size)
+        below = [int(labels[i]) for i in range(n) if mean[i] < ref[i] - 1e-9]
+        reach = labels_to_reach(labels, mean, ref_final)
+        seconds = [p.query_seconds for runs in result.curves[name].values() for p in runs[:-1]]
+        worst = [p.worst_stratum_recall for runs in result.curves[name].values() for p in runs[-1:]
+                 if p.worst_stratum_recall is not None]
+        out[name] = {
+            "aulc": aulc, "final": float(mean[-1]),
+            "final_map": float(result.mean_curve(name, "map")[1][-1]),
+            "final_worst_stratum_recall": float(np.mean(worst)) if worst else None,
+            "labels_to_random_final": reach,
+            "labels_to_random_final_ratio": None if reach is None else reach / float(ref_labels[-1]),
+            "labels_to_90pct_full": labels_to_reach(labels, mean, 0.9 * full),
+            "below_random_at": below,
+            "seconds_per_query": float(np.mean(seconds)) if seconds else 0.0,
+        }
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, QueryStrategy):
+        return strategy_spec(value)
+    return value
+
+
+# ---------------------------------------------------------------------------- with a store
+def load_pool(store: Optional[Store], pool_file: Optional[str | Path]) -> LabeledPool:
+    """The pool file when given, else the store's own labelled clips."""
+    if pool_file is not None:
+        return load_pool_file(pool_file)
+    if store is None:
+        raise ValueError("give a pool file or a store to simulate on")
+    return from_workspace(store)
+
+
+def record(store: Store, result: SimulationResult) -> SimulationRun:
+    """Keep a finished simulation in the store (the app's Lab page lists them)."""
+    data = result.to_json()
+    return store.add_simulation_run(SimulationRun(
+        source=str(result.params.get("source", "")),
+        params={**data["params"], "full_data_macro_recall": data["full_data_macro_recall"],
+                "curves_detail": data["curves_detail"]},
+        summary=data["summary"], curves=data["curves"], seconds=float(result.seconds)))
+
+
+def simulate_workspace(store: Store, strategies: Sequence[Any] = (DEFAULT_ALIAS,), *,
+                       pool_file: Optional[str | Path] = None, seeds: int | Sequence[int] = 3,
+                       budgets: Sequence[int] = (20, 120, 20), test_size: float = 0.3,
+                       progress: Optional[Progress] = None) -> SimulationRun:
+    """Simulate on the workspace's labelled clips (or ``pool_file``) and store the run (the app's Lab page)."""
+    pool = load_pool(store, pool_file)
+    return record(store, simulate(pool, strategies, seeds=seeds, budgets=budgets, test_size=test_size,
+                                  progress=progress))

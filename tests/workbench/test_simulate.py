@@ -1,0 +1,63 @@
+"""`workbench simulate` as a lead runs it: a pool file or the workspace's own labels, files out, a stored run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from tests.lab.conftest import rare_clusters
+from workbench.cli import main
+
+
+def test_simulate_a_pool_file_writes_json_csv_png_and_stores_the_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "ws"))
+    x, labels, strata = rare_clusters()
+    np.savez(tmp_path / "pool.npz", embeddings=x, labels=labels, strata=strata)
+    out = tmp_path / "results" / "lab.json"
+    assert main(["simulate", "--pool", str(tmp_path / "pool.npz"), "--strategies", "default,kcenter", "--seeds", "2",
+                 "--budgets", "5:25:10", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "[simulate]" in captured.err  # progress while it runs
+    table = captured.out
+    assert "random" in table and "kcenter" in table and "default" in table and "labels to random final" in table
+    data = json.loads(out.read_text())
+    assert set(data["summary"]) == {"random", "default", "kcenter"}
+    assert set(data["curves"]["kcenter"]) == {"0", "1"} and data["curves"]["kcenter"]["0"][-1][0] == 25
+    assert out.with_suffix(".csv").read_text().startswith("strategy,seed,labels,macro_recall")
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    from workbench.config import Workspace
+
+    store = Workspace.resolve(tmp_path / "ws").open_store()
+    [run] = store.simulation_runs()
+    assert run.summary == data["summary"] and run.source.endswith("pool.npz")
+    store.close()
+
+
+def test_simulate_the_workspaces_own_labels(workspace, tmp_path, monkeypatch, capsys):
+    from store import Annotation
+    from tests.annotation.conftest import SPECIES, generate
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(workspace.root))
+    store = workspace.open_store()
+    gen = generate(store, tmp_path, n_clips=40)
+    for n, clip in enumerate(gen.clip_ids):
+        store.upsert_annotation(Annotation(clip_id=clip, project_id=1, ls_task_id=n, ls_annotation_id=n,
+                                           labels=[SPECIES[n % 3]]))
+    assert main(["simulate", "--strategies", "uncertainty", "--seeds", "1", "--budgets", "6:18:6"]) == 0
+    out = capsys.readouterr().out
+    assert "simulation 1 stored" in out and (workspace.root / "simulations" / "simulation-1.json").exists()
+    assert store.simulation_runs()[0].source == "workspace"
+    store.close()
+
+
+def test_bad_pool_files_and_budgets_are_one_line_errors(tmp_path, capsys):
+    ws = ["--workspace", str(tmp_path / "ws")]
+    np.savez(tmp_path / "bad.npz", embeddings=np.zeros((5, 3)), labels=np.array(["a"] * 5))
+    assert main(ws + ["simulate", "--pool", str(tmp_path / "bad.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "bad.npz" in err and "1 class" in err and "Traceback" not in err
+    assert main(ws + ["simulate", "--pool", str(tmp_path / "bad.npz"), "--budgets", "20"]) == 2
+    assert "START:STOP:STEP" in capsys.readouterr().err
+    assert main(ws + ["simulate"]) == 2
+    assert "no active annotations" in capsys.readouterr().err
