@@ -417,6 +417,8 @@ class LabelStudioClient:
                      labels: Sequence[str], interface: LabelInterface, context_s: float,
                      min_probability: float) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
         """Task payloads of the clips that could be prepared, and (clip id, file, reason) of those that could not."""
+        from annotation.spectrogram import clip_spectrogram
+
         if not clip_ids:
             return [], []
         infos = store.clips(clip_ids)
@@ -428,6 +430,7 @@ class LabelStudioClient:
             if problem is None:
                 try:
                     cut = cut_clip(info, clips_dir, context_s=context_s)
+                    clip_spectrogram(cut)  # task_data links it: an unrenderable clip fails like an uncut one
                 except (AnnotationError, OSError) as e:
                     problem = str(e)
             if problem is not None:
@@ -578,11 +581,18 @@ class LabelStudioClient:
 
 
 def task_data(info: ClipInfo, cut: CutClip, document_root: Path) -> dict[str, Any]:
-    """The task's data: the clip URL Label Studio serves from its local-files root, and what the header shows."""
-    rel = cut.path.resolve().relative_to(Path(document_root).resolve()).as_posix()
+    """The task's data: the clip's and its spectrogram's URLs Label Studio serves from its local-files root,
+    and what the header shows."""
+    from annotation.config import SPECTROGRAM
+    from annotation.spectrogram import spectrogram_path
+
+    root = Path(document_root).resolve()
+    rel = cut.path.resolve().relative_to(root).as_posix()
+    image = spectrogram_path(cut.path).resolve().relative_to(root).as_posix()
     when = "time unknown"
     if info.start_time is not None:
         when = (info.start_time + timedelta(seconds=float(info.start_s))).isoformat(sep=" ", timespec="seconds")
-    return {AUDIO: f"/data/local-files/?d={rel}", "clip_id": int(info.clip_id),
+    return {AUDIO: f"/data/local-files/?d={rel}", SPECTROGRAM: f"/data/local-files/?d={image}",
+            "clip_id": int(info.clip_id),
             "window_start": round(cut.window_start, 3), "window_end": round(cut.window_end, 3),
             "site": info.site or "unknown", "time": when, "file": Path(info.path).name}

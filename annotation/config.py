@@ -3,7 +3,8 @@
 Each choice shows the readable name (``Common (Scientific)``) and stores the model's label through
 ``alias``: Label Studio writes the alias into results and matches pre-annotations by it, so what comes
 back is exactly the stored label. The 3 s window the model scored is pre-drawn as a ``window`` region
-so its edges are visible on the waveform of the longer clip.
+so its edges are visible on the waveform of the longer clip; a spectrogram image of the clip (the same
+window marked, see ``annotation.spectrogram``) sits above the waveform, so a call is seen before it is heard.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from annotation.labelset import display_label
 AUDIO = "audio"          # the <Audio> object tag and the task data field holding the clip URL
 SPECIES = "species"      # the <Choices> control
 WINDOW = "window"        # the <Labels> control and its one label
+SPECTROGRAM = "spectrogram"  # the <Image> object tag and the task data field holding the PNG's URL
 WINDOW_COLOR = "#f5a623"
 
 
@@ -42,6 +44,7 @@ def label_config(labels: Sequence[str]) -> str:
         '  <Header value="Clip $clip_id: $file (site $site, $time)"/>',
         '  <Header size="6" value="Orange region: the window the model scored, $window_start s to '
         '$window_end s of this clip; the rest is context"/>',
+        f'  <Image name="{SPECTROGRAM}" value="${SPECTROGRAM}"/>',
         f'  <Audio name="{AUDIO}" value="${AUDIO}"/>',
         f'  <Labels name="{WINDOW}" toName="{AUDIO}">',
         f'    <Label value="{WINDOW}" background="{WINDOW_COLOR}"/>',

@@ -69,8 +69,28 @@ def recall_per_class(truth: np.ndarray, pred: np.ndarray, classes: Sequence[str]
     return out
 
 
+NONE_PREDICTED = "none predicted"
+
+
+def confusion_counts(truth: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> dict:
+    """Which labels the head predicts for the clips of each true label: a multi-label confusion matrix.
+
+    ``counts[i][j]`` is the number of held-out clips labelled ``classes[i]`` for which ``classes[j]`` was
+    predicted (the diagonal: hits; a clip with two predictions counts in two columns), and the last
+    column counts those clips with no prediction at all: a rare species more often goes unnoticed than
+    mistaken. Plain lists, so it is stored as JSON with the model version's metrics.
+    """
+    truth = np.asarray(truth, dtype=bool)
+    pred = np.asarray(pred, dtype=bool)
+    counts = truth.T.astype(np.int64) @ pred.astype(np.int64)
+    silent = truth[~pred.any(axis=1)].sum(axis=0)
+    return {"labels": [str(c) for c in classes], "columns": [str(c) for c in classes] + [NONE_PREDICTED],
+            "counts": np.column_stack([counts, silent]).astype(int).tolist()}
+
+
 def evaluate(truth: np.ndarray, pred: np.ndarray, classes: Sequence[str], groups: Iterable[str]) -> dict:
-    """Subset accuracy, macro recall, recall per class and macro recall per group (e.g. site).
+    """Subset accuracy, macro recall, recall per class, macro recall per group (e.g. site) and the confusion
+    counts (``confusion_counts``).
 
     Undefined values (no positive of a class, or of any class in a group) are left out rather than
     stored as NaN, so the metrics stay valid JSON.
@@ -84,6 +104,7 @@ def evaluate(truth: np.ndarray, pred: np.ndarray, classes: Sequence[str], groups
         "accuracy": float((truth == pred).all(axis=1).mean()) if truth.shape[0] else None,
         "recall_per_class": per_class,
         "support_per_class": {str(c): int(truth[:, j].sum()) for j, c in enumerate(classes)},
+        "confusion": confusion_counts(truth, pred, classes),
     }
     if per_class:
         metrics["macro_recall"] = float(np.mean(list(per_class.values())))

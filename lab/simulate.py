@@ -110,11 +110,19 @@ def check_budgets(budgets: Sequence[int]) -> tuple[int, int, int]:
     return start, stop, step
 
 
-def resolve_strategies(strategies: Sequence[Any]) -> dict[str, QueryStrategy]:
-    """Strategies by display name; ``"default"`` is the workbench's default; random is always included."""
+def resolve_strategies(strategies: Sequence[Any] | dict[str, Any]) -> dict[str, QueryStrategy]:
+    """Strategies by display name; ``"default"`` is the workbench's default; random is always included.
+
+    A list names strategies (or gives instances / specs); a dict maps display names to them, to compare
+    variants of one strategy (``{"kcenter on margin": KCenterGreedy(candidates="uncertain")}``).
+    """
     from sampler.defaults import default_strategy
 
     out: dict[str, QueryStrategy] = {}
+    if isinstance(strategies, dict):
+        for label, spec in strategies.items():
+            out[str(label)] = default_strategy() if spec == DEFAULT_ALIAS else build_strategy(spec)
+        return out if REFERENCE in out else {REFERENCE: build_strategy(REFERENCE), **out}
     for spec in strategies:
         if spec == DEFAULT_ALIAS:
             strat, name = default_strategy(), DEFAULT_ALIAS

@@ -20,6 +20,7 @@ and is registered in ``STRATEGIES`` under the name stored with its runs:
 ``cold_start``         representative batch with no labels or scores: typical clips
                        within proportional strata quotas
 ``more_like_these``    nearest neighbours of example clips (targeted search)
+``blend``              shares of one batch from several strategies (exploit + explore)
 =====================  =================================================================
 
 Each pick carries its score, cluster, stratum and a reason sentence. ``sample`` runs a strategy
@@ -31,6 +32,7 @@ re-runs a recorded batch. The algorithms are public pure functions beside their 
 from sampler.base import (DEFAULT_MIN_CANDIDATES, Choice, Pick, QueryContext, QueryStrategy, SamplerWarning,
                           available_indices, candidate_count, most_uncertain)
 from sampler.baselines import RandomSampling, UncertaintySampling
+from sampler.blend import Blend, split_budget
 from sampler.cluster_margin import ClusterMargin, cluster_margin_order
 from sampler.cold_start import ColdStart, metadata_pool
 from sampler.combined import WEIGHT_NAMES, Combined, check_weights, stratum_candidates
@@ -52,13 +54,13 @@ from sampler.vectors import MatrixReader, WorkingSpace, kmeans, kmeans_labels, l
 __all__ = [
     "DEFAULT_MIN_CANDIDATES", "HEMISPHERES", "NEAR_DUPLICATE_METRICS", "POOL_MEASURES", "QUOTA_MODES",
     "STRATA_COLUMNS", "STRATEGIES", "UNCERTAINTY_MEASURES", "WEIGHT_NAMES",
-    "Choice", "ClusterMargin", "ColdStart", "Combined", "GreedyStep", "KCenterGreedy", "MatrixReader",
+    "Blend", "Choice", "ClusterMargin", "ColdStart", "Combined", "GreedyStep", "KCenterGreedy", "MatrixReader",
     "MoreLikeThese", "NearDuplicateGuard", "Pick", "QueryContext", "QueryStrategy", "RandomSampling", "Replay",
     "SamplerWarning", "Stratified", "TypiClust", "UncertainDiverse", "UncertaintySampling", "WorkingSpace",
     "allocate_quotas", "available_indices", "build_strategy", "candidate_count", "check_weights",
     "cluster_margin_order", "factorize", "k_greedy_center", "kmeans", "kmeans_labels", "l2_normalize",
     "lazy_greedy", "metadata_pool", "most_uncertain", "near_duplicate_distance", "nearest", "nearest_neighbours",
-    "relabel_by_first", "replay", "round_robin_fill", "sample", "strategy_spec", "stratified_quotas",
+    "relabel_by_first", "replay", "round_robin_fill", "sample", "split_budget", "strategy_spec", "stratified_quotas",
     "stratum_candidates", "stratum_codes", "stratum_keys", "stratum_weights", "typicality", "typiclust",
     "uncertainty_from_matrix", "uncertainty_from_probabilities", "uncertainty_scores",
 ]

@@ -8,6 +8,7 @@ from sklearn.base import clone
 
 from sampler.base import QueryStrategy
 from sampler.baselines import RandomSampling, UncertaintySampling
+from sampler.blend import Blend
 from sampler.cluster_margin import ClusterMargin
 from sampler.cold_start import ColdStart
 from sampler.combined import Combined
@@ -20,7 +21,7 @@ from sampler.uncertain_diverse import UncertainDiverse
 # A run rebuilds its strategy with STRATEGIES[run.strategy](**run.params).
 STRATEGIES: dict[str, type[QueryStrategy]] = {cls.name: cls for cls in (
     UncertainDiverse, UncertaintySampling, RandomSampling, KCenterGreedy, TypiClust, ClusterMargin, Combined,
-    Stratified, ColdStart, MoreLikeThese)}
+    Stratified, ColdStart, MoreLikeThese, Blend)}
 
 
 def strategy_spec(strategy: QueryStrategy) -> dict[str, Any]:

@@ -31,6 +31,7 @@ SAMPLE_STRATEGIES = {
     "combined": "greedy w_u x uncertainty + w_d x diversity + w_b x stratum balance (--weights)",
     "stratified": "quotas per stratum, --inner strategy inside each",
     "cold_start": "representative batch with no labels or scores: typical clips within proportional quotas",
+    "blend": "shares of one batch from several strategies (--parts cluster_margin:0.8,kcenter:0.2)",
 }
 STRATA_NAMES = ("site", "device", "hour", "month", "season", "species")
 UNCERTAINTY_NAMES = ["max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"]
@@ -97,7 +98,7 @@ _SAMPLING_OPTIONS = {
     "n_candidates": "--n-candidates", "n_clusters": "--n-clusters", "k_neighbors": "--k-neighbors",
     "candidates": "--candidates", "near_duplicate_radius": "--near-duplicate-radius",
     "near_duplicate_metric": "--near-duplicate-metric", "hemisphere": "--hemisphere",
-    "custom_columns": "--custom-column",
+    "custom_columns": "--custom-column", "parts": "--parts",
 }
 _WEIGHT_ALIASES = {"u": "uncertainty", "d": "diversity", "b": "balance",
                    "uncertainty": "uncertainty", "diversity": "diversity", "balance": "balance"}
@@ -136,6 +137,21 @@ def _parse_weights(text: str) -> dict[str, float]:
             out[_WEIGHT_ALIASES[name]] = float(value)
         except ValueError as e:
             raise UserError(f"--weights {text!r}: {value!r} is not a number") from e
+    return out
+
+
+def _parse_parts(text: str) -> list[dict]:
+    """``cluster_margin:0.8,kcenter:0.2`` (strategy : share of the batch)."""
+    out = []
+    for item in text.split(","):
+        name, sep, share = item.strip().partition(":")
+        try:
+            weight = float(share) if sep else 1.0
+        except ValueError as e:
+            raise UserError(f"--parts {text!r}: the share of {name!r} must be a number, got {share!r}") from e
+        if name not in SAMPLE_STRATEGIES:
+            raise UserError(f"--parts {text!r}: {name!r} is not a strategy ({', '.join(SAMPLE_STRATEGIES)})")
+        out.append({"strategy": name, "share": weight})
     return out
 
 
@@ -182,6 +198,8 @@ def _given_options(args: argparse.Namespace) -> dict:
             value = None if value == 0 else value
         elif param == "custom_columns":
             value = _parse_custom_columns(value)
+        elif param == "parts":
+            value = _parse_parts(value)
         given[param] = value
     return given
 
@@ -485,7 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--hemisphere", choices=["north", "south"], help="for the season column (default north)")
         s.add_argument("--custom-column", dest="custom_columns", action="append", metavar="NAME=FILE.csv",
                        help="extra stratum column from a CSV of clip_id,value (repeatable)")
-        s.add_argument("--inner", choices=[n for n in SAMPLE_STRATEGIES if n not in ("stratified", "cold_start")],
+        s.add_argument("--parts", help="blend: strategies and their shares of the batch, e.g. "
+                                       "cluster_margin:0.8,kcenter:0.2 (each with its default parameters)")
+        s.add_argument("--inner", choices=[n for n in SAMPLE_STRATEGIES if n not in ("stratified", "cold_start", "blend")],
                        metavar="NAME", help="stratified: the strategy run inside each stratum (default uncertainty)")
         s.add_argument("--model-version", help="score clips with this model version (default: the newest)")
         s.add_argument("--show", type=int, default=20, help="picks to print with their reasons")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
@@ -84,3 +85,28 @@ def test_prediction_with_a_label_missing_from_the_config_names_label_and_clip():
     li = LabelInterface(label_config(["Other", "Noise"]))  # the project's config lost a species
     with pytest.raises(AnnotationError, match=r"clip 42: label 'Turdus merula_Eurasian Blackbird' is not a choice"):
         build_prediction(42, [("Turdus merula_Eurasian Blackbird", 0.8)], LABELS, (2.0, 5.0), "m1", li)
+
+
+def test_config_shows_the_spectrogram_above_the_waveform():
+    from annotation.client import task_data
+    from annotation.clips import CutClip
+    from store import ClipInfo
+
+    xml = label_config(LABELS)
+    root = ET.fromstring(xml)
+    tags = [child.tag for child in root]
+    image = root.find("Image")
+    assert (image.get("name"), image.get("value")) == ("spectrogram", "$spectrogram")
+    assert tags.index("Image") < tags.index("Audio")
+    li = LabelInterface(xml)
+    assert [o.name for o in li.objects] == ["spectrogram", "audio"]
+    # every control still points at the audio, so predictions made for older projects still fit
+    assert {c.name: c.to_name for c in li.controls} == {"window": ["audio"], "species": ["audio"]}
+    pred = build_prediction(3, [(LABELS[0], 0.7)], LABELS, (2.0, 5.0), "m1", li)
+    assert li.validate_prediction(pred, return_errors=True) == []
+    # the task data carries both URLs, the same way
+    info = ClipInfo(3, 1, "/rec/a.wav", "audio", 6.0, 9.0, "pond", None, None, 22050)
+    data = task_data(info, CutClip(Path("/media/clips/clip-3.wav"), 2.0, 5.0, 7.0, 22050), Path("/media"))
+    assert data["audio"] == "/data/local-files/?d=clips/clip-3.wav"
+    assert data["spectrogram"] == "/data/local-files/?d=clips/clip-3.png"
+    assert li.validate_task({"data": data})

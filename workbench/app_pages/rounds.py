@@ -1,0 +1,76 @@
+"""Rounds: what each round of expert labels bought, as learning curves per class and per site, and where the
+head still confuses species."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from workbench.app_pages import charts
+from workbench.app_pages.ui import plain, require, store, table
+from workbench.overview import model_history
+from workbench.rounds import X_AXES, class_curves, confusion_frame, heads, learning_curve, site_curves
+
+X_TITLES = {"n_train": "labelled clips it was trained on (before the held-out evaluation)",
+            "n_clips": "labelled clips in all"}
+X_SHORT = {"n_train": "training labels", "n_clips": "labelled clips"}
+
+st.title("Rounds")
+st.caption("One point per fine-tuned head (`workbench finetune`): macro recall on held-out labelled clips, per "
+           "class and per site.")
+s = store()
+history = model_history(s)
+require(history, "No model version yet: run `workbench ingest PATH` or `workbench demo`.")
+trained = heads(s)
+if not trained:
+    table(pd.DataFrame(history), "model_history")
+require(trained, "No fine-tuned head yet: label a batch in Label Studio, pull the labels and run "
+                 "`workbench finetune`.")
+
+x = st.radio("Labels axis", list(X_AXES), horizontal=True, key="rounds_x", format_func=lambda v: X_TITLES[v])
+curve = learning_curve(s, x)
+last = curve.iloc[-1]
+cols = st.columns(4)
+cols[0].metric("Rounds", len(curve))
+change = curve["macro_recall"].diff().iloc[-1] if len(curve) > 1 else None
+cols[1].metric("Macro recall", "—" if pd.isna(last["macro_recall"]) else f"{last['macro_recall']:.3f}",
+               delta=None if change is None or pd.isna(change) else f"{change:+.3f}",
+               help="Mean over classes of the recall on held-out labelled clips; the change since the last round")
+cols[2].metric("Worst site", "—" if pd.isna(last["worst_site"]) else str(last["worst_site"]))
+cols[3].metric("Its recall", "—" if pd.isna(last["worst_site_recall"]) else f"{last['worst_site_recall']:.3f}")
+
+overall = curve.melt(id_vars=["round", "model", "labels"], value_vars=["macro_recall", "worst_site_recall"],
+                     var_name="measure", value_name="recall").dropna(subset=["recall", "labels"])
+left, right = st.columns(2)
+left.markdown("**Macro recall and the worst site**")
+left.altair_chart(charts.curves(overall, "labels", "recall", "measure", x_title=X_SHORT[x], y_title="recall"),
+                  width="stretch", key="rounds_curve")
+per_site = site_curves(s, x).dropna(subset=["labels"])
+right.markdown("**Recall per site (stratum)**")
+if len(per_site):
+    right.altair_chart(charts.curves(per_site, "labels", "recall", "site", x_title=X_SHORT[x],
+                                     y_title="macro recall"),
+                       width="stretch", key="rounds_sites")
+else:
+    right.caption("No per-site recall recorded yet.")
+per_class = class_curves(s, x).dropna(subset=["labels"])
+st.markdown("**Recall per class**")
+if len(per_class):
+    st.altair_chart(charts.curves(per_class, "labels", "recall", "class", x_title=X_SHORT[x], y_title="recall",
+                                  height=360, species=True),
+                    width="stretch", key="rounds_classes")
+
+st.subheader("Confusion")
+names = [mv.name for mv in reversed(trained)]
+chosen = st.selectbox("Head", names, key="rounds_confusion_model")
+frame = confusion_frame(next(mv for mv in trained if mv.name == chosen))
+if frame is None:
+    st.info(f"{plain(chosen)} was fine-tuned before confusion counts were recorded: the next `workbench finetune` "
+            f"records them.")
+else:
+    st.caption("Rows: the experts' label of held-out clips; columns: what the head predicted (a clip may count in "
+               "several columns); the last column: clips for which it predicted nothing.")
+    st.altair_chart(charts.confusion(frame), width="stretch", key="rounds_confusion")
+
+st.subheader("Model versions")
+table(pd.DataFrame(history), "model_history")
