@@ -23,7 +23,7 @@ class UncertaintySampling(QueryStrategy):
     Parameters
     ----------
     uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"} or None, default None
-        None: the measure that fits the pool model's outputs (max_entropy for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
+        None: the measure that fits the pool model's outputs (margin for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
         The measure to rank by (see ``sampler.uncertainty``).
     n_candidates : int >= 1 or None, default None
         With a near-duplicate radius: how far down the ranking to look (default 10 x budget + 1,000).

@@ -84,7 +84,7 @@ class Combined(QueryStrategy):
         Targets of the balance term (as in ``Stratified``).
     min_per_stratum : int >= 0, default 0
     uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"} or None, default None
-        None: the measure that fits the pool model's outputs (max_entropy for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
+        None: the measure that fits the pool model's outputs (margin for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
     n_candidates : int >= 1 or None, default None
         Candidates to read; default max(50 x budget, 20,000), at most 100,000. With strata and a
         balance weight they are shared between the strata like the batch (each stratum's most

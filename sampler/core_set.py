@@ -46,7 +46,7 @@ class KCenterGreedy(QueryStrategy):
     ----------
     candidates : {"random", "uncertain"}, default "random"
     uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"} or None, default None
-        None: the measure that fits the pool model's outputs (max_entropy for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
+        None: the measure that fits the pool model's outputs (margin for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
         Ranks candidates when ``candidates="uncertain"``.
     n_candidates : int >= 1 or None, default None
         Candidates to read; default max(50 x budget, 20,000), at most 100,000.

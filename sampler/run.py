@@ -69,6 +69,21 @@ def _probabilities(store: Store, mv: ModelVersion) -> Any:
         return None
 
 
+def query_store(store: Store, strategy: QueryStrategy, budget: int, model_version: ModelVersion,
+                embedding_space: Optional[str] = None) -> tuple[list[Pick], Pool, np.ndarray]:
+    """Run ``strategy`` on the store's pool under ``model_version`` and write nothing: (picks, pool, excluded ids).
+
+    The pool, the embeddings of ``embedding_space`` (default: the model's), the clips never to pick
+    again and the model's probability matrix: exactly what ``sample`` gives a strategy, so a preview
+    (the app's) picks what a sampling run would.
+    """
+    pool = store.pool(model_version)
+    excluded = _excluded(store)
+    picks = strategy.query(pool, store.embeddings(embedding_space or model_version.embedding_space), budget,
+                           exclude=excluded, probabilities=_probabilities(store, model_version))
+    return picks, pool, excluded
+
+
 def sample(store: Store, strategy: QueryStrategy, budget: int, *,
            model_version: ModelVersion | str | int | None = None,
            embedding_space: Optional[str] = None) -> tuple[SamplingRun, list[Selection]]:
@@ -100,10 +115,7 @@ def sample(store: Store, strategy: QueryStrategy, budget: int, *,
                          f"(finetune.score_new_clips; `workbench sample` does it for you)")
     # two samplings at once would both pick from the same unselected clips: one waits for the other
     with store.lock("selection"):
-        pool = store.pool(mv)
-        embeddings = store.embeddings(space)
-        picks = strat.query(pool, embeddings, budget, exclude=_excluded(store),
-                            probabilities=_probabilities(store, mv))
+        picks = query_store(store, strat, budget, mv, space)[0]
         run = SamplingRun(strategy=strat.name or type(strat).__name__, params=params, seed=seed, budget=budget,
                           model_version_id=mv.id)
         selections = [Selection(clip_id=p.clip_id, rank=p.rank, score=p.score, cluster=p.cluster,

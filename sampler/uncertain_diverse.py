@@ -125,7 +125,7 @@ class UncertainDiverse(QueryStrategy):
 
     Parameters
     ----------
-    candidate_factor : float >= 1, default 5
+    candidate_factor : float >= 1, default 20
         How many candidates per batch slot to consider; 1 is pure uncertainty sampling.
     n_clusters : int >= 1 or None, default None
         k for k-means; None uses min(budget, number of candidates).
@@ -133,7 +133,7 @@ class UncertainDiverse(QueryStrategy):
         Pool columns whose combinations get equal quotas; () disables stratification.
         "species" is the top predicted label under the pool's model version.
     uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"} or None, default None
-        None: the measure that fits the pool model's outputs (max_entropy for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
+        None: the measure that fits the pool model's outputs (margin for sigmoid, categorical_entropy for softmax; see ``sampler.uncertainty.DEFAULT_MEASURES``).
         Which uncertainty to rank by (higher = more uncertain; see ``sampler.uncertainty``).
     pca : int >= 1 or None, default None
         Reduce the candidates' embeddings to this many dimensions (PCA) before clustering.
@@ -149,7 +149,7 @@ class UncertainDiverse(QueryStrategy):
 
     name = "uncertain_diverse"
 
-    def __init__(self, candidate_factor: float = 5, n_clusters: Optional[int] = None,
+    def __init__(self, candidate_factor: float = 20, n_clusters: Optional[int] = None,
                  strata: Sequence[str] = ("site", "hour", "species"),
                  uncertainty: Optional[UncertaintyMeasure] = None, pca: Optional[int] = None,
                  near_duplicate_radius: Optional[float] = None, near_duplicate_metric: str = "cosine",

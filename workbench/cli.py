@@ -481,11 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--budget", type=int, default=20, help="clips to pick (default 20)")
         s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same batch")
         s.add_argument("--candidate-factor", type=float, help="uncertain_diverse: consider the budget x this most "
-                                                               "uncertain clips (default 5)")
+                                                               "uncertain clips (default 20)")
         s.add_argument("--strata", help=f"comma-separated stratum columns, '' for none ({', '.join(STRATA_NAMES)} "
                                         "or a --custom-column); default: the strategy's (uncertain_diverse: "
                                         "site,hour,species)")
-        s.add_argument("--uncertainty", choices=UNCERTAINTY_NAMES, help="uncertainty measure (see sampler.uncertainty)")
+        s.add_argument("--uncertainty", choices=UNCERTAINTY_NAMES, help="uncertainty measure (default: the one that "
+                       "fits the model's outputs: margin for sigmoid ones such as BirdNET and the heads, "
+                       "categorical_entropy for softmax; see sampler.uncertainty)")
         s.add_argument("--quotas", help="equal | proportional | weights per stratum, e.g. site=A:2,site=B:1 "
                                         "(conditions may join columns: site=A|hour=05:3)")
         s.add_argument("--min-per-stratum", type=int, help="clips every stratum gets first (rarest strata first)")

@@ -12,7 +12,7 @@ import contextlib
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from sklearn.base import clone
 
 from sampler import Pick, QueryStrategy, SamplerWarning
 from sampler.base import check_budget
+from sampler.run import query_store
 from store import ModelVersion, Store, StoreError
 
 MAP_METHODS = ("PCA", "UMAP")
@@ -58,16 +59,9 @@ def preview(store: Store, strategy: QueryStrategy, budget: int,
     mv = model_version or store.current_model_version()
     if mv is None:
         raise StoreError("the store holds no scored clips yet: ingest some audio first")
-    pool = store.pool(mv)
-    exclude = store.excluded_clip_ids_array()
-    try:
-        probabilities: Any = store.probabilities(mv)
-    except StoreError:
-        probabilities = None
     started = time.perf_counter()
     with sampler_notes() as notes:
-        picks = clone(strategy).query(pool, store.embeddings(mv.embedding_space), budget, exclude=exclude,
-                                      probabilities=probabilities)
+        picks, pool, exclude = query_store(store, clone(strategy), budget, mv)
     return Preview(model=mv, picks=list(picks), pool_size=len(pool),
                    excluded=int(np.isin(pool.clip_id, exclude).sum()),
                    unscored=int(store.unscored_clip_ids(mv).size), seconds=time.perf_counter() - started,

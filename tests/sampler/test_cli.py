@@ -94,7 +94,7 @@ def test_default_sample_is_unchanged(ws, capsys):
     assert _run(ws, "sample", "--budget", "4") == 0
     run, _ = _last_run(ws)
     assert run.strategy == "uncertain_diverse" and run.seed == 0
-    assert run.params["strata"] == ["site", "hour", "species"] and run.params["candidate_factor"] == 5
+    assert run.params["strata"] == ["site", "hour", "species"] and run.params["candidate_factor"] == 20
     assert "(seed 0)" in capsys.readouterr().out
 
 

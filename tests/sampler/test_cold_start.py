@@ -55,7 +55,7 @@ def test_strategies_that_need_no_scores_run_on_a_metadata_pool(store, make):
 def test_strategies_that_need_scores_say_so(store, make):
     syn = build_pool(store, per_cluster=5)
     pool, emb = _no_model_pool(store, syn), store.embeddings("test-space")
-    with pytest.raises(ValueError, match=r"uncertainty 'max_entropy' is NaN for 40 clips .*model 'no-model'.*"
+    with pytest.raises(ValueError, match=r"uncertainty 'margin' is NaN for 40 clips .*model 'no-model'.*"
                                          r"'cold_start' strategy"):
         make().query(pool, emb, 3)
 

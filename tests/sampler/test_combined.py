@@ -24,7 +24,7 @@ def _inputs(store):
 def test_without_diversity_and_balance_it_is_uncertainty_order(store):
     build_pool(store, hot_clusters=(0, 1))
     pool, emb = _inputs(store)
-    picks = Combined(weights={"diversity": 0, "balance": 0}, random_state=0).query(pool, emb, 15)
+    picks = Combined(weights={"diversity": 0, "balance": 0}, uncertainty="max_entropy", random_state=0).query(pool, emb, 15)
     expected = pool.clip_id[most_uncertain(pool.max_entropy, pool.clip_id, 15)]
     assert [p.clip_id for p in picks] == expected.tolist()
     assert [p.score for p in picks] == sorted((p.score for p in picks), reverse=True)
@@ -70,7 +70,7 @@ def test_reasons_give_the_three_terms_and_add_up(store):
     build_pool(store)
     pool, emb = _inputs(store)
     w = {"uncertainty": 1.0, "diversity": 0.5, "balance": 2.0}
-    picks = Combined(weights=w, strata=("site", "hour"), random_state=0).query(pool, emb, 12)
+    picks = Combined(weights=w, strata=("site", "hour"), uncertainty="max_entropy", random_state=0).query(pool, emb, 12)
     for p in picks:
         m = REASON.match(p.reason)
         assert m, p.reason

@@ -19,7 +19,8 @@ def _inputs(store):
 def test_equal_quotas_are_exact_and_interleaved(store):
     syn = build_pool(store, hot_clusters=(0,))
     pool, emb = _inputs(store)
-    picks = Stratified(inner="uncertainty", strata=("site",), random_state=0).query(pool, emb, 9)
+    inner = {"strategy": "uncertainty", "params": {"uncertainty": "max_entropy"}}
+    picks = Stratified(inner=inner, strata=("site",), random_state=0).query(pool, emb, 9)
     assert Counter(syn.of([p.clip_id for p in picks], "site")) == {"A": 3, "B": 3, "C": 3}
     assert [p.stratum for p in picks[:3]] == ["site=A", "site=B", "site=C"]  # one per stratum, then again
     assert all(p.reason.endswith("(quota 3, equal quotas)") for p in picks)

@@ -27,7 +27,8 @@ def test_covers_every_cluster_before_repeating_one(store):
     top16 = pool.clip_id[most_uncertain(pool.max_entropy, pool.clip_id, 16)]
     assert set(syn.of(top16, "cluster")) == {0, 1}
 
-    picks = UncertainDiverse(candidate_factor=50, n_clusters=8, strata=(), random_state=0).query(pool, emb, 16)
+    picks = UncertainDiverse(candidate_factor=50, n_clusters=8, strata=(), uncertainty="max_entropy",
+                             random_state=0).query(pool, emb, 16)
     assert [p.rank for p in picks] == list(range(1, 17))
     true = syn.of([p.clip_id for p in picks], "cluster")
     assert sorted(true[:8]) == list(range(8))  # every cluster once ...
@@ -43,7 +44,7 @@ def test_covers_every_cluster_before_repeating_one(store):
 def test_candidate_factor_one_is_pure_uncertainty(store):
     build_pool(store, hot_clusters=(0,))
     pool, emb = _inputs(store)
-    picks = UncertainDiverse(candidate_factor=1, strata=(), random_state=0).query(pool, emb, 10)
+    picks = UncertainDiverse(candidate_factor=1, strata=(), uncertainty="max_entropy", random_state=0).query(pool, emb, 10)
     expected = pool.clip_id[most_uncertain(pool.max_entropy, pool.clip_id, 10)]
     assert {p.clip_id for p in picks} == set(expected.tolist())
 
@@ -133,8 +134,8 @@ def test_every_pick_has_a_reason(store):
     build_pool(store)
     pool, emb = _inputs(store)
     picks = UncertainDiverse(random_state=0).query(pool, emb, 12)
-    n_cand = 12 * 5
-    pattern = re.compile(r"^max binary entropy (\d\.\d\d) \((\d+)(st|nd|rd|th) most uncertain of "
+    n_cand = min(len(pool), 12 * 20)  # the default candidate factor is 20
+    pattern = re.compile(r"^1 - margin \(top-1 minus top-2 probability\) (\d\.\d\d) \((\d+)(st|nd|rd|th) most uncertain of "
                          rf"{n_cand} candidates among {len(pool)} clips not yet selected\); cluster (\d+) \(of (\d+)\), "
                          r"(first pick from it|\d+(st|nd|rd|th) pick from it \(\d+ of \d+ covered\)); "
                          r"stratum (site=[ABC]\|hour=0[5-8]\|species=[^,]+), quota (\d+) of (\d+)$")
@@ -180,8 +181,8 @@ def test_bad_parameters_name_themselves(store, params, budget, match):
 def test_nan_uncertainty_is_refused(store):
     build_pool(store, per_cluster=5)
     pool, emb = _inputs(store)
-    pool.max_entropy[3] = np.nan
-    with pytest.raises(ValueError, match=rf"'max_entropy' is NaN for 1 clips \(first: clip {pool.clip_id[3]}\)"):
+    pool.margin[3] = np.nan  # the default measure of sigmoid outputs
+    with pytest.raises(ValueError, match=rf"'margin' is NaN for 1 clips \(first: clip {pool.clip_id[3]}\)"):
         UncertainDiverse(random_state=0).query(pool, emb, 4)
     # an excluded NaN clip does not matter
     assert len(UncertainDiverse(random_state=0).query(pool, emb, 4, exclude={int(pool.clip_id[3])})) == 4
