@@ -249,8 +249,13 @@ def summarize(result: SimulationResult) -> dict[str, dict[str, Any]]:
         seconds = [p.query_seconds for runs in result.curves[name].values() for p in runs[:-1]]
         worst = [p.worst_stratum_recall for runs in result.curves[name].values() for p in runs[-1:]
                  if p.worst_stratum_recall is not None]
+        per_seed = {}
+        for seed, points in result.curves[name].items():
+            x = np.array([p.labels for p in points], dtype=np.float64)
+            y = np.array([p.macro_recall for p in points])
+            per_seed[str(seed)] = float(np.trapezoid(y, x) / (float(x[-1] - x[0]) or 1.0)) if x.size > 1 else float(y[0])
         out[name] = {
-            "aulc": aulc, "final": float(mean[-1]),
+            "aulc": aulc, "aulc_per_seed": per_seed, "final": float(mean[-1]),
             "final_map": float(result.mean_curve(name, "map")[1][-1]),
             "final_worst_stratum_recall": float(np.mean(worst)) if worst else None,
             "labels_to_random_final": reach,
