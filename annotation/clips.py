@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
@@ -109,7 +110,7 @@ def cut_clip(info: ClipInfo, out_dir: Path | str, context_s: float = 2.0) -> Cut
         w1 = min(w1, b)
     result = CutClip(out, (w0 - a) / sr, (w1 - a) / sr, (b - a) / sr, sr)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # app sessions are threads
     try:
         sf.write(tmp, np.ascontiguousarray(audio), sr, subtype="PCM_16", format="WAV")
         os.replace(tmp, out)

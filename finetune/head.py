@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -72,17 +72,23 @@ class ClassifierHead(BaseEstimator):
         Solver iterations per label.
     random_state : int or None, default None
         Passed to every inner ``LogisticRegression``.
+    output_type : {"sigmoid", "softmax"}, default "sigmoid"
+        "sigmoid": one binary regression per label, independent probabilities (several labels per
+        clip: BirdNET's windows). "softmax": one multinomial regression, probabilities summing to 1,
+        for single-label data (one animal per crop, as image classifiers see it); every clip must
+        then carry exactly one label, and ``predict`` gives the most probable class.
 
     A label with no positive (or no negative) example in the training data cannot be learnt: it gets
     a constant probability from its smoothed frequency and is listed in ``constant_classes_``.
     """
 
     def __init__(self, C: float = 1.0, class_weight: Optional[str] = "balanced", max_iter: int = 1000,
-                 random_state: Optional[int] = None):
+                 random_state: Optional[int] = None, output_type: str = "sigmoid"):
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.random_state = random_state
+        self.output_type = output_type
 
     def _validate_params(self) -> None:
         if isinstance(self.C, bool) or not isinstance(self.C, numbers.Real) or not self.C > 0:
@@ -92,6 +98,8 @@ class ClassifierHead(BaseEstimator):
         mi = self.max_iter
         if isinstance(mi, bool) or not isinstance(mi, numbers.Integral) or mi < 1:
             raise ValueError(f"max_iter must be an integer >= 1, got {mi!r}")
+        if self.output_type not in ("sigmoid", "softmax"):
+            raise ValueError(f"output_type must be 'sigmoid' or 'softmax', got {self.output_type!r}")
 
     def fit(self, X: Any, Y: Sequence[Iterable[str]], *, classes: Optional[Sequence[str]] = None) -> "ClassifierHead":
         """Fit one binary classifier per label of ``Y`` (a label list per row of ``X``).
@@ -112,6 +120,8 @@ class ClassifierHead(BaseEstimator):
         if not classes:
             raise ValueError("Y holds no labels at all; a head needs at least one labelled class")
         ind = label_matrix(Y, classes)
+        if self.output_type == "softmax":
+            return self._fit_softmax(X, ind, classes)
 
         n, d = X.shape
         coef = np.zeros((len(classes), d))
@@ -140,6 +150,38 @@ class ClassifierHead(BaseEstimator):
         self.constant_classes_ = constant
         return self
 
+    def _fit_softmax(self, X: np.ndarray, ind: np.ndarray, classes: list[str]) -> "ClassifierHead":
+        """One multinomial regression; classes absent from the data get a logit far below the rest."""
+        per_row = ind.sum(axis=1)
+        if (per_row != 1).any():
+            i = int(np.flatnonzero(per_row != 1)[0])
+            raise ValueError(f"a softmax head needs exactly one label per clip; sample {i} has {int(per_row[i])}: "
+                             f"use output_type='sigmoid' for multi-label data")
+        y = ind.argmax(axis=1)
+        present = np.unique(y)
+        d = X.shape[1]
+        coef = np.zeros((len(classes), d))
+        intercept = np.full(len(classes), -30.0)  # never predicted: no example to learn it from
+        if present.size == 1:
+            intercept[present[0]] = 0.0
+        else:
+            lr = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter,
+                                    random_state=self.random_state)
+            lr.fit(X, y)
+            if present.size == 2:  # sklearn fits one logit for two classes: split it symmetrically
+                coef[lr.classes_[1]], coef[lr.classes_[0]] = lr.coef_[0] / 2, -lr.coef_[0] / 2
+                intercept[lr.classes_[1]], intercept[lr.classes_[0]] = lr.intercept_[0] / 2, -lr.intercept_[0] / 2
+            else:
+                coef[lr.classes_] = lr.coef_
+                intercept[lr.classes_] = lr.intercept_
+        self.classes_ = np.array(classes, dtype=object)
+        self.coef_ = coef
+        self.intercept_ = intercept
+        self.n_features_in_ = d
+        self.class_counts_ = ind.sum(axis=0).astype(np.int64)
+        self.constant_classes_ = [c for j, c in enumerate(classes) if j not in set(present.tolist())]
+        return self
+
     def decision_function(self, X: Any) -> np.ndarray:
         """Logits (n x n_classes)."""
         check_is_fitted(self, ("coef_", "intercept_"))
@@ -150,12 +192,21 @@ class ClassifierHead(BaseEstimator):
         return X @ self.coef_.T + self.intercept_
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Independent per-label probabilities (n x n_classes, float32; rows need not sum to 1)."""
-        return expit(self.decision_function(X)).astype(np.float32)
+        """Probabilities (n x n_classes, float32): independent per label (sigmoid), or summing to 1 (softmax)."""
+        z = self.decision_function(X)
+        if getattr(self, "output_type", "sigmoid") == "softmax":
+            return softmax(z, axis=1).astype(np.float32)
+        return expit(z).astype(np.float32)
 
     def predict(self, X: Any, threshold: float = 0.5) -> np.ndarray:
-        """Indicator matrix (n x n_classes, bool): which labels reach ``threshold``."""
-        return self.predict_proba(X) >= threshold
+        """Indicator matrix (n x n_classes, bool): the labels reaching ``threshold`` (sigmoid), or the most
+        probable class (softmax)."""
+        probs = self.predict_proba(X)
+        if getattr(self, "output_type", "sigmoid") == "softmax":
+            out = np.zeros(probs.shape, dtype=bool)
+            out[np.arange(probs.shape[0]), probs.argmax(axis=1)] = True
+            return out
+        return probs >= threshold
 
     # ------------------------------------------------------------------ persistence (no pickle)
     def save(self, path: str | Path) -> Path:
@@ -169,7 +220,7 @@ class ClassifierHead(BaseEstimator):
             "format": FORMAT_VERSION,
             "classes": [str(c) for c in self.classes_],
             "params": {"C": float(self.C), "class_weight": self.class_weight, "max_iter": int(self.max_iter),
-                       "random_state": None if rs is None else int(rs)},
+                       "random_state": None if rs is None else int(rs), "output_type": self.output_type},
             "class_counts": [int(x) for x in self.class_counts_],
             "constant_classes": list(self.constant_classes_),
         }

@@ -108,7 +108,12 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
     truth = label_matrix(labels, classes)
 
     train, test, stratified = stratified_split(split_key(labels), test_size, random_state)
-    params = {"C": C, "class_weight": class_weight, "max_iter": max_iter, "random_state": random_state}
+    # the head reads its outputs as the embedding model does: one species per image crop (softmax) stays
+    # single-label; BirdNET's windows (sigmoid) may hold several
+    single = all(len(row) == 1 for row in labels)
+    output_type = "softmax" if parent.output_type == "softmax" and single else "sigmoid"
+    params = {"C": C, "class_weight": class_weight, "max_iter": max_iter, "random_state": random_state,
+              "output_type": output_type}
     head = ClassifierHead(**params).fit(X[train], [labels[i] for i in train], classes=classes)
     sites = [c.site or "unknown" for c in store.clips(clip_ids[test].tolist())]
     metrics = evaluate(truth[test], head.predict(X[test]), classes, sites)
@@ -124,7 +129,7 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
     mv = store.add_model_version(ModelVersion(
         name=name, kind="classifier", embedding_space=space, dim=len(classes), labels=classes,
         params={**params, "test_size": test_size, "refit": refit}, metrics=metrics,
-        artifact_path=str(artifact), parent_id=parent.id, ready=False))
+        artifact_path=str(artifact), parent_id=parent.id, ready=False, output_type=output_type))
     return rescore(store, mv, head, chunk_size=chunk_size, progress=progress)
 
 

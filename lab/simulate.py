@@ -143,7 +143,7 @@ def resolve_strategies(strategies: Sequence[Any] | dict[str, Any]) -> dict[str, 
 def _metrics(head: ClassifierHead, x: np.ndarray, truth: np.ndarray, classes: Sequence[str],
              strata: np.ndarray) -> tuple[float, float, Optional[float]]:
     probs = head.predict_proba(x)
-    m = evaluate(truth, probs >= 0.5, classes, strata)
+    m = evaluate(truth, head.predict(x), classes, strata)  # as finetune judges it: 0.5 per class, or the argmax
     aps = [average_precision_score(truth[:, j], probs[:, j]) for j in range(truth.shape[1]) if truth[:, j].any()]
     return float(m.get("macro_recall", 0.0)), float(np.mean(aps)) if aps else 0.0, m.get("worst_site_recall")
 
@@ -164,7 +164,12 @@ def _pool(ids: np.ndarray, probs: np.ndarray, classes: Sequence[str], lp: Labele
 def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, seeds: int | Sequence[int] = 3,
              budgets: Sequence[int] = (20, 120, 20), test_size: float = 0.3, C: float = 1.0,
              progress: Optional[Progress] = None) -> SimulationResult:
-    """Replay active learning on ``pool`` for every strategy and seed; see the module docstring."""
+    """Replay active learning on ``pool`` for every strategy and seed; see the module docstring.
+
+    The head is the one ``finetune`` would train on these labels: softmax when the pool's model has
+    softmax outputs and every clip carries one label, else one sigmoid per class; the strategies'
+    default uncertainty measures follow it.
+    """
     started = time.perf_counter()
     start, stop, step = check_budgets(tuple(budgets))
     seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
@@ -172,6 +177,7 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
         raise ValueError(f"seeds must be a positive number of seeds or a list of seeds, got {seeds!r}")
     strats = resolve_strategies(strategies)
     labels = pool.label_lists()
+    head_type = "softmax" if pool.output_type == "softmax" and all(len(row) == 1 for row in labels) else "sigmoid"
     ids = np.arange(len(pool), dtype=np.int64)
     train_size = len(pool) - max(1, int(round(len(pool) * test_size)))
     if stop > train_size:
@@ -184,8 +190,8 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
     for seed in seed_list:
         train, test = stratified_split(split_key(labels), test_size, seed)[:2]
         x_test, t_test, s_test = pool.embeddings[test], pool.truth[test], pool.strata[test]
-        full_head = ClassifierHead(C=C, random_state=seed).fit(pool.embeddings[train], [labels[i] for i in train],
-                                                               classes=pool.classes)
+        full_head = ClassifierHead(C=C, random_state=seed, output_type=head_type).fit(
+            pool.embeddings[train], [labels[i] for i in train], classes=pool.classes)
         full[seed] = _metrics(full_head, x_test, t_test, pool.classes, s_test)[0]
         done += 1
         if progress:
@@ -196,8 +202,8 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
             labelled = initial.tolist()
             points: list[CurvePoint] = []
             while True:
-                head = ClassifierHead(C=C, random_state=seed).fit(pool.embeddings[labelled],
-                                                                  [labels[i] for i in labelled], classes=pool.classes)
+                head = ClassifierHead(C=C, random_state=seed, output_type=head_type).fit(
+                    pool.embeddings[labelled], [labels[i] for i in labelled], classes=pool.classes)
                 points.append(CurvePoint(len(labelled), *_metrics(head, x_test, t_test, pool.classes, s_test)))
                 done += 1
                 if progress:
@@ -206,7 +212,7 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
                 if len(labelled) >= stop:
                     break
                 probs = head.predict_proba(pool.embeddings[train])
-                sampled = _pool(ids[train], probs, pool.classes, pool, train, "sigmoid")
+                sampled = _pool(ids[train], probs, pool.classes, pool, train, head_type)
                 strat = proto.__class__(**proto.get_params(deep=False))
                 if "random_state" in strat.get_params(deep=False):
                     strat.set_params(random_state=seed * 10_007 + len(labelled))
@@ -220,7 +226,8 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
             curves[name][seed] = points
     params = {"strategies": {n: strategy_spec(s) for n, s in strats.items()}, "seeds": seed_list,
               "budgets": [start, stop, step], "test_size": test_size, "C": C, "source": pool.source,
-              "n_clips": len(pool), "classes": list(pool.classes), "multi_label": pool.multi_label}
+              "n_clips": len(pool), "classes": list(pool.classes), "multi_label": pool.multi_label,
+              "head_output_type": head_type}
     result = SimulationResult(params=_jsonable(params), curves=curves, full_data=full)
     result.summary = summarize(result)
     result.seconds = time.perf_counter() - started

@@ -54,7 +54,8 @@ class Recording(SQLModel, table=True):
 
 
 class Clip(SQLModel, table=True):
-    """A window of a recording (or a whole image): the unit that is scored, sampled and labelled."""
+    """A window of a recording, or a region of an image (see ``ClipBox``): the unit that is scored, sampled
+    and labelled."""
 
     __table_args__ = (UniqueConstraint("recording_id", "start_s", name="uq_clip_recording_start"),)
 
@@ -62,6 +63,24 @@ class Clip(SQLModel, table=True):
     recording_id: int = Field(foreign_key="recording.id", index=True)
     start_s: float = 0.0
     end_s: float = 0.0
+
+
+class ClipBox(SQLModel, table=True):
+    """Where a clip of an image lies in its frame: a detector's box (a crop), or the whole frame.
+
+    An image is a ``Recording`` of modality "image" whose clips are regions: ``start_s`` numbers them
+    (0 = the whole frame, k = the k-th detection; ``end_s`` equals it). Crops and blank frames (a
+    detector found nothing above its threshold) get a box here; audio clips never do, so this table
+    costs nothing per audio window. Coordinates are normalised to the frame, (x, y) the top-left corner.
+    """
+
+    clip_id: int = Field(foreign_key="clip.id", primary_key=True)
+    x: float
+    y: float
+    w: float
+    h: float
+    category: str = Field(description="the detector's category (animal, person, vehicle), or blank")
+    confidence: Optional[float] = None
 
 
 class ModelVersion(SQLModel, table=True):
@@ -187,6 +206,9 @@ class Annotation(SQLModel, table=True):
     updated_at: Optional[datetime] = None
     state: str = Field(default="active", index=True)
     note: Optional[str] = None
+    region: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON),
+                                             description="a box the annotator drew or corrected: {x, y, w, h} "
+                                                         "normalised to the frame (image tasks with boxes)")
 
     __table_args__ = (UniqueConstraint("project_id", "ls_annotation_id", name="uq_annotation_ls"),)
 

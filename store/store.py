@@ -30,7 +30,7 @@ from sqlmodel import Session, SQLModel, create_engine
 
 from store import locks, matrices, migrate
 from store.errors import StoreError
-from store.schema import (Annotation, Clip, LabelSet, Matrix, ModelVersion, Prediction, Recording,
+from store.schema import (Annotation, Clip, ClipBox, LabelSet, Matrix, ModelVersion, Prediction, Recording,
                           SamplingRun, Score, Selection, SimulationRun, SyncState, Task, utcnow)
 from store.uncertainty import score_rows, top_k
 
@@ -95,6 +95,10 @@ class Pool:
         return out
 
 
+#: A region of an image: (x, y, w, h) normalised to the frame, the detector's category and confidence.
+Box = tuple[float, float, float, float, str, Optional[float]]
+
+
 @dataclass
 class ClipInfo:
     """A clip with what its recording says about it: where to cut it from and how to check that file."""
@@ -114,6 +118,7 @@ class ClipInfo:
     file_mtime_ns: Optional[int] = None
     frames: Optional[int] = None  # decoded frames of the recording (None: ingested before 0.2)
     status: str = "done"
+    box: Optional[Box] = None  # image regions: (x, y, w, h, category, confidence), normalised to the frame
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -356,24 +361,27 @@ class Store:
 
     def add_clip_batch(self, recording_id: int, spans: Sequence[tuple[float, float]],
                        model: ModelVersion, probabilities: np.ndarray,
-                       embeddings: np.ndarray | None = None) -> np.ndarray:
+                       embeddings: np.ndarray | None = None, boxes: Optional[Sequence[Optional[Box]]] = None
+                       ) -> np.ndarray:
         """Add clips of a recording with the model's outputs, in one transaction; return clip ids.
 
         Spans already stored for this recording are skipped (idempotent on rerun).
         """
         return self.add_clips(np.full(len(spans), recording_id, dtype=np.int64), spans, model,
-                              probabilities, embeddings)
+                              probabilities, embeddings, boxes)
 
     def add_clips(self, recording_ids: np.ndarray | Sequence[int],
                   spans: np.ndarray | Sequence[tuple[float, float]], model: ModelVersion,
-                  probabilities: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
+                  probabilities: np.ndarray, embeddings: np.ndarray | None = None,
+                  boxes: Optional[Sequence[Optional[Box]]] = None) -> np.ndarray:
         """Bulk path: clips of any number of recordings with the model's outputs, in one transaction.
 
         ``recording_ids[i]`` owns clip ``spans[i]`` = (start_s, end_s). Returns the new clips' ids in
         input order; clips already stored (same recording and start) are skipped, so a rerun adds
         nothing. Rows go in through the driver's fastest path, so batches of 100k clips are the
         intended use (a million clips with five predictions each load in well under a minute on
-        SQLite); recordings must exist (``add_recording``).
+        SQLite); recordings must exist (``add_recording``). ``boxes[i]`` (x, y, w, h, category,
+        confidence), for regions of images, is stored with clip i in the same transaction (None: no box).
         """
         rec = np.asarray(recording_ids, dtype=np.int64).ravel()
         span = np.asarray(spans, dtype=np.float64).reshape(-1, 2) if len(spans) else np.zeros((0, 2))
@@ -386,6 +394,15 @@ class Store:
                              f"shape {probabilities.shape} for {n} clips")
         if embeddings is not None and np.shape(embeddings) != (n, model.dim):
             raise StoreError(f"model {model.name!r} makes {model.dim}-d embeddings; got shape {np.shape(embeddings)}")
+        if boxes is not None:
+            boxes = list(boxes)
+            if len(boxes) != n:
+                raise StoreError(f"boxes holds {len(boxes)} entries for {n} clips; give one (or None) per clip")
+            for i, b in enumerate(boxes):
+                if b is not None and (len(b) != 6 or not all(0.0 <= float(v) <= 1.0 for v in b[:4])
+                                      or not (float(b[2]) > 0 and float(b[3]) > 0)):
+                    raise StoreError(f"box {i} must be (x, y, w, h, category, confidence) with coordinates in [0, "
+                                     f"1] and a positive size, got {b!r}")
         if n == 0:
             return np.zeros(0, dtype=np.int64)
         keys = list(zip(rec.tolist(), span[:, 0].tolist()))
@@ -420,6 +437,12 @@ class Store:
             if s.get(Matrix, CLIPS_MATRIX) is None:
                 self._backfill_clips(s, exclude_from=int(ids.min()))
             self._append_matrix(s, CLIPS_MATRIX, "float64", None, ids, np.column_stack([rec, span[:, 0]]))
+            if boxes is not None:
+                kept = [b for b, k in zip(boxes, keep.tolist()) if k]
+                _insert_rows(conn, ClipBox, ("clip_id", "x", "y", "w", "h", "category", "confidence"),
+                             [(int(i), float(b[0]), float(b[1]), float(b[2]), float(b[3]), str(b[4]),
+                               None if b[5] is None else float(b[5])) for i, b in zip(ids.tolist(), kept)
+                              if b is not None])
             self._write_outputs(s, model, ids, probabilities[keep],
                                 None if embeddings is None else np.asarray(embeddings)[keep])
             s.commit()
@@ -431,11 +454,13 @@ class Store:
         rows = []
         with self._session() as s:
             for chunk in _in_chunks(ids):  # stays under the database's bound-parameter limit
-                rows += s.execute(select(Clip, Recording).join(Recording, Clip.recording_id == Recording.id)
+                rows += s.execute(select(Clip, Recording, ClipBox).join(Recording, Clip.recording_id == Recording.id)
+                                  .outerjoin(ClipBox, ClipBox.clip_id == Clip.id)
                                   .where(Clip.id.in_(chunk))).all()
         by_id = {c.id: ClipInfo(c.id, r.id, r.path, r.modality, c.start_s, c.end_s, r.site, r.device,
                                 r.start_time, r.sample_rate, r.content_hash, r.file_size, r.file_mtime_ns, r.frames,
-                                r.status) for c, r in rows}
+                                r.status, None if b is None else (b.x, b.y, b.w, b.h, b.category, b.confidence))
+                 for c, r, b in rows}
         missing = [i for i in ids if i not in by_id]
         if missing:
             raise StoreError(f"no clip with id {missing[0]}")

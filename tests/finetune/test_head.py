@@ -121,7 +121,8 @@ def test_load_refuses_missing_and_foreign_files(tmp_path):
 
 def test_constructor_stores_and_clones():
     head = ClassifierHead(C=-1, class_weight="weird")  # stored, validated at fit
-    assert head.get_params() == {"C": -1, "class_weight": "weird", "max_iter": 1000, "random_state": None}
+    assert head.get_params() == {"C": -1, "class_weight": "weird", "max_iter": 1000, "random_state": None,
+                                 "output_type": "sigmoid"}
     assert clone(head).get_params() == head.get_params()
 
 
@@ -152,3 +153,25 @@ def test_label_outside_classes_and_wrong_dim_are_refused():
         head.predict_proba(X[:, :4])
     with pytest.raises(ValueError, match=r"saved as a .npz file"):
         head.save("head.pkl")
+
+
+def test_softmax_head_for_single_label_data_sums_to_one_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 4, (3, 6))
+    X = np.concatenate([c + rng.normal(0, 0.5, (20, 6)) for c in centres])
+    Y = [["ant"]] * 20 + [["bee"]] * 20 + [["wasp"]] * 20
+    head = ClassifierHead(output_type="softmax", random_state=0).fit(X, Y, classes=["ant", "bee", "moth", "wasp"])
+    probs = head.predict_proba(X)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert probs[:, 2].max() < 1e-6 and head.constant_classes_ == ["moth"]  # never seen, never predicted
+    pred = head.predict(X)
+    assert (pred.sum(axis=1) == 1).all() and (pred.argmax(axis=1) == np.repeat([0, 1, 3], 20)).mean() > 0.95
+    again = ClassifierHead.load(head.save(tmp_path / "soft.npz"))
+    assert again.output_type == "softmax"
+    np.testing.assert_allclose(again.predict_proba(X), probs, atol=1e-6)
+    two = ClassifierHead(output_type="softmax", random_state=0).fit(X[:40], Y[:40])
+    assert (two.predict(X[:40]).argmax(axis=1) == np.repeat([0, 1], 20)).mean() > 0.95
+    with pytest.raises(ValueError, match="exactly one label per clip; sample 0 has 2"):
+        ClassifierHead(output_type="softmax").fit(X[:2], [["ant", "bee"], ["ant"]])
+    with pytest.raises(ValueError, match="output_type must be"):
+        ClassifierHead(output_type="gauss").fit(X, Y)

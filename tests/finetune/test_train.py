@@ -198,3 +198,16 @@ def test_rescoring_reports_progress_per_chunk(store, workspace):
     n = len(syn.clip_ids)
     assert seen[-1] == (n, n) and len(seen) == -(-n // 25)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_a_softmax_embedding_model_gets_a_softmax_head(store, workspace):
+    """Image classifiers give one species per crop: the head and its default uncertainty follow them."""
+    syn = build_pool(store, per_cluster=30)
+    store.update_model_version(syn.model.id, output_type="softmax")
+    _label_some(store, syn)
+    mv = finetune(store, workspace.models, random_state=0)
+    assert mv.output_type == "softmax" and mv.params["output_type"] == "softmax"
+    probs = store.probabilities(mv).take(syn.clip_ids[:20])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=2e-3)  # float16 rows
+    picks = sample(store, UncertainDiverse(random_state=0), 4)[1]
+    assert all(p.reason.startswith("normalised categorical entropy") for p in picks)

@@ -54,3 +54,10 @@ def test_bad_requests_are_named(rare_pool):
         simulate(rare_pool, ["kcenter"], budgets=(5, 5000, 5))
     with pytest.raises(ValueError, match="seeds"):
         simulate(rare_pool, ["kcenter"], seeds=0, budgets=(5, 15, 5))
+
+
+def test_a_softmax_single_label_pool_gets_a_softmax_head_and_its_measure(rare_pool):
+    rare_pool.output_type = "softmax"
+    result = simulate(rare_pool, ["uncertainty"], seeds=1, budgets=(5, 15, 10))
+    assert result.params["head_output_type"] == "softmax"
+    assert result.summary["uncertainty"]["final"] > 0

@@ -86,3 +86,39 @@ def test_nan_probabilities_are_refused_naming_the_clip(store):
         UncertaintySampling(uncertainty="categorical_entropy").query(pool, emb, 3, probabilities=bad)
     with pytest.raises(ValueError, match=r"NaN or infinite values in 1 rows \(first: row 0\)"):
         uncertainty_from_probabilities(np.array([[np.nan, 0.2]]), "margin")
+
+
+# --------------------------------------------------------------------------- the measure follows the outputs
+def test_default_measures_follow_the_output_type():
+    assert unc.resolve_measure(None, "sigmoid") == "margin"
+    assert unc.resolve_measure(None, "softmax") == "categorical_entropy"
+    assert unc.resolve_measure(None, "softmax", "margin") == "margin"
+    for output_type, fitting in unc.FITTING_MEASURES.items():
+        assert set(fitting) <= set(UNCERTAINTY_MEASURES)
+        assert unc.DEFAULT_MEASURES[("entropy", output_type)] in fitting
+
+
+@pytest.mark.parametrize("measure, output_type", [("categorical_entropy", "sigmoid"), ("max_entropy", "softmax"),
+                                                  ("mean_entropy", "softmax")])
+def test_a_measure_that_misreads_the_outputs_warns(measure, output_type):
+    from sampler import SamplerWarning
+
+    with pytest.warns(SamplerWarning, match=f"'{measure}' does not fit {output_type} outputs"):
+        assert unc.resolve_measure(measure, output_type) == measure
+
+
+def test_a_softmax_pool_is_ranked_by_categorical_entropy_unless_told_otherwise(store):
+    import warnings
+
+    from sampler import SamplerWarning
+
+    syn = build_pool(store, per_cluster=5)
+    store.update_model_version(syn.model.id, output_type="softmax")
+    pool = store.pool(store.model_version(syn.model.id))
+    probs, emb = store.probabilities(syn.model), store.embeddings("test-space")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SamplerWarning)  # the default fits: no warning
+        picks = UncertaintySampling().query(pool, emb, 3, probabilities=probs)
+    assert all(p.reason.startswith("normalised categorical entropy") for p in picks)
+    with pytest.warns(SamplerWarning, match="'max_entropy' does not fit softmax"):
+        UncertaintySampling(uncertainty="max_entropy").query(pool, emb, 3, probabilities=probs)

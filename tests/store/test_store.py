@@ -218,3 +218,17 @@ def test_a_head_still_rescoring_is_not_current(store):
     assert store.current_model_version().name == "test-model"
     store.update_model_version(head.id, ready=True)
     assert store.current_model_version().name == "head-1"
+
+
+def test_image_regions_keep_their_boxes_in_the_same_transaction(store):
+    mv = _model(store)
+    rec = _recording(store, "frame.jpg", modality="image")
+    _, probs, emb = _batch(3)
+    boxes = [(0.0, 0.0, 1.0, 1.0, "blank", None), (0.1, 0.2, 0.3, 0.4, "animal", 0.93), None]
+    ids = store.add_clip_batch(rec.id, [(0.0, 0.0), (1.0, 1.0), (2.0, 2.0)], mv, probs, emb, boxes=boxes)
+    infos = store.clips(ids)
+    assert [i.box for i in infos] == boxes
+    assert store.add_clip_batch(rec.id, [(1.0, 1.0)], mv, probs[:1], emb[:1], boxes=boxes[1:2]).size == 0
+    with pytest.raises(StoreError, match="box 0 must be"):
+        store.add_clip_batch(rec.id, [(5.0, 5.0)], mv, probs[:1], emb[:1], boxes=[(0.5, 0.5, 0.0, 0.1, "animal", 1.0)])
+    assert len(store.pool()) == 3  # the refused batch stored nothing
