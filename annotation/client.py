@@ -35,7 +35,9 @@ from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.label_interface import LabelInterface
 
 from annotation.clips import CutClip, check_sources, cut_clip
-from annotation.config import AUDIO, SPECIES, WINDOW, label_config, species_labels, validate_config
+from annotation.config import (AUDIO, BOX, BOX_LABEL, FRAME, IMAGE, SPECIES, WINDOW, config_for, modality_of,
+                               species_labels, validate_config)
+from annotation.images import CutImage, cut_image_clip
 from annotation.errors import AnnotationError, AnnotationServerError
 from store import Annotation, ClipInfo, LabelSet, ModelVersion, SamplingRun, Store, StoreError, Task
 from annotation.settings import LabelStudioSettings
@@ -107,21 +109,31 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
 
 
 def build_prediction(clip_id: int, predictions: Sequence[tuple[str, float]], labels: Sequence[str],
-                     window: tuple[float, float], model_version: str, interface: LabelInterface,
-                     min_probability: float = 0.1) -> dict[str, Any]:
-    """One pre-annotation: the species of ``labels`` predicted with p >= ``min_probability`` ticked, the window drawn.
+                     window: Optional[tuple[float, float]], model_version: str, interface: LabelInterface,
+                     min_probability: float = 0.1, box: Optional[tuple[float, float, float, float]] = None
+                     ) -> dict[str, Any]:
+    """One pre-annotation: the species of ``labels`` predicted with p >= ``min_probability`` ticked, and
+    the window drawn (audio), or the detector's box on the frame (images, when the config has boxes).
 
     ``score`` is the top-1 probability. The result is validated against ``interface`` (the project's
     config); a mismatch raises ``AnnotationError`` naming the clip and the label.
     """
     allowed = set(labels)
     ticked = [lab for lab, p in predictions if p >= min_probability and lab in allowed]
+    target = AUDIO if window is not None else IMAGE
     result: list[dict[str, Any]] = []
     if ticked:
-        result.append({"from_name": SPECIES, "to_name": AUDIO, "type": "choices", "value": {"choices": ticked}})
-    result.append({"id": f"window-{clip_id}", "from_name": WINDOW, "to_name": AUDIO, "type": "labels",
-                   "readonly": False,
-                   "value": {"start": float(window[0]), "end": float(window[1]), "channel": 0, "labels": [WINDOW]}})
+        result.append({"from_name": SPECIES, "to_name": target, "type": "choices", "value": {"choices": ticked}})
+    if window is not None:
+        result.append({"id": f"window-{clip_id}", "from_name": WINDOW, "to_name": AUDIO, "type": "labels",
+                       "readonly": False,
+                       "value": {"start": float(window[0]), "end": float(window[1]), "channel": 0,
+                                 "labels": [WINDOW]}})
+    elif box is not None and _has_control(interface, BOX):
+        x, y, w, h = box  # Label Studio places rectangles in percent of the image
+        result.append({"id": f"box-{clip_id}", "from_name": BOX, "to_name": FRAME, "type": "rectanglelabels",
+                       "value": {"x": 100 * x, "y": 100 * y, "width": 100 * w, "height": 100 * h, "rotation": 0,
+                                 "rectanglelabels": [BOX_LABEL]}})
     pred = {"model_version": model_version, "score": float(predictions[0][1]) if predictions else 0.0,
             "result": result}
     errors = interface.validate_prediction(pred, return_errors=True)
@@ -138,6 +150,14 @@ def build_prediction(clip_id: int, predictions: Sequence[tuple[str, float]], lab
             f"edited in Label Studio: recreate it from the label set with ensure_project(), or push with a "
             f"label set that matches it")
     return pred
+
+
+def _has_control(interface: LabelInterface, name: str) -> bool:
+    try:
+        interface.get_control(name)
+        return True
+    except Exception:  # noqa: BLE001 - the SDK raises a bare Exception for a missing tag
+        return False
 
 
 class LabelStudioClient:
@@ -225,16 +245,18 @@ class LabelStudioClient:
         return min(found) if found else None
 
     def ensure_project(self, label_set: LabelSet, title: Optional[str] = None, *,
-                       clips_dir: Optional[Path] = None) -> int:
+                       clips_dir: Optional[Path] = None, modality: str = "audio", boxes: bool = False) -> int:
         """The id of the project titled ``title`` (default from the label set's name), created if missing.
 
         A reused project whose config differs gets the label set's config (Label Studio refuses the change
         if existing annotations use a label it drops). With ``clips_dir``, the local-files storage that
-        lets Label Studio serve the clips in it is ensured too (``push`` always ensures it).
+        lets Label Studio serve the clips in it is ensured too (``push`` always ensures it). ``modality``
+        ("audio" or "image") chooses the config; ``boxes`` lets image annotators correct detector boxes.
         """
         title = title or f"{DEFAULT_TITLE_PREFIX}{label_set.name}"
-        config = label_config(label_set.labels)
-        description = (f"Clips picked by the active-learning workbench. Tick every species you hear.\n"
+        config = config_for(label_set.labels, modality, boxes)
+        verb = "hear" if modality == "audio" else "see"
+        description = (f"Clips picked by the active-learning workbench. Tick every species you {verb}.\n"
                        f"{LABEL_SET_MARKER}{label_set.name}")
         pid = self.find_project(title)
         if pid is None:
@@ -318,6 +340,12 @@ class LabelStudioClient:
         project = self._project(project_id)
         interface = validate_config(project.label_config)
         allowed = species_labels(project.label_config)
+        if picks:
+            clip_modality = store.clips([picks[0].clip_id])[0].modality
+            if modality_of(project.label_config) != clip_modality:
+                raise AnnotationError(f"project {project_id} ({project.title!r}) is set up for "
+                                      f"{modality_of(project.label_config)} clips, but run {run.id} picked "
+                                      f"{clip_modality} clips: push them to another project (--project)")
         label_set = self._label_set_of(store, project)
         labels = list(label_set.labels) if label_set is not None else allowed
         self.ensure_storage(project_id, clips_dir)
@@ -429,16 +457,25 @@ class LabelStudioClient:
             problem = problems.get(info.recording_id)
             if problem is None:
                 try:
-                    cut = cut_clip(info, clips_dir, context_s=context_s)
-                    clip_spectrogram(cut)  # task_data links it: an unrenderable clip fails like an uncut one
+                    if info.modality == "image":
+                        cut: CutClip | CutImage = cut_image_clip(info, clips_dir)
+                    else:
+                        cut = cut_clip(info, clips_dir, context_s=context_s)
+                        clip_spectrogram(cut)  # task_data links it: an unrenderable clip fails like an uncut one
                 except (AnnotationError, OSError) as e:
                     problem = str(e)
             if problem is not None:
                 failed.append((info.clip_id, info.path, problem))
                 continue
-            pred = build_prediction(info.clip_id, preds.get(info.clip_id, []), labels,
-                                    (cut.window_start, cut.window_end), mv.name, interface, min_probability)
-            tasks.append({"data": task_data(info, cut, document_root), "predictions": [pred]})
+            if isinstance(cut, CutImage):
+                pred = build_prediction(info.clip_id, preds.get(info.clip_id, []), labels, None, mv.name, interface,
+                                        min_probability, box=cut.box)
+                data = image_task_data(info, cut, document_root)
+            else:
+                pred = build_prediction(info.clip_id, preds.get(info.clip_id, []), labels,
+                                        (cut.window_start, cut.window_end), mv.name, interface, min_probability)
+                data = task_data(info, cut, document_root)
+            tasks.append({"data": data, "predictions": [pred]})
         return tasks, failed
 
     # ------------------------------------------------------------------ pull
@@ -538,11 +575,19 @@ class LabelStudioClient:
 
     def _annotation(self, a: Any, project_id: int, task_id: int, clip_id: int, allowed: set[str]) -> Annotation:
         labels: list[str] = []
+        region = None
         for item in _get(a, "result") or []:
             if _get(item, "from_name") == SPECIES and _get(item, "type") == "choices":
                 for lab in (_get(item, "value") or {}).get("choices") or []:
                     if lab not in labels:
                         labels.append(lab)
+            elif _get(item, "from_name") == BOX and _get(item, "type") == "rectanglelabels":
+                v = _get(item, "value") or {}
+                try:  # percent of the frame in Label Studio, normalised in the store
+                    region = {k: round(float(v[src]) / 100.0, 6) for k, src in
+                              (("x", "x"), ("y", "y"), ("w", "width"), ("h", "height"))}
+                except (KeyError, TypeError, ValueError):
+                    region = None
         outside = [lab for lab in labels if lab not in allowed]
         if _get(a, "was_cancelled"):
             state, note = "rejected", "skipped by the annotator in Label Studio"
@@ -558,7 +603,7 @@ class LabelStudioClient:
                           ls_annotation_id=int(_get(a, "id")), labels=labels,
                           annotator=self._annotator(_get(a, "completed_by")),
                           created_at=_aware(_get(a, "created_at")), updated_at=_aware(_get(a, "updated_at")),
-                          state=state, note=note)
+                          state=state, note=note, region=region)
 
     def _annotator(self, completed_by: Any) -> Optional[str]:
         """The annotator's email (cached per user id)."""
@@ -580,6 +625,21 @@ class LabelStudioClient:
         return f"LabelStudioClient(url={self.settings.url!r}, token=***)"
 
 
+def _when(info: ClipInfo) -> str:
+    if info.start_time is None:
+        return "time unknown"
+    offset = timedelta(seconds=float(info.start_s)) if info.modality == "audio" else timedelta(0)
+    return (info.start_time + offset).isoformat(sep=" ", timespec="seconds")
+
+
+def image_task_data(info: ClipInfo, cut: CutImage, document_root: Path) -> dict[str, Any]:
+    """An image task's data: the clip's and its frame's URLs under the local-files root, and the header."""
+    root = Path(document_root).resolve()
+    url = lambda p: "/data/local-files/?d=" + p.resolve().relative_to(root).as_posix()  # noqa: E731
+    return {IMAGE: url(cut.path), FRAME: url(cut.frame_path), "frame_note": cut.note, "clip_id": int(info.clip_id),
+            "site": info.site or "unknown", "time": _when(info), "file": Path(info.path).name}
+
+
 def task_data(info: ClipInfo, cut: CutClip, document_root: Path) -> dict[str, Any]:
     """The task's data: the clip's and its spectrogram's URLs Label Studio serves from its local-files root,
     and what the header shows."""
@@ -589,9 +649,7 @@ def task_data(info: ClipInfo, cut: CutClip, document_root: Path) -> dict[str, An
     root = Path(document_root).resolve()
     rel = cut.path.resolve().relative_to(root).as_posix()
     image = spectrogram_path(cut.path).resolve().relative_to(root).as_posix()
-    when = "time unknown"
-    if info.start_time is not None:
-        when = (info.start_time + timedelta(seconds=float(info.start_s))).isoformat(sep=" ", timespec="seconds")
+    when = _when(info)
     return {AUDIO: f"/data/local-files/?d={rel}", SPECTROGRAM: f"/data/local-files/?d={image}",
             "clip_id": int(info.clip_id),
             "window_start": round(cut.window_start, 3), "window_end": round(cut.window_end, 3),

@@ -4,6 +4,10 @@ Three sources, field by field in this order of trust: a CSV sidecar the user wro
 file name (AudioMoth, Song Meter, Bugg), the folder layout (``.../<site>/<file>`` or
 ``.../<site>/<device>/<file>``). Times are naive local wall-clock times, as recorders write them;
 a name or CSV value with a UTC offset keeps its wall-clock digits (the offset is dropped).
+
+Images (camera traps, moth traps) get the same record from ``image_metadata``: the sidecar, camtrapR
+names, the capture time (EXIF), EXIF GPS and a folder rule that never takes a species folder for a site
+(the images section below).
 """
 
 from __future__ import annotations
@@ -194,3 +198,122 @@ def recording_metadata(path: str | Path, sidecar: Optional[Sidecar] = None) -> R
     if sidecar is not None:
         meta = sidecar.lookup(path) or meta
     return meta.filled_from(parse_filename(path)).filled_from(parse_folders(path))
+
+
+# ---------------------------------------------------------------------------- images
+# Images reuse the sidecar and the recorder name patterns above; what differs is where the site and the
+# camera sit. Camera-trap projects sort images into ``<station>/[<camera>/]<species>/<file>`` (camtrapR's
+# layout), so the folder right above an image is often a species, never to be taken for a site. The rule:
+#   1. the CSV sidecar, field by field;
+#   2. a camtrapR name, ``<station>__[<camera>__]<YYYY-MM-DD>__<HH-MM-SS>(<n>)[__<species>].JPG``:
+#      station and camera are in the name itself;
+#   3. the capture time (EXIF, then the file name: ``embeddings.image_files.capture_time``);
+#   4. folders. Given ``root`` (the folder the user ingested), the first folder below it is the site and
+#      the next one the camera when it looks like a camera id (``cam03``, ``CT12``, a recorder id); any
+#      deeper folder (species, card folders like DCIM/100RECNX, date folders) is ignored. Without ``root``
+#      only a folder whose *name* says it is a station or a camera counts (``StationA``, ``site_12``,
+#      ``plot-3``, ``cam03``): a species folder (``PBE``, ``ants``, ``Leopard cat``) is never a site.
+# Position (latitude, longitude) comes from the sidecar, else from the image's EXIF GPS tags.
+
+# camtrapR's imageRename: StationID__CameraID__Date__Time(Number).JPG (camera optional; appendSpeciesNames
+# adds __Species).
+_CAMTRAPR = re.compile(r"^(?P<station>[^_].*?)__(?:(?P<camera>[^_].*?)__)?(?P<date>(?:19|20)\d{2}-\d{2}-\d{2})__"
+                       r"(?P<h>\d{2})-(?P<m>\d{2})-(?P<s>\d{2})(?:\(\d+\))?(?:__.*)?$")
+# Camera-trap names with a date and no time of day, e.g. vj_ga_hu_1_2019-07-08_0001 (a per-day counter).
+_DATE_ONLY = re.compile(r"(?<!\d)(?P<date>(?:19|20)\d{2}-?\d{2}-?\d{2})(?!\d)")
+# A station word then an id: StationA, Station_3, site-12, Site 4, SiteNorth, plot3; not Stationary, pointer.
+_STATION_FOLDER = re.compile(r"^(?i:station|stn|site|plot|point|location|grid|transect)"
+                             r"(?:[-_ ]\w[\w -]*|\d[\w-]*|[A-Z][A-Za-z0-9]*)$")
+_CAMERA_FOLDER = re.compile(r"^(?:camera|cam|ct|ctrap|trap|unit)[-_ ]?[a-z]?\d+[a-z]?$", re.I)
+# DCF folder names: DCIM, then 3 digits and 5 characters with a letter (100RECNX, 100EK113, 100MEDIA, 100_BTCF).
+_CARD_FOLDER = re.compile(r"^(?:DCIM|[1-9]\d{2}(?=[A-Z0-9_]*[A-Z_])[A-Z0-9_]{5})$", re.I)
+
+
+def looks_like_station(name: str) -> bool:
+    """Whether a folder name says it is a camera-trap station or site (``StationA``, ``site_12``, ``plot-3``)."""
+    return bool(_STATION_FOLDER.match(name))
+
+
+def looks_like_camera_id(name: str) -> bool:
+    """Whether a folder name looks like a camera (``cam03``, ``CT12``, ``Camera1``) or a recorder id."""
+    return bool(_CAMERA_FOLDER.match(name)) or looks_like_device_id(name)
+
+
+def parse_image_filename(name: str | Path) -> RecordingMetadata:
+    """Site, camera and capture time from an image's file name.
+
+    camtrapR names (``StationA__2009-04-21__00-40-00(1).JPG``, ``StationA__CamA1__...``) give the station
+    (site), the camera (device) and the time; other names go through the recorder patterns of
+    ``parse_filename`` (``20190522_053000.JPG``, ``CAM01_20190522_053000.JPG``,
+    ``20220622000459-108-snapshot.jpg``). A name holding only a date (``vj_ga_hu_1_2019-07-08_0001.JPG``)
+    gives no time: midnight would be a false time of day (see ``name_date_only``).
+    """
+    stem = Path(name).name
+    for suffix in Path(stem).suffixes[-1:]:
+        stem = stem[: -len(suffix)]
+    m = _CAMTRAPR.match(stem)
+    if m:
+        start = _datetime(m["date"], m["h"] + m["m"] + m["s"])
+        if start is not None:
+            return RecordingMetadata(site=m["station"], device=m["camera"], start_time=start)
+    return parse_filename(name)
+
+
+def name_date_only(name: str | Path) -> bool:
+    """True when a file name holds a date but no time of day (so ``parse_image_filename`` gives no time)."""
+    if parse_image_filename(name).start_time is not None:
+        return False
+    return any(_datetime(m["date"], "000000") is not None for m in _DATE_ONLY.finditer(Path(name).name))
+
+
+def parse_image_folders(path: str | Path, root: str | Path | None = None) -> RecordingMetadata:
+    """Site and camera from the folders holding an image (the rule is at the top of this section).
+
+    With ``root`` the first folder below it is the site and the next the camera when it looks like one;
+    without, only folders named like a station or a camera count. Card folders (DCIM, 100RECNX) and date
+    folders are stepped over either way. ``path`` outside ``root`` is a ``ValueError``.
+    """
+    path = Path(path)
+
+    def skipped(folder: str) -> bool:
+        return bool(_DATE_FOLDER.match(folder) or _CARD_FOLDER.match(folder) or _SKIPPED_FOLDER.match(folder))
+
+    if root is not None:
+        try:
+            rel = _norm(path).relative_to(_norm(Path(root)))
+        except ValueError as e:
+            raise ValueError(f"{path} is not inside the image root {root}: give the folder the images were "
+                             f"ingested from as root") from e
+        folders = [f for f in rel.parts[:-1] if not skipped(f)]
+        if not folders:
+            return RecordingMetadata()
+        device = folders[1] if len(folders) > 1 and looks_like_camera_id(folders[1]) else None
+        return RecordingMetadata(site=folders[0], device=device)
+    parents = [p.name for p in path.parents if p.name and not skipped(p.name)]  # nearest first
+    site = next((p for p in parents if looks_like_station(p)), None)
+    below_site = parents[: parents.index(site)] if site is not None else parents
+    device = next((p for p in below_site if looks_like_camera_id(p)), None)
+    return RecordingMetadata(site=site, device=device)
+
+
+def image_metadata(path: str | Path, sidecar: Optional[Sidecar] = None, root: str | Path | None = None,
+                   image=None) -> RecordingMetadata:
+    """Everything known about an image: sidecar, camtrapR name, capture time, EXIF GPS, folders.
+
+    ``start_time`` is the capture time (``embeddings.image_files.capture_time``: EXIF, else the file
+    name; never the file's mtime). ``image`` is the already opened PIL image, to save reading the file's
+    header again. ``root`` is the folder the images were ingested from (see ``parse_image_folders``).
+    """
+    # imported here: image_files imports this module's name patterns
+    from embeddings.image_files import capture_time, exif_position
+
+    meta = RecordingMetadata()
+    if sidecar is not None:
+        meta = sidecar.lookup(path) or meta
+    named = parse_image_filename(path)
+    start, _source = capture_time(path, image=image) if meta.start_time is None else (None, "")
+    no_position = meta.latitude is None and meta.longitude is None
+    latitude, longitude = exif_position(path, image=image) if no_position else (None, None)
+    found = RecordingMetadata(site=named.site, device=named.device, start_time=start,
+                              latitude=latitude, longitude=longitude)
+    return meta.filled_from(found).filled_from(parse_image_folders(path, root))

@@ -468,20 +468,22 @@ class Store:
 
     # ---------------------------------------------------------------- model versions
     def ensure_model_version(self, name: str, kind: str, embedding_space: str, dim: int,
-                             labels: Sequence[str], params: dict | None = None) -> ModelVersion:
-        """Get the model version ``name``, creating it; refuse one that differs in space, dim or labels."""
+                             labels: Sequence[str], params: dict | None = None,
+                             output_type: str = "sigmoid") -> ModelVersion:
+        """Get the model version ``name``, creating it; refuse one that differs in space, dim, labels or output type."""
         with self._session(write=True) as s:
             mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalars().first()
             if mv is None:  # made here, or by a concurrent ingest in between: either way read back the stored one
                 _insert_missing(s, ModelVersion(name=name, kind=kind, embedding_space=embedding_space, dim=dim,
-                                                labels=list(labels), params=params or {}))
+                                                labels=list(labels), params=params or {}, output_type=output_type))
                 s.commit()
                 mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalars().one()
-        if (mv.kind, mv.embedding_space, mv.dim) != (kind, embedding_space, dim) or list(mv.labels) != list(labels):
+        if (mv.kind, mv.embedding_space, mv.dim, mv.output_type) != (kind, embedding_space, dim, output_type) \
+                or list(mv.labels) != list(labels):
             raise StoreError(
                 f"this store already holds model {name!r} as a {mv.kind} in space {mv.embedding_space!r} with "
-                f"dim {mv.dim} and {len(mv.labels)} labels; refusing to mix it with a {kind} in space "
-                f"{embedding_space!r} with dim {dim} and {len(labels)} labels")
+                f"dim {mv.dim}, {len(mv.labels)} labels and {mv.output_type} outputs; refusing to mix it with a "
+                f"{kind} in space {embedding_space!r} with dim {dim}, {len(labels)} labels and {output_type} outputs")
         return mv
 
     def add_model_version(self, mv: ModelVersion) -> ModelVersion:
@@ -893,7 +895,8 @@ class Store:
                 s.add(ann)
                 s.commit()
                 return "new"
-            fields = ("labels", "annotator", "created_at", "updated_at", "state", "note", "clip_id", "ls_task_id")
+            fields = ("labels", "annotator", "created_at", "updated_at", "state", "note", "clip_id", "ls_task_id",
+                      "region")
             if all(getattr(cur, f) == getattr(ann, f) for f in fields):
                 return "unchanged"
             for f in fields:

@@ -66,6 +66,11 @@ def test_one_full_round(loop_env, capsys):
     [pid] = [p.id for p in sdk.projects.list() if p.title == project]
     tasks = list(sdk.tasks.list(project=pid, fields="all"))
     assert len(tasks) == 15 and all(t.predictions for t in tasks)  # BirdNET pre-annotations
+    import httpx
+
+    for key in ("audio", "spectrogram"):  # what the annotator hears and sees is served
+        r = httpx.get(ls.url + tasks[0].data[key], headers={"Authorization": f"Token {ls.token}"})
+        assert r.status_code == 200, (key, tasks[0].data[key])
     ann_ids = {}
     for t in tasks:
         site = store.clips([t.data["clip_id"]])[0].site

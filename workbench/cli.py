@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +19,7 @@ from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 log = logging.getLogger("workbench")
 
 DEFAULT_PROJECT = "Biodiversity workbench"
+DEFAULT_IMAGE_PROJECT = "Biodiversity workbench (images)"
 
 # What `workbench sample` offers, spelled out here so that building the parser does not import the
 # sampler (scikit-learn and FAISS take seconds to load); a test checks these match the sampler's.
@@ -68,27 +70,80 @@ def _score_new_clips(store, model_version=None) -> None:
         print(file=sys.stderr)
 
 
-def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
-    from embeddings.ingest import ingest
+def _split_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
+    """(audio files, image files, image folders given, folders holding neither) under the paths given."""
+    from embeddings.image_files import IMAGE_EXTENSIONS, find_image_files
+    from embeddings.ingest import find_audio_files
 
+    explicit_images = [p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    others = [p for p in paths if p not in explicit_images]
+    no_audio: list[Path] = []
+    no_images: list[Path] = []
+    audio = find_audio_files(others, no_audio) if others else []
+    folders = [p for p in others if p.is_dir()]
+    images = find_image_files([*explicit_images, *folders], no_images) if explicit_images or folders else []
+    empty = [p for p in no_audio if p in no_images]
+    image_roots = [p for p in folders if p not in no_images]
+    return audio, images, image_roots, empty
+
+
+def _vision_model(ws: Workspace, args: argparse.Namespace):
+    """The model named by --vision-model: a registered name (from --model-dir or fetched, pinned and
+    checksummed, into the workspace), or a .tflite/.onnx file with --labels."""
+    from embeddings.vision import DEFAULT_MODEL, REGISTRY, fetch_model, model_from_file, registered_model
+
+    name = args.vision_model or DEFAULT_MODEL
+    if name in REGISTRY:
+        if args.model_dir:
+            return registered_model(name, args.model_dir)
+        return fetch_model(name, ws.models / "vision", base=os.environ.get("WORKBENCH_MODELS_MIRROR") or None)
+    path = Path(name)
+    if not path.exists():
+        raise UserError(f"--vision-model {name!r} is neither a registered model ({', '.join(REGISTRY)}) nor a file")
+    return model_from_file(path, labels_path=args.labels)
+
+
+def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
+    """Audio files through BirdNET, image files through the vision model, into the same store."""
+    from embeddings.ingest import IngestReport, ingest
+
+    audio, images, image_roots, empty = _split_inputs(args.paths)
     store = _open_store(ws)
-    report = ingest(args.paths, store, metadata_csv=args.metadata, progress=_ingest_progress)
-    print(file=sys.stderr)
-    if report.windows_added:
+    reports: list[IngestReport] = []
+    if audio or not images:
+        reports.append(ingest(audio, store, metadata_csv=args.metadata, progress=_ingest_progress))
+        print(file=sys.stderr)
+    if images:
+        from embeddings.image_ingest import ingest_images
+
+        model = _vision_model(ws, args)
+        root = image_roots[0] if len(image_roots) == 1 else None
+        reports.append(ingest_images(images, store, model, metadata_csv=args.metadata, detections=args.detections,
+                                     threshold=args.threshold, root=root, progress=_ingest_progress))
+        print(file=sys.stderr)
+    if sum(r.windows_added for r in reports):
         _score_new_clips(store)
-    print(f"ingested {report.files_new} new file(s), skipped {report.files_skipped} already stored, "
-          f"{len(report.files_failed)} failed; {report.windows_added} windows "
-          f"({report.audio_seconds:.0f} s of audio in {report.wall_seconds:.1f} s)")
-    for path, reason in report.files_failed:
-        print(f"  failed: {path}: {reason}")
-    for path, message in report.warnings:
-        print(f"  warning: {message}")
-    if report.truncated or report.nonfinite:
-        print(f"  {len(report.truncated)} truncated file(s), {len(report.nonfinite)} file(s) with NaN/infinite "
-              f"samples ({sum(report.nonfinite.values())} replaced by silence)")
-    for path in report.replaced:
-        print(f"  changed since last ingested: {path} (new version stored; the old one's clips left the pool)")
-    return 0 if report.files_new + report.files_skipped > 0 or not report.files_failed else 1
+    for report, kind in zip(reports, (["audio"] if audio or not images else []) + (["images"] if images else [])):
+        what = (f"{report.windows_added} windows ({report.audio_seconds:.0f} s of audio in {report.wall_seconds:.1f} s)"
+                if kind == "audio" else
+                f"{report.windows_added} image regions (frames or detector crops) in {report.wall_seconds:.1f} s")
+        print(f"ingested {report.files_new} new file(s), skipped {report.files_skipped} already stored, "
+              f"{len(report.files_failed)} failed; {what}")
+        for path, reason in report.files_failed:
+            print(f"  failed: {path}: {reason}")
+        for path, message in report.warnings:
+            print(f"  warning: {message}")
+        if report.truncated or report.nonfinite:
+            print(f"  {len(report.truncated)} truncated file(s), {len(report.nonfinite)} file(s) with NaN/infinite "
+                  f"samples ({sum(report.nonfinite.values())} replaced by silence)")
+        for path in report.replaced:
+            print(f"  changed since last ingested: {path} (new version stored; the old one's clips left the pool)")
+    for folder in empty:
+        print(f"  failed: {folder}: a folder holding no audio or image files: give the files or the folder that "
+              f"holds them")
+    stored = sum(r.files_new + r.files_skipped for r in reports)
+    failed = sum(len(r.files_failed) for r in reports) + len(empty)
+    return 0 if stored > 0 or not failed else 1
 
 
 # Sampling options and the strategy parameter each one sets (None = not given: the strategy's default).
@@ -284,11 +339,21 @@ def cmd_search(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 def _client(ws: Workspace):
-    from annotation.client import LabelStudioClient
+    from annotation.client import DOCUMENT_ROOT_ENV, LabelStudioClient
 
-    client = LabelStudioClient(labelstudio_settings(ws), document_root=ws.media)
+    # another server's document root (LABEL_STUDIO_DOCUMENT_ROOT) wins over the workspace's own media folder
+    external = any(os.environ.get(k) for k in DOCUMENT_ROOT_ENV)
+    client = LabelStudioClient(labelstudio_settings(ws), document_root=None if external else ws.media)
     client.check()
     return client
+
+
+def _run_modality(store, run_id=None) -> str:
+    """Whether a sampling run (default: the last) picked audio or image clips ("audio" without a run)."""
+    runs = store.sampling_runs()
+    run = next((r for r in runs if r.id == run_id), None) if run_id is not None else (runs[-1] if runs else None)
+    picks = store.selections(run.id) if run is not None else []
+    return store.clips([picks[0].clip_id])[0].modality if picks else "audio"
 
 
 def _project(store, client, args: argparse.Namespace) -> int:
@@ -298,7 +363,11 @@ def _project(store, client, args: argparse.Namespace) -> int:
     if label_set is None:
         label_set = label_set_from_pool(store, min_confidence=args.min_confidence)
         _progress(f"label set {label_set.name!r}: {len(label_set.labels)} labels from the pool")
-    return client.ensure_project(label_set, title=args.project)
+    modality = _run_modality(store, getattr(args, "run", None))
+    title = args.project
+    if modality == "image" and title == DEFAULT_PROJECT:  # image and audio tasks need projects of their own
+        title = DEFAULT_IMAGE_PROJECT
+    return client.ensure_project(label_set, title=title, modality=modality, boxes=bool(getattr(args, "boxes", False)))
 
 
 def cmd_push(ws: Workspace, args: argparse.Namespace) -> int:
@@ -469,9 +538,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("ingest", help="run BirdNET over audio files or folders and store the windows")
+    s = sub.add_parser("ingest", help="store audio (BirdNET windows) and images (vision-model regions) of files "
+                                      "or folders")
     s.add_argument("paths", nargs="+", type=Path)
     s.add_argument("--metadata", type=Path, help="CSV sidecar: file, site, device, start_time, latitude, longitude")
+    s.add_argument("--vision-model", help="images: a registered model (default mobilenet-v2-imagenet, fetched once, "
+                                          "pinned and checksummed) or a .tflite/.onnx file (with --labels)")
+    s.add_argument("--labels", type=Path, help="images: the labels file of a --vision-model FILE")
+    s.add_argument("--model-dir", type=Path, help="images: a folder already holding the registered model's files")
+    s.add_argument("--detections", type=Path, help="images: MegaDetector batch-output JSON: one clip per detection "
+                                                   "(a crop), frames without any kept as blank")
+    s.add_argument("--threshold", type=float, default=0.2, help="images: detector confidence to keep a box (0.2)")
     s.set_defaults(func=cmd_ingest)
 
     def sampling_args(s: argparse.ArgumentParser) -> None:
@@ -517,6 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--label-set", help="label set name (default: the newest, else one made from the pool)")
         s.add_argument("--min-confidence", type=float, default=0.5,
                        help="a species joins a new label set when the model finds it at this confidence")
+        s.add_argument("--boxes", action="store_true",
+                       help="image projects: annotators may correct the detector's box (a rectangle on the frame)")
 
     s = sub.add_parser("sample", help="pick the next batch of clips to label (any strategy), or replay a run")
     sampling_args(s)

@@ -1,14 +1,18 @@
-"""Site, device and start time from recorder file names, folders and a CSV sidecar."""
+"""Site, device and start time from recorder and camera-trap file names, folders and a CSV sidecar."""
 
 from __future__ import annotations
 
+import csv
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from embeddings.metadata import (RecordingMetadata, Sidecar, looks_like_device_id, parse_filename,
-                                 parse_folders, recording_metadata)
+from embeddings.metadata import (RecordingMetadata, Sidecar, image_metadata, looks_like_camera_id,
+                                 looks_like_device_id, looks_like_station, name_date_only, parse_filename,
+                                 parse_folders, parse_image_filename, parse_image_folders, recording_metadata)
+from tests.conftest import shared_path
 
 
 @pytest.mark.parametrize("name, device, start", [
@@ -107,3 +111,108 @@ def test_sidecar_errors_name_file_line_and_field(tmp_path, text, match):
 def test_missing_sidecar(tmp_path):
     with pytest.raises(ValueError, match="cannot read the metadata CSV"):
         Sidecar(tmp_path / "nope.csv").read()
+
+
+# ---------------------------------------------------------------------------- images
+@pytest.mark.parametrize("name, site, device, start", [
+    ("StationA__2009-04-21__00-40-00(1).JPG", "StationA", None, datetime(2009, 4, 21, 0, 40)),      # camtrapR
+    ("StationB__CamB2__2009-04-28__17-48-00(3).JPG", "StationB", "CamB2", datetime(2009, 4, 28, 17, 48)),
+    ("Station_3__2009-04-28__17-48-00(1)__PBE.JPG", "Station_3", None, datetime(2009, 4, 28, 17, 48)),
+    ("20190522_053000.JPG", None, None, datetime(2019, 5, 22, 5, 30)),                               # recorder-style
+    ("CAM01_20190522_053000.JPG", None, "CAM01", datetime(2019, 5, 22, 5, 30)),
+    ("20220622000459-108-snapshot.jpg", None, None, datetime(2022, 6, 22, 0, 4, 59)),                # AMI moth trap
+    ("vj_ga_hu_1_2019-07-08_0001.JPG", None, None, None),    # a date and a counter: no time of day
+    ("StationA__2009-13-21__00-40-00(1).JPG", None, None, None),  # month 13: not a time stamp
+    ("IMG_0001.JPG", None, None, None),
+    ("10308379_1b6c72e180.jpg", None, None, None),
+])
+def test_parse_image_filename(name, site, device, start):
+    meta = parse_image_filename(name)
+    assert (meta.site, meta.device, meta.start_time) == (site, device, start)
+
+
+def test_name_date_only():
+    assert name_date_only("vj_ga_hu_1_2019-07-08_0001.JPG")
+    assert name_date_only("20190708.jpg")
+    assert not name_date_only("StationA__2009-04-21__00-40-00(1).JPG")
+    assert not name_date_only("IMG_0001.JPG")
+
+
+@pytest.mark.parametrize("name, station", [
+    ("StationA", True), ("Station_3", True), ("site-12", True), ("Site 4", True), ("SiteNorth", True),
+    ("plot3", True), ("STATIONB", True),
+    ("PBE", False), ("ants", False), ("Leopard cat", False), ("Stationary", False), ("pointer", False),
+    ("vj_ga_hu_1", False), ("denmark", False),
+])
+def test_looks_like_station(name, station):
+    assert looks_like_station(name) is station
+
+
+@pytest.mark.parametrize("name, camera", [
+    ("cam03", True), ("CT12", True), ("Camera1", True), ("CamB2", True), ("trap-7", True), ("AM07", True),
+    ("camel", False), ("PBE", False), ("StationA", False), ("100RECNX", False),
+])
+def test_looks_like_camera_id(name, camera):
+    assert looks_like_camera_id(name) is camera
+
+
+@pytest.mark.parametrize("path, root, site, device", [
+    # with a root: first folder below it is the site, a camera-like next folder the device, the rest ignored
+    ("/data/ct/StationA/PBE/IMG_0001.JPG", "/data/ct", "StationA", None),              # camtrapR species folder
+    ("/data/ct/Jura/cam03/DCIM/100RECNX/IMG_0001.JPG", "/data/ct", "Jura", "cam03"),
+    ("/data/ct/Jura/DCIM/100RECNX/IMG_0001.JPG", "/data/ct", "Jura", None),            # card folders stepped over
+    ("/data/ct/Jura/2021-05-22/IMG_0001.JPG", "/data/ct", "Jura", None),
+    ("/data/ct/north_meadow/Leopard cat/IMG_0001.JPG", "/data/ct", "north_meadow", None),
+    ("/data/ct/IMG_0001.JPG", "/data/ct", None, None),
+    # without a root: only folders named like a station or a camera
+    ("/data/ct/StationA/PBE/IMG_0001.JPG", None, "StationA", None),
+    ("/data/ct/StationA/CamA1/PBE/IMG_0001.JPG", None, "StationA", "CamA1"),
+    ("/data/hymenoptera_val/ants/123_abc.jpg", None, None, None),                     # a class folder is no site
+    ("/data/Jura/PBE/IMG_0001.JPG", None, None, None),
+])
+def test_parse_image_folders(path, root, site, device):
+    meta = parse_image_folders(path, root)
+    assert (meta.site, meta.device) == (site, device)
+
+
+def test_parse_image_folders_outside_root():
+    with pytest.raises(ValueError, match="is not inside the image root /elsewhere"):
+        parse_image_folders("/data/StationA/x.jpg", "/elsewhere")
+
+
+def test_image_metadata_on_the_camtrapr_sample():
+    root = shared_path("images", "camtrapR_borneo")
+    with open(root / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        path = root.parent.parent / row["path"]
+        for meta in (image_metadata(path), image_metadata(path, root=root)):
+            assert meta.site == row["station"]  # never the species folder (PBE, TRA, ...)
+            assert meta.device is None and meta.start_time is not None
+    first = image_metadata(root / "StationA" / "PBE" / "StationA__2009-04-21__00-40-00(1).JPG")
+    assert first == RecordingMetadata(site="StationA", start_time=datetime(2009, 4, 21, 0, 40))
+
+
+def test_image_metadata_on_the_norway_tunnels():
+    root = shared_path("images", "smallmammal_tunnels_norway")
+    path = root / "vj_ga_hu_1" / "vj_ga_hu_1_2019-07-09_0002.JPG"
+    assert image_metadata(path, root=root) == RecordingMetadata(site="vj_ga_hu_1",
+                                                                start_time=datetime(2019, 7, 9, 9, 16, 1))
+    assert image_metadata(path).site is None  # without a root nothing says vj_ga_hu_1 is a site
+
+
+def test_image_metadata_sidecar_wins_field_by_field(tmp_path):
+    image = tmp_path / "StationA" / "PBE" / "StationA__2009-04-21__00-40-00(1).JPG"
+    image.parent.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(image)
+    csv_path = _csv(tmp_path, "file,site,device,latitude,longitude\n"
+                              "StationA/PBE/StationA__2009-04-21__00-40-00(1).JPG,Deramakot-A,RCNX-77,4.5,117.2\n")
+    meta = image_metadata(image, Sidecar(csv_path).read(), root=tmp_path)
+    assert meta == RecordingMetadata("Deramakot-A", "RCNX-77", datetime(2009, 4, 21, 0, 40), 4.5, 117.2)
+
+
+def test_image_metadata_time_never_from_mtime(tmp_path):
+    image = tmp_path / "Jura" / "IMG_0001.JPG"
+    image.parent.mkdir()
+    Image.new("RGB", (8, 8)).save(image)
+    assert image_metadata(image, root=tmp_path) == RecordingMetadata(site="Jura")

@@ -1,0 +1,243 @@
+"""Images in, scored and embedded regions out: camera-trap and moth-trap frames through the same store as audio.
+
+An image file is a ``Recording`` (modality "image", identified by its content hash, so a copy or a rerun
+adds nothing) whose clips are regions: the whole frame, or, with a detector's output (MegaDetector batch
+JSON), one crop per detection at or above the threshold, so sampling, labelling and fine-tuning work per
+animal; a frame where the detector found nothing is kept as a "blank" candidate. Each region's box is
+stored with its clip (``store.ClipBox``) in the same transaction as its scores and embedding.
+
+Decoding (and cropping, resizing) runs on a thread pool ahead of inference, and inference on one
+interpreter per worker thread: both cores stay busy. A file that cannot be read (truncated past its
+first row, not an image, a decompression bomb) is recorded as failed with its reason and the run goes
+on; nothing of it is stored but that reason. An image's regions are committed together, so a run killed
+half-way resumes with the next image and never stores a region twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+from embeddings.detections import ImageDetections, crop, read_detections
+from embeddings.image_files import IMAGE_EXTENSIONS, ImageReadError, find_image_files, read_image
+from embeddings.ingest import IngestReport, ProgressCallback
+from embeddings.metadata import RecordingMetadata, Sidecar, image_metadata
+from store import Recording, Store
+from store.sources import file_sha256
+from store.store import Box
+
+log = logging.getLogger(__name__)
+
+BLANK: Box = (0.0, 0.0, 1.0, 1.0, "blank", None)
+
+
+@dataclass
+class _Image:
+    """One file on its way: its regions prepared as model inputs, or why it cannot be ingested."""
+
+    path: Path
+    content_hash: Optional[str] = None
+    existing: Optional[Recording] = None
+    skip: Optional[str] = None
+    error: Optional[str] = None
+    meta: RecordingMetadata = field(default_factory=RecordingMetadata)
+    size: int = 0
+    mtime_ns: int = 0
+    regions: list[tuple[int, Optional[Box]]] = field(default_factory=list)
+    inputs: list[np.ndarray] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _prepare(path: Path, store: Store, model: Any, detections: Optional[dict[Path, ImageDetections]],
+             sidecar: Optional[Sidecar], root: Optional[Path], max_pixels: Optional[int]) -> _Image:
+    """Hash, skip what is stored, decode, cut the regions and preprocess them (runs on a worker thread)."""
+    job = _Image(path)
+    try:
+        st = path.stat()
+        job.size, job.mtime_ns = st.st_size, st.st_mtime_ns
+        if st.st_size == 0:  # every empty file has the same hash: it cannot get a record of its own
+            job.error = f"{path}: is empty (0 bytes): the camera or the copy failed; copy it again or delete it"
+            return job
+        job.content_hash = file_sha256(path)
+    except OSError as e:
+        job.error = f"{path}: cannot be read ({e.strerror or e})"
+        return job
+    rec = store.find_recording(job.content_hash)
+    job.existing = rec
+    if rec is not None and rec.status in ("done", "replaced"):
+        if rec.status == "replaced" and rec.path == str(path):
+            store.update_recording(rec.id, status="done", replaced_by=None, error=None, file_size=job.size,
+                                   file_mtime_ns=job.mtime_ns)
+            store.replace_recordings(str(path), rec.id)
+            job.skip = f"its content went back to recording {rec.id}, ingested before"
+        elif rec.path != str(path) and not os.path.exists(rec.path):
+            store.update_recording(rec.id, path=str(path), file_size=job.size, file_mtime_ns=job.mtime_ns)
+            job.skip = f"already ingested; its file moved here from {rec.path}"
+        else:
+            job.skip = f"already ingested as {rec.path}"
+        return job
+    try:
+        image = read_image(path, max_pixels=max_pixels, notes=job.notes)
+    except ImageReadError as e:
+        job.error = str(e)
+        return job
+    job.meta = image_metadata(path, sidecar, root=root, image=image)
+    found = detections.get(path.resolve()) if detections is not None else None
+    if found is None:
+        job.regions = [(0, None)]
+        parts = [image]
+    elif not found.detections:
+        job.regions = [(0, BLANK)]
+        parts = [image]
+    else:
+        job.regions = [(k, (*d.bbox, d.category, float(d.confidence))) for k, d in enumerate(found.detections, 1)]
+        parts = [crop(image, d.bbox) for d in found.detections]
+    try:
+        job.inputs = [model.preprocess(part) for part in parts]
+    except (ValueError, OSError) as e:
+        job.error = f"{path}: cannot be prepared for the model ({e})"
+    return job
+
+
+def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store, model: Any, *,
+                  metadata_csv: str | os.PathLike | None = None, detections: str | os.PathLike | None = None,
+                  threshold: float = 0.2, root: str | os.PathLike | None = None, batch_images: int = 32,
+                  workers: Optional[int] = None, max_pixels: Optional[int] = 100_000_000,
+                  progress: Optional[ProgressCallback] = None) -> IngestReport:
+    """Ingest image files and folders into ``store`` with the vision ``model``; see the module docstring.
+
+    ``detections`` is a MegaDetector batch-output JSON (its relative paths resolved from ``root``, else
+    from the JSON's folder); its problems (files it names that do not exist, boxes outside the image)
+    are reported in ``warnings`` per file. ``root`` is the folder the images were copied to (its first
+    level below names the site); ``metadata_csv`` a sidecar (file, site, device, start_time, ...) that
+    overrides what names and folders say. ``progress(files_done, files_total, regions_done, path)``.
+    """
+    started = time.perf_counter()
+    if not isinstance(batch_images, int) or batch_images < 1:
+        raise ValueError(f"batch_images must be a positive int, got {batch_images!r}")
+    workers = workers or min(2, os.cpu_count() or 1)
+    empty: list[Path] = []
+    files = find_image_files(paths, empty)
+    sidecar = Sidecar(metadata_csv).read() if metadata_csv is not None else None
+    root_path = Path(root).resolve() if root is not None else None
+    report = IngestReport()
+    by_path: Optional[dict[Path, ImageDetections]] = None
+    if detections is not None:
+        det = read_detections(detections, image_root=root, threshold=threshold)
+        by_path = {im.path.resolve(): im for im in det.images}
+        for problem in det.problems:
+            report.warnings.append((str(problem.file), f"detector output {Path(detections).name}: {problem.file}: "
+                                                       f"{problem.reason}"))
+    model.load()
+    mv = store.ensure_model_version(model.name, "embedding", model.name, model.dim, list(model.labels),
+                                    output_type=model.output_type)
+    done = 0
+
+    def tick(path: Optional[Path]) -> None:
+        if progress is not None:
+            progress(done, len(files), report.windows_added, None if path is None else str(path))
+
+    with store.lock("ingest"), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image-read") as readers, \
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image-model") as runners:
+        pending: deque[Future] = deque()
+        queue = iter(files)
+        ahead = max(4, 2 * batch_images)
+
+        def refill() -> None:
+            for path in queue:
+                pending.append(readers.submit(_prepare, path, store, model, by_path, sidecar, root_path, max_pixels))
+                if len(pending) >= ahead:
+                    return
+
+        refill()
+        batch: list[_Image] = []
+        seen: dict[str, Path] = {}
+        while pending or batch:
+            if pending:
+                job = pending.popleft().result()
+                refill()
+                if job.content_hash is not None and not job.skip:
+                    if job.content_hash in seen:
+                        job.skip, job.error = f"same content as {seen[job.content_hash]}", None
+                    else:
+                        seen[job.content_hash] = job.path
+                if job.skip:
+                    report.files_skipped += 1
+                    done += 1
+                    log.info("skipped %s: %s", job.path, job.skip)
+                    tick(job.path)
+                elif job.error:
+                    _fail(store, job, report)
+                    done += 1
+                    tick(job.path)
+                else:
+                    batch.append(job)
+            if batch and (len(batch) >= batch_images or not pending):
+                _store_batch(store, mv, model, batch, runners, workers, report)
+                done += len(batch)
+                tick(batch[-1].path)
+                batch = []
+    for folder in empty:
+        report.files_failed.append((str(folder), f"{folder} is a folder holding no image files "
+                                                  f"({', '.join(IMAGE_EXTENSIONS)}): give the files or the folder "
+                                                  f"that holds them"))
+    report.wall_seconds = time.perf_counter() - started
+    return report
+
+
+def _infer(model: Any, inputs: list[np.ndarray], runners: ThreadPoolExecutor, workers: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """The model on every input, split in contiguous parts over the worker threads (one interpreter each)."""
+    bounds = np.linspace(0, len(inputs), min(workers, len(inputs)) + 1).astype(int)
+    parts = [runners.submit(model.infer_batch, inputs[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    results = [p.result() for p in parts]
+    return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
+
+
+def _store_batch(store: Store, mv: Any, model: Any, batch: list[_Image], runners: ThreadPoolExecutor, workers: int,
+                 report: IngestReport) -> None:
+    """Infer the batch's regions, then store each image: recording (pending), its regions, done."""
+    inputs = [x for job in batch for x in job.inputs]
+    probs, embs = _infer(model, inputs, runners, workers)
+    at = 0
+    for job in batch:
+        n = len(job.inputs)
+        fields = dict(path=str(job.path), modality="image", site=job.meta.site, device=job.meta.device,
+                      start_time=job.meta.start_time, latitude=job.meta.latitude, longitude=job.meta.longitude,
+                      file_size=job.size, file_mtime_ns=job.mtime_ns)
+        if job.existing is None:
+            rec = store.add_recording(Recording(content_hash=job.content_hash, status="pending", **fields))
+        else:  # a pending recording of a killed run, or a failed one read again
+            rec = store.update_recording(job.existing.id, status="pending", error=None, **fields)
+        spans = [(float(k), float(k)) for k, _ in job.regions]
+        ids = store.add_clip_batch(rec.id, spans, mv, probs[at:at + n], embs[at:at + n],
+                                   boxes=[box for _, box in job.regions])
+        at += n
+        report.windows_added += len(ids)
+        for note in job.notes:
+            report.warnings.append((str(job.path), note))
+            if "truncated" in note:
+                report.truncated.append(str(job.path))
+        store.update_recording(rec.id, status="done", error="; ".join(job.notes) or None)
+        if store.replace_recordings(str(job.path), rec.id):
+            report.replaced.append(str(job.path))
+        report.files_new += 1
+
+
+def _fail(store: Store, job: _Image, report: IngestReport) -> None:
+    log.warning("not ingested: %s", job.error)
+    if job.content_hash is not None:
+        if job.existing is None:
+            store.add_recording(Recording(path=str(job.path), content_hash=job.content_hash, modality="image",
+                                          status="failed", error=job.error))
+        else:
+            store.update_recording(job.existing.id, path=str(job.path), status="failed", error=job.error)
+    report.files_failed.append((str(job.path), job.error or "unknown error"))

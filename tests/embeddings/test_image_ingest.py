@@ -1,0 +1,106 @@
+"""Image ingest: frames and detector crops in the store, bad files reported per file, reruns add nothing."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from embeddings.image_ingest import ingest_images
+from store import Store
+from tests.conftest import shared_path
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from embeddings.vision import registered_model
+
+    return registered_model("mobilenet-v1-0.25-128-imagenet", shared_path("models", "vision")).load()
+
+
+def _images(folder, n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"cam{i % 2}" / f"IMG_{i:04d}.JPG"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def _bomb_png(path):
+    """A PNG whose header claims 200,000 x 200,000 pixels (it holds almost nothing)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", 200_000, 200_000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+                     + chunk(b"IEND", b""))
+
+
+def test_bad_files_are_named_and_skipped_and_nothing_partial_is_stored(tmp_path, tiny):
+    folder = tmp_path / "traps"
+    good = _images(folder)
+    (folder / "notes.jpg").write_text("camera 3 battery low\n")
+    (folder / "empty.png").write_bytes(b"")
+    _bomb_png(folder / "bomb.png")
+    data = good[0].read_bytes()
+    (folder / "cut.jpg").write_bytes(data[: len(data) // 2])  # a truncated JPEG: kept, with a note
+    store = Store.open(tmp_path / "ws")
+    report = ingest_images(folder, store, tiny, root=folder)
+    failed = {p.split("/")[-1]: reason for p, reason in report.files_failed}
+    assert set(failed) == {"notes.jpg", "empty.png", "bomb.png"}
+    assert "not an image" in failed["notes.jpg"] or "text" in failed["notes.jpg"]
+    assert "pixels" in failed["bomb.png"] and "empty" in failed["empty.png"]
+    assert report.files_new == len(good) + 1 and report.truncated == [str(folder / "cut.jpg")]
+    by_name = {r.path.split("/")[-1]: r for r in store.recordings()}
+    assert by_name["notes.jpg"].status == "failed" and by_name["bomb.png"].status == "failed"
+    assert "empty.png" not in by_name  # every empty file has the same hash: reported only
+    pool_paths = {c.path for c in store.clips(store.pool().clip_id)}
+    assert pool_paths == {str(p) for p in good} | {str(folder / "cut.jpg")}
+    assert {r.site for r in store.recordings(status="done") if "cam" in r.path} == {"cam0", "cam1"}
+    again = ingest_images(folder, store, tiny, root=folder)
+    assert again.files_new == 0 and again.windows_added == 0 and again.files_skipped == len(good) + 1
+    store.close()
+
+
+class Stop(Exception):
+    pass
+
+
+def test_an_interrupted_ingest_resumes_without_duplicates(tmp_path, tiny):
+    folder = tmp_path / "traps"
+    _images(folder, n=10)
+    store = Store.open(tmp_path / "ws")
+
+    def stop(files_done, total, regions, path):
+        if regions >= 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        ingest_images(folder, store, tiny, batch_images=4, progress=stop)
+    assert 4 <= len(store.pool()) < 10
+    report = ingest_images(folder, store, tiny, batch_images=4)
+    assert len(store.pool()) == 10 and report.files_new + report.files_skipped == 10
+    spans = [(c.recording_id, c.start_s) for c in store.clips(store.pool().clip_id)]
+    assert len(set(spans)) == 10
+    store.close()
+
+
+def test_a_copy_in_the_same_run_and_a_changed_image(tmp_path, tiny):
+    folder = tmp_path / "traps"
+    paths = _images(folder, n=3)
+    shutil.copy(paths[0], folder / "copy.JPG")
+    store = Store.open(tmp_path / "ws")
+    report = ingest_images(folder, store, tiny)
+    assert report.files_new == 3 and report.files_skipped == 1
+    Image.new("RGB", (160, 120), "red").save(paths[1])  # the card was rewritten
+    again = ingest_images(folder, store, tiny)
+    assert again.files_new == 1 and again.replaced == [str(paths[1])]
+    assert len(store.pool()) == 3  # the old version left the pool
+    store.close()
