@@ -160,7 +160,10 @@ def read_image(path: str | Path, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
                          f"part ({part}). Copy it again from the card if the original is whole")
     exif = _safe_exif(im, path, found)
     rgb = _to_rgb(im, tuple(background), path)
-    if exif is not None and len(exif):
+    raw = im.info.get("exif")
+    if isinstance(raw, bytes) and raw and rgb is not im:
+        rgb.info["exif"] = raw  # the file's own EXIF bytes (JPEG, PNG): nothing to re-encode
+    elif exif is not None and len(exif) and "exif" not in rgb.info:
         try:
             rgb.info["exif"] = exif.tobytes()  # kept for capture_time; TIFF tags do not survive convert()
         except _DECODE_ERRORS as e:

@@ -6,8 +6,9 @@ JSON), one crop per detection at or above the threshold, so sampling, labelling 
 animal; a frame where the detector found nothing is kept as a "blank" candidate. Each region's box is
 stored with its clip (``store.ClipBox``) in the same transaction as its scores and embedding.
 
-Decoding (and cropping, resizing) runs on a thread pool ahead of inference, and inference on one
-interpreter per worker thread: both cores stay busy. A file that cannot be read (truncated past its
+Each worker thread decodes an image (cropping, resizing) and runs the model on it with an interpreter of
+its own, while the other worker does the same: Pillow and LiteRT release the GIL, so both cores stay busy;
+a separate thread writes the previous batch to the store meanwhile. A file that cannot be read (truncated past its
 first row, not an image, a decompression bomb) is recorded as failed with its reason and the run goes
 on; nothing of it is stored but that reason. An image's regions are committed together, so a run killed
 half-way resumes with the next image and never stores a region twice.
@@ -52,7 +53,8 @@ class _Image:
     size: int = 0
     mtime_ns: int = 0
     regions: list[tuple[int, Optional[Box]]] = field(default_factory=list)
-    inputs: list[np.ndarray] = field(default_factory=list)
+    probabilities: Optional[np.ndarray] = None  # one row per region
+    embeddings: Optional[np.ndarray] = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -84,13 +86,15 @@ def _prepare(path: Path, store: Store, model: Any, detections: Optional[dict[Pat
         else:
             job.skip = f"already ingested as {rec.path}"
         return job
+    found = detections.get(path.resolve()) if detections is not None else None
+    whole = found is None or not found.detections  # crops need every pixel; a whole frame only the model's input
     try:
-        image = read_image(path, max_pixels=max_pixels, notes=job.notes)
+        image = read_image(path, max_pixels=max_pixels, notes=job.notes,
+                           min_size=model.pixels_needed if whole and hasattr(model, "pixels_needed") else None)
     except ImageReadError as e:
         job.error = str(e)
         return job
     job.meta = image_metadata(path, sidecar, root=root, image=image)
-    found = detections.get(path.resolve()) if detections is not None else None
     if found is None:
         job.regions = [(0, None)]
         parts = [image]
@@ -101,15 +105,19 @@ def _prepare(path: Path, store: Store, model: Any, detections: Optional[dict[Pat
         job.regions = [(k, (*d.bbox, d.category, float(d.confidence))) for k, d in enumerate(found.detections, 1)]
         parts = [crop(image, d.bbox) for d in found.detections]
     try:
-        job.inputs = [model.preprocess(part) for part in parts]
+        inputs = [model.preprocess(part) for part in parts]
     except (ValueError, OSError) as e:
         job.error = f"{path}: cannot be prepared for the model ({e})"
+        return job
+    # the model runs here too, on this thread's own interpreter: each worker decodes one image while the
+    # other infers (Pillow and LiteRT release the GIL), which keeps both cores busy with the least handing over
+    job.probabilities, job.embeddings = model.infer_batch(inputs)
     return job
 
 
 def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store, model: Any, *,
                   metadata_csv: str | os.PathLike | None = None, detections: str | os.PathLike | None = None,
-                  threshold: float = 0.2, root: str | os.PathLike | None = None, batch_images: int = 32,
+                  threshold: float = 0.2, root: str | os.PathLike | None = None, batch_images: int = 64,
                   workers: Optional[int] = None, max_pixels: Optional[int] = 100_000_000,
                   progress: Optional[ProgressCallback] = None) -> IngestReport:
     """Ingest image files and folders into ``store`` with the vision ``model``; see the module docstring.
@@ -123,7 +131,8 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
     started = time.perf_counter()
     if not isinstance(batch_images, int) or batch_images < 1:
         raise ValueError(f"batch_images must be a positive int, got {batch_images!r}")
-    workers = workers or min(2, os.cpu_count() or 1)
+    # one more worker than cores: while one waits on the GIL (EXIF, numpy glue), the cores stay on decode and invoke
+    workers = workers or min(4, (os.cpu_count() or 1) + 1)
     empty: list[Path] = []
     files = find_image_files(paths, empty)
     sidecar = Sidecar(metadata_csv).read() if metadata_csv is not None else None
@@ -145,8 +154,8 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
         if progress is not None:
             progress(done, len(files), report.windows_added, None if path is None else str(path))
 
-    with store.lock("ingest"), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image-read") as readers, \
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image-model") as runners:
+    with store.lock("ingest"), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image") as readers, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-store") as writer:
         pending: deque[Future] = deque()
         queue = iter(files)
         ahead = max(4, 2 * batch_images)
@@ -160,6 +169,8 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
         refill()
         batch: list[_Image] = []
         seen: dict[str, Path] = {}
+        writing: Optional[Future] = None  # the previous batch's store writes, overlapping this batch's inference
+        n_written, last_path = 0, None
         while pending or batch:
             if pending:
                 job = pending.popleft().result()
@@ -181,10 +192,19 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
                 else:
                     batch.append(job)
             if batch and (len(batch) >= batch_images or not pending):
-                _store_batch(store, mv, model, batch, runners, workers, report)
-                done += len(batch)
-                tick(batch[-1].path)
+                probs = np.concatenate([job.probabilities for job in batch])
+                embs = np.concatenate([job.embeddings for job in batch])
+                if writing is not None:
+                    writing.result()  # one batch written at a time, in order; its errors surface here
+                    done += n_written
+                    tick(last_path)
+                writing = writer.submit(_store_batch, store, mv, batch, probs, embs, report)
+                n_written, last_path = len(batch), batch[-1].path
                 batch = []
+        if writing is not None:
+            writing.result()
+            done += n_written
+            tick(last_path)
     for folder in empty:
         report.files_failed.append((str(folder), f"{folder} is a folder holding no image files "
                                                   f"({', '.join(IMAGE_EXTENSIONS)}): give the files or the folder "
@@ -193,43 +213,38 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
     return report
 
 
-def _infer(model: Any, inputs: list[np.ndarray], runners: ThreadPoolExecutor, workers: int
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """The model on every input, split in contiguous parts over the worker threads (one interpreter each)."""
-    bounds = np.linspace(0, len(inputs), min(workers, len(inputs)) + 1).astype(int)
-    parts = [runners.submit(model.infer_batch, inputs[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-    results = [p.result() for p in parts]
-    return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
-
-
-def _store_batch(store: Store, mv: Any, model: Any, batch: list[_Image], runners: ThreadPoolExecutor, workers: int,
+def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, embs: np.ndarray,
                  report: IngestReport) -> None:
-    """Infer the batch's regions, then store each image: recording (pending), its regions, done."""
-    inputs = [x for job in batch for x in job.inputs]
-    probs, embs = _infer(model, inputs, runners, workers)
-    at = 0
+    """Store a batch in three transactions: its recordings (pending), all their regions with scores, boxes and
+    embeddings, and the recordings done. A crash in between leaves pending recordings that the next run
+    finishes (regions already stored are skipped)."""
+    fields = {id(job): dict(path=str(job.path), modality="image", site=job.meta.site, device=job.meta.device,
+                            start_time=job.meta.start_time, latitude=job.meta.latitude,
+                            longitude=job.meta.longitude, file_size=job.size, file_mtime_ns=job.mtime_ns)
+              for job in batch}
+    new = [job for job in batch if job.existing is None]
+    recs = store.add_recordings([Recording(content_hash=job.content_hash, status="pending", **fields[id(job)])
+                                 for job in new])
+    rec_of = {id(job): rec.id for job, rec in zip(new, recs)}
     for job in batch:
-        n = len(job.inputs)
-        fields = dict(path=str(job.path), modality="image", site=job.meta.site, device=job.meta.device,
-                      start_time=job.meta.start_time, latitude=job.meta.latitude, longitude=job.meta.longitude,
-                      file_size=job.size, file_mtime_ns=job.mtime_ns)
-        if job.existing is None:
-            rec = store.add_recording(Recording(content_hash=job.content_hash, status="pending", **fields))
-        else:  # a pending recording of a killed run, or a failed one read again
-            rec = store.update_recording(job.existing.id, status="pending", error=None, **fields)
-        spans = [(float(k), float(k)) for k, _ in job.regions]
-        ids = store.add_clip_batch(rec.id, spans, mv, probs[at:at + n], embs[at:at + n],
-                                   boxes=[box for _, box in job.regions])
-        at += n
-        report.windows_added += len(ids)
+        if job.existing is not None:  # a pending recording of a killed run, or a failed one read again
+            rec_of[id(job)] = store.update_recording(job.existing.id, status="pending", error=None,
+                                                     **fields[id(job)]).id
+    rec_ids = [rec_of[id(job)] for job in batch for _ in job.regions]
+    spans = [(float(k), float(k)) for job in batch for k, _ in job.regions]
+    ids = store.add_clips(rec_ids, spans, mv, probs, embs, boxes=[box for job in batch for _, box in job.regions])
+    report.windows_added += len(ids)
+    for job in batch:
         for note in job.notes:
             report.warnings.append((str(job.path), note))
-            if "truncated" in note:
-                report.truncated.append(str(job.path))
-        store.update_recording(rec.id, status="done", error="; ".join(job.notes) or None)
-        if store.replace_recordings(str(job.path), rec.id):
-            report.replaced.append(str(job.path))
-        report.files_new += 1
+        if any("truncated" in note for note in job.notes):
+            report.truncated.append(str(job.path))
+    store.update_recordings({rec_of[id(job)]: {"status": "done", "error": "; ".join(job.notes) or None}
+                             for job in batch})
+    old = set(store.replace_recordings({str(job.path): rec_of[id(job)] for job in batch}))
+    changed = {r.path for r in store.recordings(status="replaced") if r.id in old} if old else set()
+    report.replaced += [str(job.path) for job in batch if str(job.path) in changed]
+    report.files_new += len(batch)
 
 
 def _fail(store: Store, job: _Image, report: IngestReport) -> None:

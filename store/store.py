@@ -329,19 +329,36 @@ class Store:
             s.refresh(rec)
             return rec
 
-    def replace_recordings(self, path: str, new_recording_id: int) -> list[int]:
+    def update_recordings(self, updates: dict[int, dict[str, Any]]) -> None:
+        """Set fields of many recordings in one transaction (a batch of images finished at once)."""
+        with self._session(write=True) as s:
+            for chunk in _in_chunks(list(updates)):
+                for rec in s.execute(select(Recording).where(Recording.id.in_(chunk))).scalars():
+                    for key, value in updates[rec.id].items():
+                        if not hasattr(rec, key):
+                            raise StoreError(f"recording has no field {key!r}")
+                        setattr(rec, key, value)
+                    s.add(rec)
+            s.commit()
+
+    def replace_recordings(self, path: str | dict[str, int], new_recording_id: Optional[int] = None) -> list[int]:
         """Mark every other recording ingested from ``path`` as replaced by ``new_recording_id``; return their ids.
 
         The file at ``path`` changed and its new content was ingested: the old versions' clips leave the
         pool (``pool`` skips replaced recordings); their labels and embeddings stay, still true of the
-        content they were made from.
+        content they were made from. ``path`` may also be a {path: new recording id} dict (a batch, one
+        transaction).
         """
+        latest = dict(path) if isinstance(path, dict) else {path: new_recording_id}
         with self._session(write=True) as s:
-            old = s.execute(select(Recording).where(Recording.path == path, Recording.id != new_recording_id,
-                                                    Recording.status != "replaced")).scalars().all()
+            old = []
+            for chunk in _in_chunks(list(latest)):
+                old += s.execute(select(Recording).where(Recording.path.in_(chunk),
+                                                         Recording.status != "replaced")).scalars().all()
+            old = [r for r in old if r.id != latest[r.path]]
             for rec in old:
-                rec.status, rec.replaced_by = "replaced", new_recording_id
-                rec.error = f"the file changed; its new content is recording {new_recording_id}"
+                rec.status, rec.replaced_by = "replaced", latest[rec.path]
+                rec.error = f"the file changed; its new content is recording {latest[rec.path]}"
                 s.add(rec)
             s.commit()
             return [r.id for r in old]
