@@ -553,3 +553,29 @@ def test_every_widget_has_a_key(ws_env, tmp_path):
         keys = [w.key for w in found]
         assert len(keys) == len(set(keys)), page
 
+
+
+def test_image_clips_show_the_crop_and_its_frame(ws_env, tmp_path):
+    from PIL import Image
+
+    store = ws_env.open_store()
+    labels = ["leopard cat", "sambar", "Noise"]
+    mv = store.ensure_model_version("vision-test", "embedding", "vision-test", DIM, labels, output_type="softmax")
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        path = tmp_path / f"StationA__2009-04-2{i}__00-40-00(1).JPG"
+        Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(path, quality=90)
+        st = path.stat()
+        rec = store.add_recording(Recording(path=str(path), content_hash=file_sha256(path), modality="image",
+                                            site="StationA", start_time=datetime(2009, 4, 20 + i, 0, 40),
+                                            file_size=st.st_size, file_mtime_ns=st.st_mtime_ns, status="done"))
+        probs = rng.dirichlet(np.ones(3), 2).astype(np.float32)
+        store.add_clip_batch(rec.id, [(1.0, 1.0), (2.0, 2.0)], mv, probs, rng.normal(size=(2, DIM)),
+                             boxes=[(0.1, 0.1, 0.4, 0.5, "animal", 0.9), (0.5, 0.4, 0.3, 0.3, "animal", 0.6)])
+    store.close()
+    sample_run(ws_env, budget=3)
+    at = app("sample")
+    assert not at.exception
+    assert len(at.get("audio")) == 0
+    assert len(at.get("image")) == 6  # each crop, and its frame with the box drawn
+    assert len(list(ws_env.clips.glob("clip-*-frame.jpg"))) == 3

@@ -145,11 +145,14 @@ def pick_rows(store: Store, picks: Sequence[PickLike], model_version_id: Optiona
 
 @dataclass(frozen=True)
 class ClipMedia:
-    """What the app plays and shows for a clip: the annotators' WAV and its spectrogram, or why not."""
+    """What the app plays and shows for a clip: the annotators' WAV and its spectrogram, the image (a crop or
+    the frame) and the frame with its box, or why not."""
 
     audio: Optional[Path]
     spectrogram: Optional[Path]
     problem: Optional[str] = None
+    image: Optional[Path] = None
+    frame: Optional[Path] = None
 
 
 def clip_media(store: Store, clip_ids: Iterable[int], clips_dir: Path) -> dict[int, ClipMedia]:
@@ -160,6 +163,7 @@ def clip_media(store: Store, clip_ids: Iterable[int], clips_dir: Path) -> dict[i
     """
     from annotation.clips import check_sources, cut_clip
     from annotation.errors import AnnotationError
+    from annotation.images import cut_image_clip
     from annotation.spectrogram import clip_spectrogram
 
     infos: list[ClipInfo] = store.clips(list(clip_ids))
@@ -169,6 +173,15 @@ def clip_media(store: Store, clip_ids: Iterable[int], clips_dir: Path) -> dict[i
         problem = problems.get(info.recording_id)
         if problem is not None:
             out[info.clip_id] = ClipMedia(None, None, problem)
+            continue
+        if info.modality == "image":
+            try:
+                shot = cut_image_clip(info, clips_dir)
+            except (AnnotationError, OSError, ValueError) as e:
+                out[info.clip_id] = ClipMedia(None, None, str(e))
+                continue
+            out[info.clip_id] = ClipMedia(None, None, image=shot.path,
+                                          frame=shot.frame_path if shot.frame_path != shot.path else None)
             continue
         try:
             cut = cut_clip(info, clips_dir)

@@ -83,7 +83,8 @@ def shown_errors() -> Iterator[Outcome]:
 
 
 def clip_cards(rows: Sequence[dict[str, Any]], key: str, default: int = 6) -> None:
-    """Rank, clip, place, model label and reason per pick, with its spectrogram and audio player.
+    """Rank, clip, place, model label and reason per pick, with its spectrogram and audio player (or, for an
+    image clip, the crop and its frame).
 
     Clips are cut (and drawn) only for the cards shown; a clip whose source changed or vanished says
     why instead of playing.
@@ -101,6 +102,11 @@ def clip_cards(rows: Sequence[dict[str, Any]], key: str, default: int = 6) -> No
             left.markdown(f"**#{row['rank']} · clip {row['clip_id']}**  \n{plain(row.get('site') or '—')} · "
                           f"{plain(row.get('time') or '—')}  \n{plain(row.get('top_label') or '')}")
             left.caption(plain(row["reason"]))
+            if m.image is not None:  # an image clip: the crop (or frame) large, the frame with its box beside
+                pic, frame = right.columns([3, 2]) if m.frame is not None else (right, None)
+                pic.image(str(m.image), width="stretch")
+                if frame is not None:
+                    frame.image(str(m.frame), width="stretch", caption="in its frame")
             if m.spectrogram is not None:
                 right.image(str(m.spectrogram), width="stretch")
             if m.audio is not None:
