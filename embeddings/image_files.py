@@ -40,6 +40,7 @@ from typing import Callable, Iterable, Literal, Optional, Union, get_args
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from embeddings.files import find_files
 from embeddings.metadata import parse_image_filename
 
 log = logging.getLogger(__name__)
@@ -84,24 +85,7 @@ def find_image_files(paths: str | os.PathLike | Iterable[str | os.PathLike],
     that holds no image (a typo, a folder of videos) is appended to ``empty_folders``. The same contract as
     ``embeddings.ingest.find_audio_files``.
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    found: dict[Path, None] = {}
-    for raw in paths:
-        p = Path(raw).expanduser()
-        if p.is_dir():
-            before = len(found)
-            for sub in sorted(p.rglob("*")):
-                if sub.suffix.lower() in IMAGE_EXTENSIONS and sub.is_file():
-                    found.setdefault(sub.resolve(), None)
-            if len(found) == before and empty_folders is not None and not any(
-                    sub.suffix.lower() in IMAGE_EXTENSIONS and sub.is_file() for sub in p.rglob("*")):
-                empty_folders.append(p)
-        elif p.exists():
-            found.setdefault(p.resolve(), None)
-        else:
-            raise FileNotFoundError(f"{p} does not exist: give image files or folders holding them")
-    return list(found)
+    return find_files(paths, IMAGE_EXTENSIONS, "image files", empty_folders)
 
 
 # ---------------------------------------------------------------------------- reading

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from embeddings.files import find_files
 from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, DecodeStats, iter_windows, probe
 from embeddings.birdnet import BirdNET, EmbeddingModel
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
@@ -73,24 +74,7 @@ def find_audio_files(paths: str | os.PathLike | Iterable[str | os.PathLike],
     taken whatever its ending, so a wrong file is reported rather than silently ignored. A folder
     given that holds no audio file (a typo, a folder named ``x.wav``) is appended to ``empty_folders``.
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    found: dict[Path, None] = {}
-    for raw in paths:
-        p = Path(raw).expanduser()
-        if p.is_dir():
-            before = len(found)
-            for sub in sorted(p.rglob("*")):
-                if sub.suffix.lower() in AUDIO_EXTENSIONS and sub.is_file():
-                    found.setdefault(sub.resolve(), None)
-            if len(found) == before and empty_folders is not None and not any(
-                    sub.suffix.lower() in AUDIO_EXTENSIONS and sub.is_file() for sub in p.rglob("*")):
-                empty_folders.append(p)
-        elif p.exists():
-            found.setdefault(p.resolve(), None)
-        else:
-            raise FileNotFoundError(f"{p} does not exist: give audio files or folders holding them")
-    return list(found)
+    return find_files(paths, AUDIO_EXTENSIONS, "audio files", empty_folders)
 
 
 def _empty_file_error(path: Path) -> AudioReadError:
