@@ -51,6 +51,11 @@ def _sigmoid(logits: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(logits, -15.0, 15.0)))).astype(np.float32)
 
 
+# The dense layer from the 1,024-d embedding to the 6,522 logits (checked in tests/embeddings/test_birdnet.py).
+DENSE_WEIGHTS = "model/CLASS_DENSE_LAYER/MatMul"
+DENSE_BIAS = "model/CLASS_DENSE_LAYER/BiasAdd/ReadVariableOp/resource"
+
+
 class BirdNET:
     """BirdNET V2.4 as an embedding model: 3 s of 48 kHz mono in, 6,522 probabilities and 1,024 floats out.
 
@@ -157,6 +162,29 @@ class BirdNET:
             raise ValueError(f"{model_path} is not BirdNET V2.4: input {inp['shape']}, output {out['shape']}, "
                              f"pre-logits tensor {None if emb is None else emb['shape']}")
         return interp, int(inp["index"]), int(out["index"]), emb_index
+
+    def output_layer(self) -> tuple[np.ndarray, np.ndarray, str]:
+        """(weights 6,522 x 1,024, bias 6,522, "sigmoid"): the dense layer that turns the embedding into the
+        probabilities. The store keeps it once per model version and recomputes probability rows from
+        embeddings instead of storing 13 KB of them per window."""
+        cached = self.__dict__.get("_layer")
+        if cached is None:
+            from ai_edge_litert.interpreter import Interpreter
+
+            model_path, _ = self._paths()
+            interp = Interpreter(model_path=str(model_path))
+            interp.allocate_tensors()
+            by_name = {d["name"]: d["index"] for d in interp.get_tensor_details()}
+            try:
+                weights = np.array(interp.get_tensor(by_name[DENSE_WEIGHTS]), dtype=np.float32)
+                bias = np.array(interp.get_tensor(by_name[DENSE_BIAS]), dtype=np.float32)
+            except KeyError as e:
+                raise ValueError(f"{model_path} has no tensor {e.args[0]!r}: not the BirdNET V2.4 model") from e
+            if weights.shape != (self.n_classes, self.dim) or bias.shape != (self.n_classes,):
+                raise ValueError(f"{model_path}: output layer of shape {weights.shape}, {bias.shape}; expected "
+                                 f"({self.n_classes}, {self.dim})")
+            cached = self.__dict__.setdefault("_layer", (weights, bias, "sigmoid"))
+        return cached
 
     # ------------------------------------------------------------------ inference
     def infer(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

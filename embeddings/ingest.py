@@ -219,6 +219,9 @@ class _Ingester:
         self.files_done = 0
         self.model_version = store.ensure_model_version(model.name, "embedding", model.name, model.dim,
                                                         list(model.labels))
+        layer = getattr(model, "output_layer", None)
+        if callable(layer):  # probability rows are then recomputed from embeddings, not stored
+            store.set_output_layer(self.model_version, *layer())
         self.pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="ingest-model") \
             if workers > 1 else None
 

@@ -130,6 +130,8 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
         name=name, kind="classifier", embedding_space=space, dim=len(classes), labels=classes,
         params={**params, "test_size": test_size, "refit": refit}, metrics=metrics,
         artifact_path=str(artifact), parent_id=parent.id, ready=False, output_type=output_type))
+    # the head is one linear layer on the embedding: its probability rows are recomputed, never stored
+    store.set_output_layer(mv, head.coef_, head.intercept_, output_type)
     return rescore(store, mv, head, chunk_size=chunk_size, progress=progress)
 
 

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import repeat
 from pathlib import Path
 from typing import Any, ContextManager, Iterable, Literal, Optional, Sequence
 
 import numpy as np
-from sqlalchemy import delete, event, exists, func, insert, select, union_all
+from sqlalchemy import delete, event, exists, func, insert, literal, or_, select, union_all
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
@@ -198,6 +198,55 @@ def _insert_rows(conn, table: type[SQLModel], columns: Sequence[str], rows: Iter
                          rows)
 
 
+@dataclass(frozen=True)
+class OutputLayer:
+    """A model's last layer: probabilities = activation(embedding @ weights.T + bias)."""
+
+    weights: np.ndarray  # classes x dim, float32
+    bias: np.ndarray  # classes
+    activation: str  # sigmoid | softmax
+
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        z = np.asarray(embeddings, dtype=np.float32) @ self.weights.T + self.bias
+        if self.activation == "softmax":
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
+        return (1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))).astype(np.float32)
+
+
+class ComputedProbabilities:
+    """Probability rows recomputed from stored embeddings with a model's output layer, ``chunk`` rows at a time.
+
+    What a stored probability matrix would answer for ``take`` and ``contains`` (the sampler and the lab
+    read it through ``take``), without keeping 13 KB per window: from a float16 BirdNET embedding the rows
+    differ from the model's own by about 1e-4, less than storing them as float16 already cost.
+    """
+
+    def __init__(self, name: str, embeddings: matrices.MatrixView, layer: OutputLayer, chunk: int = 8192):
+        self.name = name
+        self.embeddings = embeddings
+        self.layer = layer
+        self.chunk = chunk
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.embeddings.ids
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def contains(self, clip_ids: np.ndarray | list[int]) -> np.ndarray:
+        return self.embeddings.contains(clip_ids)
+
+    def take(self, clip_ids: np.ndarray | list[int], dtype=np.float32) -> np.ndarray:
+        clip_ids = np.asarray(clip_ids, dtype=np.int64).ravel()
+        out = np.empty((clip_ids.size, self.layer.weights.shape[0]), dtype=dtype)
+        for i in range(0, clip_ids.size, self.chunk):
+            part = clip_ids[i:i + self.chunk]
+            out[i:i + part.size] = self.layer.probabilities(self.embeddings.take(part))
+        return out
+
+
 def mask_password(url: str) -> str:
     """A database URL fit to show: its password replaced by ***."""
     try:
@@ -231,6 +280,7 @@ class Store:
         self.on_wait: locks.WaitCallback = on_wait or _log_wait
         self.embedding_dtype: str = embedding_dtype
         self._views: dict[str, matrices.MatrixView] = {}  # latest committed view per matrix (keeps its index)
+        self._layers: dict[str, OutputLayer] = {}  # output layers read so far, by model name
         try:
             self.engine: Engine = create_engine(url)
         except (ArgumentError, NoSuchModuleError, ImportError) as e:
@@ -545,10 +595,11 @@ class Store:
         through re-scoring never leaves sampling on a partly scored pool.
         """
         with self._session() as s:
-            # EXISTS is one index probe per model version; DISTINCT over Score would read every row
-            scored = exists().where(Score.model_version_id == ModelVersion.id)
-            return s.execute(select(ModelVersion).where(scored, ModelVersion.ready)
-                          .order_by(ModelVersion.id.desc())).scalars().first()
+            # scores live in the model's scores matrix (0.1.0 stores: Score rows); EXISTS is one probe per model
+            in_matrix = exists().where(Matrix.name == literal("scores:") + ModelVersion.name, Matrix.rows > 0)
+            in_rows = exists().where(Score.model_version_id == ModelVersion.id)
+            return s.execute(select(ModelVersion).where(or_(in_matrix, in_rows), ModelVersion.ready)
+                             .order_by(ModelVersion.id.desc())).scalars().first()
 
     # ---------------------------------------------------------------- model outputs and vectors
     def write_model_outputs(self, model: ModelVersion, clip_ids: np.ndarray, probabilities: np.ndarray) -> None:
@@ -594,24 +645,20 @@ class Store:
 
     def _write_outputs(self, s: Session, model: ModelVersion, ids: np.ndarray, probs: np.ndarray,
                        embeddings: np.ndarray | None) -> None:
+        """A model's outputs for ``ids``: its scores and top predictions as compact matrix rows (no SQL row per
+        clip), and its full probability rows only when they cannot be recomputed from the embedding (a
+        model whose output layer the store holds: BirdNET, the fine-tuned heads)."""
         if s.get(Matrix, f"scores:{model.name}") is None:
-            self._backfill_scores(s, model)  # before this call's Score rows go in
+            self._backfill_scores(s, model)  # a model scored by 0.1.0 kept its scores in SQL rows
+        if s.get(Matrix, CLIPS_MATRIX) is None:  # a store older than the clips matrix: the pool needs it
+            self._backfill_clips(s, exclude_from=int(ids.max()) + 1 if ids.size else 0)
         scores = score_rows(probs)
-        labels = np.array(model.labels, dtype=object)
-        conn = s.connection()
-        id_list = ids.tolist()
-        _insert_rows(conn, Score, ("clip_id", "model_version_id", "max_entropy", "mean_entropy", "top1", "margin",
-                                   "top_label"),
-                     zip(id_list, repeat(model.id), scores["max_entropy"].tolist(), scores["mean_entropy"].tolist(),
-                         scores["top1"].tolist(), scores["margin"].tolist(), labels[scores["top_index"]].tolist()))
-        idx, vals = top_k(probs, TOP_K)
-        k = idx.shape[1]
-        _insert_rows(conn, Prediction, ("clip_id", "model_version_id", "rank", "label", "probability"),
-                     zip(np.repeat(ids, k).tolist(), repeat(model.id), np.tile(np.arange(1, k + 1), len(ids)).tolist(),
-                         labels[idx.ravel()].tolist(), vals.ravel().astype(np.float64).tolist()))
-        self._append_matrix(s, f"scores:{model.name}", "float64", model, ids,
+        self._append_matrix(s, f"scores:{model.name}", "float32", model, ids,
                             np.column_stack([scores[c] for c in SCORE_COLUMNS]))
-        self._append_matrix(s, f"probabilities:{model.name}", "float16", model, ids, probs)
+        idx, vals = top_k(probs, TOP_K)
+        self._append_matrix(s, f"topk:{model.name}", "float32", model, ids, np.column_stack([idx, vals]))
+        if self.output_layer(model) is None:
+            self._append_matrix(s, f"probabilities:{model.name}", "float16", model, ids, probs)
         if embeddings is not None:
             self._append_matrix(s, f"embeddings:{model.embedding_space}", self.embedding_dtype, model, ids,
                                 embeddings)
@@ -665,13 +712,83 @@ class Store:
     def embeddings(self, embedding_space: str) -> matrices.MatrixView:
         return self.matrix(f"embeddings:{embedding_space}")
 
-    def probabilities(self, model: ModelVersion) -> matrices.MatrixView:
-        return self.matrix(f"probabilities:{model.name}")
+    def probabilities(self, model: ModelVersion) -> "matrices.MatrixView | ComputedProbabilities":
+        """The model's probability rows: stored, or recomputed from the embeddings with its output layer.
+
+        Full rows of BirdNET's 6,522 classes would cost 13 KB per window as float16; they are the
+        output layer applied to the embedding, so a store holding that layer (``set_output_layer``)
+        keeps only the embedding and recomputes rows on demand (``ComputedProbabilities.take``).
+        """
+        try:
+            return self.matrix(f"probabilities:{model.name}")
+        except StoreError:
+            layer = self.output_layer(model)
+            if layer is None:
+                raise
+        return ComputedProbabilities(f"probabilities:{model.name}", self.embeddings(model.embedding_space), layer)
+
+    # ---------------------------------------------------------------- output layers
+    def _layer_path(self, model: ModelVersion) -> Path:
+        return self.vectors_dir / f"layer__{model.name.replace(':', '__').replace('/', '_')}.npz"
+
+    def set_output_layer(self, model: ModelVersion, weights: np.ndarray, bias: np.ndarray, activation: str) -> None:
+        """Keep a model's output layer (probabilities = activation(embedding @ weights.T + bias)), once per version.
+
+        Written before the model's first outputs, so its probability rows are never stored: they are
+        recomputed from the embedding. A layer already kept must match (a model version never changes).
+        """
+        weights = np.asarray(weights, dtype=np.float32)
+        bias = np.asarray(bias, dtype=np.float32).ravel()
+        if activation not in ("sigmoid", "softmax"):
+            raise StoreError(f"activation must be 'sigmoid' or 'softmax', got {activation!r}")
+        if weights.shape != (len(model.labels), model.dim if model.kind == "embedding" else weights.shape[1]) \
+                or bias.shape != (len(model.labels),):
+            raise StoreError(f"model {model.name!r}: an output layer of {len(model.labels)} classes needs weights "
+                             f"of shape ({len(model.labels)}, dim) and a bias of {len(model.labels)}; got "
+                             f"{weights.shape} and {bias.shape}")
+        path = self._layer_path(model)
+        existing = self.output_layer(model)
+        if existing is not None:
+            if existing.weights.shape != weights.shape or existing.activation != activation:
+                raise StoreError(f"model {model.name!r} already has another output layer in {path}")
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, weights=weights, bias=bias, activation=np.array(activation))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        self._layers.pop(model.name, None)
+
+    def output_layer(self, model: ModelVersion) -> Optional["OutputLayer"]:
+        """The model's output layer when the store keeps one (read once), else None."""
+        if model.name not in self._layers:
+            path = self._layer_path(model)
+            if not path.exists():
+                return None
+            with np.load(path, allow_pickle=False) as f:
+                self._layers[model.name] = OutputLayer(f["weights"], f["bias"], str(f["activation"]))
+        return self._layers[model.name]
 
     def predictions(self, clip_ids: Iterable[int], model_version_id: int) -> dict[int, list[tuple[str, float]]]:
-        """Top predictions per clip under one model version, best first."""
+        """Top predictions per clip under one model version, best first (``TOP_K`` of them)."""
         ids = [int(i) for i in clip_ids]
         out: dict[int, list[tuple[str, float]]] = {i: [] for i in ids}
+        mv = self.model_version(int(model_version_id))
+        try:
+            view = self.matrix(f"topk:{mv.name}")
+        except StoreError:
+            view = None
+        if view is not None and ids:
+            arr = np.asarray(ids, dtype=np.int64)
+            have = view.contains(arr)
+            if have.any():
+                rows = view.take(arr[have], dtype=np.float64)
+                k = rows.shape[1] // 2
+                for clip, row in zip(arr[have].tolist(), rows):
+                    out[clip] = [(mv.labels[int(j)], float(p)) for j, p in zip(row[:k], row[k:])]
+            ids = arr[~have].tolist()  # clips scored by 0.1.0 keep SQL rows
         rows = []
         with self._session() as s:
             for chunk in _in_chunks(ids):

@@ -34,7 +34,11 @@ def workspace(tmp_path):
 
 @pytest.fixture
 def store(workspace):
-    st = workspace.open_store()
+    """The workspace's store with exact (float32) embeddings: unit tests compare vectors to the last digit;
+    the float16 default of real workspaces is measured in bench/storage.py and used by the CLI tests."""
+    from store import Store
+
+    st = Store.open(workspace.root, embedding_dtype="float32")
     yield st
     st.close()
 

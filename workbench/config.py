@@ -73,12 +73,13 @@ class Workspace:
         return self.root / "secrets.json"
 
     def open_store(self, on_wait=None):
-        """The workspace's store. WORKBENCH_EMBEDDING_DTYPE=float16 halves new embedding matrices
-        (worth it from about a million windows); an existing matrix keeps its dtype. ``on_wait(message)``
-        hears when the store waits for another process's lock."""
+        """The workspace's store. New embedding matrices are float16 (2 KB per BirdNET window instead of 4 KB;
+        bench/storage.py measures what that changes in sampling and fine-tuning: nothing that matters);
+        WORKBENCH_EMBEDDING_DTYPE=float32 keeps them exact. An existing matrix keeps its dtype.
+        ``on_wait(message)`` hears when the store waits for another process's lock."""
         from store import Store
 
-        dtype = os.environ.get("WORKBENCH_EMBEDDING_DTYPE") or "float32"
+        dtype = os.environ.get("WORKBENCH_EMBEDDING_DTYPE") or "float16"
         return Store.open(self.root, self.db_url, embedding_dtype=dtype, on_wait=on_wait)
 
 

@@ -79,6 +79,18 @@ def test_embedding_feeds_the_logits(birdnet):
     np.testing.assert_allclose(1 / (1 + np.exp(-np.clip(logits, -15, 15))), probs, atol=1e-4)
 
 
+def test_the_output_layer_recomputes_the_probabilities_from_the_embedding(birdnet):
+    """What lets the store drop the 13 KB probability row per window: sigmoid(W e + b) from a float16 embedding."""
+    windows = (0.05 * np.random.default_rng(3).standard_normal((4, 144000))).astype(np.float32)
+    probs, embs = birdnet.infer_batch(windows)
+    weights, bias, activation = birdnet.output_layer()
+    assert weights.shape == (6522, 1024) and bias.shape == (6522,) and activation == "sigmoid"
+    half = embs.astype(np.float16).astype(np.float32)
+    again = 1 / (1 + np.exp(-(half @ weights.T + bias)))
+    assert np.abs(again - probs).max() < 5e-4
+    assert (again.argmax(axis=1) == probs.argmax(axis=1)).all()
+
+
 def test_red_backed_shrike_clips(birdnet):
     folder = shared_path("audio", "labeled_clips", "birdnet_testdata_s1")
     files = sorted(folder.glob("*.wav"))[:4]

@@ -193,7 +193,7 @@ def test_interrupted_ingest_resumes_without_duplicates(tmp_path, workspace, bird
     write_tone(folder / "long.wav", 24.5, sr=32000, seed=5)  # 8 full windows + 0.5 s dropped
     write_tone(folder / "zz_next.wav", 6.0, sr=48000, seed=6)
 
-    reference = Store.open(tmp_path / "reference")
+    reference = Store.open(tmp_path / "reference", embedding_dtype=workspace.open_store().embedding_dtype)
     ingest(folder, reference, model=birdnet, batch_windows=2)
     expected = sorted((s, e) for _, s, e in _spans(reference))
     expected_vectors = _vectors_by_span(reference)

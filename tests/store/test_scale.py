@@ -11,9 +11,9 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
-from store import Annotation, Matrix, Recording, SamplingRun, Selection, Store, StoreError, Task
+from store import Annotation, Matrix, Prediction, Recording, SamplingRun, Score, Selection, Store, StoreError, Task
 from store.matrices import MatrixView
 import store.store as store_module
 
@@ -39,6 +39,29 @@ def _clips(rec_ids: list[int], per: int, seed: int = 0):
     start = np.tile(np.arange(per) * 3.0, len(rec_ids))
     spans = np.column_stack([start, start + 3.0])
     return rec, spans, rng.random((rec.size, len(LABELS))), rng.standard_normal((rec.size, DIM))
+
+
+def _legacy_scores(store: Store, mv, ids: np.ndarray, probs: np.ndarray) -> None:
+    """Score rows as release 0.1.0 wrote them (one SQL row per clip), for stores made by it."""
+    from store.uncertainty import score_rows
+
+    sc = score_rows(probs)
+    with store._session(write=True) as s:
+        for j, i in enumerate(ids.tolist()):
+            s.add(Score(clip_id=int(i), model_version_id=mv.id, max_entropy=float(sc["max_entropy"][j]),
+                        mean_entropy=float(sc["mean_entropy"][j]), top1=float(sc["top1"][j]),
+                        margin=float(sc["margin"][j]), top_label=mv.labels[int(sc["top_index"][j])]))
+        s.commit()
+
+
+def _assert_pool_scores(pool, probs) -> None:
+    """The pool's score columns are those of ``probs`` (float32 on disk)."""
+    from store.uncertainty import score_rows
+
+    sc = score_rows(probs)
+    for col in ("max_entropy", "mean_entropy", "top1", "margin"):
+        np.testing.assert_allclose(getattr(pool, col), sc[col], atol=1e-6, err_msg=col)
+    assert pool.top_label.tolist() == [pool.model_version.labels[int(i)] for i in sc["top_index"]]
 
 
 def _assert_pools_equal(a, b) -> None:
@@ -90,19 +113,42 @@ def test_bulk_clips_refuse_bad_input_naming_it_and_write_nothing(store):
     assert len(store.add_clips([], [], mv, np.zeros((0, len(LABELS))))) == 0
 
 
-def test_pool_from_matrices_equals_pool_from_sql(store):
+def test_pool_from_matrices_follows_clip_ids_not_recordings(store):
     mv = _model(store)
     recs = _recordings(store)
     rec, spans, probs, emb = _clips(recs, per=4)
-    store.add_clips(rec[:6], spans[:6], mv, probs[:6], emb[:6])
-    store.add_clip_batch(recs[2], [tuple(x) for x in spans[8:]], mv, probs[8:], emb[8:])
-    store.add_clips(rec[6:8], spans[6:8], mv, probs[6:8], emb[6:8])  # ids no longer follow recordings
-    fast, slow = store.pool(mv), store._pool_from_sql(mv)
+    a = store.add_clips(rec[:6], spans[:6], mv, probs[:6], emb[:6])
+    b = store.add_clip_batch(recs[2], [tuple(x) for x in spans[8:]], mv, probs[8:], emb[8:])
+    c = store.add_clips(rec[6:8], spans[6:8], mv, probs[6:8], emb[6:8])  # ids no longer follow recordings
+    pool = store.pool(mv)
     assert store.matrix_info(f"scores:{mv.name}").rows == 12
-    _assert_pools_equal(fast, slow)
-    assert fast.hour.tolist() == slow.hour.tolist()
-    assert set(fast.site.tolist()) == {"Jura", "Alps", ""}  # unknown site reads "", as before
-    assert fast.hour.tolist()[:2] == [4, 5]  # 04:59:57 + 0 s and + 3 s: the clip's own start
+    assert pool.clip_id.tolist() == a.tolist() + b.tolist() + c.tolist()
+    _assert_pool_scores(pool, np.concatenate([probs[:6], probs[8:], probs[6:8]]))
+    assert pool.recording_id.tolist() == rec[:6].tolist() + [recs[2]] * 4 + rec[6:8].tolist()
+    assert set(pool.site.tolist()) == {"Jura", "Alps", ""}  # unknown site reads ""
+    assert pool.hour.tolist()[:2] == [4, 5]  # 04:59:57 + 0 s and + 3 s: the clip's own start
+
+
+def test_no_sql_row_and_no_probability_row_per_clip_once_the_output_layer_is_kept(store):
+    """Compact: scores and top predictions in matrices; BirdNET-like models' rows recomputed from embeddings."""
+    mv = _model(store)
+    rng = np.random.default_rng(5)
+    weights, bias = rng.normal(size=(len(LABELS), DIM)).astype(np.float32), rng.normal(size=len(LABELS))
+    store.set_output_layer(mv, weights, bias, "sigmoid")
+    recs = _recordings(store)
+    rec, spans, _, emb = _clips(recs, per=4)
+    probs = 1 / (1 + np.exp(-(emb @ weights.T + bias)))
+    ids = store.add_clips(rec, spans, mv, probs, emb)
+    with store._session() as s:
+        assert s.scalar(select(func.count()).select_from(Score)) == 0
+        assert s.scalar(select(func.count()).select_from(Prediction)) == 0
+    assert store.matrix_info(f"probabilities:{mv.name}") is None
+    np.testing.assert_allclose(store.probabilities(mv).take(ids[::-1]), probs[::-1], atol=1e-5)
+    preds = store.predictions(ids[:2], mv.id)
+    assert preds[int(ids[0])][0] == (LABELS[int(probs[0].argmax())], pytest.approx(float(probs[0].max()), abs=1e-6))
+    assert store.current_model_version().name == mv.name
+    with pytest.raises(StoreError, match="already has another output layer"):
+        store.set_output_layer(mv, weights, bias, "softmax")
 
 
 def test_pool_after_rescoring_reads_the_new_scores_and_probabilities(store):
@@ -115,12 +161,13 @@ def test_pool_after_rescoring_reads_the_new_scores_and_probabilities(store):
     replaced = np.tile([0.9, 0.05], (3, 1))
     store.write_model_outputs(head, ids[3:6], replaced)  # a rerun after a crash replaces some outputs
     pool = store.pool(head)
-    _assert_pools_equal(pool, store._pool_from_sql(head))
+    assert pool.clip_id.tolist() == sorted(ids.tolist())
     assert pool.top_label.tolist() == ["b"] * 3 + ["a"] * 3 + ["b"] * 3
     view = store.probabilities(head)
     assert not view.monotonic and len(view) == 12
     np.testing.assert_allclose(view.take(ids[3:6]), replaced, atol=1e-3)  # the last row of a clip wins
     np.testing.assert_allclose(view.take(ids[:3]), np.tile([0.2, 0.6], (3, 1)), atol=1e-3)
+    assert store.predictions(ids[3:4], head.id)[int(ids[3])][0][0] == "a"
 
 
 def test_rescoring_more_clips_than_one_sql_in_list_holds(store, monkeypatch):
@@ -131,15 +178,18 @@ def test_rescoring_more_clips_than_one_sql_in_list_holds(store, monkeypatch):
     ids = store.add_clips(rec, spans, mv, probs, emb)
     store.write_model_outputs(mv, ids, probs[::-1])
     store.write_model_outputs(mv, ids, probs)
-    assert len(store.pool(mv)) == 15
-    _assert_pools_equal(store.pool(mv), store._pool_from_sql(mv))
+    pool = store.pool(mv)
+    assert len(pool) == 15 and pool.clip_id.tolist() == ids.tolist()
+    _assert_pool_scores(pool, probs)
 
 
-def test_a_store_written_before_the_matrices_is_read_from_sql_then_backfilled(store):
+def test_a_store_of_release_0_1_0_is_read_from_sql_then_backfilled(store):
+    """0.1.0 kept a Score row per clip; a store whose matrices lag them is read from SQL, then caught up."""
     mv = _model(store)
     recs = _recordings(store)
     rec, spans, probs, emb = _clips(recs, per=3)
-    store.add_clips(rec, spans, mv, probs, emb)
+    ids = store.add_clips(rec, spans, mv, probs, emb)
+    _legacy_scores(store, mv, ids, probs)
     expected = store.pool(mv)
     with store._session() as s:  # as a store written before the clips and scores matrices existed
         s.execute(delete(Matrix).where(Matrix.name.in_([f"scores:{mv.name}", "clips"])))
@@ -151,13 +201,10 @@ def test_a_store_written_before_the_matrices_is_read_from_sql_then_backfilled(st
     assert store.matrix_info("clips").rows == 11 and store.matrix_info(f"scores:{mv.name}").rows == 11
     pool = store._pool_from_matrices(mv)
     assert pool is not None and len(pool) == 11 and pool.clip_id[-2:].tolist() == new.tolist()
-    _assert_pools_equal(pool, store._pool_from_sql(mv))
-    # a head re-scoring some clips keeps covering them all
-    store.write_model_outputs(mv, new, probs[2:4])
-    _assert_pools_equal(store.pool(mv), store._pool_from_sql(mv))
+    _assert_pool_scores(pool, np.concatenate([probs, probs[:2]]))
 
 
-def test_scores_of_legacy_clips_only_fall_back_to_sql(store):
+def test_a_head_rescoring_a_store_older_than_the_clips_matrix_backfills_it(store):
     mv = _model(store)
     recs = _recordings(store)
     rec, spans, probs, emb = _clips(recs, per=2)
@@ -167,7 +214,7 @@ def test_scores_of_legacy_clips_only_fall_back_to_sql(store):
         s.commit()
     head = store.ensure_model_version("head-1", "classifier", "bulk-space", 2, ["a", "b"])
     store.write_model_outputs(head, ids, np.tile([0.3, 0.6], (len(ids), 1)))
-    assert store._pool_from_matrices(head) is None  # its clips are not in a clips matrix
+    assert store._pool_from_matrices(head) is not None
     assert store.pool(head).top_label.tolist() == ["b"] * 6
 
 
@@ -180,6 +227,8 @@ def test_pool_codes_match_the_string_columns(store):
     for col in ("site", "device", "top_label"):
         codes, cats = pool.codes(col)
         assert codes.dtype == np.int32 and cats[codes].tolist() == getattr(pool, col).tolist()
+    ids = pool.clip_id
+    _legacy_scores(store, mv, ids, probs)
     codes, cats = store._pool_from_sql(mv).codes("top_label")  # computed for a pool without stored codes
     assert cats[codes].tolist() == pool.top_label.tolist()
     with pytest.raises(ValueError, match="not 'hour'"):

@@ -111,10 +111,12 @@ def test_label_sets_are_shown_and_edited(tmp_path, capsys):
 
 
 def test_embedding_dtype_comes_from_the_environment(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("WORKBENCH_EMBEDDING_DTYPE", "float16")
     from workbench.config import Workspace
 
-    assert Workspace.resolve(tmp_path / "a").open_store().embedding_dtype == "float16"
+    monkeypatch.delenv("WORKBENCH_EMBEDDING_DTYPE", raising=False)
+    assert Workspace.resolve(tmp_path / "a").open_store().embedding_dtype == "float16"  # the default: 2 KB/window
+    monkeypatch.setenv("WORKBENCH_EMBEDDING_DTYPE", "float32")
+    assert Workspace.resolve(tmp_path / "c").open_store().embedding_dtype == "float32"
     monkeypatch.setenv("WORKBENCH_EMBEDDING_DTYPE", "float8")
     assert main(["--workspace", str(tmp_path / "b"), "status"]) == 2
     assert "float8" in capsys.readouterr().err
