@@ -35,7 +35,8 @@ from store.schema import (Annotation, Clip, ClipBox, LabelSet, Matrix, ModelVers
 from store.uncertainty import score_rows, top_k
 
 TOP_K = 5
-# Columns of the per-model ``scores:<model>`` matrix (float64, one row per clip and scoring).
+# Columns of the per-model ``scores:<model>`` matrix (float32 since 0.2, one row per clip and scoring; the top
+# index is exact in float32 up to 2**24 classes).
 SCORE_COLUMNS = ("max_entropy", "mean_entropy", "top1", "margin", "top_index")
 # Columns of the ``clips`` matrix (float64: exact for ids below 2**53): where each clip sits.
 CLIP_COLUMNS = ("recording_id", "start_s")
@@ -635,7 +636,7 @@ class Store:
         Runs once per model version, before its first new outputs, in the same transaction.
         """
         name = f"scores:{model.name}"
-        self._append_matrix(s, name, "float64", model, np.zeros(0, np.int64), np.zeros((0, len(SCORE_COLUMNS))))
+        self._append_matrix(s, name, "float32", model, np.zeros(0, np.int64), np.zeros((0, len(SCORE_COLUMNS))))
         index = {label: float(i) for i, label in enumerate(model.labels)}
         q = (select(Score.clip_id, Score.max_entropy, Score.mean_entropy, Score.top1, Score.margin, Score.top_label)
              .where(Score.model_version_id == model.id).order_by(Score.clip_id).execution_options(yield_per=500_000))
