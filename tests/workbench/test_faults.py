@@ -171,3 +171,31 @@ def test_status_masks_the_database_password(postgres_server, tmp_path, capsys):
     assert main(["--workspace", str(tmp_path / "ws"), "--db-url", url, "status"]) == 0
     out = capsys.readouterr().out
     assert "hunter2" not in out and "workbench:***@" in out
+
+
+def test_a_team_on_postgresql_ingests_samples_and_reads_at_once(postgres_server, tmp_path):
+    """Several people and jobs on one PostgreSQL store with vectors on a folder they all reach."""
+    from tests.conftest import new_postgres_database
+
+    url = new_postgres_database(postgres_server)
+    shared_vectors = tmp_path / "team"
+    folder = shared_path("audio", "labeled_clips")
+    first, rest = folder / "birdnet_testdata_s1", folder / "birdnet_testdata_s2"
+    base = [sys.executable, "-m", "workbench.cli", "--workspace", str(shared_vectors), "--db-url", url]
+    assert subprocess.run(base + ["ingest", str(first)], cwd=REPO, capture_output=True).returncode == 0
+    jobs = [subprocess.Popen(base + args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for args in (["ingest", str(rest)], ["sample", "--strategy", "random", "--budget", "5", "--seed", "1"],
+                         ["sample", "--budget", "5", "--seed", "2"], ["status"])]
+    outs = [j.communicate(timeout=600) for j in jobs]
+    assert [j.returncode for j in jobs] == [0] * 4, [o[1][-1500:] for o in outs]
+    assert not any("Traceback" in err for _, err in outs)
+    from workbench.config import Workspace
+
+    store = Workspace.resolve(shared_vectors, url).open_store()
+    try:
+        picks = [s.clip_id for r in store.sampling_runs() for s in store.selections(r.id)]
+        assert len(picks) == len(set(picks)) == 10  # two samplings at once, no clip twice
+        spans = [(c.recording_id, c.start_s) for c in store.clips(store.pool().clip_id)]
+        assert len(spans) == len(set(spans)) == 24 * 4 and len(store.embeddings("birdnet-v2.4")) == 96
+    finally:
+        store.close()
