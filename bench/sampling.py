@@ -10,8 +10,7 @@ happens in a child process, so the timing process holds no generator memory.
 
 Timed: ``sampler.run.sample(store, strategy, budget)`` on a freshly opened store, i.e. pool
 building, exclusions, embedding reads (memory-mapped), the strategy and recording the run. The
-strategy is the combined one when ``sampler.STRATEGIES`` has it, else ``uncertain_diverse`` with
-strata site, hour, species (the output says which). Peak memory is the process's peak resident
+strategy is the workbench's default (``--strategy NAME`` times another; the output says which). Peak memory is the process's peak resident
 set (VmHWM, reset before each run; it includes the interpreter and mapped file pages touched).
 Each run records a sampling run in the cached store, as successive rounds would.
 
@@ -216,27 +215,19 @@ def measured(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 
 
 # ------------------------------------------------------------------------------------ ours
-def make_strategy() -> tuple[Any, str]:
-    """The combined strategy when the sampler has one, else uncertain_diverse with strata."""
+def make_strategy(name: str = "default") -> tuple[Any, str]:
+    """The workbench's default strategy (what `workbench sample` runs), or a named one with its defaults."""
     from sampler import STRATEGIES
+    from sampler.defaults import DEFAULT_STRATEGY, default_strategy
 
-    names = sorted(STRATEGIES)
-    combined = [n for n in names if "combined" in n] or [n for n in names if "weighted" in n]
-    if combined:
-        cls = STRATEGIES[combined[0]]
-        params = cls().get_params()
-        chosen: dict[str, Any] = {}
-        if "random_state" in params:
-            chosen["random_state"] = 0
-        if "strata" in params:
-            chosen["strata"] = ("site", "hour", "species")
-        strategy = cls(**chosen)
-        return strategy, f"{combined[0]} (combined strategy) with {chosen or 'defaults'}"
-    from sampler import UncertainDiverse
-
-    return (UncertainDiverse(strata=("site", "hour", "species"), random_state=0),
-            f"uncertain_diverse with strata site,hour,species: sampler.STRATEGIES has no combined strategy "
-            f"yet (has {', '.join(names)})")
+    if name in ("default", DEFAULT_STRATEGY):
+        strategy = default_strategy(random_state=0)
+        return strategy, f"the default ({DEFAULT_STRATEGY}) with {strategy.get_params(deep=False)}"
+    cls = STRATEGIES[name]
+    params = {"random_state": 0} if "random_state" in cls().get_params() else {}
+    if "strata" in cls().get_params():
+        params["strata"] = ("site", "hour", "species")
+    return cls(**params), f"{name} with {params}"
 
 
 # Store methods the breakdown times (wrapped on the one store object of a run, then removed)
@@ -358,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="sizes 100k,1M, one run each, baselines on a 20k pool")
     ap.add_argument("--budget", type=int, default=1000)
+    ap.add_argument("--strategy", default="default", help="strategy to time (default: the workbench's default)")
     ap.add_argument("--baseline-size", type=parse_size, default=None,
                     help="pool for the naive baselines and ours beside them (default 100k, 20k with --quick)")
     ap.add_argument("--repeats", type=int, default=None, help="runs per size below 10M (default 2, 1 with --quick)")
@@ -373,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     def dtype_for(n: int) -> str:
         return args.dtype if args.dtype != "auto" else ("float16" if n >= 1_000_000 else "float32")
 
-    strategy, described = make_strategy()
+    strategy, described = make_strategy(args.strategy)
     say(f"sampling benchmark: budget {budget}, {DIM}-d, {os.cpu_count()} cores, {load()}")
     say(f"strategy: {described}")
     mem_total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
