@@ -111,9 +111,30 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
     from embeddings.ingest import IngestReport, ingest
 
     audio, images, image_roots, empty = _split_inputs(args.paths)
+    cluster = getattr(args, "cluster", None)
+    if cluster is None and (getattr(args, "shards", None) is not None or getattr(args, "workers", None) is not None
+                            or getattr(args, "keep_shards", False)):
+        raise UserError("--shards, --workers and --keep-shards apply to a cluster ingest: add --cluster ADDRESS "
+                        "(or --cluster local)")
     store = _open_store(ws)
     reports: list[IngestReport] = []
-    if audio or not images:
+    if (audio or not images) and cluster is not None:
+        from embeddings.cluster import ClusterError, cluster_ingest
+
+        # audio on the Ray cluster (images, if any, still go through the vision model on this machine)
+        shards = args.shards if args.shards is not None else ws.root / "shards"
+        try:
+            report = cluster_ingest(audio, store, address=cluster, shard_dir=shards, metadata_csv=args.metadata,
+                                    workers=args.workers, keep_shards=args.keep_shards, progress=_ingest_progress)
+        except ClusterError as e:
+            raise UserError(str(e)) from e
+        reports.append(report)
+        print(file=sys.stderr)
+        print(f"[cluster] {report.workers} worker(s) on {len(report.nodes)} node(s) embedded {report.shards_computed} "
+              f"file(s), {report.shards_reused} taken from shards an earlier run left in {shards}; listing "
+              f"{report.list_seconds:.1f} s, workers busy {report.worker_seconds:.1f} s, committing "
+              f"{report.commit_seconds:.1f} s", file=sys.stderr)
+    elif audio or not images:
         reports.append(ingest(audio, store, metadata_csv=args.metadata, progress=_ingest_progress))
         print(file=sys.stderr)
     if images:
@@ -552,6 +573,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detections", type=Path, help="images: MegaDetector batch-output JSON: one clip per detection "
                                                    "(a crop), frames without any kept as blank")
     s.add_argument("--threshold", type=float, default=0.2, help="images: detector confidence to keep a box (0.2)")
+    s.add_argument("--cluster", metavar="ADDRESS|local",
+                   help="audio: decode and embed on a Ray cluster (the head's host:port, 'auto', ray://host:port) "
+                        "or on a Ray started on this machine ('local'); needs pip install "
+                        "'biodiversity-workbench[cluster]' on every node and the audio at the same path on each")
+    s.add_argument("--shards", type=Path, help="cluster: folder every node and this machine reach where workers leave "
+                                               "each recording's windows until they are committed (default: the "
+                                               "workspace's shards/)")
+    s.add_argument("--workers", type=int, help="cluster: model workers (Ray actors, one CPU each; default: the "
+                                               "cluster's CPUs)")
+    s.add_argument("--keep-shards", action="store_true", help="cluster: keep shards after they are committed")
     s.set_defaults(func=cmd_ingest)
 
     def sampling_args(s: argparse.ArgumentParser) -> None:
