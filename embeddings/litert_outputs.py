@@ -14,6 +14,7 @@ generated schema code to check it. The file on disk is never changed.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from pathlib import Path
 from typing import Sequence
@@ -70,19 +71,26 @@ def with_outputs(path: str | Path, names: Sequence[str]) -> bytes:
 
 
 def constant(path: str | Path, name: str) -> np.ndarray:
-    """The constant tensor ``name`` (weights, bias) of the model at ``path``, as stored in the file."""
-    data = Path(path).read_bytes()
-    model, graph, tensor_names = _root(path, data)
-    if name not in tensor_names:
-        raise KeyError(name)
-    tensor = graph.Tensors(tensor_names.index(name))
-    buffer = model.Buffers(tensor.Buffer())
-    dtype = _DTYPES.get(int(tensor.Type()))
-    if buffer.Offset() > 1:  # models over 2 GB keep their weights after the flatbuffer
-        raw = data[buffer.Offset():buffer.Offset() + buffer.Size()]
-    else:
-        raw = buffer.DataAsNumpy()
-        raw = b"" if isinstance(raw, int) else raw.tobytes()  # the generated code gives 0 for no data
-    if not raw or dtype is None:
-        raise ValueError(f"{path}: tensor {name!r} is not a constant of a plain numeric type")
-    return np.frombuffer(raw, dtype=dtype).reshape([int(v) for v in tensor.ShapeAsNumpy()]).copy()
+    """The constant tensor ``name`` (weights, bias) of the model at ``path``, as stored in the file.
+
+    The file is memory-mapped, so only the tensor's pages are read (not all of a 50 MB model)."""
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        model, graph, tensor_names = _root(path, data)
+        if name not in tensor_names:
+            raise KeyError(name)
+        tensor = graph.Tensors(tensor_names.index(name))
+        buffer = model.Buffers(tensor.Buffer())
+        dtype = _DTYPES.get(int(tensor.Type()))
+        if buffer.Offset() > 1:  # models over 2 GB keep their weights after the flatbuffer
+            start, size = buffer.Offset(), buffer.Size()
+        else:
+            vector = buffer._tab.Offset(4)  # Buffer.data: where DataAsNumpy would read, without a copy of it
+            start = buffer._tab.Vector(vector) if vector else 0
+            size = buffer._tab.VectorLen(vector) if vector else 0
+        if not size or dtype is None:
+            raise ValueError(f"{path}: tensor {name!r} is not a constant of a plain numeric type")
+        shape = [int(v) for v in tensor.ShapeAsNumpy()]
+        view = np.frombuffer(data, dtype=dtype, count=size // np.dtype(dtype).itemsize, offset=start)
+        values = view.reshape(shape).copy()
+        del view  # the map cannot close while an array still points into it
+    return values
