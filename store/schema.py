@@ -11,9 +11,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Integer, UniqueConstraint
 from pydantic import NaiveDatetime
 from sqlmodel import Field, SQLModel
+
+
+#: Clip ids and matrix row counts: 64-bit. A lab with 100 recorders makes about a billion 3 s windows a year,
+#: so a 32-bit id (PostgreSQL's INTEGER, 2.1 billion) would run out in the second year. SQLite's INTEGER is
+#: already 64-bit and only an INTEGER PRIMARY KEY is its auto-numbered rowid, so it keeps that there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utcnow() -> datetime:
@@ -59,7 +65,7 @@ class Clip(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("recording_id", "start_s", name="uq_clip_recording_start"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: Optional[int] = Field(default=None, primary_key=True, sa_type=BigId)
     recording_id: int = Field(foreign_key="recording.id", index=True)
     start_s: float = 0.0
     end_s: float = 0.0
@@ -74,7 +80,7 @@ class ClipBox(SQLModel, table=True):
     costs nothing per audio window. Coordinates are normalised to the frame, (x, y) the top-left corner.
     """
 
-    clip_id: int = Field(foreign_key="clip.id", primary_key=True)
+    clip_id: int = Field(foreign_key="clip.id", sa_type=BigId, primary_key=True)
     x: float
     y: float
     w: float
@@ -113,7 +119,7 @@ class ModelVersion(SQLModel, table=True):
 class Prediction(SQLModel, table=True):
     """Top species of a clip under one model version (rank 1 = most probable)."""
 
-    clip_id: int = Field(foreign_key="clip.id", primary_key=True)
+    clip_id: int = Field(foreign_key="clip.id", sa_type=BigId, primary_key=True)
     model_version_id: int = Field(foreign_key="modelversion.id", primary_key=True)
     rank: int = Field(primary_key=True)
     label: str = Field(index=True)
@@ -123,7 +129,7 @@ class Prediction(SQLModel, table=True):
 class Score(SQLModel, table=True):
     """Uncertainty and confidence of a clip under one model version."""
 
-    clip_id: int = Field(foreign_key="clip.id", primary_key=True)
+    clip_id: int = Field(foreign_key="clip.id", sa_type=BigId, primary_key=True)
     model_version_id: int = Field(foreign_key="modelversion.id", primary_key=True, index=True)
     max_entropy: float
     mean_entropy: float
@@ -138,7 +144,7 @@ class Matrix(SQLModel, table=True):
     name: str = Field(primary_key=True)
     dim: int
     dtype: str
-    rows: int = 0
+    rows: int = Field(default=0, sa_type=BigId)
     model_version_id: Optional[int] = Field(default=None, foreign_key="modelversion.id")
 
 
@@ -159,7 +165,7 @@ class Selection(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="samplingrun.id", index=True)
-    clip_id: int = Field(foreign_key="clip.id", index=True)
+    clip_id: int = Field(foreign_key="clip.id", sa_type=BigId, index=True)
     rank: int
     score: float
     cluster: Optional[int] = None
@@ -181,7 +187,7 @@ class Task(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     project_id: int = Field(index=True)
-    clip_id: int = Field(foreign_key="clip.id", index=True)
+    clip_id: int = Field(foreign_key="clip.id", sa_type=BigId, index=True)
     ls_task_id: int = Field(index=True)
     label_set_id: Optional[int] = Field(default=None, foreign_key="labelset.id")
     run_id: Optional[int] = Field(default=None, foreign_key="samplingrun.id")
@@ -196,7 +202,7 @@ class Annotation(SQLModel, table=True):
     """
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    clip_id: int = Field(foreign_key="clip.id", index=True)
+    clip_id: int = Field(foreign_key="clip.id", sa_type=BigId, index=True)
     project_id: int = Field(index=True)
     ls_task_id: int = Field(index=True)
     ls_annotation_id: int = Field(index=True)

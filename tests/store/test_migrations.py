@@ -159,3 +159,33 @@ def test_processes_opening_a_brand_new_workspace_at_once_all_succeed(db_url, wor
         assert inspect(store.engine).has_table("alembic_version")
     finally:
         store.close()
+
+
+def test_clip_ids_go_past_32_bits(db_url, workspace):
+    """A billion windows a year: clip ids past 2,147,483,647 are numbered on, stored with their outputs and
+    picks, and found again (PostgreSQL's INTEGER and its id sequence would stop there)."""
+    from store import Recording
+    from store.schema import SamplingRun, Selection
+
+    store = Store(db_url, workspace.root / "vectors")
+    try:
+        rec = store.add_recording(Recording(path="/data/year2.wav", content_hash="y2", status="done"))
+        mv = store.ensure_model_version("birdnet", "embedding", "birdnet", 4, LABELS)
+        big = 2**31 + 10
+        with store.engine.begin() as conn:
+            if store.engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT setval(pg_get_serial_sequence('clip', 'id'), :v)"), {"v": big})
+            else:  # SQLite numbers a rowid on from the largest one stored
+                conn.execute(text("INSERT INTO clip (id, recording_id, start_s, end_s) VALUES (:v, :r, 99, 102)"),
+                             {"v": big, "r": rec.id})
+        embs = np.arange(12, dtype=np.float32).reshape(3, 4)
+        ids = store.add_clip_batch(rec.id, [(0.0, 3.0), (3.0, 6.0), (6.0, 9.0)], mv, np.full((3, 3), 0.3), embs)
+        assert ids.tolist() == [big + 1, big + 2, big + 3]
+        assert set(ids.tolist()) <= set(store.pool(mv).clip_id.tolist())
+        np.testing.assert_array_equal(store.embeddings("birdnet").take(ids[::-1]), embs[::-1])
+        store.add_sampling_run(SamplingRun(strategy="random", budget=1, model_version_id=mv.id),
+                               [Selection(clip_id=int(ids[1]), rank=1, score=0.5, reason="random pick")])
+        assert store.excluded_clip_ids() == {big + 2}
+        assert [(c.clip_id, c.start_s) for c in store.clips([big + 3])] == [(big + 3, 6.0)]
+    finally:
+        store.close()
