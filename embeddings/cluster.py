@@ -320,14 +320,7 @@ class _Committer:
                 log.warning("not ingested: %s", failures[entry.index])
                 self.report.files_failed.append((str(entry.path), failures[entry.index]))
             else:
-                stats = DecodeStats(**by_index[entry.index].meta.stats)
-                for msg in stats.notes:
-                    log.warning("%s", msg)
-                    self.report.warnings.append((str(entry.path), msg))
-                if stats.truncated:
-                    self.report.truncated.append(str(entry.path))
-                if stats.nonfinite:
-                    self.report.nonfinite[str(entry.path)] = stats.nonfinite
+                self.report.add_decode_problems(entry.path, DecodeStats(**by_index[entry.index].meta.stats))
                 self.report.files_new += 1
             self.files_done += 1
             self._progress(entry.path)

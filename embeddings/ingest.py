@@ -65,6 +65,16 @@ class IngestReport:
         """Seconds of audio ingested per second of wall time."""
         return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
+    def add_decode_problems(self, path: str | os.PathLike, stats: DecodeStats) -> None:
+        """Log and count what decoding ``path`` found (notes, a truncated file, non-finite samples)."""
+        for msg in stats.notes:
+            log.warning("%s", msg)
+            self.warnings.append((str(path), msg))
+        if stats.truncated:
+            self.truncated.append(str(path))
+        if stats.nonfinite:
+            self.nonfinite[str(path)] = stats.nonfinite
+
 
 def find_audio_files(paths: str | os.PathLike | Iterable[str | os.PathLike],
                      empty_folders: Optional[list[Path]] = None) -> list[Path]:
@@ -297,13 +307,7 @@ class _Ingester:
 
     def finish(self, job: _Job) -> None:
         stats = job.stats
-        for msg in stats.notes:
-            log.warning("%s", msg)
-            self.report.warnings.append((str(job.path), msg))
-        if stats.truncated:
-            self.report.truncated.append(str(job.path))
-        if stats.nonfinite:
-            self.report.nonfinite[str(job.path)] = stats.nonfinite
+        self.report.add_decode_problems(job.path, stats)
         # The decoded length, not the header's (an MP3 header only estimates it), and the warnings
         # (e.g. "truncated at 5.0 s") where the UI shows errors.
         self.store.update_recording(job.recording_id, status="done", error="; ".join(stats.notes) or None,
