@@ -13,7 +13,6 @@ PostgreSQL, executemany elsewhere). Embeddings may be kept as float16 (``embeddi
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import re
@@ -23,15 +22,17 @@ from pathlib import Path
 from typing import Any, ContextManager, Iterable, Literal, Optional, Sequence
 
 import numpy as np
-from sqlalchemy import delete, event, exists, func, insert, literal, or_, select, union_all
+from sqlalchemy import delete, event, exists, func, literal, or_, select, union_all
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, NoSuchModuleError, OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlmodel import Session, create_engine
 
 from store import locks, matrices, migrate
 from store.errors import StoreError
 from store.schema import (Annotation, Clip, ClipBox, LabelSet, Matrix, ModelVersion, Prediction, Recording,
                           SamplingRun, Score, Selection, SimulationRun, SyncState, Task, utcnow)
+from store.sql import (SessionFactory, in_chunks, insert_missing, insert_rows, session_factory, sqlite_begin,
+                       sqlite_pragmas)
 from store.uncertainty import score_rows, top_k
 
 TOP_K = 5
@@ -45,7 +46,6 @@ CLIPS_MATRIX = "clips"
 OUT_OF_POOL = ("replaced", "failed")
 EMBEDDING_DTYPES = ("float32", "float16")
 EmbeddingDtype = Literal["float32", "float16"]
-_IN_CHUNK = 10_000  # ids per SQL IN-list: SQLite refuses more than 32,766 bound values per statement
 
 
 @dataclass
@@ -122,81 +122,11 @@ class ClipInfo:
     box: Optional[Box] = None  # image regions: (x, y, w, h, category, confidence), normalised to the frame
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    dbapi_connection.isolation_level = None  # transactions are begun by _sqlite_begin, not by the driver
-    cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
 log = logging.getLogger(__name__)
 
 
 def _log_wait(message: str) -> None:
     log.warning("%s", message)
-
-
-def _sqlite_begin(conn) -> None:
-    """Begin a SQLite transaction: IMMEDIATE (the write lock now) for write sessions, deferred for reads."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("workbench_write") else "BEGIN")
-
-
-def _in_chunks(values: Sequence[int], size: Optional[int] = None) -> Iterable[list[int]]:
-    """``values`` in lists short enough for one SQL IN-list on every backend."""
-    values, size = list(values), size or _IN_CHUNK
-    for i in range(0, len(values), size):
-        yield values[i:i + size]
-
-
-def _insert_missing(s: Session, row: SQLModel) -> None:
-    """Insert ``row`` unless a row with the same unique key exists, inside the caller's transaction.
-
-    For records made on first use (a model version, a label set, a matrix): two processes may both
-    find one missing; the second insert then does nothing instead of failing, and both read back the
-    stored row.
-    """
-    table = type(row).__table__
-    values = {c.name: getattr(row, c.name) for c in table.columns if getattr(row, c.name) is not None}
-    dialect = s.connection().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
-        s.execute(module.insert(table).values(**values).on_conflict_do_nothing())
-        return
-    try:
-        with s.begin_nested():
-            s.execute(insert(table).values(**values))
-    except IntegrityError:
-        pass
-
-
-def _insert_rows(conn, table: type[SQLModel], columns: Sequence[str], rows: Iterable[tuple]) -> None:
-    """Insert plain tuples through the driver's fastest path, inside the caller's transaction.
-
-    COPY on PostgreSQL (psycopg), the DBAPI's executemany on SQLite: no ORM objects, no per-row
-    dictionaries. For a million clips with five predictions each this is the difference between
-    minutes and seconds.
-    """
-    name = table.__tablename__
-    prep = conn.dialect.identifier_preparer
-    cols = ", ".join(prep.quote(c) for c in columns)
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        with conn.connection.driver_connection.cursor() as cur:
-            with cur.copy(f"COPY {prep.quote(name)} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        return
-    rows = list(rows)
-    if not rows:
-        return
-    marks = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
-    if marks is None:  # another driver: SQLAlchemy Core executemany, slower but portable
-        conn.execute(insert(table), [dict(zip(columns, row)) for row in rows])
-        return
-    conn.exec_driver_sql(f"INSERT INTO {prep.quote(name)} ({cols}) VALUES ({', '.join([marks] * len(columns))})",
-                         rows)
 
 
 @dataclass(frozen=True)
@@ -289,9 +219,9 @@ class Store:
                              f"sqlite:////path/workbench.db or postgresql+psycopg://user@host/db (PostgreSQL needs "
                              f"pip install 'biodiversity-workbench[postgres]')") from e
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", _sqlite_begin)
-        self._write_engine = self.engine.execution_options(workbench_write=True)
+            event.listen(self.engine, "connect", sqlite_pragmas)
+            event.listen(self.engine, "begin", sqlite_begin)
+        self._sessions: SessionFactory = session_factory(self.engine)
         try:
             migrate.upgrade(self.engine, on_wait=self.on_wait)
         except (OperationalError, InterfaceError) as e:
@@ -322,15 +252,8 @@ class Store:
         return locks.exclusive(self.engine, name, on_wait=self.on_wait)
 
     def _session(self, write: bool = False) -> Session:
-        """A session; ``write`` sessions on SQLite begin with BEGIN IMMEDIATE.
-
-        SQLite lets one writer in at a time. A transaction that reads, then writes (read the matrix row
-        count, then append after it) must hold the write lock from its start, or two processes read the
-        same state and the second fails ("database is locked") or, worse, builds on a stale read.
-        BEGIN IMMEDIATE makes the second writer wait (busy_timeout) and then read the first one's
-        commit. Readers never wait (WAL). PostgreSQL writers lock the rows they build on instead.
-        """
-        return Session(self._write_engine if write else self.engine, expire_on_commit=False)
+        """A session; ``write`` sessions on SQLite begin with BEGIN IMMEDIATE (see ``store.sql.session_factory``)."""
+        return self._sessions(write)
 
     # ---------------------------------------------------------------- recordings and clips
     def find_recording(self, content_hash: str) -> Optional[Recording]:
@@ -357,7 +280,7 @@ class Store:
             dup = next(h for h in hashes if h in seen or seen.add(h))
             raise StoreError(f"recording content_hash {dup!r} appears twice in one batch")
         with self._session(write=True) as s:
-            for chunk in _in_chunks(hashes):
+            for chunk in in_chunks(hashes):
                 known = s.execute(select(Recording.content_hash).where(Recording.content_hash.in_(chunk))).scalars().first()
                 if known is not None:
                     raise StoreError(f"a recording with content_hash {known!r} is already stored; "
@@ -383,7 +306,7 @@ class Store:
     def update_recordings(self, updates: dict[int, dict[str, Any]]) -> None:
         """Set fields of many recordings in one transaction (a batch of images finished at once)."""
         with self._session(write=True) as s:
-            for chunk in _in_chunks(list(updates)):
+            for chunk in in_chunks(list(updates)):
                 for rec in s.execute(select(Recording).where(Recording.id.in_(chunk))).scalars():
                     for key, value in updates[rec.id].items():
                         if not hasattr(rec, key):
@@ -403,7 +326,7 @@ class Store:
         latest = dict(path) if isinstance(path, dict) else {path: new_recording_id}
         with self._session(write=True) as s:
             old = []
-            for chunk in _in_chunks(list(latest)):
+            for chunk in in_chunks(list(latest)):
                 old += s.execute(select(Recording).where(Recording.path.in_(chunk),
                                                          Recording.status != "replaced")).scalars().all()
             old = [r for r in old if r.id != latest[r.path]]
@@ -483,7 +406,7 @@ class Store:
             conn = s.connection()
             known: set[int] = set()
             existing: set[tuple[int, float]] = set()
-            for chunk in _in_chunks(recs):
+            for chunk in in_chunks(recs):
                 known.update(conn.execute(select(Recording.id).where(Recording.id.in_(chunk))).scalars())
                 existing.update((int(r), float(t)) for r, t in conn.execute(
                     select(Clip.recording_id, Clip.start_s).where(Clip.recording_id.in_(chunk))))
@@ -494,10 +417,10 @@ class Store:
             if not keep.any():
                 return np.zeros(0, dtype=np.int64)
             rec, span = rec[keep], span[keep]
-            _insert_rows(conn, Clip, ("recording_id", "start_s", "end_s"),
+            insert_rows(conn, Clip, ("recording_id", "start_s", "end_s"),
                          zip(rec.tolist(), span[:, 0].tolist(), span[:, 1].tolist()))
             id_of: dict[tuple[int, float], int] = {}
-            for chunk in _in_chunks(recs):
+            for chunk in in_chunks(recs):
                 id_of.update(((int(r), float(t)), int(i)) for i, r, t in conn.execute(
                     select(Clip.id, Clip.recording_id, Clip.start_s).where(Clip.recording_id.in_(chunk))))
             ids = np.fromiter((id_of[k] for k in zip(rec.tolist(), span[:, 0].tolist())), dtype=np.int64,
@@ -507,7 +430,7 @@ class Store:
             self._append_matrix(s, CLIPS_MATRIX, "float64", None, ids, np.column_stack([rec, span[:, 0]]))
             if boxes is not None:
                 kept = [b for b, k in zip(boxes, keep.tolist()) if k]
-                _insert_rows(conn, ClipBox, ("clip_id", "x", "y", "w", "h", "category", "confidence"),
+                insert_rows(conn, ClipBox, ("clip_id", "x", "y", "w", "h", "category", "confidence"),
                              [(int(i), float(b[0]), float(b[1]), float(b[2]), float(b[3]), str(b[4]),
                                None if b[5] is None else float(b[5])) for i, b in zip(ids.tolist(), kept)
                               if b is not None])
@@ -521,7 +444,7 @@ class Store:
         ids = [int(i) for i in clip_ids]
         rows = []
         with self._session() as s:
-            for chunk in _in_chunks(ids):  # stays under the database's bound-parameter limit
+            for chunk in in_chunks(ids):  # stays under the database's bound-parameter limit
                 rows += s.execute(select(Clip, Recording, ClipBox).join(Recording, Clip.recording_id == Recording.id)
                                   .outerjoin(ClipBox, ClipBox.clip_id == Clip.id)
                                   .where(Clip.id.in_(chunk))).all()
@@ -542,7 +465,7 @@ class Store:
         with self._session(write=True) as s:
             mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalars().first()
             if mv is None:  # made here, or by a concurrent ingest in between: either way read back the stored one
-                _insert_missing(s, ModelVersion(name=name, kind=kind, embedding_space=embedding_space, dim=dim,
+                insert_missing(s, ModelVersion(name=name, kind=kind, embedding_space=embedding_space, dim=dim,
                                                 labels=list(labels), params=params or {}, output_type=output_type))
                 s.commit()
                 mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalars().one()
@@ -611,7 +534,7 @@ class Store:
             raise StoreError(f"model {model.name!r} has {len(model.labels)} classes; got probabilities "
                              f"of shape {probabilities.shape} for {len(clip_ids)} clips")
         with self._session(write=True) as s:
-            for chunk in _in_chunks(clip_ids.tolist()):
+            for chunk in in_chunks(clip_ids.tolist()):
                 for table in (Score, Prediction):
                     s.execute(delete(table).where(table.model_version_id == model.id, table.clip_id.in_(chunk)))
             self._write_outputs(s, model, clip_ids, probabilities, None)
@@ -670,7 +593,7 @@ class Store:
         # locked and re-read: two writers on PostgreSQL must not both append after the same committed count
         m = s.get(Matrix, name, with_for_update=True, populate_existing=True)
         if m is None:  # a concurrent writer may be creating it too: insert if missing, then lock the stored row
-            _insert_missing(s, Matrix(name=name, dim=dim, dtype=dtype, rows=0,
+            insert_missing(s, Matrix(name=name, dim=dim, dtype=dtype, rows=0,
                                       model_version_id=None if model is None else model.id))
             m = s.get(Matrix, name, with_for_update=True, populate_existing=True)
         if m.dim != dim:
@@ -792,7 +715,7 @@ class Store:
             ids = arr[~have].tolist()  # clips scored by 0.1.0 keep SQL rows
         rows = []
         with self._session() as s:
-            for chunk in _in_chunks(ids):
+            for chunk in in_chunks(ids):
                 rows += s.execute(select(Prediction).where(Prediction.model_version_id == model_version_id,
                                                            Prediction.clip_id.in_(chunk))
                                   .order_by(Prediction.clip_id, Prediction.rank)).scalars().all()
@@ -993,7 +916,7 @@ class Store:
         with self._session(write=True) as s:
             existing = s.execute(select(LabelSet).where(LabelSet.name == name)).scalars().first()
             if existing is None:
-                _insert_missing(s, LabelSet(name=name, labels=labels))
+                insert_missing(s, LabelSet(name=name, labels=labels))
                 s.commit()
                 existing = s.execute(select(LabelSet).where(LabelSet.name == name)).scalars().one()
             if list(existing.labels) != labels:

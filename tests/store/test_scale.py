@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from store import Annotation, Matrix, Prediction, Recording, SamplingRun, Score, Selection, Store, StoreError, Task
+from store import sql as store_sql
 from store.matrices import MatrixView
 import store.store as store_module
 
@@ -174,7 +175,7 @@ def test_pool_after_rescoring_reads_the_new_scores_and_probabilities(store):
 
 
 def test_rescoring_more_clips_than_one_sql_in_list_holds(store, monkeypatch):
-    monkeypatch.setattr(store_module, "_IN_CHUNK", 4)
+    monkeypatch.setattr(store_sql, "IN_CHUNK", 4)
     mv = _model(store)
     recs = _recordings(store)
     rec, spans, probs, emb = _clips(recs, per=5)
