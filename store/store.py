@@ -14,12 +14,11 @@ PostgreSQL, executemany elsewhere). Embeddings may be kept as float16 (``embeddi
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ContextManager, Iterable, Literal, Optional, Sequence
+from typing import Any, ContextManager, Iterable, Optional, Sequence
 
 import numpy as np
 from sqlalchemy import delete, event, exists, func, literal, or_, select, union_all
@@ -34,6 +33,7 @@ from store.schema import (Annotation, Clip, ClipBox, LabelSet, Matrix, ModelVers
 from store.sql import (SessionFactory, in_chunks, insert_missing, insert_rows, session_factory, sqlite_begin,
                        sqlite_pragmas)
 from store.uncertainty import score_rows, top_k
+from store.vectors import EMBEDDING_DTYPES, ComputedProbabilities, EmbeddingDtype, MatrixVectors, OutputLayer
 
 TOP_K = 5
 # Columns of the per-model ``scores:<model>`` matrix (float32 since 0.2, one row per clip and scoring; the top
@@ -44,8 +44,6 @@ CLIP_COLUMNS = ("recording_id", "start_s")
 CLIPS_MATRIX = "clips"
 #: Recording states whose clips are no sampling candidates: the file changed (replaced) or could not be read.
 OUT_OF_POOL = ("replaced", "failed")
-EMBEDDING_DTYPES = ("float32", "float16")
-EmbeddingDtype = Literal["float32", "float16"]
 
 
 @dataclass
@@ -129,55 +127,6 @@ def _log_wait(message: str) -> None:
     log.warning("%s", message)
 
 
-@dataclass(frozen=True)
-class OutputLayer:
-    """A model's last layer: probabilities = activation(embedding @ weights.T + bias)."""
-
-    weights: np.ndarray  # classes x dim, float32
-    bias: np.ndarray  # classes
-    activation: str  # sigmoid | softmax
-
-    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
-        z = np.asarray(embeddings, dtype=np.float32) @ self.weights.T + self.bias
-        if self.activation == "softmax":
-            z = np.exp(z - z.max(axis=1, keepdims=True))
-            return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
-        return (1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))).astype(np.float32)
-
-
-class ComputedProbabilities:
-    """Probability rows recomputed from stored embeddings with a model's output layer, ``chunk`` rows at a time.
-
-    What a stored probability matrix would answer for ``take`` and ``contains`` (the sampler and the lab
-    read it through ``take``), without keeping 13 KB per window: from a float16 BirdNET embedding the rows
-    differ from the model's own by about 1e-4, less than storing them as float16 already cost.
-    """
-
-    def __init__(self, name: str, embeddings: matrices.MatrixView, layer: OutputLayer, chunk: int = 8192):
-        self.name = name
-        self.embeddings = embeddings
-        self.layer = layer
-        self.chunk = chunk
-
-    @property
-    def ids(self) -> np.ndarray:
-        return self.embeddings.ids
-
-    def __len__(self) -> int:
-        return len(self.embeddings)
-
-    def contains(self, clip_ids: np.ndarray | list[int]) -> np.ndarray:
-        return self.embeddings.contains(clip_ids)
-
-    def take(self, clip_ids: np.ndarray | list[int], dtype=np.float32) -> np.ndarray:
-        clip_ids = np.asarray(clip_ids, dtype=np.int64).ravel()
-        out = np.empty((clip_ids.size, self.layer.weights.shape[0]), dtype=dtype)
-        for i in range(0, clip_ids.size, self.chunk):
-            part = clip_ids[i:i + self.chunk]
-            out[i:i + part.size] = self.layer.probabilities(self.embeddings.take(part))
-        return out
-
-
 def mask_password(url: str) -> str:
     """A database URL fit to show: its password replaced by ***."""
     try:
@@ -207,11 +156,7 @@ class Store:
         if embedding_dtype not in EMBEDDING_DTYPES:
             raise ValueError(f"embedding_dtype must be one of {list(EMBEDDING_DTYPES)}, got {embedding_dtype!r}")
         self.url = url
-        self.vectors_dir = Path(vectors_dir)
         self.on_wait: locks.WaitCallback = on_wait or _log_wait
-        self.embedding_dtype: str = embedding_dtype
-        self._views: dict[str, matrices.MatrixView] = {}  # latest committed view per matrix (keeps its index)
-        self._layers: dict[str, OutputLayer] = {}  # output layers read so far, by model name
         try:
             self.engine: Engine = create_engine(url)
         except (ArgumentError, NoSuchModuleError, ImportError) as e:
@@ -229,6 +174,17 @@ class Store:
             reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(getattr(e, "orig", e)).strip() else e
             raise StoreError(f"cannot open the database at {mask_password(url)}: {reason}; check that the server "
                              f"runs and the URL (host, port, user, database name) is right") from e
+        self.vectors = MatrixVectors(self._sessions, Path(vectors_dir), embedding_dtype)
+
+    @property
+    def vectors_dir(self) -> Path:
+        """The folder of the vector matrices and output layers."""
+        return self.vectors.vectors_dir
+
+    @property
+    def embedding_dtype(self) -> str:
+        """The dtype of embedding matrices this store creates (float32 or float16)."""
+        return self.vectors.embedding_dtype
 
     @classmethod
     def open(cls, workspace: Path | str, db_url: str | None = None, embedding_dtype: EmbeddingDtype = "float32",
@@ -254,6 +210,36 @@ class Store:
     def _session(self, write: bool = False) -> Session:
         """A session; ``write`` sessions on SQLite begin with BEGIN IMMEDIATE (see ``store.sql.session_factory``)."""
         return self._sessions(write)
+
+    # ---------------------------------------------------------------- vectors (store.vectors)
+    def append_matrix(self, s: Session, name: str, dtype: str, model: Optional[ModelVersion],
+                      ids: np.ndarray, rows: np.ndarray) -> None:
+        """Append rows to a matrix inside the caller's transaction ``s``; see ``MatrixVectors.append_matrix``."""
+        self.vectors.append_matrix(s, name, dtype, model, ids, rows)
+
+    def matrix(self, name: str) -> matrices.MatrixView:
+        """Committed rows of a matrix (memory-mapped), e.g. ``embeddings:birdnet-v2.4``."""
+        return self.vectors.matrix(name)
+
+    def matrix_info(self, name: str) -> Optional[Matrix]:
+        """The bookkeeping row of a matrix (dim, dtype, committed rows), or None when there is none."""
+        return self.vectors.matrix_info(name)
+
+    def embeddings(self, embedding_space: str) -> matrices.MatrixView:
+        """Committed embeddings of a space."""
+        return self.vectors.embeddings(embedding_space)
+
+    def probabilities(self, model: ModelVersion) -> matrices.MatrixView | ComputedProbabilities:
+        """The model's probability rows: stored, or recomputed from the embeddings with its output layer."""
+        return self.vectors.probabilities(model)
+
+    def set_output_layer(self, model: ModelVersion, weights: np.ndarray, bias: np.ndarray, activation: str) -> None:
+        """Keep a model's output layer, once per version."""
+        self.vectors.set_output_layer(model, weights, bias, activation)
+
+    def output_layer(self, model: ModelVersion) -> Optional[OutputLayer]:
+        """The model's output layer when the store keeps one, else None."""
+        return self.vectors.output_layer(model)
 
     # ---------------------------------------------------------------- recordings and clips
     def find_recording(self, content_hash: str) -> Optional[Recording]:
@@ -427,7 +413,7 @@ class Store:
                               count=rec.shape[0])
             if s.get(Matrix, CLIPS_MATRIX) is None:
                 self._backfill_clips(s, exclude_from=int(ids.min()))
-            self._append_matrix(s, CLIPS_MATRIX, "float64", None, ids, np.column_stack([rec, span[:, 0]]))
+            self.vectors.append_matrix(s, CLIPS_MATRIX, "float64", None, ids, np.column_stack([rec, span[:, 0]]))
             if boxes is not None:
                 kept = [b for b, k in zip(boxes, keep.tolist()) if k]
                 insert_rows(conn, ClipBox, ("clip_id", "x", "y", "w", "h", "category", "confidence"),
@@ -546,12 +532,12 @@ class Store:
         Runs once per store, in the transaction that first appends to the matrix, so the matrix always
         covers every clip and ``pool()`` needs no SQL count to trust it.
         """
-        self._append_matrix(s, CLIPS_MATRIX, "float64", None, np.zeros(0, np.int64), np.zeros((0, 2)))
+        self.vectors.append_matrix(s, CLIPS_MATRIX, "float64", None, np.zeros(0, np.int64), np.zeros((0, 2)))
         q = (select(Clip.id, Clip.recording_id, Clip.start_s).where(Clip.id < exclude_from).order_by(Clip.id)
              .execution_options(yield_per=500_000))
         for part in s.execute(q).partitions():
             arr = np.array(part, dtype=np.float64).reshape(-1, 3)
-            self._append_matrix(s, CLIPS_MATRIX, "float64", None, arr[:, 0].astype(np.int64), arr[:, 1:])
+            self.vectors.append_matrix(s, CLIPS_MATRIX, "float64", None, arr[:, 0].astype(np.int64), arr[:, 1:])
 
     def _backfill_scores(self, s: Session, model: ModelVersion) -> None:
         """Create ``scores:<model>`` with the model's Score rows written before score matrices existed.
@@ -559,13 +545,13 @@ class Store:
         Runs once per model version, before its first new outputs, in the same transaction.
         """
         name = f"scores:{model.name}"
-        self._append_matrix(s, name, "float32", model, np.zeros(0, np.int64), np.zeros((0, len(SCORE_COLUMNS))))
+        self.vectors.append_matrix(s, name, "float32", model, np.zeros(0, np.int64), np.zeros((0, len(SCORE_COLUMNS))))
         index = {label: float(i) for i, label in enumerate(model.labels)}
         q = (select(Score.clip_id, Score.max_entropy, Score.mean_entropy, Score.top1, Score.margin, Score.top_label)
              .where(Score.model_version_id == model.id).order_by(Score.clip_id).execution_options(yield_per=500_000))
         for part in s.execute(q).partitions():
             arr = np.array([r[:5] + (index.get(r[5], -1.0),) for r in part], dtype=np.float64).reshape(-1, 6)
-            self._append_matrix(s, name, "float64", model, arr[:, 0].astype(np.int64), arr[:, 1:])
+            self.vectors.append_matrix(s, name, "float64", model, arr[:, 0].astype(np.int64), arr[:, 1:])
 
     def _write_outputs(self, s: Session, model: ModelVersion, ids: np.ndarray, probs: np.ndarray,
                        embeddings: np.ndarray | None) -> None:
@@ -577,123 +563,15 @@ class Store:
         if s.get(Matrix, CLIPS_MATRIX) is None:  # a store older than the clips matrix: the pool needs it
             self._backfill_clips(s, exclude_from=int(ids.max()) + 1 if ids.size else 0)
         scores = score_rows(probs)
-        self._append_matrix(s, f"scores:{model.name}", "float32", model, ids,
+        self.vectors.append_matrix(s, f"scores:{model.name}", "float32", model, ids,
                             np.column_stack([scores[c] for c in SCORE_COLUMNS]))
         idx, vals = top_k(probs, TOP_K)
-        self._append_matrix(s, f"topk:{model.name}", "float32", model, ids, np.column_stack([idx, vals]))
+        self.vectors.append_matrix(s, f"topk:{model.name}", "float32", model, ids, np.column_stack([idx, vals]))
         if self.output_layer(model) is None:
-            self._append_matrix(s, f"probabilities:{model.name}", "float16", model, ids, probs)
+            self.vectors.append_matrix(s, f"probabilities:{model.name}", "float16", model, ids, probs)
         if embeddings is not None:
-            self._append_matrix(s, f"embeddings:{model.embedding_space}", self.embedding_dtype, model, ids,
+            self.vectors.append_matrix(s, f"embeddings:{model.embedding_space}", self.embedding_dtype, model, ids,
                                 embeddings)
-
-    def _append_matrix(self, s: Session, name: str, dtype: str, model: ModelVersion | None,
-                       ids: np.ndarray, rows: np.ndarray) -> None:
-        dim = int(rows.shape[1])
-        # locked and re-read: two writers on PostgreSQL must not both append after the same committed count
-        m = s.get(Matrix, name, with_for_update=True, populate_existing=True)
-        if m is None:  # a concurrent writer may be creating it too: insert if missing, then lock the stored row
-            insert_missing(s, Matrix(name=name, dim=dim, dtype=dtype, rows=0,
-                                      model_version_id=None if model is None else model.id))
-            m = s.get(Matrix, name, with_for_update=True, populate_existing=True)
-        if m.dim != dim:
-            raise StoreError(f"matrix {name!r} holds {m.dim}-d rows; refusing {dim}-d rows "
-                             f"(a different model under the same name?)")
-        if m.dtype == "float16":
-            with np.errstate(over="ignore"):
-                half = np.asarray(rows, dtype=np.float16)
-            if not np.isfinite(half).all():
-                bad = np.argwhere(~np.isfinite(half))[0]
-                raise StoreError(f"matrix {name!r} keeps float16 rows, but clip {int(ids[bad[0]])} has value "
-                                 f"{float(np.asarray(rows)[tuple(bad)])} at column {int(bad[1])}, beyond float16's "
-                                 f"range (+-65504) or not finite; open the store with embedding_dtype='float32'")
-            rows = half
-        m.rows = matrices.write_rows(self.vectors_dir, name, m.dtype, m.dim, m.rows, ids, rows)
-        s.add(m)
-
-    def matrix(self, name: str) -> matrices.MatrixView:
-        """Committed rows of a matrix (memory-mapped), e.g. ``embeddings:birdnet-v2.4``.
-
-        The view is reused while no rows are committed to that matrix, so its id index (see
-        ``MatrixView.rows_for``) is built once, not on every call: repeated takes on 10M rows stay cheap.
-        """
-        with self._session() as s:
-            m = s.get(Matrix, name)
-        if m is None:
-            raise StoreError(f"no matrix {name!r} in this store")
-        view = self._views.get(name)
-        if view is None or len(view) != m.rows or view.data.dtype != matrices.DTYPES[m.dtype] or \
-                view.data.shape[1:] != (m.dim,):
-            view = matrices.read_view(self.vectors_dir, name, m.dtype, m.dim, m.rows)
-            self._views[name] = view
-        return view
-
-    def matrix_info(self, name: str) -> Optional[Matrix]:
-        """The bookkeeping row of a matrix (dim, dtype, committed rows), or None when there is none."""
-        with self._session() as s:
-            return s.get(Matrix, name)
-
-    def embeddings(self, embedding_space: str) -> matrices.MatrixView:
-        return self.matrix(f"embeddings:{embedding_space}")
-
-    def probabilities(self, model: ModelVersion) -> "matrices.MatrixView | ComputedProbabilities":
-        """The model's probability rows: stored, or recomputed from the embeddings with its output layer.
-
-        Full rows of BirdNET's 6,522 classes would cost 13 KB per window as float16; they are the
-        output layer applied to the embedding, so a store holding that layer (``set_output_layer``)
-        keeps only the embedding and recomputes rows on demand (``ComputedProbabilities.take``).
-        """
-        try:
-            return self.matrix(f"probabilities:{model.name}")
-        except StoreError:
-            layer = self.output_layer(model)
-            if layer is None:
-                raise
-        return ComputedProbabilities(f"probabilities:{model.name}", self.embeddings(model.embedding_space), layer)
-
-    # ---------------------------------------------------------------- output layers
-    def _layer_path(self, model: ModelVersion) -> Path:
-        return self.vectors_dir / f"layer__{model.name.replace(':', '__').replace('/', '_')}.npz"
-
-    def set_output_layer(self, model: ModelVersion, weights: np.ndarray, bias: np.ndarray, activation: str) -> None:
-        """Keep a model's output layer (probabilities = activation(embedding @ weights.T + bias)), once per version.
-
-        Written before the model's first outputs, so its probability rows are never stored: they are
-        recomputed from the embedding. A layer already kept must match (a model version never changes).
-        """
-        weights = np.asarray(weights, dtype=np.float32)
-        bias = np.asarray(bias, dtype=np.float32).ravel()
-        if activation not in ("sigmoid", "softmax"):
-            raise StoreError(f"activation must be 'sigmoid' or 'softmax', got {activation!r}")
-        if weights.shape != (len(model.labels), model.dim if model.kind == "embedding" else weights.shape[1]) \
-                or bias.shape != (len(model.labels),):
-            raise StoreError(f"model {model.name!r}: an output layer of {len(model.labels)} classes needs weights "
-                             f"of shape ({len(model.labels)}, dim) and a bias of {len(model.labels)}; got "
-                             f"{weights.shape} and {bias.shape}")
-        path = self._layer_path(model)
-        existing = self.output_layer(model)
-        if existing is not None:
-            if existing.weights.shape != weights.shape or existing.activation != activation:
-                raise StoreError(f"model {model.name!r} already has another output layer in {path}")
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, weights=weights, bias=bias, activation=np.array(activation))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        self._layers.pop(model.name, None)
-
-    def output_layer(self, model: ModelVersion) -> Optional["OutputLayer"]:
-        """The model's output layer when the store keeps one (read once), else None."""
-        if model.name not in self._layers:
-            path = self._layer_path(model)
-            if not path.exists():
-                return None
-            with np.load(path, allow_pickle=False) as f:
-                self._layers[model.name] = OutputLayer(f["weights"], f["bias"], str(f["activation"]))
-        return self._layers[model.name]
 
     def predictions(self, clip_ids: Iterable[int], model_version_id: int) -> dict[int, list[tuple[str, float]]]:
         """Top predictions per clip under one model version, best first (``TOP_K`` of them)."""
