@@ -4,6 +4,12 @@ SQLModel tables hold the records (any SQLAlchemy URL; SQLite in WAL mode by defa
 append-only matrices in ``vectors_dir`` hold embeddings and probabilities, keyed by clip id. Each
 write method is one transaction: after a crash, a rerun sees either all of a batch or none of it.
 
+``Store`` is composed of three parts, one per role (``store.roles``): ``records``
+(``store.records``: recordings, clips, model versions, the pool), ``vectors`` (``store.vectors``:
+matrices and output layers) and ``ledger`` (``store.ledger``: runs, label sets, tasks, annotations,
+watermarks). They share the engine, its session factory and the vectors folder; every public
+method of ``Store`` hands its call to one of them, so callers keep the one narrow interface.
+
 Scale (pools of tens of millions of windows): besides the SQL rows, every clip's recording and
 start go to the ``clips`` matrix and every model's per-clip scores to ``scores:<model>``, in the
 same transaction, so ``pool()`` reads memory-mapped columns instead of one SQL row per clip (the
@@ -20,7 +26,7 @@ from pathlib import Path
 from typing import Any, ContextManager, Iterable, Optional, Sequence
 
 import numpy as np
-from sqlalchemy import event, func, select, union_all
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, create_engine
@@ -29,9 +35,10 @@ from store import locks, matrices, migrate
 from store.errors import StoreError
 from store.records import (CLIP_COLUMNS, CLIPS_MATRIX, OUT_OF_POOL, SCORE_COLUMNS, TOP_K, Box, ClipInfo, Pool,
                            SqlRecords)
+from store.ledger import SqlLedger
 from store.schema import (Annotation, Clip, LabelSet, Matrix, ModelVersion, Recording, SamplingRun, Selection,
-                          SimulationRun, SyncState, Task, utcnow)
-from store.sql import SessionFactory, insert_missing, session_factory, sqlite_begin, sqlite_pragmas
+                          SimulationRun, Task)
+from store.sql import SessionFactory, session_factory, sqlite_begin, sqlite_pragmas
 from store.vectors import EMBEDDING_DTYPES, ComputedProbabilities, EmbeddingDtype, MatrixVectors, OutputLayer
 
 # what callers imported from here before the parts moved to their own modules stays importable from here
@@ -55,7 +62,10 @@ def mask_password(url: str) -> str:
 
 
 class Store:
-    """Records in a SQL database, vectors in memory-mappable matrices next to it."""
+    """Records in a SQL database, vectors in memory-mappable matrices next to it, and the loop's ledger.
+
+    ``records``, ``vectors`` and ``ledger`` are the parts that do the work; the methods below delegate to them.
+    """
 
     def __init__(self, url: str, vectors_dir: Path | str, embedding_dtype: EmbeddingDtype = "float32",
                  on_wait: Optional[locks.WaitCallback] = None):
@@ -95,6 +105,7 @@ class Store:
                              f"runs and the URL (host, port, user, database name) is right") from e
         self.vectors = MatrixVectors(self._sessions, Path(vectors_dir), embedding_dtype)
         self.records = SqlRecords(self.engine, self._sessions, self.vectors)
+        self.ledger = SqlLedger(self.engine, self._sessions)
 
     @property
     def vectors_dir(self) -> Path:
@@ -254,155 +265,82 @@ class Store:
         """Clips with an embedding in the model's space that the model has not scored yet (sorted int64 ids)."""
         return self.records.unscored_clip_ids(model_version)
 
-    # ---------------------------------------------------------------- sampling
+    # ---------------------------------------------------------------- ledger (store.ledger)
     def add_sampling_run(self, run: SamplingRun, picks: Sequence[Selection]) -> SamplingRun:
         """Store a run and its picks together (one transaction)."""
-        with self._session(write=True) as s:
-            s.add(run)
-            s.flush()
-            for p in picks:
-                p.run_id = run.id
-                s.add(p)
-            s.commit()
-            s.refresh(run)
-            return run
+        return self.ledger.add_sampling_run(run, picks)
 
     def sampling_runs(self) -> list[SamplingRun]:
-        with self._session() as s:
-            return list(s.execute(select(SamplingRun).order_by(SamplingRun.id)).scalars().all())
+        """Every sampling run, oldest first."""
+        return self.ledger.sampling_runs()
 
     def last_sampling_run(self) -> Optional[SamplingRun]:
-        with self._session() as s:
-            return s.execute(select(SamplingRun).order_by(SamplingRun.id.desc())).scalars().first()
+        """The newest sampling run, or None."""
+        return self.ledger.last_sampling_run()
 
     def selections(self, run_id: int) -> list[Selection]:
-        with self._session() as s:
-            return list(s.execute(select(Selection).where(Selection.run_id == run_id)
-                               .order_by(Selection.rank)).scalars().all())
+        """The picks of one sampling run, by rank."""
+        return self.ledger.selections(run_id)
 
     def excluded_clip_ids(self) -> set[int]:
         """Clips never to select again: already selected, pushed as tasks or annotated."""
-        return set(self.excluded_clip_ids_array().tolist())
+        return self.ledger.excluded_clip_ids()
 
     def excluded_clip_ids_array(self) -> np.ndarray:
-        """``excluded_clip_ids`` as a sorted, unique int64 array: what numpy needs at pool scale.
+        """``excluded_clip_ids`` as a sorted, unique int64 array: what numpy needs at pool scale."""
+        return self.ledger.excluded_clip_ids_array()
 
-        ``np.isin(pool.clip_id, store.excluded_clip_ids_array())`` masks a 10M-clip pool in well under
-        a second, without building a Python set of every excluded id.
-        """
-        q = union_all(*(select(col.label("clip_id")) for col in (Selection.clip_id, Task.clip_id, Annotation.clip_id)))
-        with self.engine.connect() as conn:
-            ids = np.fromiter(conn.execute(q).scalars(), dtype=np.int64)
-        return np.unique(ids)
-
-    # ---------------------------------------------------------------- simulations (the strategy lab)
     def add_simulation_run(self, run: SimulationRun) -> SimulationRun:
         """Store a finished simulation (parameters, summary, curves) so the app can show it."""
-        with self._session(write=True) as s:
-            s.add(run)
-            s.commit()
-            s.refresh(run)
-            return run
+        return self.ledger.add_simulation_run(run)
 
     def simulation_runs(self) -> list[SimulationRun]:
         """Every stored simulation, oldest first."""
-        with self._session() as s:
-            return list(s.execute(select(SimulationRun).order_by(SimulationRun.id)).scalars().all())
+        return self.ledger.simulation_runs()
 
-    # ---------------------------------------------------------------- label sets
     def add_label_set(self, name: str, labels: Sequence[str]) -> LabelSet:
-        labels = list(labels)
-        if not labels or any(not isinstance(x, str) or not x.strip() for x in labels):
-            raise StoreError(f"label set {name!r} needs non-empty string labels, got {labels!r}")
-        if len(set(labels)) != len(labels):
-            raise StoreError(f"label set {name!r} lists a label twice")
-        with self._session(write=True) as s:
-            existing = s.execute(select(LabelSet).where(LabelSet.name == name)).scalars().first()
-            if existing is None:
-                insert_missing(s, LabelSet(name=name, labels=labels))
-                s.commit()
-                existing = s.execute(select(LabelSet).where(LabelSet.name == name)).scalars().one()
-            if list(existing.labels) != labels:
-                raise StoreError(f"label set {name!r} already exists with other labels")
-            return existing
+        """Store a label set (or reuse the same one); refuses empty, repeated or changed labels."""
+        return self.ledger.add_label_set(name, labels)
 
     def label_set(self, name: str | None = None) -> Optional[LabelSet]:
         """The label set called ``name``, or the newest one."""
-        with self._session() as s:
-            q = select(LabelSet)
-            q = q.where(LabelSet.name == name) if name else q.order_by(LabelSet.id.desc())
-            return s.execute(q).scalars().first()
+        return self.ledger.label_set(name)
 
-    # ---------------------------------------------------------------- tasks and annotations
     def tasks(self, project_id: int) -> dict[int, int]:
         """clip id -> Label Studio task id, for one project."""
-        with self._session() as s:
-            rows = s.execute(select(Task.clip_id, Task.ls_task_id).where(Task.project_id == project_id)).all()
-            return {int(c): int(t) for c, t in rows}
+        return self.ledger.tasks(project_id)
 
     def add_tasks(self, tasks: Sequence[Task]) -> None:
-        with self._session(write=True) as s:
-            known = set(s.execute(select(Task.clip_id).where(
-                Task.project_id.in_({t.project_id for t in tasks}))).scalars().all())
-            s.add_all([t for t in tasks if t.clip_id not in known])
-            s.commit()
+        """Store pushed tasks in one transaction, skipping clips that already have a task in the batch's projects."""
+        self.ledger.add_tasks(tasks)
 
     def upsert_annotation(self, ann: Annotation) -> str:
         """Insert or update by (project, Label Studio annotation id); returns new|updated|unchanged."""
-        with self._session(write=True) as s:
-            cur = s.execute(select(Annotation).where(Annotation.project_id == ann.project_id,
-                                                  Annotation.ls_annotation_id == ann.ls_annotation_id)).scalars().first()
-            if cur is None:
-                s.add(ann)
-                s.commit()
-                return "new"
-            fields = ("labels", "annotator", "created_at", "updated_at", "state", "note", "clip_id", "ls_task_id",
-                      "region")
-            if all(getattr(cur, f) == getattr(ann, f) for f in fields):
-                return "unchanged"
-            for f in fields:
-                setattr(cur, f, getattr(ann, f))
-            s.add(cur)
-            s.commit()
-            return "updated"
+        return self.ledger.upsert_annotation(ann)
 
     def mark_annotations_deleted(self, project_id: int, ls_task_id: int, keep: Iterable[int]) -> int:
         """Mark a task's stored annotations that Label Studio no longer has as deleted; return how many."""
-        keep = set(int(k) for k in keep)
-        with self._session(write=True) as s:
-            rows = s.execute(select(Annotation).where(Annotation.project_id == project_id,
-                                                   Annotation.ls_task_id == ls_task_id,
-                                                   Annotation.state != "deleted")).scalars().all()
-            gone = [a for a in rows if a.ls_annotation_id not in keep]
-            for a in gone:
-                a.state = "deleted"
-                a.updated_at = utcnow()
-                s.add(a)
-            s.commit()
-            return len(gone)
+        return self.ledger.mark_annotations_deleted(project_id, ls_task_id, keep)
 
     def annotations(self, state: str | None = "active") -> list[Annotation]:
-        with self._session() as s:
-            q = select(Annotation).order_by(Annotation.id)
-            if state is not None:
-                q = q.where(Annotation.state == state)
-            return list(s.execute(q).scalars().all())
+        """Stored annotations in ``state`` (default: active; None: all), oldest first."""
+        return self.ledger.annotations(state)
 
     def watermark(self, project_id: int) -> Optional[datetime]:
-        with self._session() as s:
-            st = s.get(SyncState, project_id)
-            return st.watermark if st else None
+        """The project's pull watermark, or None before its first pull."""
+        return self.ledger.watermark(project_id)
 
     def set_watermark(self, project_id: int, watermark: datetime) -> None:
-        with self._session(write=True) as s:
-            st = s.get(SyncState, project_id) or SyncState(project_id=project_id)
-            st.watermark = watermark
-            st.updated_at = utcnow()
-            s.add(st)
-            s.commit()
+        """Set the project's pull watermark."""
+        self.ledger.set_watermark(project_id, watermark)
 
     # ---------------------------------------------------------------- overview
     def counts(self) -> dict[str, int]:
+        """How many recordings, clips, runs, picks, tasks, annotations and model versions the store holds.
+
+        Kept here rather than in one part: it counts the records' tables and the ledger's in one read
+        transaction, so the figures belong to one moment.
+        """
         with self._session() as s:
             def count(q) -> int:
                 return int(s.execute(q).scalar() or 0)
