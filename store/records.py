@@ -21,10 +21,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from store.errors import StoreError
+from store.roles import Vectors
 from store.schema import Clip, ClipBox, Matrix, ModelVersion, Prediction, Recording, Score
 from store.sql import SessionFactory, in_chunks, insert_missing, insert_rows
 from store.uncertainty import score_rows, top_k
-from store.vectors import MatrixVectors
 
 TOP_K = 5
 # Columns of the per-model ``scores:<model>`` matrix (float32 since 0.2, one row per clip and scoring; the top
@@ -114,7 +114,7 @@ class ClipInfo:
 class SqlRecords:
     """Records in SQL tables, with the per-clip columns the pool reads kept as matrices by ``vectors``."""
 
-    def __init__(self, engine: Engine, session: SessionFactory, vectors: MatrixVectors):
+    def __init__(self, engine: Engine, session: SessionFactory, vectors: Vectors):
         """``engine`` and ``session`` reach the store's database; ``vectors`` keeps the matrices written with clips."""
         self.engine = engine
         self._session = session
