@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from store import Annotation, Recording, SamplingRun, Selection, Store, StoreError, Task, binary_entropy
+from store import Annotation, Recording, SamplingRun, Selection, Store, StoreError, Task
 import store.store as store_module
-from store.store import TOP_K
 
 LABELS = [f"Species {i}_Common {i}" for i in range(8)]
 
@@ -33,38 +32,6 @@ def test_sqlite_store_runs_in_wal_mode(store):
         pytest.skip("WAL is a SQLite journal mode")
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-
-
-def test_clip_batch_stores_scores_predictions_and_vectors(store):
-    mv = _model(store)
-    rec = _recording(store, site="S1", start_time=datetime(2024, 5, 1, 5, 59, 58))
-    spans, probs, emb = _batch(3)
-    ids = store.add_clip_batch(rec.id, spans, mv, probs, emb)
-    assert len(ids) == 3
-
-    pool = store.pool()
-    assert pool.clip_id.tolist() == ids.tolist()
-    np.testing.assert_allclose(pool.max_entropy, binary_entropy(probs).max(axis=1), atol=1e-6)
-    np.testing.assert_allclose(pool.top1, probs.max(axis=1), atol=1e-6)
-    assert pool.top_label.tolist() == [LABELS[i] for i in probs.argmax(axis=1)]
-    assert pool.hour.tolist() == [5, 6, 6]  # the clip's own start time, not the recording's
-    np.testing.assert_allclose(store.embeddings("test-space").take(ids[::-1]), emb[::-1], rtol=1e-6)
-    np.testing.assert_allclose(store.probabilities(mv).take(ids), probs, atol=1e-3)  # float16 on disk
-    preds = store.predictions(ids, mv.id)
-    assert [p[0] for p in preds[int(ids[0])]][0] == LABELS[int(probs[0].argmax())]
-    assert len(preds[int(ids[0])]) == TOP_K
-
-
-def test_same_batch_twice_adds_nothing(store):
-    mv = _model(store)
-    rec = _recording(store)
-    spans, probs, emb = _batch(4)
-    store.add_clip_batch(rec.id, spans, mv, probs, emb)
-    again = store.add_clip_batch(rec.id, spans, mv, probs, emb)
-    assert len(again) == 0
-    assert store.counts()["clips"] == 4
-    assert len(store.embeddings("test-space")) == 4
-    assert store.ingested_until(rec.id) == 12.0
 
 
 def test_vectors_written_by_a_crashed_transaction_stay_invisible(store, monkeypatch):
@@ -95,25 +62,6 @@ def test_vectors_written_by_a_crashed_transaction_stay_invisible(store, monkeypa
     np.testing.assert_allclose(view.take(ids), emb[2:], rtol=1e-6)  # the crashed rows were overwritten
 
 
-def test_a_model_is_never_mixed_with_another_of_the_same_name(store):
-    _model(store, dim=4)
-    with pytest.raises(StoreError, match="refusing"):
-        _model(store, dim=8)
-    with pytest.raises(StoreError, match="refusing"):
-        _model(store, labels=LABELS[:3])
-
-
-def test_wrong_shapes_are_refused_before_anything_is_written(store):
-    mv = _model(store)
-    rec = _recording(store)
-    spans, probs, emb = _batch(2)
-    with pytest.raises(StoreError, match="4-d"):
-        store.add_clip_batch(rec.id, spans, mv, probs, np.zeros((2, 5)))
-    with pytest.raises(StoreError, match="8 classes"):
-        store.add_clip_batch(rec.id, spans, mv, probs[:, :3], emb)
-    assert store.counts()["clips"] == 0
-
-
 def test_missing_clip_rows_name_the_clip(store):
     mv = _model(store)
     rec = _recording(store)
@@ -123,20 +71,6 @@ def test_missing_clip_rows_name_the_clip(store):
         store.embeddings("test-space").take([1, 99])
     with pytest.raises(StoreError, match="no clip with id 99"):
         store.clips([99])
-
-
-def test_rescoring_replaces_outputs_and_becomes_current(store):
-    mv = _model(store)
-    rec = _recording(store)
-    spans, probs, emb = _batch(3)
-    ids = store.add_clip_batch(rec.id, spans, mv, probs, emb)
-    head = store.ensure_model_version("head-1", "classifier", "test-space", 2, ["a", "b"])
-    store.write_model_outputs(head, ids, np.full((3, 2), 0.5))
-    store.write_model_outputs(head, ids, np.full((3, 2), 0.9))  # replaces, no duplicate rows
-    assert store.current_model_version().name == "head-1"
-    pool = store.pool()
-    assert len(pool) == 3
-    np.testing.assert_allclose(pool.top1, 0.9, atol=1e-6)
 
 
 def test_exclusions_cover_selected_pushed_and_annotated_clips(store):
@@ -200,35 +134,3 @@ def test_store_reopens_with_its_data(workspace):
     again = workspace.open_store()
     assert len(again.embeddings("test-space")) == 2
     assert len(again.pool()) == 2
-
-
-def test_empty_store_says_what_to_do(store):
-    with pytest.raises(StoreError, match="ingest"):
-        store.pool()
-
-
-def test_a_head_still_rescoring_is_not_current(store):
-    mv = _model(store)
-    rec = _recording(store)
-    spans, probs, emb = _batch(3)
-    ids = store.add_clip_batch(rec.id, spans, mv, probs, emb)
-    head = store.ensure_model_version("head-1", "classifier", "test-space", 2, ["a", "b"])
-    head = store.update_model_version(head.id, ready=False)
-    store.write_model_outputs(head, ids[:1], np.full((1, 2), 0.5))  # crashed after the first chunk
-    assert store.current_model_version().name == "test-model"
-    store.update_model_version(head.id, ready=True)
-    assert store.current_model_version().name == "head-1"
-
-
-def test_image_regions_keep_their_boxes_in_the_same_transaction(store):
-    mv = _model(store)
-    rec = _recording(store, "frame.jpg", modality="image")
-    _, probs, emb = _batch(3)
-    boxes = [(0.0, 0.0, 1.0, 1.0, "blank", None), (0.1, 0.2, 0.3, 0.4, "animal", 0.93), None]
-    ids = store.add_clip_batch(rec.id, [(0.0, 0.0), (1.0, 1.0), (2.0, 2.0)], mv, probs, emb, boxes=boxes)
-    infos = store.clips(ids)
-    assert [i.box for i in infos] == boxes
-    assert store.add_clip_batch(rec.id, [(1.0, 1.0)], mv, probs[:1], emb[:1], boxes=boxes[1:2]).size == 0
-    with pytest.raises(StoreError, match="box 0 must be"):
-        store.add_clip_batch(rec.id, [(5.0, 5.0)], mv, probs[:1], emb[:1], boxes=[(0.5, 0.5, 0.0, 0.1, "animal", 1.0)])
-    assert len(store.pool()) == 3  # the refused batch stored nothing
