@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import text
 
 from store import Annotation, Recording, SamplingRun, Selection, Store, StoreError, Task
-import store.store as store_module
 
 LABELS = [f"Species {i}_Common {i}" for i in range(8)]
 
@@ -32,45 +31,6 @@ def test_sqlite_store_runs_in_wal_mode(store):
         pytest.skip("WAL is a SQLite journal mode")
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-
-
-def test_vectors_written_by_a_crashed_transaction_stay_invisible(store, monkeypatch):
-    mv = _model(store)
-    rec = _recording(store)
-    spans, probs, emb = _batch(4)
-    store.add_clip_batch(rec.id, spans[:2], mv, probs[:2], emb[:2])
-
-    real_write = store_module.matrices.write_rows
-
-    def write_then_crash(folder, name, *args):
-        rows = real_write(folder, name, *args)
-        if name.startswith("embeddings"):
-            raise RuntimeError("power cut")
-        return rows
-
-    # the vectors reach disk, then the process dies before the database commit
-    monkeypatch.setattr(store_module.matrices, "write_rows", write_then_crash)
-    with pytest.raises(RuntimeError):
-        store.add_clip_batch(rec.id, spans[2:], mv, probs[2:], emb[2:] + 100)
-    data_file = store.vectors_dir / "embeddings__test-space.float32"
-    assert data_file.stat().st_size == 4 * 4 * 4  # four rows on disk, two committed
-    monkeypatch.undo()
-    assert len(store.embeddings("test-space")) == 2
-    ids = store.add_clip_batch(rec.id, spans[2:], mv, probs[2:], emb[2:])
-    view = store.embeddings("test-space")
-    assert len(view) == 4
-    np.testing.assert_allclose(view.take(ids), emb[2:], rtol=1e-6)  # the crashed rows were overwritten
-
-
-def test_missing_clip_rows_name_the_clip(store):
-    mv = _model(store)
-    rec = _recording(store)
-    spans, probs, emb = _batch(2)
-    store.add_clip_batch(rec.id, spans, mv, probs, emb)
-    with pytest.raises(KeyError, match="clip 99"):
-        store.embeddings("test-space").take([1, 99])
-    with pytest.raises(StoreError, match="no clip with id 99"):
-        store.clips([99])
 
 
 def test_exclusions_cover_selected_pushed_and_annotated_clips(store):
