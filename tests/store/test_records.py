@@ -159,7 +159,7 @@ def test_clips_come_back_in_the_order_asked_and_unknown_ids_are_named(records):
         records.clips([int(ids[0]), 99])
 
 
-def test_image_regions_keep_their_boxes_in_the_same_transaction(records):
+def test_image_regions_keep_their_boxes_in_the_same_transaction(records, store):
     mv = _model(records)
     rec = _recording(records, "frame.jpg", modality="image")
     _, probs, emb = _batch(3)
@@ -172,6 +172,12 @@ def test_image_regions_keep_their_boxes_in_the_same_transaction(records):
         records.add_clip_batch(rec.id, [(5.0, 5.0)], mv, probs[:1], emb[:1],
                                boxes=[(0.5, 0.5, 0.0, 0.1, "animal", 1.0)])
     assert len(records.pool()) == 3  # the refused batch stored nothing
+    frames = [_recording(records, f"frame{i}.jpg", modality="image").id for i in range(2)]
+    more = records.add_clips(frames, [(0.0, 0.0), (0.0, 0.0)], mv, probs[:2], emb[:2], boxes=boxes[1:])  # bulk path
+    assert [(i.recording_id, i.box) for i in records.clips(more)] == [(frames[0], boxes[1]), (frames[1], None)]
+    np.testing.assert_allclose(store.embeddings("test-space").take(more), emb[:2], rtol=1e-6)
+    with pytest.raises(StoreError, match="boxes holds 1 entries for 2 clips"):
+        records.add_clips(frames, [(1.0, 1.0), (1.0, 1.0)], mv, probs[:2], emb[:2], boxes=boxes[:1])
 
 
 # ---------------------------------------------------------------------------- model versions
@@ -188,7 +194,9 @@ def test_model_versions_are_made_once_and_found_by_name_or_id(records):
     assert _model(records).id == mv.id  # ensured again: the same row
     with pytest.raises(StoreError, match="refusing"):
         records.ensure_model_version("test-model", "embedding", "test-space", 4, LABELS, output_type="softmax")
-    head = records.ensure_model_version("head-1", "classifier", "test-space", 2, ["a", "b"])
+    head = records.ensure_model_version("head-1", "classifier", "test-space", 2, ["a", "b"], params={"epochs": 3},
+                                        output_type="softmax")
+    assert (head.params, head.output_type) == ({"epochs": 3}, "softmax")
     assert [m.name for m in records.model_versions()] == ["test-model", "head-1"]
     assert records.model_version("head-1").id == head.id and records.model_version(head.id).name == "head-1"
     with pytest.raises(StoreError, match="no model version 'nope'"):
@@ -215,6 +223,7 @@ def test_rescoring_replaces_outputs_and_becomes_current(records):
     pool = records.pool()
     assert len(pool) == 3
     np.testing.assert_allclose(pool.top1, 0.9, atol=1e-6)
+    np.testing.assert_allclose(records.pool(mv).top1, probs.max(axis=1), atol=1e-6)  # the first model's pool stays
 
 
 def test_a_head_still_rescoring_is_not_current(records):

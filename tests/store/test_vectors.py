@@ -125,14 +125,16 @@ def test_vectors_written_by_a_crashed_transaction_stay_invisible(vectors, store,
 
 def test_an_append_is_visible_only_when_the_writers_transaction_commits(vectors, store):
     ids, rows, dtype = np.array([5, 7, 9]), np.arange(6, dtype=np.float32).reshape(3, 2), store.embedding_dtype
+    mv = _model(store)
     with store._session(write=True) as s:
-        vectors.append_matrix(s, "test:m", dtype, None, ids, rows)
+        vectors.append_matrix(s, "test:m", dtype, mv, ids, rows)
         assert vectors.matrix_info("test:m") is None  # another session does not see it yet
         s.rollback()
     assert vectors.matrix_info("test:m") is None
     with store._session(write=True) as s:
-        vectors.append_matrix(s, "test:m", dtype, None, ids[:2], rows[:2] + 10)
+        vectors.append_matrix(s, "test:m", dtype, mv, ids[:2], rows[:2] + 10)
         s.commit()
+    assert vectors.matrix_info("test:m").model_version_id == mv.id  # the model whose rows it holds
     with store._session(write=True) as s:  # written, then abandoned
         vectors.append_matrix(s, "test:m", dtype, None, ids[2:], rows[2:] + 20)
     assert (store.vectors_dir / f"test__m.{dtype}").stat().st_size == 3 * 2 * ITEMSIZE[dtype]  # on disk: 3 rows
