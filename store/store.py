@@ -4,6 +4,12 @@ SQLModel tables hold the records (any SQLAlchemy URL; SQLite in WAL mode by defa
 append-only matrices in ``vectors_dir`` hold embeddings and probabilities, keyed by clip id. Each
 write method is one transaction: after a crash, a rerun sees either all of a batch or none of it.
 
+``Store`` is composed of three parts, one per role (``store.roles``): ``records``
+(``store.records``: recordings, clips, model versions, the pool), ``vectors`` (``store.vectors``:
+matrices and output layers) and ``ledger`` (``store.ledger``: runs, label sets, tasks, annotations,
+watermarks). They share the engine, its session factory and the vectors folder; every public
+method of ``Store`` hands its call to one of them, so callers keep the one narrow interface.
+
 Scale (pools of tens of millions of windows): besides the SQL rows, every clip's recording and
 start go to the ``clips`` matrix and every model's per-clip scores to ``scores:<model>``, in the
 same transaction, so ``pool()`` reads memory-mapped columns instead of one SQL row per clip (the
@@ -13,239 +19,38 @@ PostgreSQL, executemany elsewhere). Embeddings may be kept as float16 (``embeddi
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ContextManager, Iterable, Literal, Optional, Sequence
+from typing import Any, ContextManager, Iterable, Optional, Sequence
 
 import numpy as np
-from sqlalchemy import delete, event, exists, func, insert, literal, or_, select, union_all
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, NoSuchModuleError, OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlmodel import Session, create_engine
 
 from store import locks, matrices, migrate
 from store.errors import StoreError
-from store.schema import (Annotation, Clip, ClipBox, LabelSet, Matrix, ModelVersion, Prediction, Recording,
-                          SamplingRun, Score, Selection, SimulationRun, SyncState, Task, utcnow)
-from store.uncertainty import score_rows, top_k
+from store.records import (CLIP_COLUMNS, CLIPS_MATRIX, OUT_OF_POOL, SCORE_COLUMNS, TOP_K, Box, ClipInfo, Pool,
+                           SqlRecords)
+from store.ledger import SqlLedger
+from store.schema import (Annotation, Clip, LabelSet, Matrix, ModelVersion, Recording, SamplingRun, Selection,
+                          SimulationRun, Task)
+from store.sql import SessionFactory, session_factory, sqlite_begin, sqlite_pragmas
+from store.vectors import EMBEDDING_DTYPES, ComputedProbabilities, EmbeddingDtype, MatrixVectors, OutputLayer
 
-TOP_K = 5
-# Columns of the per-model ``scores:<model>`` matrix (float32 since 0.2, one row per clip and scoring; the top
-# index is exact in float32 up to 2**24 classes).
-SCORE_COLUMNS = ("max_entropy", "mean_entropy", "top1", "margin", "top_index")
-# Columns of the ``clips`` matrix (float64: exact for ids below 2**53): where each clip sits.
-CLIP_COLUMNS = ("recording_id", "start_s")
-CLIPS_MATRIX = "clips"
-#: Recording states whose clips are no sampling candidates: the file changed (replaced) or could not be read.
-OUT_OF_POOL = ("replaced", "failed")
-EMBEDDING_DTYPES = ("float32", "float16")
-EmbeddingDtype = Literal["float32", "float16"]
-_IN_CHUNK = 10_000  # ids per SQL IN-list: SQLite refuses more than 32,766 bound values per statement
-
-
-@dataclass
-class Pool:
-    """The scored pool under one model version, as parallel arrays (one entry per clip)."""
-
-    model_version: ModelVersion
-    clip_id: np.ndarray
-    recording_id: np.ndarray
-    site: np.ndarray
-    device: np.ndarray
-    start_time: np.ndarray  # datetime64[s] of the clip start; NaT when the recording time is unknown
-    max_entropy: np.ndarray
-    mean_entropy: np.ndarray
-    top1: np.ndarray
-    margin: np.ndarray
-    top_label: np.ndarray
-    # (codes, categories) per string column, filled by the store; see ``codes``
-    _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, init=False, repr=False,
-                                                             compare=False)
-
-    def __len__(self) -> int:
-        return int(self.clip_id.shape[0])
-
-    def codes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
-        """Integer codes and categories of a string column: ``column == categories[codes]``.
-
-        For ``site``, ``device`` and ``top_label``. Grouping millions of clips by integer codes
-        (np.bincount, np.unique on ints) is far cheaper than by Python strings. A pool from the
-        store comes with them (no per-clip string work); for a pool built by hand they are
-        computed here once. Categories may include values no clip holds (e.g. every label of
-        the model); they describe the arrays as built, not later in-place edits.
-        """
-        if column not in ("site", "device", "top_label"):
-            raise ValueError(f"codes are kept for the string columns site, device and top_label, not {column!r}")
-        if column not in self._codes:
-            categories, codes = np.unique(np.asarray(getattr(self, column)).astype(str), return_inverse=True)
-            self._codes[column] = (codes.astype(np.int32).ravel(), categories.astype(object))
-        return self._codes[column]
-
-    @property
-    def hour(self) -> np.ndarray:
-        """Hour of day (0-23) of each clip start, -1 where unknown."""
-        out = np.full(len(self), -1, dtype=np.int64)
-        known = ~np.isnat(self.start_time)
-        hours = self.start_time[known].astype("datetime64[h]").astype(np.int64) % 24
-        out[known] = hours
-        return out
-
-
-#: A region of an image: (x, y, w, h) normalised to the frame, the detector's category and confidence.
-Box = tuple[float, float, float, float, str, Optional[float]]
-
-
-@dataclass
-class ClipInfo:
-    """A clip with what its recording says about it: where to cut it from and how to check that file."""
-
-    clip_id: int
-    recording_id: int
-    path: str
-    modality: str
-    start_s: float
-    end_s: float
-    site: Optional[str]
-    device: Optional[str]
-    start_time: Optional[datetime]
-    sample_rate: Optional[int]
-    content_hash: Optional[str] = None
-    file_size: Optional[int] = None
-    file_mtime_ns: Optional[int] = None
-    frames: Optional[int] = None  # decoded frames of the recording (None: ingested before 0.2)
-    status: str = "done"
-    box: Optional[Box] = None  # image regions: (x, y, w, h, category, confidence), normalised to the frame
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    dbapi_connection.isolation_level = None  # transactions are begun by _sqlite_begin, not by the driver
-    cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
+# what callers imported from here before the parts moved to their own modules stays importable from here
+__all__ = ["CLIP_COLUMNS", "CLIPS_MATRIX", "EMBEDDING_DTYPES", "OUT_OF_POOL", "SCORE_COLUMNS", "TOP_K", "Box",
+           "ClipInfo", "ComputedProbabilities", "EmbeddingDtype", "OutputLayer", "Pool", "Store", "StoreError",
+           "mask_password"]
 
 log = logging.getLogger(__name__)
 
 
 def _log_wait(message: str) -> None:
     log.warning("%s", message)
-
-
-def _sqlite_begin(conn) -> None:
-    """Begin a SQLite transaction: IMMEDIATE (the write lock now) for write sessions, deferred for reads."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("workbench_write") else "BEGIN")
-
-
-def _in_chunks(values: Sequence[int], size: Optional[int] = None) -> Iterable[list[int]]:
-    """``values`` in lists short enough for one SQL IN-list on every backend."""
-    values, size = list(values), size or _IN_CHUNK
-    for i in range(0, len(values), size):
-        yield values[i:i + size]
-
-
-def _insert_missing(s: Session, row: SQLModel) -> None:
-    """Insert ``row`` unless a row with the same unique key exists, inside the caller's transaction.
-
-    For records made on first use (a model version, a label set, a matrix): two processes may both
-    find one missing; the second insert then does nothing instead of failing, and both read back the
-    stored row.
-    """
-    table = type(row).__table__
-    values = {c.name: getattr(row, c.name) for c in table.columns if getattr(row, c.name) is not None}
-    dialect = s.connection().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
-        s.execute(module.insert(table).values(**values).on_conflict_do_nothing())
-        return
-    try:
-        with s.begin_nested():
-            s.execute(insert(table).values(**values))
-    except IntegrityError:
-        pass
-
-
-def _insert_rows(conn, table: type[SQLModel], columns: Sequence[str], rows: Iterable[tuple]) -> None:
-    """Insert plain tuples through the driver's fastest path, inside the caller's transaction.
-
-    COPY on PostgreSQL (psycopg), the DBAPI's executemany on SQLite: no ORM objects, no per-row
-    dictionaries. For a million clips with five predictions each this is the difference between
-    minutes and seconds.
-    """
-    name = table.__tablename__
-    prep = conn.dialect.identifier_preparer
-    cols = ", ".join(prep.quote(c) for c in columns)
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        with conn.connection.driver_connection.cursor() as cur:
-            with cur.copy(f"COPY {prep.quote(name)} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        return
-    rows = list(rows)
-    if not rows:
-        return
-    marks = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
-    if marks is None:  # another driver: SQLAlchemy Core executemany, slower but portable
-        conn.execute(insert(table), [dict(zip(columns, row)) for row in rows])
-        return
-    conn.exec_driver_sql(f"INSERT INTO {prep.quote(name)} ({cols}) VALUES ({', '.join([marks] * len(columns))})",
-                         rows)
-
-
-@dataclass(frozen=True)
-class OutputLayer:
-    """A model's last layer: probabilities = activation(embedding @ weights.T + bias)."""
-
-    weights: np.ndarray  # classes x dim, float32
-    bias: np.ndarray  # classes
-    activation: str  # sigmoid | softmax
-
-    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
-        z = np.asarray(embeddings, dtype=np.float32) @ self.weights.T + self.bias
-        if self.activation == "softmax":
-            z = np.exp(z - z.max(axis=1, keepdims=True))
-            return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
-        return (1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))).astype(np.float32)
-
-
-class ComputedProbabilities:
-    """Probability rows recomputed from stored embeddings with a model's output layer, ``chunk`` rows at a time.
-
-    What a stored probability matrix would answer for ``take`` and ``contains`` (the sampler and the lab
-    read it through ``take``), without keeping 13 KB per window: from a float16 BirdNET embedding the rows
-    differ from the model's own by about 1e-4, less than storing them as float16 already cost.
-    """
-
-    def __init__(self, name: str, embeddings: matrices.MatrixView, layer: OutputLayer, chunk: int = 8192):
-        self.name = name
-        self.embeddings = embeddings
-        self.layer = layer
-        self.chunk = chunk
-
-    @property
-    def ids(self) -> np.ndarray:
-        return self.embeddings.ids
-
-    def __len__(self) -> int:
-        return len(self.embeddings)
-
-    def contains(self, clip_ids: np.ndarray | list[int]) -> np.ndarray:
-        return self.embeddings.contains(clip_ids)
-
-    def take(self, clip_ids: np.ndarray | list[int], dtype=np.float32) -> np.ndarray:
-        clip_ids = np.asarray(clip_ids, dtype=np.int64).ravel()
-        out = np.empty((clip_ids.size, self.layer.weights.shape[0]), dtype=dtype)
-        for i in range(0, clip_ids.size, self.chunk):
-            part = clip_ids[i:i + self.chunk]
-            out[i:i + part.size] = self.layer.probabilities(self.embeddings.take(part))
-        return out
 
 
 def mask_password(url: str) -> str:
@@ -257,7 +62,10 @@ def mask_password(url: str) -> str:
 
 
 class Store:
-    """Records in a SQL database, vectors in memory-mappable matrices next to it."""
+    """Records in a SQL database, vectors in memory-mappable matrices next to it, and the loop's ledger.
+
+    ``records``, ``vectors`` and ``ledger`` are the parts that do the work; the methods below delegate to them.
+    """
 
     def __init__(self, url: str, vectors_dir: Path | str, embedding_dtype: EmbeddingDtype = "float32",
                  on_wait: Optional[locks.WaitCallback] = None):
@@ -277,11 +85,7 @@ class Store:
         if embedding_dtype not in EMBEDDING_DTYPES:
             raise ValueError(f"embedding_dtype must be one of {list(EMBEDDING_DTYPES)}, got {embedding_dtype!r}")
         self.url = url
-        self.vectors_dir = Path(vectors_dir)
         self.on_wait: locks.WaitCallback = on_wait or _log_wait
-        self.embedding_dtype: str = embedding_dtype
-        self._views: dict[str, matrices.MatrixView] = {}  # latest committed view per matrix (keeps its index)
-        self._layers: dict[str, OutputLayer] = {}  # output layers read so far, by model name
         try:
             self.engine: Engine = create_engine(url)
         except (ArgumentError, NoSuchModuleError, ImportError) as e:
@@ -289,9 +93,9 @@ class Store:
                              f"sqlite:////path/workbench.db or postgresql+psycopg://user@host/db (PostgreSQL needs "
                              f"pip install 'biodiversity-workbench[postgres]')") from e
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", _sqlite_begin)
-        self._write_engine = self.engine.execution_options(workbench_write=True)
+            event.listen(self.engine, "connect", sqlite_pragmas)
+            event.listen(self.engine, "begin", sqlite_begin)
+        self._sessions: SessionFactory = session_factory(self.engine)
         try:
             migrate.upgrade(self.engine, on_wait=self.on_wait)
         except (OperationalError, InterfaceError) as e:
@@ -299,6 +103,19 @@ class Store:
             reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(getattr(e, "orig", e)).strip() else e
             raise StoreError(f"cannot open the database at {mask_password(url)}: {reason}; check that the server "
                              f"runs and the URL (host, port, user, database name) is right") from e
+        self.vectors = MatrixVectors(self._sessions, Path(vectors_dir), embedding_dtype)
+        self.records = SqlRecords(self.engine, self._sessions, self.vectors)
+        self.ledger = SqlLedger(self.engine, self._sessions)
+
+    @property
+    def vectors_dir(self) -> Path:
+        """The folder of the vector matrices and output layers."""
+        return self.vectors.vectors_dir
+
+    @property
+    def embedding_dtype(self) -> str:
+        """The dtype of embedding matrices this store creates (float32 or float16)."""
+        return self.vectors.embedding_dtype
 
     @classmethod
     def open(cls, workspace: Path | str, db_url: str | None = None, embedding_dtype: EmbeddingDtype = "float32",
@@ -322,761 +139,208 @@ class Store:
         return locks.exclusive(self.engine, name, on_wait=self.on_wait)
 
     def _session(self, write: bool = False) -> Session:
-        """A session; ``write`` sessions on SQLite begin with BEGIN IMMEDIATE.
+        """A session; ``write`` sessions on SQLite begin with BEGIN IMMEDIATE (see ``store.sql.session_factory``)."""
+        return self._sessions(write)
 
-        SQLite lets one writer in at a time. A transaction that reads, then writes (read the matrix row
-        count, then append after it) must hold the write lock from its start, or two processes read the
-        same state and the second fails ("database is locked") or, worse, builds on a stale read.
-        BEGIN IMMEDIATE makes the second writer wait (busy_timeout) and then read the first one's
-        commit. Readers never wait (WAL). PostgreSQL writers lock the rows they build on instead.
-        """
-        return Session(self._write_engine if write else self.engine, expire_on_commit=False)
+    # ---------------------------------------------------------------- vectors (store.vectors)
+    def append_matrix(self, s: Session, name: str, dtype: str, model: Optional[ModelVersion],
+                      ids: np.ndarray, rows: np.ndarray) -> None:
+        """Append rows to a matrix inside the caller's transaction ``s``; see ``MatrixVectors.append_matrix``."""
+        self.vectors.append_matrix(s, name, dtype, model, ids, rows)
 
-    # ---------------------------------------------------------------- recordings and clips
+    def matrix(self, name: str) -> matrices.MatrixView:
+        """Committed rows of a matrix (memory-mapped), e.g. ``embeddings:birdnet-v2.4``."""
+        return self.vectors.matrix(name)
+
+    def matrix_info(self, name: str) -> Optional[Matrix]:
+        """The bookkeeping row of a matrix (dim, dtype, committed rows), or None when there is none."""
+        return self.vectors.matrix_info(name)
+
+    def embeddings(self, embedding_space: str) -> matrices.MatrixView:
+        """Committed embeddings of a space."""
+        return self.vectors.embeddings(embedding_space)
+
+    def probabilities(self, model: ModelVersion) -> matrices.MatrixView | ComputedProbabilities:
+        """The model's probability rows: stored, or recomputed from the embeddings with its output layer."""
+        return self.vectors.probabilities(model)
+
+    def set_output_layer(self, model: ModelVersion, weights: np.ndarray, bias: np.ndarray, activation: str) -> None:
+        """Keep a model's output layer, once per version."""
+        self.vectors.set_output_layer(model, weights, bias, activation)
+
+    def output_layer(self, model: ModelVersion) -> Optional[OutputLayer]:
+        """The model's output layer when the store keeps one, else None."""
+        return self.vectors.output_layer(model)
+
+    # ---------------------------------------------------------------- records (store.records)
     def find_recording(self, content_hash: str) -> Optional[Recording]:
-        with self._session() as s:
-            return s.execute(select(Recording).where(Recording.content_hash == content_hash)).scalars().first()
+        """The recording with this content hash, or None."""
+        return self.records.find_recording(content_hash)
 
     def add_recording(self, recording: Recording) -> Recording:
         """Insert a new recording (status ``pending``); its clips arrive with ``add_clip_batch``."""
-        with self._session(write=True) as s:
-            s.add(recording)
-            s.commit()
-            s.refresh(recording)
-            return recording
+        return self.records.add_recording(recording)
 
     def add_recordings(self, recordings: Sequence[Recording]) -> list[Recording]:
-        """Insert many new recordings in one transaction (a bulk load's thousands of files); return them with ids.
-
-        Refuses, naming it, a content hash already stored or given twice, before writing anything.
-        """
-        recordings = list(recordings)
-        hashes = [r.content_hash for r in recordings]
-        if len(set(hashes)) != len(hashes):
-            seen: set[str] = set()
-            dup = next(h for h in hashes if h in seen or seen.add(h))
-            raise StoreError(f"recording content_hash {dup!r} appears twice in one batch")
-        with self._session(write=True) as s:
-            for chunk in _in_chunks(hashes):
-                known = s.execute(select(Recording.content_hash).where(Recording.content_hash.in_(chunk))).scalars().first()
-                if known is not None:
-                    raise StoreError(f"a recording with content_hash {known!r} is already stored; "
-                                     "find it with find_recording instead of adding it again")
-            s.add_all(recordings)
-            s.commit()
-            return recordings
+        """Insert many new recordings in one transaction (a bulk load's thousands of files); return them with ids."""
+        return self.records.add_recordings(recordings)
 
     def update_recording(self, recording_id: int, **fields: Any) -> Recording:
-        with self._session(write=True) as s:
-            rec = s.get(Recording, recording_id)
-            if rec is None:
-                raise StoreError(f"no recording with id {recording_id}")
-            for key, value in fields.items():
-                if not hasattr(rec, key):
-                    raise StoreError(f"recording has no field {key!r}")
-                setattr(rec, key, value)
-            s.add(rec)
-            s.commit()
-            s.refresh(rec)
-            return rec
+        """Set fields of one recording; refuses an unknown recording or field."""
+        return self.records.update_recording(recording_id, **fields)
 
     def update_recordings(self, updates: dict[int, dict[str, Any]]) -> None:
         """Set fields of many recordings in one transaction (a batch of images finished at once)."""
-        with self._session(write=True) as s:
-            for chunk in _in_chunks(list(updates)):
-                for rec in s.execute(select(Recording).where(Recording.id.in_(chunk))).scalars():
-                    for key, value in updates[rec.id].items():
-                        if not hasattr(rec, key):
-                            raise StoreError(f"recording has no field {key!r}")
-                        setattr(rec, key, value)
-                    s.add(rec)
-            s.commit()
+        self.records.update_recordings(updates)
 
     def replace_recordings(self, path: str | dict[str, int], new_recording_id: Optional[int] = None) -> list[int]:
-        """Mark every other recording ingested from ``path`` as replaced by ``new_recording_id``; return their ids.
-
-        The file at ``path`` changed and its new content was ingested: the old versions' clips leave the
-        pool (``pool`` skips replaced recordings); their labels and embeddings stay, still true of the
-        content they were made from. ``path`` may also be a {path: new recording id} dict (a batch, one
-        transaction).
-        """
-        latest = dict(path) if isinstance(path, dict) else {path: new_recording_id}
-        with self._session(write=True) as s:
-            old = []
-            for chunk in _in_chunks(list(latest)):
-                old += s.execute(select(Recording).where(Recording.path.in_(chunk),
-                                                         Recording.status != "replaced")).scalars().all()
-            old = [r for r in old if r.id != latest[r.path]]
-            for rec in old:
-                rec.status, rec.replaced_by = "replaced", latest[rec.path]
-                rec.error = f"the file changed; its new content is recording {latest[rec.path]}"
-                s.add(rec)
-            s.commit()
-            return [r.id for r in old]
+        """Mark every other recording ingested from ``path`` as replaced by ``new_recording_id``; return their ids."""
+        return self.records.replace_recordings(path, new_recording_id)
 
     def recordings(self, status: str | None = None) -> list[Recording]:
-        with self._session() as s:
-            q = select(Recording).order_by(Recording.id)
-            if status is not None:
-                q = q.where(Recording.status == status)
-            return list(s.execute(q).scalars().all())
+        """Every recording (or those in ``status``), oldest first."""
+        return self.records.recordings(status)
 
     def ingested_until(self, recording_id: int) -> float:
         """End (s) of the last committed clip of a recording: where a resumed ingest continues."""
-        with self._session() as s:
-            end = s.execute(select(func.max(Clip.end_s)).where(Clip.recording_id == recording_id)).scalar()
-            return float(end or 0.0)
+        return self.records.ingested_until(recording_id)
 
     def add_clip_batch(self, recording_id: int, spans: Sequence[tuple[float, float]],
                        model: ModelVersion, probabilities: np.ndarray,
                        embeddings: np.ndarray | None = None, boxes: Optional[Sequence[Optional[Box]]] = None
                        ) -> np.ndarray:
-        """Add clips of a recording with the model's outputs, in one transaction; return clip ids.
-
-        Spans already stored for this recording are skipped (idempotent on rerun).
-        """
-        return self.add_clips(np.full(len(spans), recording_id, dtype=np.int64), spans, model,
-                              probabilities, embeddings, boxes)
+        """Add clips of a recording with the model's outputs, in one transaction; return clip ids."""
+        return self.records.add_clip_batch(recording_id, spans, model, probabilities, embeddings, boxes)
 
     def add_clips(self, recording_ids: np.ndarray | Sequence[int],
                   spans: np.ndarray | Sequence[tuple[float, float]], model: ModelVersion,
                   probabilities: np.ndarray, embeddings: np.ndarray | None = None,
                   boxes: Optional[Sequence[Optional[Box]]] = None) -> np.ndarray:
-        """Bulk path: clips of any number of recordings with the model's outputs, in one transaction.
-
-        ``recording_ids[i]`` owns clip ``spans[i]`` = (start_s, end_s). Returns the new clips' ids in
-        input order; clips already stored (same recording and start) are skipped, so a rerun adds
-        nothing. Rows go in through the driver's fastest path, so batches of 100k clips are the
-        intended use (a million clips with five predictions each load in well under a minute on
-        SQLite); recordings must exist (``add_recording``). ``boxes[i]`` (x, y, w, h, category,
-        confidence), for regions of images, is stored with clip i in the same transaction (None: no box).
-        """
-        rec = np.asarray(recording_ids, dtype=np.int64).ravel()
-        span = np.asarray(spans, dtype=np.float64).reshape(-1, 2) if len(spans) else np.zeros((0, 2))
-        n = span.shape[0]
-        if rec.shape[0] != n:
-            raise StoreError(f"recording_ids holds {rec.shape[0]} ids for {n} spans; give one recording per clip")
-        probabilities = np.asarray(probabilities, dtype=np.float32)
-        if probabilities.shape != (n, len(model.labels)):
-            raise StoreError(f"model {model.name!r} has {len(model.labels)} classes; got probabilities of "
-                             f"shape {probabilities.shape} for {n} clips")
-        if embeddings is not None and np.shape(embeddings) != (n, model.dim):
-            raise StoreError(f"model {model.name!r} makes {model.dim}-d embeddings; got shape {np.shape(embeddings)}")
-        if boxes is not None:
-            boxes = list(boxes)
-            if len(boxes) != n:
-                raise StoreError(f"boxes holds {len(boxes)} entries for {n} clips; give one (or None) per clip")
-            for i, b in enumerate(boxes):
-                if b is not None and (len(b) != 6 or not all(0.0 <= float(v) <= 1.0 for v in b[:4])
-                                      or not (float(b[2]) > 0 and float(b[3]) > 0)):
-                    raise StoreError(f"box {i} must be (x, y, w, h, category, confidence) with coordinates in [0, "
-                                     f"1] and a positive size, got {b!r}")
-        if n == 0:
-            return np.zeros(0, dtype=np.int64)
-        keys = list(zip(rec.tolist(), span[:, 0].tolist()))
-        if len(set(keys)) != n:
-            seen: set[tuple[int, float]] = set()
-            dup = next(k for k in keys if k in seen or seen.add(k))
-            raise StoreError(f"clip at start_s={dup[1]} of recording {dup[0]} appears twice in one batch")
-        recs = np.unique(rec).tolist()
-        with self._session(write=True) as s:
-            conn = s.connection()
-            known: set[int] = set()
-            existing: set[tuple[int, float]] = set()
-            for chunk in _in_chunks(recs):
-                known.update(conn.execute(select(Recording.id).where(Recording.id.in_(chunk))).scalars())
-                existing.update((int(r), float(t)) for r, t in conn.execute(
-                    select(Clip.recording_id, Clip.start_s).where(Clip.recording_id.in_(chunk))))
-            if len(known) != len(recs):
-                raise StoreError(f"no recording with id {next(r for r in recs if r not in known)}; "
-                                 "add it with add_recording before its clips")
-            keep = np.fromiter((k not in existing for k in keys), dtype=bool, count=n)
-            if not keep.any():
-                return np.zeros(0, dtype=np.int64)
-            rec, span = rec[keep], span[keep]
-            _insert_rows(conn, Clip, ("recording_id", "start_s", "end_s"),
-                         zip(rec.tolist(), span[:, 0].tolist(), span[:, 1].tolist()))
-            id_of: dict[tuple[int, float], int] = {}
-            for chunk in _in_chunks(recs):
-                id_of.update(((int(r), float(t)), int(i)) for i, r, t in conn.execute(
-                    select(Clip.id, Clip.recording_id, Clip.start_s).where(Clip.recording_id.in_(chunk))))
-            ids = np.fromiter((id_of[k] for k in zip(rec.tolist(), span[:, 0].tolist())), dtype=np.int64,
-                              count=rec.shape[0])
-            if s.get(Matrix, CLIPS_MATRIX) is None:
-                self._backfill_clips(s, exclude_from=int(ids.min()))
-            self._append_matrix(s, CLIPS_MATRIX, "float64", None, ids, np.column_stack([rec, span[:, 0]]))
-            if boxes is not None:
-                kept = [b for b, k in zip(boxes, keep.tolist()) if k]
-                _insert_rows(conn, ClipBox, ("clip_id", "x", "y", "w", "h", "category", "confidence"),
-                             [(int(i), float(b[0]), float(b[1]), float(b[2]), float(b[3]), str(b[4]),
-                               None if b[5] is None else float(b[5])) for i, b in zip(ids.tolist(), kept)
-                              if b is not None])
-            self._write_outputs(s, model, ids, probabilities[keep],
-                                None if embeddings is None else np.asarray(embeddings)[keep])
-            s.commit()
-            return ids
+        """Bulk path: clips of any number of recordings with the model's outputs, in one transaction."""
+        return self.records.add_clips(recording_ids, spans, model, probabilities, embeddings, boxes)
 
     def clips(self, clip_ids: Iterable[int]) -> list[ClipInfo]:
         """Clip and recording details for the given ids, in the order given."""
-        ids = [int(i) for i in clip_ids]
-        rows = []
-        with self._session() as s:
-            for chunk in _in_chunks(ids):  # stays under the database's bound-parameter limit
-                rows += s.execute(select(Clip, Recording, ClipBox).join(Recording, Clip.recording_id == Recording.id)
-                                  .outerjoin(ClipBox, ClipBox.clip_id == Clip.id)
-                                  .where(Clip.id.in_(chunk))).all()
-        by_id = {c.id: ClipInfo(c.id, r.id, r.path, r.modality, c.start_s, c.end_s, r.site, r.device,
-                                r.start_time, r.sample_rate, r.content_hash, r.file_size, r.file_mtime_ns, r.frames,
-                                r.status, None if b is None else (b.x, b.y, b.w, b.h, b.category, b.confidence))
-                 for c, r, b in rows}
-        missing = [i for i in ids if i not in by_id]
-        if missing:
-            raise StoreError(f"no clip with id {missing[0]}")
-        return [by_id[i] for i in ids]
+        return self.records.clips(clip_ids)
 
-    # ---------------------------------------------------------------- model versions
     def ensure_model_version(self, name: str, kind: str, embedding_space: str, dim: int,
                              labels: Sequence[str], params: dict | None = None,
                              output_type: str = "sigmoid") -> ModelVersion:
         """Get the model version ``name``, creating it; refuse one that differs in space, dim, labels or output type."""
-        with self._session(write=True) as s:
-            mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalars().first()
-            if mv is None:  # made here, or by a concurrent ingest in between: either way read back the stored one
-                _insert_missing(s, ModelVersion(name=name, kind=kind, embedding_space=embedding_space, dim=dim,
-                                                labels=list(labels), params=params or {}, output_type=output_type))
-                s.commit()
-                mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalars().one()
-        if (mv.kind, mv.embedding_space, mv.dim, mv.output_type) != (kind, embedding_space, dim, output_type) \
-                or list(mv.labels) != list(labels):
-            raise StoreError(
-                f"this store already holds model {name!r} as a {mv.kind} in space {mv.embedding_space!r} with "
-                f"dim {mv.dim}, {len(mv.labels)} labels and {mv.output_type} outputs; refusing to mix it with a "
-                f"{kind} in space {embedding_space!r} with dim {dim}, {len(labels)} labels and {output_type} outputs")
-        return mv
+        return self.records.ensure_model_version(name, kind, embedding_space, dim, labels, params, output_type)
 
     def add_model_version(self, mv: ModelVersion) -> ModelVersion:
-        with self._session(write=True) as s:
-            if s.execute(select(ModelVersion).where(ModelVersion.name == mv.name)).scalars().first():
-                raise StoreError(f"a model version named {mv.name!r} already exists")
-            s.add(mv)
-            s.commit()
-            s.refresh(mv)
-            return mv
+        """Insert a new model version; refuses a name already stored."""
+        return self.records.add_model_version(mv)
 
     def update_model_version(self, model_version_id: int, **fields: Any) -> ModelVersion:
-        with self._session(write=True) as s:
-            mv = s.get(ModelVersion, model_version_id)
-            if mv is None:
-                raise StoreError(f"no model version with id {model_version_id}")
-            for key, value in fields.items():
-                setattr(mv, key, value)
-            s.add(mv)
-            s.commit()
-            s.refresh(mv)
-            return mv
+        """Set fields of one model version; refuses an unknown id."""
+        return self.records.update_model_version(model_version_id, **fields)
 
     def model_version(self, name_or_id: str | int) -> ModelVersion:
-        with self._session() as s:
-            if isinstance(name_or_id, int):
-                mv = s.get(ModelVersion, name_or_id)
-            else:
-                mv = s.execute(select(ModelVersion).where(ModelVersion.name == name_or_id)).scalars().first()
-        if mv is None:
-            raise StoreError(f"no model version {name_or_id!r} in this store")
-        return mv
+        """The model version with this name or id; refuses an unknown one."""
+        return self.records.model_version(name_or_id)
 
     def model_versions(self) -> list[ModelVersion]:
-        with self._session() as s:
-            return list(s.execute(select(ModelVersion).order_by(ModelVersion.id)).scalars().all())
+        """Every model version, oldest first."""
+        return self.records.model_versions()
 
     def current_model_version(self) -> Optional[ModelVersion]:
-        """The newest ready model version that has scored clips: what ``sample`` uses by default.
+        """The newest ready model version that has scored clips: what ``sample`` uses by default."""
+        return self.records.current_model_version()
 
-        A head that is still re-scoring the pool (``ready`` False) is skipped, so a crash half-way
-        through re-scoring never leaves sampling on a partly scored pool.
-        """
-        with self._session() as s:
-            # scores live in the model's scores matrix (0.1.0 stores: Score rows); EXISTS is one probe per model
-            in_matrix = exists().where(Matrix.name == literal("scores:") + ModelVersion.name, Matrix.rows > 0)
-            in_rows = exists().where(Score.model_version_id == ModelVersion.id)
-            return s.execute(select(ModelVersion).where(or_(in_matrix, in_rows), ModelVersion.ready)
-                             .order_by(ModelVersion.id.desc())).scalars().first()
-
-    # ---------------------------------------------------------------- model outputs and vectors
     def write_model_outputs(self, model: ModelVersion, clip_ids: np.ndarray, probabilities: np.ndarray) -> None:
         """Store (or replace) a model's probabilities, scores and top predictions for existing clips."""
-        clip_ids = np.asarray(clip_ids, dtype=np.int64)
-        probabilities = np.asarray(probabilities, dtype=np.float32)
-        if probabilities.shape != (len(clip_ids), len(model.labels)):
-            raise StoreError(f"model {model.name!r} has {len(model.labels)} classes; got probabilities "
-                             f"of shape {probabilities.shape} for {len(clip_ids)} clips")
-        with self._session(write=True) as s:
-            for chunk in _in_chunks(clip_ids.tolist()):
-                for table in (Score, Prediction):
-                    s.execute(delete(table).where(table.model_version_id == model.id, table.clip_id.in_(chunk)))
-            self._write_outputs(s, model, clip_ids, probabilities, None)
-            s.commit()
-
-    def _backfill_clips(self, s: Session, exclude_from: int) -> None:
-        """Create the ``clips`` matrix with every clip stored before it existed (ids below ``exclude_from``).
-
-        Runs once per store, in the transaction that first appends to the matrix, so the matrix always
-        covers every clip and ``pool()`` needs no SQL count to trust it.
-        """
-        self._append_matrix(s, CLIPS_MATRIX, "float64", None, np.zeros(0, np.int64), np.zeros((0, 2)))
-        q = (select(Clip.id, Clip.recording_id, Clip.start_s).where(Clip.id < exclude_from).order_by(Clip.id)
-             .execution_options(yield_per=500_000))
-        for part in s.execute(q).partitions():
-            arr = np.array(part, dtype=np.float64).reshape(-1, 3)
-            self._append_matrix(s, CLIPS_MATRIX, "float64", None, arr[:, 0].astype(np.int64), arr[:, 1:])
-
-    def _backfill_scores(self, s: Session, model: ModelVersion) -> None:
-        """Create ``scores:<model>`` with the model's Score rows written before score matrices existed.
-
-        Runs once per model version, before its first new outputs, in the same transaction.
-        """
-        name = f"scores:{model.name}"
-        self._append_matrix(s, name, "float32", model, np.zeros(0, np.int64), np.zeros((0, len(SCORE_COLUMNS))))
-        index = {label: float(i) for i, label in enumerate(model.labels)}
-        q = (select(Score.clip_id, Score.max_entropy, Score.mean_entropy, Score.top1, Score.margin, Score.top_label)
-             .where(Score.model_version_id == model.id).order_by(Score.clip_id).execution_options(yield_per=500_000))
-        for part in s.execute(q).partitions():
-            arr = np.array([r[:5] + (index.get(r[5], -1.0),) for r in part], dtype=np.float64).reshape(-1, 6)
-            self._append_matrix(s, name, "float64", model, arr[:, 0].astype(np.int64), arr[:, 1:])
-
-    def _write_outputs(self, s: Session, model: ModelVersion, ids: np.ndarray, probs: np.ndarray,
-                       embeddings: np.ndarray | None) -> None:
-        """A model's outputs for ``ids``: its scores and top predictions as compact matrix rows (no SQL row per
-        clip), and its full probability rows only when they cannot be recomputed from the embedding (a
-        model whose output layer the store holds: BirdNET, the fine-tuned heads)."""
-        if s.get(Matrix, f"scores:{model.name}") is None:
-            self._backfill_scores(s, model)  # a model scored by 0.1.0 kept its scores in SQL rows
-        if s.get(Matrix, CLIPS_MATRIX) is None:  # a store older than the clips matrix: the pool needs it
-            self._backfill_clips(s, exclude_from=int(ids.max()) + 1 if ids.size else 0)
-        scores = score_rows(probs)
-        self._append_matrix(s, f"scores:{model.name}", "float32", model, ids,
-                            np.column_stack([scores[c] for c in SCORE_COLUMNS]))
-        idx, vals = top_k(probs, TOP_K)
-        self._append_matrix(s, f"topk:{model.name}", "float32", model, ids, np.column_stack([idx, vals]))
-        if self.output_layer(model) is None:
-            self._append_matrix(s, f"probabilities:{model.name}", "float16", model, ids, probs)
-        if embeddings is not None:
-            self._append_matrix(s, f"embeddings:{model.embedding_space}", self.embedding_dtype, model, ids,
-                                embeddings)
-
-    def _append_matrix(self, s: Session, name: str, dtype: str, model: ModelVersion | None,
-                       ids: np.ndarray, rows: np.ndarray) -> None:
-        dim = int(rows.shape[1])
-        # locked and re-read: two writers on PostgreSQL must not both append after the same committed count
-        m = s.get(Matrix, name, with_for_update=True, populate_existing=True)
-        if m is None:  # a concurrent writer may be creating it too: insert if missing, then lock the stored row
-            _insert_missing(s, Matrix(name=name, dim=dim, dtype=dtype, rows=0,
-                                      model_version_id=None if model is None else model.id))
-            m = s.get(Matrix, name, with_for_update=True, populate_existing=True)
-        if m.dim != dim:
-            raise StoreError(f"matrix {name!r} holds {m.dim}-d rows; refusing {dim}-d rows "
-                             f"(a different model under the same name?)")
-        if m.dtype == "float16":
-            with np.errstate(over="ignore"):
-                half = np.asarray(rows, dtype=np.float16)
-            if not np.isfinite(half).all():
-                bad = np.argwhere(~np.isfinite(half))[0]
-                raise StoreError(f"matrix {name!r} keeps float16 rows, but clip {int(ids[bad[0]])} has value "
-                                 f"{float(np.asarray(rows)[tuple(bad)])} at column {int(bad[1])}, beyond float16's "
-                                 f"range (+-65504) or not finite; open the store with embedding_dtype='float32'")
-            rows = half
-        m.rows = matrices.write_rows(self.vectors_dir, name, m.dtype, m.dim, m.rows, ids, rows)
-        s.add(m)
-
-    def matrix(self, name: str) -> matrices.MatrixView:
-        """Committed rows of a matrix (memory-mapped), e.g. ``embeddings:birdnet-v2.4``.
-
-        The view is reused while no rows are committed to that matrix, so its id index (see
-        ``MatrixView.rows_for``) is built once, not on every call: repeated takes on 10M rows stay cheap.
-        """
-        with self._session() as s:
-            m = s.get(Matrix, name)
-        if m is None:
-            raise StoreError(f"no matrix {name!r} in this store")
-        view = self._views.get(name)
-        if view is None or len(view) != m.rows or view.data.dtype != matrices.DTYPES[m.dtype] or \
-                view.data.shape[1:] != (m.dim,):
-            view = matrices.read_view(self.vectors_dir, name, m.dtype, m.dim, m.rows)
-            self._views[name] = view
-        return view
-
-    def matrix_info(self, name: str) -> Optional[Matrix]:
-        """The bookkeeping row of a matrix (dim, dtype, committed rows), or None when there is none."""
-        with self._session() as s:
-            return s.get(Matrix, name)
-
-    def embeddings(self, embedding_space: str) -> matrices.MatrixView:
-        return self.matrix(f"embeddings:{embedding_space}")
-
-    def probabilities(self, model: ModelVersion) -> "matrices.MatrixView | ComputedProbabilities":
-        """The model's probability rows: stored, or recomputed from the embeddings with its output layer.
-
-        Full rows of BirdNET's 6,522 classes would cost 13 KB per window as float16; they are the
-        output layer applied to the embedding, so a store holding that layer (``set_output_layer``)
-        keeps only the embedding and recomputes rows on demand (``ComputedProbabilities.take``).
-        """
-        try:
-            return self.matrix(f"probabilities:{model.name}")
-        except StoreError:
-            layer = self.output_layer(model)
-            if layer is None:
-                raise
-        return ComputedProbabilities(f"probabilities:{model.name}", self.embeddings(model.embedding_space), layer)
-
-    # ---------------------------------------------------------------- output layers
-    def _layer_path(self, model: ModelVersion) -> Path:
-        return self.vectors_dir / f"layer__{model.name.replace(':', '__').replace('/', '_')}.npz"
-
-    def set_output_layer(self, model: ModelVersion, weights: np.ndarray, bias: np.ndarray, activation: str) -> None:
-        """Keep a model's output layer (probabilities = activation(embedding @ weights.T + bias)), once per version.
-
-        Written before the model's first outputs, so its probability rows are never stored: they are
-        recomputed from the embedding. A layer already kept must match (a model version never changes).
-        """
-        weights = np.asarray(weights, dtype=np.float32)
-        bias = np.asarray(bias, dtype=np.float32).ravel()
-        if activation not in ("sigmoid", "softmax"):
-            raise StoreError(f"activation must be 'sigmoid' or 'softmax', got {activation!r}")
-        if weights.shape != (len(model.labels), model.dim if model.kind == "embedding" else weights.shape[1]) \
-                or bias.shape != (len(model.labels),):
-            raise StoreError(f"model {model.name!r}: an output layer of {len(model.labels)} classes needs weights "
-                             f"of shape ({len(model.labels)}, dim) and a bias of {len(model.labels)}; got "
-                             f"{weights.shape} and {bias.shape}")
-        path = self._layer_path(model)
-        existing = self.output_layer(model)
-        if existing is not None:
-            if existing.weights.shape != weights.shape or existing.activation != activation:
-                raise StoreError(f"model {model.name!r} already has another output layer in {path}")
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, weights=weights, bias=bias, activation=np.array(activation))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        self._layers.pop(model.name, None)
-
-    def output_layer(self, model: ModelVersion) -> Optional["OutputLayer"]:
-        """The model's output layer when the store keeps one (read once), else None."""
-        if model.name not in self._layers:
-            path = self._layer_path(model)
-            if not path.exists():
-                return None
-            with np.load(path, allow_pickle=False) as f:
-                self._layers[model.name] = OutputLayer(f["weights"], f["bias"], str(f["activation"]))
-        return self._layers[model.name]
+        self.records.write_model_outputs(model, clip_ids, probabilities)
 
     def predictions(self, clip_ids: Iterable[int], model_version_id: int) -> dict[int, list[tuple[str, float]]]:
         """Top predictions per clip under one model version, best first (``TOP_K`` of them)."""
-        ids = [int(i) for i in clip_ids]
-        out: dict[int, list[tuple[str, float]]] = {i: [] for i in ids}
-        mv = self.model_version(int(model_version_id))
-        try:
-            view = self.matrix(f"topk:{mv.name}")
-        except StoreError:
-            view = None
-        if view is not None and ids:
-            arr = np.asarray(ids, dtype=np.int64)
-            have = view.contains(arr)
-            if have.any():
-                rows = view.take(arr[have], dtype=np.float64)
-                k = rows.shape[1] // 2
-                for clip, row in zip(arr[have].tolist(), rows):
-                    out[clip] = [(mv.labels[int(j)], float(p)) for j, p in zip(row[:k], row[k:])]
-            ids = arr[~have].tolist()  # clips scored by 0.1.0 keep SQL rows
-        rows = []
-        with self._session() as s:
-            for chunk in _in_chunks(ids):
-                rows += s.execute(select(Prediction).where(Prediction.model_version_id == model_version_id,
-                                                           Prediction.clip_id.in_(chunk))
-                                  .order_by(Prediction.clip_id, Prediction.rank)).scalars().all()
-        for p in rows:
-            out[p.clip_id].append((p.label, p.probability))
-        return out
+        return self.records.predictions(clip_ids, model_version_id)
 
     def pool(self, model_version: ModelVersion | None = None) -> Pool:
-        """Every scored clip under ``model_version`` (default: the current one) with its metadata.
-
-        Clips of recordings that were replaced (their file changed) or failed are left out. Clips the
-        model has not scored yet (ingested after a head was trained) are not in its pool:
-        ``unscored_clip_ids`` lists them, and the loop scores them before sampling.
-
-        Read from the memory-mapped ``scores:<model>`` and ``clips`` matrices (about 0.1 s per
-        million clips, a few bytes per clip per column: site, device and top_label reference one
-        string object per distinct value, with integer codes in ``Pool.codes``). A store written
-        before those matrices existed, or whose matrices do not cover the Score rows, is read from
-        SQL, one row per clip, with the same result.
-        """
-        mv = model_version or self.current_model_version()
-        if mv is None:
-            raise StoreError("the store holds no scored clips yet: ingest some audio first")
-        return self._pool_from_matrices(mv) or self._pool_from_sql(mv)
+        """Every scored clip under ``model_version`` (default: the current one) with its metadata."""
+        return self.records.pool(model_version)
 
     def unscored_clip_ids(self, model_version: ModelVersion) -> np.ndarray:
-        """Clips with an embedding in the model's space that the model has not scored yet (sorted int64 ids).
+        """Clips with an embedding in the model's space that the model has not scored yet (sorted int64 ids)."""
+        return self.records.unscored_clip_ids(model_version)
 
-        Read from the matrices' id files (no SQL row per clip), so it stays cheap at millions of clips.
-        """
-        try:
-            embedded_view = self.embeddings(model_version.embedding_space)
-        except StoreError:
-            return np.zeros(0, dtype=np.int64)
-        try:
-            scored_view = self.matrix(f"scores:{model_version.name}")
-        except StoreError:
-            return np.asarray(embedded_view.ids, dtype=np.int64)[embedded_view.unique_rows()]
-        if len(scored_view) == len(embedded_view) and scored_view.monotonic and embedded_view.monotonic \
-                and np.array_equal(scored_view.ids, embedded_view.ids):
-            return np.zeros(0, dtype=np.int64)  # the usual case, one linear pass instead of a sort
-        return np.setdiff1d(np.asarray(embedded_view.ids), np.asarray(scored_view.ids)).astype(np.int64)
-
-    def _recording_table(self) -> dict[str, np.ndarray]:
-        """Recordings by sorted id: site and device codes ('' = unknown) and start (NaT = unknown).
-
-        Recordings are few (one per file), so their metadata is joined to clips in numpy.
-        """
-        with self.engine.connect() as conn:
-            recs = conn.execute(select(Recording.id, Recording.site, Recording.device, Recording.start_time,
-                                       Recording.status).order_by(Recording.id)).all()
-        out: dict[str, np.ndarray] = {"id": np.array([r[0] for r in recs], dtype=np.int64),
-                                      "out": np.array([r[4] in OUT_OF_POOL for r in recs], dtype=bool)}
-        for key, col in (("site", 1), ("device", 2)):
-            cats, codes = np.unique(np.array([r[col] or "" for r in recs], dtype=str), return_inverse=True)
-            out[key], out[key + "_categories"] = codes.astype(np.int32).ravel(), cats.astype(object)
-        out["start"] = np.array([np.datetime64(r[3], "ms") if r[3] is not None else np.datetime64("NaT", "ms")
-                                 for r in recs], dtype="datetime64[ms]")
-        return out
-
-    def _assemble_pool(self, mv: ModelVersion, clip_id: np.ndarray, recording_id: np.ndarray,
-                       start_s: np.ndarray, scores: dict[str, np.ndarray], top_label: np.ndarray,
-                       top_codes: Optional[tuple[np.ndarray, np.ndarray]]) -> Pool:
-        recs = self._recording_table()
-        rec_ids = recs["id"]
-        if rec_ids.size and recording_id.size and 0 <= recording_id.min() and recording_id.max() <= rec_ids[-1] \
-                < 4 * rec_ids.size + 1_000_000:  # dense ids: one lookup per clip, no binary search
-            lut = np.zeros(int(rec_ids[-1]) + 1, dtype=np.int64)
-            lut[rec_ids] = np.arange(rec_ids.size)
-            idx = lut[recording_id]
-        else:
-            idx = np.searchsorted(rec_ids, recording_id)
-        if recs["out"].any():  # clips of replaced or failed recordings are not candidates any more
-            keep = ~recs["out"][idx]
-            clip_id, recording_id, start_s, idx = clip_id[keep], recording_id[keep], start_s[keep], idx[keep]
-            scores = {k: v[keep] for k, v in scores.items()}
-            top_label = top_label[keep]
-            if top_codes is not None:
-                top_codes = (top_codes[0][keep], top_codes[1])
-        offsets = np.rint(start_s * 1000).astype(np.int64).astype("timedelta64[ms]")
-        starts = (recs["start"][idx] + offsets).astype("datetime64[s]")
-        site_codes, device_codes = recs["site"][idx], recs["device"][idx]
-        pool = Pool(model_version=mv, clip_id=clip_id, recording_id=recording_id,
-                    site=recs["site_categories"][site_codes], device=recs["device_categories"][device_codes],
-                    start_time=starts, max_entropy=scores["max_entropy"], mean_entropy=scores["mean_entropy"],
-                    top1=scores["top1"], margin=scores["margin"], top_label=top_label)
-        pool._codes["site"] = (site_codes, recs["site_categories"])
-        pool._codes["device"] = (device_codes, recs["device_categories"])
-        if top_codes is not None:
-            pool._codes["top_label"] = top_codes
-        return pool
-
-    def _pool_from_matrices(self, mv: ModelVersion) -> Optional[Pool]:
-        """The pool from memory-mapped columns, or None for a model scored only before they existed."""
-        name = f"scores:{mv.name}"
-        try:
-            view, clips = self.matrix(name), self.matrix(CLIPS_MATRIX)
-        except StoreError:
-            return None
-        # both matrices are complete by construction: created with every row stored before them
-        # (see _backfill_scores / _backfill_clips), then written in the transactions that write the rows
-        rows = view.unique_rows()
-        everything = view.monotonic
-        clip_id = np.array(view.ids if everything else view.ids[rows], dtype=np.int64)
-        if len(clips) == clip_id.shape[0] and clips.monotonic and np.array_equal(clips.ids, clip_id):
-            recording_id = clips.data[:, 0].astype(np.int64)  # the pool is every clip, in file order
-            start_s = np.array(clips.data[:, 1], dtype=np.float64)
-        else:
-            try:
-                crow = clips.rows_for(clip_id)
-            except KeyError:
-                return None  # clips stored before the clips matrix existed
-            recording_id = clips.data[crow, 0].astype(np.int64)
-            start_s = np.array(clips.data[crow, 1], dtype=np.float64)
-        cols = {c: np.array(view.data[:, j] if everything else view.data[rows, j], dtype=np.float64)
-                for j, c in enumerate(SCORE_COLUMNS)}
-        labels = np.array(mv.labels, dtype=object)
-        top_index = cols.pop("top_index").astype(np.int32)
-        return self._assemble_pool(mv, clip_id, recording_id, start_s, cols, labels[top_index],
-                                   (top_index, labels))
-
-    def _pool_from_sql(self, mv: ModelVersion) -> Pool:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(Score.clip_id, Clip.recording_id, Clip.start_s, Score.max_entropy, Score.mean_entropy,
-                       Score.top1, Score.margin, Score.top_label)
-                .join(Clip, Clip.id == Score.clip_id)
-                .where(Score.model_version_id == mv.id).order_by(Score.clip_id)).all()
-        cols = list(zip(*rows)) if rows else [()] * 8
-        scores = {c: np.array(cols[3 + j], dtype=np.float64)
-                  for j, c in enumerate(("max_entropy", "mean_entropy", "top1", "margin"))}
-        return self._assemble_pool(mv, np.array(cols[0], dtype=np.int64), np.array(cols[1], dtype=np.int64),
-                                   np.array(cols[2], dtype=np.float64), scores,
-                                   np.array(cols[7], dtype=object), None)
-
-    # ---------------------------------------------------------------- sampling
+    # ---------------------------------------------------------------- ledger (store.ledger)
     def add_sampling_run(self, run: SamplingRun, picks: Sequence[Selection]) -> SamplingRun:
         """Store a run and its picks together (one transaction)."""
-        with self._session(write=True) as s:
-            s.add(run)
-            s.flush()
-            for p in picks:
-                p.run_id = run.id
-                s.add(p)
-            s.commit()
-            s.refresh(run)
-            return run
+        return self.ledger.add_sampling_run(run, picks)
 
     def sampling_runs(self) -> list[SamplingRun]:
-        with self._session() as s:
-            return list(s.execute(select(SamplingRun).order_by(SamplingRun.id)).scalars().all())
+        """Every sampling run, oldest first."""
+        return self.ledger.sampling_runs()
 
     def last_sampling_run(self) -> Optional[SamplingRun]:
-        with self._session() as s:
-            return s.execute(select(SamplingRun).order_by(SamplingRun.id.desc())).scalars().first()
+        """The newest sampling run, or None."""
+        return self.ledger.last_sampling_run()
 
     def selections(self, run_id: int) -> list[Selection]:
-        with self._session() as s:
-            return list(s.execute(select(Selection).where(Selection.run_id == run_id)
-                               .order_by(Selection.rank)).scalars().all())
+        """The picks of one sampling run, by rank."""
+        return self.ledger.selections(run_id)
 
     def excluded_clip_ids(self) -> set[int]:
         """Clips never to select again: already selected, pushed as tasks or annotated."""
-        return set(self.excluded_clip_ids_array().tolist())
+        return self.ledger.excluded_clip_ids()
 
     def excluded_clip_ids_array(self) -> np.ndarray:
-        """``excluded_clip_ids`` as a sorted, unique int64 array: what numpy needs at pool scale.
+        """``excluded_clip_ids`` as a sorted, unique int64 array: what numpy needs at pool scale."""
+        return self.ledger.excluded_clip_ids_array()
 
-        ``np.isin(pool.clip_id, store.excluded_clip_ids_array())`` masks a 10M-clip pool in well under
-        a second, without building a Python set of every excluded id.
-        """
-        q = union_all(*(select(col.label("clip_id")) for col in (Selection.clip_id, Task.clip_id, Annotation.clip_id)))
-        with self.engine.connect() as conn:
-            ids = np.fromiter(conn.execute(q).scalars(), dtype=np.int64)
-        return np.unique(ids)
-
-    # ---------------------------------------------------------------- simulations (the strategy lab)
     def add_simulation_run(self, run: SimulationRun) -> SimulationRun:
         """Store a finished simulation (parameters, summary, curves) so the app can show it."""
-        with self._session(write=True) as s:
-            s.add(run)
-            s.commit()
-            s.refresh(run)
-            return run
+        return self.ledger.add_simulation_run(run)
 
     def simulation_runs(self) -> list[SimulationRun]:
         """Every stored simulation, oldest first."""
-        with self._session() as s:
-            return list(s.execute(select(SimulationRun).order_by(SimulationRun.id)).scalars().all())
+        return self.ledger.simulation_runs()
 
-    # ---------------------------------------------------------------- label sets
     def add_label_set(self, name: str, labels: Sequence[str]) -> LabelSet:
-        labels = list(labels)
-        if not labels or any(not isinstance(x, str) or not x.strip() for x in labels):
-            raise StoreError(f"label set {name!r} needs non-empty string labels, got {labels!r}")
-        if len(set(labels)) != len(labels):
-            raise StoreError(f"label set {name!r} lists a label twice")
-        with self._session(write=True) as s:
-            existing = s.execute(select(LabelSet).where(LabelSet.name == name)).scalars().first()
-            if existing is None:
-                _insert_missing(s, LabelSet(name=name, labels=labels))
-                s.commit()
-                existing = s.execute(select(LabelSet).where(LabelSet.name == name)).scalars().one()
-            if list(existing.labels) != labels:
-                raise StoreError(f"label set {name!r} already exists with other labels")
-            return existing
+        """Store a label set (or reuse the same one); refuses empty, repeated or changed labels."""
+        return self.ledger.add_label_set(name, labels)
 
     def label_set(self, name: str | None = None) -> Optional[LabelSet]:
         """The label set called ``name``, or the newest one."""
-        with self._session() as s:
-            q = select(LabelSet)
-            q = q.where(LabelSet.name == name) if name else q.order_by(LabelSet.id.desc())
-            return s.execute(q).scalars().first()
+        return self.ledger.label_set(name)
 
-    # ---------------------------------------------------------------- tasks and annotations
     def tasks(self, project_id: int) -> dict[int, int]:
         """clip id -> Label Studio task id, for one project."""
-        with self._session() as s:
-            rows = s.execute(select(Task.clip_id, Task.ls_task_id).where(Task.project_id == project_id)).all()
-            return {int(c): int(t) for c, t in rows}
+        return self.ledger.tasks(project_id)
 
     def add_tasks(self, tasks: Sequence[Task]) -> None:
-        with self._session(write=True) as s:
-            known = set(s.execute(select(Task.clip_id).where(
-                Task.project_id.in_({t.project_id for t in tasks}))).scalars().all())
-            s.add_all([t for t in tasks if t.clip_id not in known])
-            s.commit()
+        """Store pushed tasks in one transaction, skipping clips that already have a task in the batch's projects."""
+        self.ledger.add_tasks(tasks)
 
     def upsert_annotation(self, ann: Annotation) -> str:
         """Insert or update by (project, Label Studio annotation id); returns new|updated|unchanged."""
-        with self._session(write=True) as s:
-            cur = s.execute(select(Annotation).where(Annotation.project_id == ann.project_id,
-                                                  Annotation.ls_annotation_id == ann.ls_annotation_id)).scalars().first()
-            if cur is None:
-                s.add(ann)
-                s.commit()
-                return "new"
-            fields = ("labels", "annotator", "created_at", "updated_at", "state", "note", "clip_id", "ls_task_id",
-                      "region")
-            if all(getattr(cur, f) == getattr(ann, f) for f in fields):
-                return "unchanged"
-            for f in fields:
-                setattr(cur, f, getattr(ann, f))
-            s.add(cur)
-            s.commit()
-            return "updated"
+        return self.ledger.upsert_annotation(ann)
 
     def mark_annotations_deleted(self, project_id: int, ls_task_id: int, keep: Iterable[int]) -> int:
         """Mark a task's stored annotations that Label Studio no longer has as deleted; return how many."""
-        keep = set(int(k) for k in keep)
-        with self._session(write=True) as s:
-            rows = s.execute(select(Annotation).where(Annotation.project_id == project_id,
-                                                   Annotation.ls_task_id == ls_task_id,
-                                                   Annotation.state != "deleted")).scalars().all()
-            gone = [a for a in rows if a.ls_annotation_id not in keep]
-            for a in gone:
-                a.state = "deleted"
-                a.updated_at = utcnow()
-                s.add(a)
-            s.commit()
-            return len(gone)
+        return self.ledger.mark_annotations_deleted(project_id, ls_task_id, keep)
 
     def annotations(self, state: str | None = "active") -> list[Annotation]:
-        with self._session() as s:
-            q = select(Annotation).order_by(Annotation.id)
-            if state is not None:
-                q = q.where(Annotation.state == state)
-            return list(s.execute(q).scalars().all())
+        """Stored annotations in ``state`` (default: active; None: all), oldest first."""
+        return self.ledger.annotations(state)
 
     def watermark(self, project_id: int) -> Optional[datetime]:
-        with self._session() as s:
-            st = s.get(SyncState, project_id)
-            return st.watermark if st else None
+        """The project's pull watermark, or None before its first pull."""
+        return self.ledger.watermark(project_id)
 
     def set_watermark(self, project_id: int, watermark: datetime) -> None:
-        with self._session(write=True) as s:
-            st = s.get(SyncState, project_id) or SyncState(project_id=project_id)
-            st.watermark = watermark
-            st.updated_at = utcnow()
-            s.add(st)
-            s.commit()
+        """Set the project's pull watermark."""
+        self.ledger.set_watermark(project_id, watermark)
 
     # ---------------------------------------------------------------- overview
     def counts(self) -> dict[str, int]:
+        """How many recordings, clips, runs, picks, tasks, annotations and model versions the store holds.
+
+        Kept here rather than in one part: it counts the records' tables and the ledger's in one read
+        transaction, so the figures belong to one moment.
+        """
         with self._session() as s:
             def count(q) -> int:
                 return int(s.execute(q).scalar() or 0)

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from store import Annotation, Matrix, Prediction, Recording, SamplingRun, Score, Selection, Store, StoreError, Task
+from store import sql as store_sql
 from store.matrices import MatrixView
 import store.store as store_module
 
@@ -174,7 +175,7 @@ def test_pool_after_rescoring_reads_the_new_scores_and_probabilities(store):
 
 
 def test_rescoring_more_clips_than_one_sql_in_list_holds(store, monkeypatch):
-    monkeypatch.setattr(store_module, "_IN_CHUNK", 4)
+    monkeypatch.setattr(store_sql, "IN_CHUNK", 4)
     mv = _model(store)
     recs = _recordings(store)
     rec, spans, probs, emb = _clips(recs, per=5)
@@ -197,12 +198,12 @@ def test_a_store_of_release_0_1_0_is_read_from_sql_then_backfilled(store):
     with store._session() as s:  # as a store written before the clips and scores matrices existed
         s.execute(delete(Matrix).where(Matrix.name.in_([f"scores:{mv.name}", "clips"])))
         s.commit()
-    assert store._pool_from_matrices(mv) is None
+    assert store.records._pool_from_matrices(mv) is None
     _assert_pools_equal(store.pool(mv), expected)
     # the next write creates both matrices with every row stored before them, in the same transaction
     new = store.add_clips(rec[:2], [(99.0, 102.0), (102.0, 105.0)], mv, probs[:2], emb[:2])
     assert store.matrix_info("clips").rows == 11 and store.matrix_info(f"scores:{mv.name}").rows == 11
-    pool = store._pool_from_matrices(mv)
+    pool = store.records._pool_from_matrices(mv)
     assert pool is not None and len(pool) == 11 and pool.clip_id[-2:].tolist() == new.tolist()
     _assert_pool_scores(pool, np.concatenate([probs, probs[:2]]))
 
@@ -217,7 +218,7 @@ def test_a_head_rescoring_a_store_older_than_the_clips_matrix_backfills_it(store
         s.commit()
     head = store.ensure_model_version("head-1", "classifier", "bulk-space", 2, ["a", "b"])
     store.write_model_outputs(head, ids, np.tile([0.3, 0.6], (len(ids), 1)))
-    assert store._pool_from_matrices(head) is not None
+    assert store.records._pool_from_matrices(head) is not None
     assert store.pool(head).top_label.tolist() == ["b"] * 6
 
 
@@ -232,7 +233,7 @@ def test_pool_codes_match_the_string_columns(store):
         assert codes.dtype == np.int32 and cats[codes].tolist() == getattr(pool, col).tolist()
     ids = pool.clip_id
     _legacy_scores(store, mv, ids, probs)
-    codes, cats = store._pool_from_sql(mv).codes("top_label")  # computed for a pool without stored codes
+    codes, cats = store.records._pool_from_sql(mv).codes("top_label")  # computed for a pool without stored codes
     assert cats[codes].tolist() == pool.top_label.tolist()
     with pytest.raises(ValueError, match="not 'hour'"):
         pool.codes("hour")

@@ -1,0 +1,611 @@
+"""The records: recordings, their clips, the model versions that scored them, and what a model said per clip.
+
+SQL rows (``Recording``, ``Clip``, ``ClipBox``, ``ModelVersion``, and ``Score``/``Prediction`` rows of
+stores written by 0.1.0) plus columnar mirrors kept as matrices beside them: every clip's recording
+and start in ``clips``, a model's per-clip scores in ``scores:<model>`` and its top predictions in
+``topk:<model>``. Those, and the embeddings and probabilities that come with a batch of clips, are
+appended through the vectors part inside the transaction that inserts the clips (``add_clips``), so
+a crash leaves either the whole batch or none of it. ``pool()`` reads the mirrors (memory-mapped
+columns), or SQL rows for a store written before they existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+from sqlalchemy import delete, exists, func, literal, or_, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from store.errors import StoreError
+from store.roles import Vectors
+from store.schema import Clip, ClipBox, Matrix, ModelVersion, Prediction, Recording, Score
+from store.sql import SessionFactory, in_chunks, insert_missing, insert_rows
+from store.uncertainty import score_rows, top_k
+
+TOP_K = 5
+# Columns of the per-model ``scores:<model>`` matrix (float32 since 0.2, one row per clip and scoring; the top
+# index is exact in float32 up to 2**24 classes).
+SCORE_COLUMNS = ("max_entropy", "mean_entropy", "top1", "margin", "top_index")
+# Columns of the ``clips`` matrix (float64: exact for ids below 2**53): where each clip sits.
+CLIP_COLUMNS = ("recording_id", "start_s")
+CLIPS_MATRIX = "clips"
+#: Recording states whose clips are no sampling candidates: the file changed (replaced) or could not be read.
+OUT_OF_POOL = ("replaced", "failed")
+
+
+@dataclass
+class Pool:
+    """The scored pool under one model version, as parallel arrays (one entry per clip)."""
+
+    model_version: ModelVersion
+    clip_id: np.ndarray
+    recording_id: np.ndarray
+    site: np.ndarray
+    device: np.ndarray
+    start_time: np.ndarray  # datetime64[s] of the clip start; NaT when the recording time is unknown
+    max_entropy: np.ndarray
+    mean_entropy: np.ndarray
+    top1: np.ndarray
+    margin: np.ndarray
+    top_label: np.ndarray
+    # (codes, categories) per string column, filled by the store; see ``codes``
+    _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, init=False, repr=False,
+                                                             compare=False)
+
+    def __len__(self) -> int:
+        return int(self.clip_id.shape[0])
+
+    def codes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Integer codes and categories of a string column: ``column == categories[codes]``.
+
+        For ``site``, ``device`` and ``top_label``. Grouping millions of clips by integer codes
+        (np.bincount, np.unique on ints) is far cheaper than by Python strings. A pool from the
+        store comes with them (no per-clip string work); for a pool built by hand they are
+        computed here once. Categories may include values no clip holds (e.g. every label of
+        the model); they describe the arrays as built, not later in-place edits.
+        """
+        if column not in ("site", "device", "top_label"):
+            raise ValueError(f"codes are kept for the string columns site, device and top_label, not {column!r}")
+        if column not in self._codes:
+            categories, codes = np.unique(np.asarray(getattr(self, column)).astype(str), return_inverse=True)
+            self._codes[column] = (codes.astype(np.int32).ravel(), categories.astype(object))
+        return self._codes[column]
+
+    @property
+    def hour(self) -> np.ndarray:
+        """Hour of day (0-23) of each clip start, -1 where unknown."""
+        out = np.full(len(self), -1, dtype=np.int64)
+        known = ~np.isnat(self.start_time)
+        hours = self.start_time[known].astype("datetime64[h]").astype(np.int64) % 24
+        out[known] = hours
+        return out
+
+
+#: A region of an image: (x, y, w, h) normalised to the frame, the detector's category and confidence.
+Box = tuple[float, float, float, float, str, Optional[float]]
+
+
+@dataclass
+class ClipInfo:
+    """A clip with what its recording says about it: where to cut it from and how to check that file."""
+
+    clip_id: int
+    recording_id: int
+    path: str
+    modality: str
+    start_s: float
+    end_s: float
+    site: Optional[str]
+    device: Optional[str]
+    start_time: Optional[datetime]
+    sample_rate: Optional[int]
+    content_hash: Optional[str] = None
+    file_size: Optional[int] = None
+    file_mtime_ns: Optional[int] = None
+    frames: Optional[int] = None  # decoded frames of the recording (None: ingested before 0.2)
+    status: str = "done"
+    box: Optional[Box] = None  # image regions: (x, y, w, h, category, confidence), normalised to the frame
+
+
+class SqlRecords:
+    """Records in SQL tables, with the per-clip columns the pool reads kept as matrices by ``vectors``."""
+
+    def __init__(self, engine: Engine, session: SessionFactory, vectors: Vectors):
+        """``engine`` and ``session`` reach the store's database; ``vectors`` keeps the matrices written with clips."""
+        self.engine = engine
+        self._session = session
+        self.vectors = vectors
+
+    # ---------------------------------------------------------------- recordings and clips
+    def find_recording(self, content_hash: str) -> Optional[Recording]:
+        with self._session() as s:
+            return s.execute(select(Recording).where(Recording.content_hash == content_hash)).scalars().first()
+
+    def add_recording(self, recording: Recording) -> Recording:
+        """Insert a new recording (status ``pending``); its clips arrive with ``add_clip_batch``."""
+        with self._session(write=True) as s:
+            s.add(recording)
+            s.commit()
+            s.refresh(recording)
+            return recording
+
+    def add_recordings(self, recordings: Sequence[Recording]) -> list[Recording]:
+        """Insert many new recordings in one transaction (a bulk load's thousands of files); return them with ids.
+
+        Refuses, naming it, a content hash already stored or given twice, before writing anything.
+        """
+        recordings = list(recordings)
+        hashes = [r.content_hash for r in recordings]
+        if len(set(hashes)) != len(hashes):
+            seen: set[str] = set()
+            dup = next(h for h in hashes if h in seen or seen.add(h))
+            raise StoreError(f"recording content_hash {dup!r} appears twice in one batch")
+        with self._session(write=True) as s:
+            for chunk in in_chunks(hashes):
+                known = s.execute(select(Recording.content_hash).where(Recording.content_hash.in_(chunk))).scalars().first()
+                if known is not None:
+                    raise StoreError(f"a recording with content_hash {known!r} is already stored; "
+                                     "find it with find_recording instead of adding it again")
+            s.add_all(recordings)
+            s.commit()
+            return recordings
+
+    def update_recording(self, recording_id: int, **fields: Any) -> Recording:
+        with self._session(write=True) as s:
+            rec = s.get(Recording, recording_id)
+            if rec is None:
+                raise StoreError(f"no recording with id {recording_id}")
+            for key, value in fields.items():
+                if not hasattr(rec, key):
+                    raise StoreError(f"recording has no field {key!r}")
+                setattr(rec, key, value)
+            s.add(rec)
+            s.commit()
+            s.refresh(rec)
+            return rec
+
+    def update_recordings(self, updates: dict[int, dict[str, Any]]) -> None:
+        """Set fields of many recordings in one transaction (a batch of images finished at once)."""
+        with self._session(write=True) as s:
+            for chunk in in_chunks(list(updates)):
+                for rec in s.execute(select(Recording).where(Recording.id.in_(chunk))).scalars():
+                    for key, value in updates[rec.id].items():
+                        if not hasattr(rec, key):
+                            raise StoreError(f"recording has no field {key!r}")
+                        setattr(rec, key, value)
+                    s.add(rec)
+            s.commit()
+
+    def replace_recordings(self, path: str | dict[str, int], new_recording_id: Optional[int] = None) -> list[int]:
+        """Mark every other recording ingested from ``path`` as replaced by ``new_recording_id``; return their ids.
+
+        The file at ``path`` changed and its new content was ingested: the old versions' clips leave the
+        pool (``pool`` skips replaced recordings); their labels and embeddings stay, still true of the
+        content they were made from. ``path`` may also be a {path: new recording id} dict (a batch, one
+        transaction).
+        """
+        latest = dict(path) if isinstance(path, dict) else {path: new_recording_id}
+        with self._session(write=True) as s:
+            old = []
+            for chunk in in_chunks(list(latest)):
+                old += s.execute(select(Recording).where(Recording.path.in_(chunk),
+                                                         Recording.status != "replaced")).scalars().all()
+            old = [r for r in old if r.id != latest[r.path]]
+            for rec in old:
+                rec.status, rec.replaced_by = "replaced", latest[rec.path]
+                rec.error = f"the file changed; its new content is recording {latest[rec.path]}"
+                s.add(rec)
+            s.commit()
+            return [r.id for r in old]
+
+    def recordings(self, status: str | None = None) -> list[Recording]:
+        with self._session() as s:
+            q = select(Recording).order_by(Recording.id)
+            if status is not None:
+                q = q.where(Recording.status == status)
+            return list(s.execute(q).scalars().all())
+
+    def ingested_until(self, recording_id: int) -> float:
+        """End (s) of the last committed clip of a recording: where a resumed ingest continues."""
+        with self._session() as s:
+            end = s.execute(select(func.max(Clip.end_s)).where(Clip.recording_id == recording_id)).scalar()
+            return float(end or 0.0)
+
+    def add_clip_batch(self, recording_id: int, spans: Sequence[tuple[float, float]],
+                       model: ModelVersion, probabilities: np.ndarray,
+                       embeddings: np.ndarray | None = None, boxes: Optional[Sequence[Optional[Box]]] = None
+                       ) -> np.ndarray:
+        """Add clips of a recording with the model's outputs, in one transaction; return clip ids.
+
+        Spans already stored for this recording are skipped (idempotent on rerun).
+        """
+        return self.add_clips(np.full(len(spans), recording_id, dtype=np.int64), spans, model,
+                              probabilities, embeddings, boxes)
+
+    def add_clips(self, recording_ids: np.ndarray | Sequence[int],
+                  spans: np.ndarray | Sequence[tuple[float, float]], model: ModelVersion,
+                  probabilities: np.ndarray, embeddings: np.ndarray | None = None,
+                  boxes: Optional[Sequence[Optional[Box]]] = None) -> np.ndarray:
+        """Bulk path: clips of any number of recordings with the model's outputs, in one transaction.
+
+        ``recording_ids[i]`` owns clip ``spans[i]`` = (start_s, end_s). Returns the new clips' ids in
+        input order; clips already stored (same recording and start) are skipped, so a rerun adds
+        nothing. Rows go in through the driver's fastest path, so batches of 100k clips are the
+        intended use (a million clips with five predictions each load in well under a minute on
+        SQLite); recordings must exist (``add_recording``). ``boxes[i]`` (x, y, w, h, category,
+        confidence), for regions of images, is stored with clip i in the same transaction (None: no box).
+        """
+        rec = np.asarray(recording_ids, dtype=np.int64).ravel()
+        span = np.asarray(spans, dtype=np.float64).reshape(-1, 2) if len(spans) else np.zeros((0, 2))
+        n = span.shape[0]
+        if rec.shape[0] != n:
+            raise StoreError(f"recording_ids holds {rec.shape[0]} ids for {n} spans; give one recording per clip")
+        probabilities = np.asarray(probabilities, dtype=np.float32)
+        if probabilities.shape != (n, len(model.labels)):
+            raise StoreError(f"model {model.name!r} has {len(model.labels)} classes; got probabilities of "
+                             f"shape {probabilities.shape} for {n} clips")
+        if embeddings is not None and np.shape(embeddings) != (n, model.dim):
+            raise StoreError(f"model {model.name!r} makes {model.dim}-d embeddings; got shape {np.shape(embeddings)}")
+        if boxes is not None:
+            boxes = list(boxes)
+            if len(boxes) != n:
+                raise StoreError(f"boxes holds {len(boxes)} entries for {n} clips; give one (or None) per clip")
+            for i, b in enumerate(boxes):
+                if b is not None and (len(b) != 6 or not all(0.0 <= float(v) <= 1.0 for v in b[:4])
+                                      or not (float(b[2]) > 0 and float(b[3]) > 0)):
+                    raise StoreError(f"box {i} must be (x, y, w, h, category, confidence) with coordinates in [0, "
+                                     f"1] and a positive size, got {b!r}")
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        keys = list(zip(rec.tolist(), span[:, 0].tolist()))
+        if len(set(keys)) != n:
+            seen: set[tuple[int, float]] = set()
+            dup = next(k for k in keys if k in seen or seen.add(k))
+            raise StoreError(f"clip at start_s={dup[1]} of recording {dup[0]} appears twice in one batch")
+        recs = np.unique(rec).tolist()
+        with self._session(write=True) as s:
+            conn = s.connection()
+            known: set[int] = set()
+            existing: set[tuple[int, float]] = set()
+            for chunk in in_chunks(recs):
+                known.update(conn.execute(select(Recording.id).where(Recording.id.in_(chunk))).scalars())
+                existing.update((int(r), float(t)) for r, t in conn.execute(
+                    select(Clip.recording_id, Clip.start_s).where(Clip.recording_id.in_(chunk))))
+            if len(known) != len(recs):
+                raise StoreError(f"no recording with id {next(r for r in recs if r not in known)}; "
+                                 "add it with add_recording before its clips")
+            keep = np.fromiter((k not in existing for k in keys), dtype=bool, count=n)
+            if not keep.any():
+                return np.zeros(0, dtype=np.int64)
+            rec, span = rec[keep], span[keep]
+            insert_rows(conn, Clip, ("recording_id", "start_s", "end_s"),
+                         zip(rec.tolist(), span[:, 0].tolist(), span[:, 1].tolist()))
+            id_of: dict[tuple[int, float], int] = {}
+            for chunk in in_chunks(recs):
+                id_of.update(((int(r), float(t)), int(i)) for i, r, t in conn.execute(
+                    select(Clip.id, Clip.recording_id, Clip.start_s).where(Clip.recording_id.in_(chunk))))
+            ids = np.fromiter((id_of[k] for k in zip(rec.tolist(), span[:, 0].tolist())), dtype=np.int64,
+                              count=rec.shape[0])
+            if s.get(Matrix, CLIPS_MATRIX) is None:
+                self._backfill_clips(s, exclude_from=int(ids.min()))
+            self.vectors.append_matrix(s, CLIPS_MATRIX, "float64", None, ids, np.column_stack([rec, span[:, 0]]))
+            if boxes is not None:
+                kept = [b for b, k in zip(boxes, keep.tolist()) if k]
+                insert_rows(conn, ClipBox, ("clip_id", "x", "y", "w", "h", "category", "confidence"),
+                             [(int(i), float(b[0]), float(b[1]), float(b[2]), float(b[3]), str(b[4]),
+                               None if b[5] is None else float(b[5])) for i, b in zip(ids.tolist(), kept)
+                              if b is not None])
+            self._write_outputs(s, model, ids, probabilities[keep],
+                                None if embeddings is None else np.asarray(embeddings)[keep])
+            s.commit()
+            return ids
+
+    def clips(self, clip_ids: Iterable[int]) -> list[ClipInfo]:
+        """Clip and recording details for the given ids, in the order given."""
+        ids = [int(i) for i in clip_ids]
+        rows = []
+        with self._session() as s:
+            for chunk in in_chunks(ids):  # stays under the database's bound-parameter limit
+                rows += s.execute(select(Clip, Recording, ClipBox).join(Recording, Clip.recording_id == Recording.id)
+                                  .outerjoin(ClipBox, ClipBox.clip_id == Clip.id)
+                                  .where(Clip.id.in_(chunk))).all()
+        by_id = {c.id: ClipInfo(c.id, r.id, r.path, r.modality, c.start_s, c.end_s, r.site, r.device,
+                                r.start_time, r.sample_rate, r.content_hash, r.file_size, r.file_mtime_ns, r.frames,
+                                r.status, None if b is None else (b.x, b.y, b.w, b.h, b.category, b.confidence))
+                 for c, r, b in rows}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise StoreError(f"no clip with id {missing[0]}")
+        return [by_id[i] for i in ids]
+
+    # ---------------------------------------------------------------- model versions
+    def ensure_model_version(self, name: str, kind: str, embedding_space: str, dim: int,
+                             labels: Sequence[str], params: dict | None = None,
+                             output_type: str = "sigmoid") -> ModelVersion:
+        """Get the model version ``name``, creating it; refuse one that differs in space, dim, labels or output type."""
+        with self._session(write=True) as s:
+            mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalars().first()
+            if mv is None:  # made here, or by a concurrent ingest in between: either way read back the stored one
+                insert_missing(s, ModelVersion(name=name, kind=kind, embedding_space=embedding_space, dim=dim,
+                                                labels=list(labels), params=params or {}, output_type=output_type))
+                s.commit()
+                mv = s.execute(select(ModelVersion).where(ModelVersion.name == name)).scalars().one()
+        if (mv.kind, mv.embedding_space, mv.dim, mv.output_type) != (kind, embedding_space, dim, output_type) \
+                or list(mv.labels) != list(labels):
+            raise StoreError(
+                f"this store already holds model {name!r} as a {mv.kind} in space {mv.embedding_space!r} with "
+                f"dim {mv.dim}, {len(mv.labels)} labels and {mv.output_type} outputs; refusing to mix it with a "
+                f"{kind} in space {embedding_space!r} with dim {dim}, {len(labels)} labels and {output_type} outputs")
+        return mv
+
+    def add_model_version(self, mv: ModelVersion) -> ModelVersion:
+        with self._session(write=True) as s:
+            if s.execute(select(ModelVersion).where(ModelVersion.name == mv.name)).scalars().first():
+                raise StoreError(f"a model version named {mv.name!r} already exists")
+            s.add(mv)
+            s.commit()
+            s.refresh(mv)
+            return mv
+
+    def update_model_version(self, model_version_id: int, **fields: Any) -> ModelVersion:
+        with self._session(write=True) as s:
+            mv = s.get(ModelVersion, model_version_id)
+            if mv is None:
+                raise StoreError(f"no model version with id {model_version_id}")
+            for key, value in fields.items():
+                setattr(mv, key, value)
+            s.add(mv)
+            s.commit()
+            s.refresh(mv)
+            return mv
+
+    def model_version(self, name_or_id: str | int) -> ModelVersion:
+        with self._session() as s:
+            if isinstance(name_or_id, int):
+                mv = s.get(ModelVersion, name_or_id)
+            else:
+                mv = s.execute(select(ModelVersion).where(ModelVersion.name == name_or_id)).scalars().first()
+        if mv is None:
+            raise StoreError(f"no model version {name_or_id!r} in this store")
+        return mv
+
+    def model_versions(self) -> list[ModelVersion]:
+        with self._session() as s:
+            return list(s.execute(select(ModelVersion).order_by(ModelVersion.id)).scalars().all())
+
+    def current_model_version(self) -> Optional[ModelVersion]:
+        """The newest ready model version that has scored clips: what ``sample`` uses by default.
+
+        A head that is still re-scoring the pool (``ready`` False) is skipped, so a crash half-way
+        through re-scoring never leaves sampling on a partly scored pool.
+        """
+        with self._session() as s:
+            # scores live in the model's scores matrix (0.1.0 stores: Score rows); EXISTS is one probe per model
+            in_matrix = exists().where(Matrix.name == literal("scores:") + ModelVersion.name, Matrix.rows > 0)
+            in_rows = exists().where(Score.model_version_id == ModelVersion.id)
+            return s.execute(select(ModelVersion).where(or_(in_matrix, in_rows), ModelVersion.ready)
+                             .order_by(ModelVersion.id.desc())).scalars().first()
+
+    # ---------------------------------------------------------------- model outputs
+    def write_model_outputs(self, model: ModelVersion, clip_ids: np.ndarray, probabilities: np.ndarray) -> None:
+        """Store (or replace) a model's probabilities, scores and top predictions for existing clips."""
+        clip_ids = np.asarray(clip_ids, dtype=np.int64)
+        probabilities = np.asarray(probabilities, dtype=np.float32)
+        if probabilities.shape != (len(clip_ids), len(model.labels)):
+            raise StoreError(f"model {model.name!r} has {len(model.labels)} classes; got probabilities "
+                             f"of shape {probabilities.shape} for {len(clip_ids)} clips")
+        with self._session(write=True) as s:
+            for chunk in in_chunks(clip_ids.tolist()):
+                for table in (Score, Prediction):
+                    s.execute(delete(table).where(table.model_version_id == model.id, table.clip_id.in_(chunk)))
+            self._write_outputs(s, model, clip_ids, probabilities, None)
+            s.commit()
+
+    def _backfill_clips(self, s: Session, exclude_from: int) -> None:
+        """Create the ``clips`` matrix with every clip stored before it existed (ids below ``exclude_from``).
+
+        Runs once per store, in the transaction that first appends to the matrix, so the matrix always
+        covers every clip and ``pool()`` needs no SQL count to trust it.
+        """
+        self.vectors.append_matrix(s, CLIPS_MATRIX, "float64", None, np.zeros(0, np.int64), np.zeros((0, 2)))
+        q = (select(Clip.id, Clip.recording_id, Clip.start_s).where(Clip.id < exclude_from).order_by(Clip.id)
+             .execution_options(yield_per=500_000))
+        for part in s.execute(q).partitions():
+            arr = np.array(part, dtype=np.float64).reshape(-1, 3)
+            self.vectors.append_matrix(s, CLIPS_MATRIX, "float64", None, arr[:, 0].astype(np.int64), arr[:, 1:])
+
+    def _backfill_scores(self, s: Session, model: ModelVersion) -> None:
+        """Create ``scores:<model>`` with the model's Score rows written before score matrices existed.
+
+        Runs once per model version, before its first new outputs, in the same transaction.
+        """
+        name = f"scores:{model.name}"
+        self.vectors.append_matrix(s, name, "float32", model, np.zeros(0, np.int64),
+                                   np.zeros((0, len(SCORE_COLUMNS))))
+        index = {label: float(i) for i, label in enumerate(model.labels)}
+        q = (select(Score.clip_id, Score.max_entropy, Score.mean_entropy, Score.top1, Score.margin, Score.top_label)
+             .where(Score.model_version_id == model.id).order_by(Score.clip_id).execution_options(yield_per=500_000))
+        for part in s.execute(q).partitions():
+            arr = np.array([r[:5] + (index.get(r[5], -1.0),) for r in part], dtype=np.float64).reshape(-1, 6)
+            self.vectors.append_matrix(s, name, "float64", model, arr[:, 0].astype(np.int64), arr[:, 1:])
+
+    def _write_outputs(self, s: Session, model: ModelVersion, ids: np.ndarray, probs: np.ndarray,
+                       embeddings: np.ndarray | None) -> None:
+        """A model's outputs for ``ids``: its scores and top predictions as compact matrix rows (no SQL row per
+        clip), and its full probability rows only when they cannot be recomputed from the embedding (a
+        model whose output layer the store holds: BirdNET, the fine-tuned heads)."""
+        if s.get(Matrix, f"scores:{model.name}") is None:
+            self._backfill_scores(s, model)  # a model scored by 0.1.0 kept its scores in SQL rows
+        if s.get(Matrix, CLIPS_MATRIX) is None:  # a store older than the clips matrix: the pool needs it
+            self._backfill_clips(s, exclude_from=int(ids.max()) + 1 if ids.size else 0)
+        scores = score_rows(probs)
+        self.vectors.append_matrix(s, f"scores:{model.name}", "float32", model, ids,
+                                   np.column_stack([scores[c] for c in SCORE_COLUMNS]))
+        idx, vals = top_k(probs, TOP_K)
+        self.vectors.append_matrix(s, f"topk:{model.name}", "float32", model, ids, np.column_stack([idx, vals]))
+        if self.vectors.output_layer(model) is None:
+            self.vectors.append_matrix(s, f"probabilities:{model.name}", "float16", model, ids, probs)
+        if embeddings is not None:
+            self.vectors.append_matrix(s, f"embeddings:{model.embedding_space}", self.vectors.embedding_dtype, model,
+                                       ids, embeddings)
+
+    # ---------------------------------------------------------------- predictions and the pool
+    def predictions(self, clip_ids: Iterable[int], model_version_id: int) -> dict[int, list[tuple[str, float]]]:
+        """Top predictions per clip under one model version, best first (``TOP_K`` of them)."""
+        ids = [int(i) for i in clip_ids]
+        out: dict[int, list[tuple[str, float]]] = {i: [] for i in ids}
+        mv = self.model_version(int(model_version_id))
+        try:
+            view = self.vectors.matrix(f"topk:{mv.name}")
+        except StoreError:
+            view = None
+        if view is not None and ids:
+            arr = np.asarray(ids, dtype=np.int64)
+            have = view.contains(arr)
+            if have.any():
+                rows = view.take(arr[have], dtype=np.float64)
+                k = rows.shape[1] // 2
+                for clip, row in zip(arr[have].tolist(), rows):
+                    out[clip] = [(mv.labels[int(j)], float(p)) for j, p in zip(row[:k], row[k:])]
+            ids = arr[~have].tolist()  # clips scored by 0.1.0 keep SQL rows
+        rows = []
+        with self._session() as s:
+            for chunk in in_chunks(ids):
+                rows += s.execute(select(Prediction).where(Prediction.model_version_id == model_version_id,
+                                                           Prediction.clip_id.in_(chunk))
+                                  .order_by(Prediction.clip_id, Prediction.rank)).scalars().all()
+        for p in rows:
+            out[p.clip_id].append((p.label, p.probability))
+        return out
+
+    def pool(self, model_version: ModelVersion | None = None) -> Pool:
+        """Every scored clip under ``model_version`` (default: the current one) with its metadata.
+
+        Clips of recordings that were replaced (their file changed) or failed are left out. Clips the
+        model has not scored yet (ingested after a head was trained) are not in its pool:
+        ``unscored_clip_ids`` lists them, and the loop scores them before sampling.
+
+        Read from the memory-mapped ``scores:<model>`` and ``clips`` matrices (about 0.1 s per
+        million clips, a few bytes per clip per column: site, device and top_label reference one
+        string object per distinct value, with integer codes in ``Pool.codes``). A store written
+        before those matrices existed, or whose matrices do not cover the Score rows, is read from
+        SQL, one row per clip, with the same result.
+        """
+        mv = model_version or self.current_model_version()
+        if mv is None:
+            raise StoreError("the store holds no scored clips yet: ingest some audio first")
+        return self._pool_from_matrices(mv) or self._pool_from_sql(mv)
+
+    def unscored_clip_ids(self, model_version: ModelVersion) -> np.ndarray:
+        """Clips with an embedding in the model's space that the model has not scored yet (sorted int64 ids).
+
+        Read from the matrices' id files (no SQL row per clip), so it stays cheap at millions of clips.
+        """
+        try:
+            embedded_view = self.vectors.embeddings(model_version.embedding_space)
+        except StoreError:
+            return np.zeros(0, dtype=np.int64)
+        try:
+            scored_view = self.vectors.matrix(f"scores:{model_version.name}")
+        except StoreError:
+            return np.asarray(embedded_view.ids, dtype=np.int64)[embedded_view.unique_rows()]
+        if len(scored_view) == len(embedded_view) and scored_view.monotonic and embedded_view.monotonic \
+                and np.array_equal(scored_view.ids, embedded_view.ids):
+            return np.zeros(0, dtype=np.int64)  # the usual case, one linear pass instead of a sort
+        return np.setdiff1d(np.asarray(embedded_view.ids), np.asarray(scored_view.ids)).astype(np.int64)
+
+    def _recording_table(self) -> dict[str, np.ndarray]:
+        """Recordings by sorted id: site and device codes ('' = unknown) and start (NaT = unknown).
+
+        Recordings are few (one per file), so their metadata is joined to clips in numpy.
+        """
+        with self.engine.connect() as conn:
+            recs = conn.execute(select(Recording.id, Recording.site, Recording.device, Recording.start_time,
+                                       Recording.status).order_by(Recording.id)).all()
+        out: dict[str, np.ndarray] = {"id": np.array([r[0] for r in recs], dtype=np.int64),
+                                      "out": np.array([r[4] in OUT_OF_POOL for r in recs], dtype=bool)}
+        for key, col in (("site", 1), ("device", 2)):
+            cats, codes = np.unique(np.array([r[col] or "" for r in recs], dtype=str), return_inverse=True)
+            out[key], out[key + "_categories"] = codes.astype(np.int32).ravel(), cats.astype(object)
+        out["start"] = np.array([np.datetime64(r[3], "ms") if r[3] is not None else np.datetime64("NaT", "ms")
+                                 for r in recs], dtype="datetime64[ms]")
+        return out
+
+    def _assemble_pool(self, mv: ModelVersion, clip_id: np.ndarray, recording_id: np.ndarray,
+                       start_s: np.ndarray, scores: dict[str, np.ndarray], top_label: np.ndarray,
+                       top_codes: Optional[tuple[np.ndarray, np.ndarray]]) -> Pool:
+        recs = self._recording_table()
+        rec_ids = recs["id"]
+        if rec_ids.size and recording_id.size and 0 <= recording_id.min() and recording_id.max() <= rec_ids[-1] \
+                < 4 * rec_ids.size + 1_000_000:  # dense ids: one lookup per clip, no binary search
+            lut = np.zeros(int(rec_ids[-1]) + 1, dtype=np.int64)
+            lut[rec_ids] = np.arange(rec_ids.size)
+            idx = lut[recording_id]
+        else:
+            idx = np.searchsorted(rec_ids, recording_id)
+        if recs["out"].any():  # clips of replaced or failed recordings are not candidates any more
+            keep = ~recs["out"][idx]
+            clip_id, recording_id, start_s, idx = clip_id[keep], recording_id[keep], start_s[keep], idx[keep]
+            scores = {k: v[keep] for k, v in scores.items()}
+            top_label = top_label[keep]
+            if top_codes is not None:
+                top_codes = (top_codes[0][keep], top_codes[1])
+        offsets = np.rint(start_s * 1000).astype(np.int64).astype("timedelta64[ms]")
+        starts = (recs["start"][idx] + offsets).astype("datetime64[s]")
+        site_codes, device_codes = recs["site"][idx], recs["device"][idx]
+        pool = Pool(model_version=mv, clip_id=clip_id, recording_id=recording_id,
+                    site=recs["site_categories"][site_codes], device=recs["device_categories"][device_codes],
+                    start_time=starts, max_entropy=scores["max_entropy"], mean_entropy=scores["mean_entropy"],
+                    top1=scores["top1"], margin=scores["margin"], top_label=top_label)
+        pool._codes["site"] = (site_codes, recs["site_categories"])
+        pool._codes["device"] = (device_codes, recs["device_categories"])
+        if top_codes is not None:
+            pool._codes["top_label"] = top_codes
+        return pool
+
+    def _pool_from_matrices(self, mv: ModelVersion) -> Optional[Pool]:
+        """The pool from memory-mapped columns, or None for a model scored only before they existed."""
+        name = f"scores:{mv.name}"
+        try:
+            view, clips = self.vectors.matrix(name), self.vectors.matrix(CLIPS_MATRIX)
+        except StoreError:
+            return None
+        # both matrices are complete by construction: created with every row stored before them
+        # (see _backfill_scores / _backfill_clips), then written in the transactions that write the rows
+        rows = view.unique_rows()
+        everything = view.monotonic
+        clip_id = np.array(view.ids if everything else view.ids[rows], dtype=np.int64)
+        if len(clips) == clip_id.shape[0] and clips.monotonic and np.array_equal(clips.ids, clip_id):
+            recording_id = clips.data[:, 0].astype(np.int64)  # the pool is every clip, in file order
+            start_s = np.array(clips.data[:, 1], dtype=np.float64)
+        else:
+            try:
+                crow = clips.rows_for(clip_id)
+            except KeyError:
+                return None  # clips stored before the clips matrix existed
+            recording_id = clips.data[crow, 0].astype(np.int64)
+            start_s = np.array(clips.data[crow, 1], dtype=np.float64)
+        cols = {c: np.array(view.data[:, j] if everything else view.data[rows, j], dtype=np.float64)
+                for j, c in enumerate(SCORE_COLUMNS)}
+        labels = np.array(mv.labels, dtype=object)
+        top_index = cols.pop("top_index").astype(np.int32)
+        return self._assemble_pool(mv, clip_id, recording_id, start_s, cols, labels[top_index],
+                                   (top_index, labels))
+
+    def _pool_from_sql(self, mv: ModelVersion) -> Pool:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Score.clip_id, Clip.recording_id, Clip.start_s, Score.max_entropy, Score.mean_entropy,
+                       Score.top1, Score.margin, Score.top_label)
+                .join(Clip, Clip.id == Score.clip_id)
+                .where(Score.model_version_id == mv.id).order_by(Score.clip_id)).all()
+        cols = list(zip(*rows)) if rows else [()] * 8
+        scores = {c: np.array(cols[3 + j], dtype=np.float64)
+                  for j, c in enumerate(("max_entropy", "mean_entropy", "top1", "margin"))}
+        return self._assemble_pool(mv, np.array(cols[0], dtype=np.int64), np.array(cols[1], dtype=np.int64),
+                                   np.array(cols[2], dtype=np.float64), scores,
+                                   np.array(cols[7], dtype=object), None)
