@@ -348,7 +348,7 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
     windows_done, current_path)`` is called after every batch and every file; an exception it raises
     stops the run (committed batches stay; a rerun resumes). ``workers`` threads run the model
     (default: 2 on a machine with at least 2 cores); each holds its own BirdNET interpreter (about
-    250 MB, and about a second to warm up), so pass the same ``model`` to repeated calls.
+    140 MB, and about a second to warm up), so pass the same ``model`` to repeated calls.
 
     Unreadable files are reported in ``files_failed`` and stored as failed recordings with their
     reason; an empty (0-byte) file is only reported, since all empty files share one content hash.
