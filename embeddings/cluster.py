@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -377,6 +378,27 @@ def _import_ray():
     return ray
 
 
+#: How long the head's port may take to answer before the cluster counts as unreachable (Ray itself would retry
+#: for minutes, printing a warning every few seconds).
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _unreachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Optional[str]:
+    """Why the head at ``address`` (``host:port`` or ``ray://host:port``) does not answer, or None when it does
+    (and for ``auto``, which Ray resolves itself)."""
+    target = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+            return None
+    except socket.timeout:
+        return f"no answer within {timeout_s:.0f} s"
+    except OSError as e:
+        return e.strerror or str(e)
+
+
 def connect(address: str, object_store_memory: Optional[int] = None) -> bool:
     """Join the Ray cluster at ``address`` (``host:port`` of its head, ``auto``, ``ray://host:10001``), or
     start a Ray on this machine for ``"local"``. Returns True when this call started the connection (the
@@ -391,6 +413,11 @@ def connect(address: str, object_store_memory: Optional[int] = None) -> bool:
             ray.init(address="local", include_dashboard=False,
                      object_store_memory=object_store_memory or LOCAL_OBJECT_STORE_BYTES, **kwargs)
         else:
+            problem = _unreachable(address)
+            if problem is not None:
+                raise ClusterError(f"cannot reach the Ray cluster's head at {address!r} ({problem}): start it first "
+                                   f"(ray start --head on one node, ray start --address=HEAD:PORT on the others), "
+                                   f"check the address, or use --cluster local")
             ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ClusterError(f"cannot join the Ray cluster at {address!r}: {e}; start it first (ray start --head on "

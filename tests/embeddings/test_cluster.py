@@ -489,3 +489,20 @@ def test_a_node_lost_mid_file_is_survived(ray_cluster, audio, tmp_path, birdnet)
     assert report.files_new == 3 and report.windows_added == 3 * 54  # 53 windows and a 1 s tail each
     st.close()
     ray_cluster.add_node()  # two nodes again, for any test after this one
+
+
+def test_a_cluster_that_does_not_answer_is_one_line_and_nothing_is_stored(audio, tmp_path):
+    """Ray alone would retry for minutes printing warnings; the command names the address and stops."""
+    _ray_available()
+    ws = tmp_path / "ws"
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    proc = subprocess.run([sys.executable, "-m", "workbench.cli", "--workspace", str(ws), "ingest",
+                           str(audio.files[0]), "--cluster", address],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"cannot reach the Ray cluster's head at '{address}'" in errors[0]
+    assert "Traceback" not in proc.stderr
+    st = Store.open(ws)
+    assert st.recordings() == []
+    st.close()
