@@ -18,6 +18,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from embeddings.files import unusable_file
+
 log = logging.getLogger(__name__)
 
 #: File name endings ingest picks up when it walks a folder (compared case-insensitively).
@@ -88,17 +90,9 @@ class DecodeStats:
 def probe(path: str | Path) -> AudioInfo:
     """Read a file's header; raise ``AudioReadError`` saying why the file is not usable audio."""
     path = Path(path)
-    try:
-        if path.is_dir():
-            raise AudioReadError(path, "is a folder, not an audio file")
-        size = path.stat().st_size
-    except FileNotFoundError as e:
-        raise AudioReadError(path, "does not exist (moved or deleted?)") from e
-    except OSError as e:
-        raise AudioReadError(path, f"cannot be read ({e.strerror or e})") from e
-    if size == 0:
-        raise AudioReadError(path, "is empty (0 bytes): the recorder or the copy failed; "
-                                   "copy the file again or delete it")
+    problem = unusable_file(path, "an audio", "recorder")
+    if problem is not None:
+        raise AudioReadError(path, problem)
     try:
         with sf.SoundFile(str(path)) as f:
             info = AudioInfo(sample_rate=int(f.samplerate), channels=int(f.channels),

@@ -13,13 +13,13 @@ from __future__ import annotations
 import importlib.util
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from embeddings.litert_outputs import constant, with_outputs
+from embeddings.litert_outputs import constants, with_outputs
+from embeddings.model_threads import lease
 
 MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
 LABELS_FILE = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
@@ -123,22 +123,9 @@ class BirdNET:
             list(pool.map(lambda _: self.infer_batch(zeros), range(interpreters)))
         return self
 
-    @contextmanager
-    def _lease(self) -> Iterator[tuple]:
+    def _lease(self):
         """An interpreter for this thread's exclusive use (interpreters are not thread-safe)."""
-        lock = self.__dict__.get("_lock")
-        if lock is None:
-            lock = self.__dict__.setdefault("_lock", threading.Lock())
-        with lock:
-            idle = self.__dict__.setdefault("_idle", [])
-            state = idle.pop() if idle else None
-        if state is None:
-            state = self._build()
-        try:
-            yield state
-        finally:
-            with lock:
-                self.__dict__["_idle"].append(state)
+        return lease(self)
 
     def _model_content(self) -> bytes:
         """The model with its embedding tensor added to its outputs (made once, in memory; see litert_outputs)."""
@@ -181,8 +168,7 @@ class BirdNET:
         if cached is None:
             model_path, _ = self._paths()
             try:
-                weights = constant(model_path, DENSE_WEIGHTS).astype(np.float32)
-                bias = constant(model_path, DENSE_BIAS).astype(np.float32)
+                weights, bias = (a.astype(np.float32) for a in constants(model_path, [DENSE_WEIGHTS, DENSE_BIAS]))
             except KeyError as e:
                 raise ValueError(f"{model_path} has no tensor {e.args[0]!r}: not the BirdNET V2.4 model") from e
             if weights.shape != (self.n_classes, self.dim) or bias.shape != (self.n_classes,):

@@ -34,3 +34,22 @@ def find_files(paths: str | os.PathLike | Iterable[str | os.PathLike], extension
         else:
             raise FileNotFoundError(f"{p} does not exist: give {what} or folders holding them")
     return list(found)
+
+
+def unusable_file(path: Path, kind: str, device: str) -> Optional[str]:
+    """Why ``path`` cannot be read as a ``kind`` file at all (a folder, missing, unreadable, empty), or None.
+
+    ``device`` names what wrote it ("recorder", "camera") in the advice for an empty file. The caller wraps
+    the reason in its own error (``AudioReadError``, ``ImageReadError``), which names the file.
+    """
+    try:
+        if path.is_dir():
+            return f"is a folder, not {kind} file"
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "does not exist (moved or deleted?)"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if size == 0:
+        return f"is empty (0 bytes): the {device} or the copy failed; copy the file again or delete it"
+    return None

@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Literal, Optional, Union, get_args
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from embeddings.files import find_files
+from embeddings.files import find_files, unusable_file
 from embeddings.metadata import parse_image_filename
 
 log = logging.getLogger(__name__)
@@ -166,17 +166,9 @@ def read_image(path: str | Path, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
 
 
 def _check_file(path: Path) -> None:
-    try:
-        if path.is_dir():
-            raise ImageReadError(path, "is a folder, not an image file")
-        size = path.stat().st_size
-    except FileNotFoundError as e:
-        raise ImageReadError(path, "does not exist (moved or deleted?)") from e
-    except OSError as e:
-        raise ImageReadError(path, f"cannot be read ({e.strerror or e})") from e
-    if size == 0:
-        raise ImageReadError(path, "is empty (0 bytes): the camera or the copy failed; copy it again from the "
-                                   "card, or remove it")
+    problem = unusable_file(path, "an image", "camera")
+    if problem is not None:
+        raise ImageReadError(path, problem)
 
 
 def _draft(im: Image.Image, min_size: SizeNeeded) -> None:

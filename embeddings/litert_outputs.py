@@ -71,26 +71,34 @@ def with_outputs(path: str | Path, names: Sequence[str]) -> bytes:
 
 
 def constant(path: str | Path, name: str) -> np.ndarray:
-    """The constant tensor ``name`` (weights, bias) of the model at ``path``, as stored in the file.
+    """The constant tensor ``name`` (weights, bias) of the model at ``path``, as stored in the file."""
+    return constants(path, [name])[0]
 
-    The file is memory-mapped, so only the tensor's pages are read (not all of a 50 MB model)."""
+
+def constants(path: str | Path, names: Sequence[str]) -> list[np.ndarray]:
+    """The constant tensors ``names`` of the model at ``path``, read in one pass over its graph.
+
+    The file is memory-mapped, so only the tensors' pages are read (not all of a 50 MB model). A name the
+    model does not have raises ``KeyError``."""
+    out = []
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         model, graph, tensor_names = _root(path, data)
-        if name not in tensor_names:
-            raise KeyError(name)
-        tensor = graph.Tensors(tensor_names.index(name))
-        buffer = model.Buffers(tensor.Buffer())
-        dtype = _DTYPES.get(int(tensor.Type()))
-        if buffer.Offset() > 1:  # models over 2 GB keep their weights after the flatbuffer
-            start, size = buffer.Offset(), buffer.Size()
-        else:
-            vector = buffer._tab.Offset(4)  # Buffer.data: where DataAsNumpy would read, without a copy of it
-            start = buffer._tab.Vector(vector) if vector else 0
-            size = buffer._tab.VectorLen(vector) if vector else 0
-        if not size or dtype is None:
-            raise ValueError(f"{path}: tensor {name!r} is not a constant of a plain numeric type")
-        shape = [int(v) for v in tensor.ShapeAsNumpy()]
-        view = np.frombuffer(data, dtype=dtype, count=size // np.dtype(dtype).itemsize, offset=start)
-        values = view.reshape(shape).copy()
-        del view  # the map cannot close while an array still points into it
-    return values
+        for name in names:
+            if name not in tensor_names:
+                raise KeyError(name)
+            tensor = graph.Tensors(tensor_names.index(name))
+            buffer = model.Buffers(tensor.Buffer())
+            dtype = _DTYPES.get(int(tensor.Type()))
+            if buffer.Offset() > 1:  # models over 2 GB keep their weights after the flatbuffer
+                start, size = buffer.Offset(), buffer.Size()
+            else:
+                vector = buffer._tab.Offset(4)  # Buffer.data: where DataAsNumpy would read, without a copy of it
+                start = buffer._tab.Vector(vector) if vector else 0
+                size = buffer._tab.VectorLen(vector) if vector else 0
+            if not size or dtype is None:
+                raise ValueError(f"{path}: tensor {name!r} is not a constant of a plain numeric type")
+            shape = [int(v) for v in tensor.ShapeAsNumpy()]
+            view = np.frombuffer(data, dtype=dtype, count=size // np.dtype(dtype).itemsize, offset=start)
+            out.append(view.reshape(shape).copy())
+            del view  # the map cannot close while an array still points into it
+    return out

@@ -1,5 +1,8 @@
 """A model on several threads, fed windows in small chunks, so the caller never waits for the slowest thread.
 
+``InterpreterPool`` lends each thread an interpreter of its own (LiteRT interpreters are not thread-safe);
+BirdNET and the vision models both lease theirs from one.
+
 LiteRT's invoke releases the GIL, so one single-threaded interpreter per core is the fastest way to
 run a small model on CPU (measured faster than one interpreter with several threads, and than batched
 invokes). Splitting each batch evenly between the threads made them wait for each other at every
@@ -9,13 +12,45 @@ once, so the caller can store one batch while the next one is being inferred.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 #: Windows per task: small enough that threads finish a batch together, large enough that queueing is noise.
 CHUNK_WINDOWS = 8
+
+
+class InterpreterPool:
+    """Interpreters (not thread-safe) lent to one thread at a time: built on demand by ``build``, then reused."""
+
+    def __init__(self, build: Callable[[], Any]):
+        self._build = build
+        self._lock = threading.Lock()
+        self._idle: list[Any] = []
+
+    @contextmanager
+    def lease(self) -> Iterator[Any]:
+        with self._lock:
+            runner = self._idle.pop() if self._idle else None
+        if runner is None:
+            runner = self._build()
+        try:
+            yield runner
+        finally:
+            with self._lock:
+                self._idle.append(runner)
+
+
+def lease(owner: Any) -> Any:
+    """``owner._build``'s interpreters, lent through a pool made on first use and kept in ``owner.__dict__`` (its
+    constructor only stores parameters)."""
+    pool = owner.__dict__.get("_interpreters")
+    if pool is None:
+        pool = owner.__dict__.setdefault("_interpreters", InterpreterPool(owner._build))
+    return pool.lease()
 
 
 class Inference:

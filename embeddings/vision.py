@@ -36,13 +36,11 @@ import math
 import os
 import re
 import tempfile
-import threading
 import urllib.error
 import urllib.request
 import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Sequence, get_args
@@ -52,6 +50,7 @@ from PIL import Image
 
 from embeddings.image_files import IMAGE_EXTENSIONS, ImageReadError, read_image
 from embeddings.litert_outputs import with_outputs
+from embeddings.model_threads import lease
 from store.sources import file_sha256
 
 __all__ = ["CROPS", "DEFAULT_MODEL", "INPUT_DTYPES", "IMAGE_EXTENSIONS", "ImageEmbedding", "ImageReadError",
@@ -570,22 +569,9 @@ class VisionModel:
             list(pool.map(lambda _: self.infer_batch([zeros]), range(interpreters)))
         return self
 
-    @contextmanager
-    def _lease(self) -> Iterator[Any]:
+    def _lease(self):
         """An interpreter for this thread's exclusive use (interpreters are not thread-safe)."""
-        lock = self.__dict__.get("_lock")
-        if lock is None:
-            lock = self.__dict__.setdefault("_lock", threading.Lock())
-        with lock:
-            idle = self.__dict__.setdefault("_idle", [])
-            runner = idle.pop() if idle else None
-        if runner is None:
-            runner = self._build()
-        try:
-            yield runner
-        finally:
-            with lock:
-                self.__dict__["_idle"].append(runner)
+        return lease(self)
 
     def _build(self):
         if not isinstance(self.num_threads, int) or self.num_threads < 1:

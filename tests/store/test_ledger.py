@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from store import Annotation, Recording, SamplingRun, Selection, SimulationRun, StoreError, Task, roles
 from store.ledger import SqlLedger
 from tests.store.conformance import assert_conforms
+from tests.store.data import LABELS
 
-LABELS = [f"Species {i}_Common {i}" for i in range(8)]
 
 
 @pytest.fixture(params=["SqlLedger", "Store"])

@@ -14,8 +14,8 @@ import pytest
 from store import ModelVersion, Recording, Store, StoreError, binary_entropy, roles
 from store.records import TOP_K, SqlRecords
 from tests.store.conformance import assert_conforms
+from tests.store.data import LABELS, window_batch
 
-LABELS = [f"Species {i}_Common {i}" for i in range(8)]
 
 
 @pytest.fixture(params=["SqlRecords", "Store"])
@@ -30,11 +30,6 @@ def _model(records, dim: int = 4, labels=LABELS, name: str = "test-model"):
 
 def _recording(records, name: str = "a.wav", **kw) -> Recording:
     return records.add_recording(Recording(path=f"/data/{name}", content_hash=f"hash-{name}", **kw))
-
-
-def _batch(n: int, seed: int = 0, dim: int = 4):
-    rng = np.random.default_rng(seed)
-    return [(3.0 * i, 3.0 * i + 3) for i in range(n)], rng.random((n, len(LABELS))), rng.random((n, dim))
 
 
 def test_implementations_conform_to_the_role(store):
@@ -77,7 +72,7 @@ def test_unknown_recordings_and_fields_are_refused_and_change_nothing(records):
 def test_replaced_and_failed_recordings_leave_the_pool_but_keep_their_clips(records, store):
     mv = _model(records)
     old, kept, broken = _recording(records), _recording(records, "b.wav"), _recording(records, "c.wav")
-    spans, probs, emb = _batch(2)
+    spans, probs, emb = window_batch(2)
     old_ids = records.add_clip_batch(old.id, spans, mv, probs, emb)
     kept_ids = records.add_clip_batch(kept.id, spans, mv, probs, emb)
     records.add_clip_batch(broken.id, spans, mv, probs, emb)
@@ -95,7 +90,7 @@ def test_replaced_and_failed_recordings_leave_the_pool_but_keep_their_clips(reco
 def test_ingest_resumes_after_the_last_committed_clip(records):
     rec = _recording(records)
     assert records.ingested_until(rec.id) == 0.0
-    spans, probs, emb = _batch(3)
+    spans, probs, emb = window_batch(3)
     records.add_clip_batch(rec.id, spans[:2], _model(records), probs[:2], emb[:2])
     assert records.ingested_until(rec.id) == 6.0
 
@@ -104,7 +99,7 @@ def test_ingest_resumes_after_the_last_committed_clip(records):
 def test_clip_batch_stores_scores_predictions_and_vectors(records, store):
     mv = _model(records)
     rec = _recording(records, site="S1", start_time=datetime(2024, 5, 1, 5, 59, 58))
-    spans, probs, emb = _batch(3)
+    spans, probs, emb = window_batch(3)
     ids = records.add_clip_batch(rec.id, spans, mv, probs, emb)
     assert len(ids) == 3
 
@@ -124,7 +119,7 @@ def test_clip_batch_stores_scores_predictions_and_vectors(records, store):
 def test_same_batch_twice_adds_nothing(records, store):
     mv = _model(records)
     rec = _recording(records)
-    spans, probs, emb = _batch(4)
+    spans, probs, emb = window_batch(4)
     records.add_clip_batch(rec.id, spans, mv, probs, emb)
     again = records.add_clip_batch(rec.id, spans, mv, probs, emb)
     assert len(again) == 0
@@ -136,7 +131,7 @@ def test_same_batch_twice_adds_nothing(records, store):
 def test_wrong_shapes_are_refused_before_anything_is_written(records, store):
     mv = _model(records)
     rec = _recording(records)
-    spans, probs, emb = _batch(2)
+    spans, probs, emb = window_batch(2)
     with pytest.raises(StoreError, match="4-d"):
         records.add_clip_batch(rec.id, spans, mv, probs, np.zeros((2, 5)))
     with pytest.raises(StoreError, match="8 classes"):
@@ -147,7 +142,7 @@ def test_wrong_shapes_are_refused_before_anything_is_written(records, store):
 def test_clips_come_back_in_the_order_asked_and_unknown_ids_are_named(records):
     mv = _model(records)
     rec = _recording(records, site="S1")
-    spans, probs, emb = _batch(3)
+    spans, probs, emb = window_batch(3)
     ids = records.add_clip_batch(rec.id, spans, mv, probs, emb)
     infos = records.clips(ids[::-1])
     assert [(i.clip_id, i.recording_id, i.start_s, i.end_s, i.site) for i in infos] == [
@@ -162,7 +157,7 @@ def test_clips_come_back_in_the_order_asked_and_unknown_ids_are_named(records):
 def test_image_regions_keep_their_boxes_in_the_same_transaction(records, store):
     mv = _model(records)
     rec = _recording(records, "frame.jpg", modality="image")
-    _, probs, emb = _batch(3)
+    _, probs, emb = window_batch(3)
     boxes = [(0.0, 0.0, 1.0, 1.0, "blank", None), (0.1, 0.2, 0.3, 0.4, "animal", 0.93), None]
     ids = records.add_clip_batch(rec.id, [(0.0, 0.0), (1.0, 1.0), (2.0, 2.0)], mv, probs, emb, boxes=boxes)
     infos = records.clips(ids)
@@ -214,7 +209,7 @@ def test_model_versions_are_made_once_and_found_by_name_or_id(records):
 def test_rescoring_replaces_outputs_and_becomes_current(records):
     mv = _model(records)
     rec = _recording(records)
-    spans, probs, emb = _batch(3)
+    spans, probs, emb = window_batch(3)
     ids = records.add_clip_batch(rec.id, spans, mv, probs, emb)
     head = records.ensure_model_version("head-1", "classifier", "test-space", 2, ["a", "b"])
     records.write_model_outputs(head, ids, np.full((3, 2), 0.5))
@@ -229,7 +224,7 @@ def test_rescoring_replaces_outputs_and_becomes_current(records):
 def test_a_head_still_rescoring_is_not_current(records):
     mv = _model(records)
     rec = _recording(records)
-    spans, probs, emb = _batch(3)
+    spans, probs, emb = window_batch(3)
     ids = records.add_clip_batch(rec.id, spans, mv, probs, emb)
     head = records.ensure_model_version("head-1", "classifier", "test-space", 2, ["a", "b"])
     head = records.update_model_version(head.id, ready=False)
@@ -242,7 +237,7 @@ def test_a_head_still_rescoring_is_not_current(records):
 def test_unscored_clips_are_the_embedded_ones_a_model_has_not_scored(records):
     mv = _model(records)
     rec = _recording(records)
-    spans, probs, emb = _batch(4)
+    spans, probs, emb = window_batch(4)
     ids = records.add_clip_batch(rec.id, spans, mv, probs, emb)
     assert records.unscored_clip_ids(mv).tolist() == []
     head = records.ensure_model_version("head-1", "classifier", "test-space", 2, ["a", "b"])
@@ -258,7 +253,7 @@ def test_unscored_clips_are_the_embedded_ones_a_model_has_not_scored(records):
 def test_outputs_of_the_wrong_shape_or_model_are_refused(records):
     mv = _model(records)
     rec = _recording(records)
-    spans, probs, emb = _batch(2)
+    spans, probs, emb = window_batch(2)
     ids = records.add_clip_batch(rec.id, spans, mv, probs, emb)
     with pytest.raises(StoreError, match="8 classes; got probabilities of shape \\(2, 3\\) for 2 clips"):
         records.write_model_outputs(mv, ids, probs[:, :3])
@@ -276,7 +271,7 @@ def test_empty_store_says_what_to_do(records):
 def test_records_of_one_store_are_read_by_another_on_the_same_database(records, store):
     mv = _model(records)
     rec = _recording(records)
-    spans, probs, emb = _batch(2)
+    spans, probs, emb = window_batch(2)
     ids = records.add_clip_batch(rec.id, spans, mv, probs, emb)
     other = Store(store.url, store.vectors_dir)
     try:

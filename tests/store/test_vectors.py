@@ -14,8 +14,8 @@ import store.store as store_module
 from store import Recording, Store, StoreError, roles
 from store.vectors import EMBEDDING_DTYPES, ComputedProbabilities, MatrixVectors, OutputLayer
 from tests.store.conformance import assert_conforms
+from tests.store.data import LABELS, window_batch
 
-LABELS = [f"Species {i}_Common {i}" for i in range(8)]
 ITEMSIZE = {"float32": 4, "float16": 2}
 
 
@@ -46,11 +46,6 @@ def _recording(store: Store, name: str = "a.wav") -> Recording:
     return store.add_recording(Recording(path=f"/data/{name}", content_hash=f"hash-{name}"))
 
 
-def _batch(n: int, seed: int = 0, dim: int = 4):
-    rng = np.random.default_rng(seed)
-    return [(3.0 * i, 3.0 * i + 3) for i in range(n)], rng.random((n, len(LABELS))), rng.random((n, dim))
-
-
 def test_implementations_conform_to_the_role(store):
     assert isinstance(store.vectors, MatrixVectors)
     assert_conforms(store.vectors, roles.Vectors)
@@ -61,7 +56,7 @@ def test_implementations_conform_to_the_role(store):
 def test_embeddings_are_kept_in_the_stores_dtype_and_read_as_float32(vectors, store):
     mv = _model(store)
     rec = _recording(store)
-    spans, probs, emb = _batch(5)
+    spans, probs, emb = window_batch(5)
     ids = store.add_clip_batch(rec.id, spans, mv, probs, emb)
     assert vectors.embedding_dtype == store.embedding_dtype
     info = vectors.matrix_info("embeddings:test-space")
@@ -87,7 +82,7 @@ def test_unknown_matrices_and_clips_are_named(vectors, store):
     with pytest.raises(StoreError, match="no matrix 'probabilities:test-model'"):
         vectors.probabilities(mv)  # nothing stored and no output layer to recompute from
     rec = _recording(store)
-    spans, probs, emb = _batch(2)
+    spans, probs, emb = window_batch(2)
     store.add_clip_batch(rec.id, spans, mv, probs, emb)
     with pytest.raises(KeyError, match="clip 99"):
         vectors.embeddings("test-space").take([1, 99])
@@ -96,7 +91,7 @@ def test_unknown_matrices_and_clips_are_named(vectors, store):
 def test_vectors_written_by_a_crashed_transaction_stay_invisible(vectors, store, monkeypatch):
     mv = _model(store)
     rec = _recording(store)
-    spans, probs, emb = _batch(4)
+    spans, probs, emb = window_batch(4)
     store.add_clip_batch(rec.id, spans[:2], mv, probs[:2], emb[:2])
 
     real_write = store_module.matrices.write_rows
@@ -151,7 +146,7 @@ def test_an_append_is_visible_only_when_the_writers_transaction_commits(vectors,
 def test_a_matrix_of_another_dim_under_the_same_name_is_refused(vectors, store):
     mv = _model(store, dim=4)
     rec = _recording(store)
-    spans, probs, emb = _batch(3)
+    spans, probs, emb = window_batch(3)
     store.add_clip_batch(rec.id, spans[:2], mv, probs[:2], emb[:2])
     wide = _model(store, dim=8, name="wide-model")  # another model claiming the same embedding space
     with pytest.raises(StoreError, match="matrix 'embeddings:test-space' holds 4-d rows; refusing 8-d rows"):
@@ -168,7 +163,7 @@ def test_a_matrix_of_another_dim_under_the_same_name_is_refused(vectors, store):
 def test_values_beyond_float16_are_refused_by_a_float16_matrix_only(vectors, store):
     mv = _model(store)
     rec = _recording(store)
-    spans, probs, emb = _batch(3)
+    spans, probs, emb = window_batch(3)
     store.add_clip_batch(rec.id, spans[:2], mv, probs[:2], emb[:2])
     big = emb[2:].copy()
     big[0, 3] = 1e5
@@ -187,7 +182,7 @@ def test_values_beyond_float16_are_refused_by_a_float16_matrix_only(vectors, sto
 def test_probabilities_are_stored_when_no_output_layer_is_kept(vectors, store):
     mv = _model(store)
     rec = _recording(store)
-    spans, probs, emb = _batch(4)
+    spans, probs, emb = window_batch(4)
     ids = store.add_clip_batch(rec.id, spans, mv, probs, emb)
     assert vectors.output_layer(mv) is None
     assert vectors.matrix_info("probabilities:test-model").dtype == "float16"  # whatever the embeddings keep
@@ -203,7 +198,7 @@ def test_probabilities_are_recomputed_from_embeddings_with_the_output_layer(vect
     weights, bias = rng.normal(size=(len(LABELS), 4)).astype(np.float32), rng.normal(size=len(LABELS))
     vectors.set_output_layer(mv, weights, bias, activation)
     rec = _recording(store)
-    spans, _, emb = _batch(5)
+    spans, _, emb = window_batch(5)
     layer = OutputLayer(weights, bias.astype(np.float32), activation)
     ids = store.add_clip_batch(rec.id, spans, mv, layer.probabilities(emb), emb)
     assert vectors.matrix_info("probabilities:test-model") is None  # no row per clip kept
