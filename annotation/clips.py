@@ -1,7 +1,8 @@
 """Audio clips for annotators: the scored window plus some context, as a small WAV Label Studio can serve.
 
-The source is read by seeking (a field recording can be hours long, so it is never loaded whole), at its
-native sample rate (no resampling artefacts in what the expert hears), mixed down to mono 16-bit PCM.
+The source is read by seeking (a field recording can be hours long, so it is never loaded whole) with
+ingest's own reader, at its native sample rate (no resampling artefacts in what the expert hears), mixed
+down to mono: 16-bit PCM where that is exact, 32-bit float otherwise.
 A clip is written to a temporary name and renamed, so the server never serves half a file and a rerun
 reuses finished clips.
 """
@@ -19,6 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from annotation.errors import AnnotationError
+from embeddings.audio import AudioInfo, AudioReadError, probe, read_span
 from store import ClipInfo, Store
 from store.sources import check_source
 
@@ -64,11 +66,16 @@ def check_sources(store: Store, infos: Iterable[ClipInfo]) -> dict[int, Optional
 def cut_clip(info: ClipInfo, out_dir: Path | str, context_s: float = 2.0) -> CutClip:
     """Cut ``info``'s window with ``context_s`` seconds on both sides into ``out_dir``.
 
-    The context is clamped to the audio that decodes (``info.frames`` when the store knows it: an
-    MP3 header may promise more than there is); only a window that itself lies beyond the decoded
-    audio is an error. An existing clip file of the expected length is reused (idempotent). Returns
-    the clip's path and the window's offsets inside it. The caller checks the source first
-    (``check_sources``): the clip must come from the content that was ingested.
+    The samples are read by ingest's own reader (``embeddings.audio.read_span``): every subtype as
+    float, channels averaged, at the file's own rate, so the clip holds what the model scored. It is
+    written as 16-bit PCM when that is exact (8/16-bit PCM sources), else as 32-bit float, so a
+    float or 24-bit recording is neither silenced nor clipped. The context is clamped to the audio that
+    decodes (``info.frames`` when the store knows it: an MP3 header may promise more than there is);
+    only a window that itself lies beyond the decoded audio is an error, and so is a clip that would be
+    silent where its source window is not. An existing clip file of the expected length is reused
+    unless it is silent where the source is not (a clip cut by an earlier release from a float file).
+    The caller checks the source first (``check_sources``): the clip must come from the content that
+    was ingested.
     """
     if context_s < 0:
         raise ValueError(f"context_s must be >= 0 seconds, got {context_s!r}")
@@ -80,26 +87,20 @@ def cut_clip(info: ClipInfo, out_dir: Path | str, context_s: float = 2.0) -> Cut
     out_dir = Path(out_dir)
     out = out_dir / clip_filename(info.clip_id)
     try:
-        with sf.SoundFile(src) as f:
-            sr = int(f.samplerate)
-            frames = int(info.frames) if info.frames else int(f.frames)  # decoded length when known
-            w0 = int(round(info.start_s * sr))
-            w1 = min(frames, int(round(info.end_s * sr)))
-            if w0 >= frames:
-                raise AnnotationError(
-                    f"clip {info.clip_id} starts at {info.start_s} s but {src} decodes to only {frames / sr:.2f} s: "
-                    f"the file changed since it was ingested; re-ingest it")
-            a = max(0, int(round((info.start_s - context_s) * sr)))
-            b = min(frames, int(round((info.end_s + context_s) * sr)))
-            if _is_complete(out, b - a, sr):
-                return CutClip(out, (w0 - a) / sr, (w1 - a) / sr, (b - a) / sr, sr)
-            f.seek(a)
-            if f.channels == 1:
-                audio = f.read(b - a, dtype="int16")  # exact for 16-bit sources
-            else:
-                audio = f.read(b - a, dtype="float32", always_2d=True).mean(axis=1)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise AnnotationError(f"cannot read clip {info.clip_id} from {src}: {e}; is the file still there "
+        head = probe(src)
+        sr = head.sample_rate
+        frames = int(info.frames) if info.frames else head.frames  # decoded length when known
+        w0 = int(round(info.start_s * sr))
+        w1 = min(frames, int(round(info.end_s * sr)))
+        if w0 >= frames:
+            raise AnnotationError(
+                f"clip {info.clip_id} starts at {info.start_s} s but {src} decodes to only {frames / sr:.2f} s: "
+                f"the file changed since it was ingested; re-ingest it")
+        a = max(0, int(round((info.start_s - context_s) * sr)))
+        b = min(frames, int(round((info.end_s + context_s) * sr)))
+        audio = read_span(src, a, b - a)
+    except AudioReadError as e:
+        raise AnnotationError(f"cannot read clip {info.clip_id} from {src}: {e.reason}; is the file still there "
                               f"and a format libsndfile reads (wav, flac, ogg, mp3)?") from e
     if len(audio) < b - a:  # the header promised more than decodes: keep the context there is
         if a + len(audio) < w1 - sr // 1000:
@@ -109,15 +110,46 @@ def cut_clip(info: ClipInfo, out_dir: Path | str, context_s: float = 2.0) -> Cut
         b = a + len(audio)
         w1 = min(w1, b)
     result = CutClip(out, (w0 - a) / sr, (w1 - a) / sr, (b - a) / sr, sr)
+    source_peak = float(np.max(np.abs(audio[w0 - a:w1 - a]), initial=0.0))
+    if _is_complete(out, b - a, sr) and not _silenced(out, source_peak):
+        return result
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # app sessions are threads
     try:
-        sf.write(tmp, np.ascontiguousarray(audio), sr, subtype="PCM_16", format="WAV")
+        subtype = _clip_subtype(head)
+        sf.write(tmp, np.clip(audio, -1.0, 1.0) if subtype == "PCM_16" else audio, sr, subtype=subtype,
+                 format="WAV")
+        if _silenced(tmp, source_peak):
+            raise AnnotationError(f"clip {info.clip_id} of {src} came out silent although its window holds sound "
+                                  f"(peak {source_peak:.2g} of full scale, subtype {head.subtype or head.format}): "
+                                  f"not pushed; report this file")
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     log.debug("cut clip %s: %s [%.2f s, %.2f s] -> %s", info.clip_id, src, a / sr, b / sr, out)
     return result
+
+
+#: Below this peak (full scale 1.0) a window counts as silent; 1e-5 is -100 dBFS, under any recorder's floor.
+SILENCE_PEAK = 1e-5
+#: Source subtypes a 16-bit clip holds exactly (PCM of 16 bits or fewer) or beyond what the codec kept (lossy
+#: MP3/OGG); anything else (24/32-bit PCM, float, double) is written as 32-bit float.
+_PCM16_ENOUGH = ("PCM_S8", "PCM_U8", "PCM_16", "ULAW", "ALAW", "MPEG_LAYER_III", "VORBIS", "OPUS")
+
+
+def _clip_subtype(head: AudioInfo) -> str:
+    return "PCM_16" if head.subtype in _PCM16_ENOUGH else "FLOAT"
+
+
+def _silenced(path: Path, source_peak: float) -> bool:
+    """True when the clip file at ``path`` is silent where its source window is not (as a browser decodes it)."""
+    if source_peak < SILENCE_PEAK:
+        return False
+    try:
+        x, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return True
+    return float(np.max(np.abs(x), initial=0.0)) < SILENCE_PEAK
 
 
 def _is_complete(path: Path, frames: int, sample_rate: int) -> bool:

@@ -59,6 +59,7 @@ class AudioInfo:
     frames: int
     format: str = ""
     declared_frames: Optional[int] = None
+    subtype: str = ""
 
     @property
     def exact(self) -> bool:
@@ -97,7 +98,8 @@ def probe(path: str | Path) -> AudioInfo:
         with sf.SoundFile(str(path)) as f:
             info = AudioInfo(sample_rate=int(f.samplerate), channels=int(f.channels),
                              duration_s=float(f.frames) / float(f.samplerate), frames=int(f.frames),
-                             format=str(f.format), declared_frames=_wav_declared_frames(path))
+                             format=str(f.format), declared_frames=_wav_declared_frames(path),
+                             subtype=str(f.subtype))
     except sf.LibsndfileError as e:
         raise _open_error(path, e) from e
     except (RuntimeError, OSError) as e:
@@ -217,6 +219,44 @@ def _read_blocks(path: Path, first_frame: int, block: int,
         f.close()
 
 
+def _mono(data: np.ndarray, stats: DecodeStats) -> tuple[np.ndarray, bool]:
+    """Frames x channels -> one channel (the mean), NaN/inf replaced by silence and counted in ``stats``;
+    also whether any sample was finite. Ingest and the clips annotators hear read through this one rule."""
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    finite = np.isfinite(mono)
+    if finite.all():
+        return mono, bool(mono.size)
+    stats.nonfinite += int(mono.shape[0] - finite.sum())
+    return np.where(finite, mono, np.float32(0.0)), bool(finite.any())
+
+
+def read_span(path: str | Path, start_frame: int, frames: int, *,
+              stats: Optional[DecodeStats] = None) -> np.ndarray:
+    """Mono float32 samples ``start_frame`` .. ``start_frame + frames`` of a recording at its own rate.
+
+    The audio as ingest decodes it (every subtype as float, channels averaged, NaN/inf as silence),
+    without resampling: what an expert hears is what the model scored. Reads by seeking (libsndfile
+    seeks WAV, FLAC, OGG and MP3 to the exact frame), so an hours-long file is never decoded whole.
+    Fewer samples come back when the file decodes to less; a damaged block keeps what precedes it.
+    Raises ``AudioReadError`` naming the file when nothing can be read.
+    """
+    path = Path(path)
+    if start_frame < 0 or frames < 0:
+        raise ValueError(f"start_frame and frames must be >= 0, got {start_frame!r} and {frames!r}")
+    stats = stats if stats is not None else DecodeStats()
+    parts: list[np.ndarray] = []
+    got = 0
+    if frames:
+        for data in _read_blocks(path, int(start_frame), int(frames), lambda msg: stats.notes.append(msg)):
+            data = data[: frames - got]
+            parts.append(_mono(data, stats)[0])
+            got += data.shape[0]
+            if got >= frames:
+                break
+    stats.frames = int(start_frame) + got
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
 def _looks_like_text(head: bytes) -> bool:
     if not head or b"\x00" in head:
         return False
@@ -311,12 +351,8 @@ def iter_windows(path: str | Path, *, start_s: float = 0.0, window_s: float = 3.
 
     for data in _read_blocks(path, first_frame, block, note):
         frames_read += data.shape[0]
-        mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-        finite = np.isfinite(mono)
-        if not finite.all():
-            stats.nonfinite += int(mono.shape[0] - finite.sum())
-            mono = np.where(finite, mono, np.float32(0.0))
-        if not seen_finite and finite.any():
+        mono, finite = _mono(data, stats)
+        if not seen_finite and finite:
             seen_finite = True
             yield from flush_deferred()
         out = mono if resampler is None else resampler.resample_chunk(np.ascontiguousarray(mono))

@@ -1,4 +1,4 @@
-"""cut_clip: window + context, clamped to the file, native rate, mono 16-bit, read by seeking, idempotent."""
+"""cut_clip: window + context, clamped to the file, native rate, mono, read by ingest's reader for every subtype, idempotent."""
 
 from __future__ import annotations
 
@@ -160,3 +160,100 @@ def test_sources_are_checked_cheaply_and_by_hash_when_their_mtime_moved(ramp, tm
     path.unlink()
     assert "ramp.wav is missing" in check_sources(store, [clip])[rec.id]
     store.close()
+
+
+# ---------------------------------------------------------------------------- audio as recorded, every subtype
+def _field_like(sr: int, seconds: float, channels: int = 1, seed: int = 3) -> np.ndarray:
+    """A quiet chirp over noise (peak ~0.2): every sample distinct, so a shifted or silenced clip shows."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = 0.15 * np.sin(2 * np.pi * (1500 + 400 * t) * t) + 0.02 * rng.standard_normal(t.size)
+    return np.stack([x * (0.5 + 0.5 * c) for c in range(channels)], axis=1) if channels > 1 else x
+
+
+def _write(path, data, sr, subtype, fmt=None):
+    if fmt == "OGG":  # libsndfile's vorbis encoder crashes on one large write: feed it blocks
+        with sf.SoundFile(path, "w", sr, data.shape[1] if data.ndim > 1 else 1, subtype=subtype, format=fmt) as f:
+            for i in range(0, len(data), 4096):
+                f.write(data[i:i + 4096])
+    else:
+        sf.write(path, data, sr, subtype=subtype, format=fmt)
+
+
+SUBTYPES = [  # (file name, format, subtype, channels, clip subtype, tolerance against the decoded source)
+    ("u8.wav", "WAV", "PCM_U8", 1, "PCM_16", 0.0),
+    ("s16.wav", "WAV", "PCM_16", 1, "PCM_16", 0.0),
+    ("s24.wav", "WAV", "PCM_24", 1, "FLOAT", 0.0),
+    ("s32.wav", "WAV", "PCM_32", 1, "FLOAT", 0.0),
+    ("float.wav", "WAV", "FLOAT", 1, "FLOAT", 0.0),
+    ("double.wav", "WAV", "DOUBLE", 1, "FLOAT", 0.0),
+    ("float-stereo.wav", "WAV", "FLOAT", 2, "FLOAT", 0.0),
+    ("s24-4ch.wav", "WAV", "PCM_24", 4, "FLOAT", 0.0),
+    ("s8.flac", "FLAC", "PCM_S8", 1, "PCM_16", 0.0),
+    ("s24.flac", "FLAC", "PCM_24", 2, "FLOAT", 0.0),
+    ("vorbis.ogg", "OGG", "VORBIS", 1, "PCM_16", 1.0 / 32767),
+    ("layer3.mp3", "MP3", "MPEG_LAYER_III", 2, "PCM_16", 1.0 / 32767),
+]
+
+
+@pytest.mark.parametrize("name,fmt,subtype,channels,clip_subtype,tol", SUBTYPES, ids=[s[0] for s in SUBTYPES])
+def test_every_subtype_gives_the_samples_of_its_window(tmp_path, name, fmt, subtype, channels, clip_subtype, tol):
+    """The clip holds the source window's samples as ingest decodes them (float, channels averaged)."""
+    sr = 22050
+    path = tmp_path / name
+    _write(path, _field_like(sr, 12.0, channels).astype(np.float32), sr, subtype, fmt)
+    decoded = sf.read(str(path), dtype="float32", always_2d=True)[0].mean(axis=1, dtype=np.float32)
+    cut = cut_clip(info(path, 6.0, 9.0), tmp_path / "clips", context_s=2.0)
+    meta = sf.info(str(cut.path))
+    assert (meta.samplerate, meta.channels, meta.subtype) == (sr, 1, clip_subtype)
+    got = sf.read(str(cut.path), dtype="float32")[0]
+    want = decoded[4 * sr: 4 * sr + len(got)]
+    assert len(got) == min(len(decoded), 11 * sr) - 4 * sr
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol + 1.0 / 32767 * (clip_subtype == "PCM_16"))
+    assert np.abs(got).max() > 0.1  # audible, not digital silence
+
+
+def test_a_float_recording_is_heard_as_recorded(tmp_path):
+    """The issue's repro: a real field recording saved as 32-bit float gives audible clips true to the source."""
+    src = shared_path("audio", "recordings", "opensoundscape_birds_10s.wav")
+    data, sr = sf.read(str(src), dtype="float64")
+    path = tmp_path / "birds-float.wav"
+    sf.write(path, data, sr, subtype="FLOAT")
+    cut = cut_clip(info(path, 3.0, 6.0), tmp_path / "clips", context_s=2.0)
+    got = sf.read(str(cut.path), dtype="float32")[0]
+    mono = data if data.ndim == 1 else data.mean(axis=1)
+    np.testing.assert_allclose(got, mono[1 * sr: 8 * sr].astype(np.float32), atol=1e-6)
+    assert np.abs(got).max() > 0.01
+
+
+def test_a_silent_clip_left_by_an_earlier_release_is_cut_again(tmp_path):
+    """0.2 cut float files as int16 and wrote digital silence of the right length: such a clip is not reused."""
+    sr = 16000
+    path = tmp_path / "float.wav"
+    sf.write(path, _field_like(sr, 10.0), sr, subtype="FLOAT")
+    out = tmp_path / "clips"
+    out.mkdir()
+    sf.write(out / clip_filename(7), np.zeros(7 * sr, dtype=np.int16), sr, subtype="PCM_16")
+    cut = cut_clip(info(path, 3.0, 6.0), out, context_s=2.0)
+    assert np.abs(sf.read(str(cut.path))[0]).max() > 0.1
+
+
+def test_a_clip_that_would_come_out_silent_is_refused_naming_the_file(tmp_path, monkeypatch):
+    import annotation.clips as clips
+
+    sr = 16000
+    path = tmp_path / "float.wav"
+    sf.write(path, _field_like(sr, 10.0), sr, subtype="FLOAT")
+    real_write = clips.sf.write
+    monkeypatch.setattr(clips.sf, "write", lambda file, data, *a, **kw: real_write(file, np.zeros_like(data), *a, **kw))
+    with pytest.raises(AnnotationError, match=r"clip 7 of .*float.wav came out silent although its window holds sound"):
+        cut_clip(info(path, 3.0, 6.0), tmp_path / "clips")
+    assert not (tmp_path / "clips" / clip_filename(7)).exists()
+
+
+def test_a_silent_window_is_a_silent_clip(tmp_path):
+    sr = 16000
+    path = tmp_path / "quiet.wav"
+    sf.write(path, np.zeros(10 * sr, dtype=np.float32), sr, subtype="FLOAT")
+    cut = cut_clip(info(path, 3.0, 6.0), tmp_path / "clips")
+    assert np.abs(sf.read(str(cut.path))[0]).max() == 0.0
