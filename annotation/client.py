@@ -35,11 +35,15 @@ from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.label_interface import LabelInterface
 
 from annotation.clips import CutClip, check_sources, cut_clip
-from annotation.config import (AUDIO, BOX, BOX_LABEL, FRAME, IMAGE, SPECIES, WINDOW, config_for, modality_of,
-                               species_labels, validate_config)
+from annotation.answers import SKIPPED, read_answer
+from annotation.config import (AUDIO, BOX, BOX_LABEL, FRAME, IMAGE, REVIEW, SPECIES, SPECTROGRAM, SUGGESTIONS, TITLE,
+                               WINDOW, config_for,
+                               has_taxonomy, modality_of, species_labels, validate_config)
+from annotation.labelset import derive_label_set, display_label
+from annotation.vocabulary import NOISE, OTHER, Vocabulary, store_vocabulary
 from annotation.images import CutImage, cut_image_clip
 from annotation.errors import AnnotationError, AnnotationServerError
-from store import Annotation, ClipInfo, LabelSet, ModelVersion, SamplingRun, Store, StoreError, Task
+from store import Annotation, AnnotationState, ClipInfo, LabelSet, ModelVersion, SamplingRun, Store, StoreError, Task
 from annotation.settings import LabelStudioSettings
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,7 @@ __all__ = ["AnnotationError", "AnnotationServerError", "LabelStudioClient", "Pul
 DEFAULT_TITLE_PREFIX = "Workbench: "
 LABEL_SET_MARKER = "workbench label set: "
 LS_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the only format Label Studio's Datetime filter accepts
+VOCABULARY_DIR = "vocabulary"  # below the clips folder: the species trees annotators search
 DOCUMENT_ROOT_ENV = ("LABEL_STUDIO_DOCUMENT_ROOT", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
 
 
@@ -68,6 +73,12 @@ class PushReport:
     run_id: int = 0
     task_ids: dict[int, int] = field(default_factory=dict)  # clip id -> Label Studio task id, whole selection
     failed: list[tuple[int, str, str]] = field(default_factory=list)
+    overlap: int = 0  # new tasks that ask two experts
+
+    def summary(self) -> str:
+        """``"3 new task(s) (1 for two experts), 2 already there, 1 not pushed"``."""
+        return (f"{self.created} new task(s)" + (f" ({self.overlap} for two experts)" if self.overlap else "")
+                + f", {self.skipped} already there" + (f", {len(self.failed)} not pushed" if self.failed else ""))
 
 
 @dataclass
@@ -88,6 +99,18 @@ class PullReport:
     tasks_read: int = 0
     watermark: Optional[datetime] = None
     problems: list[str] = field(default_factory=list)
+    usable: int = 0                     # of the new and updated annotations, those stored active (trainable)
+    new_species: list[str] = field(default_factory=list)  # names experts gave that the label set lacked
+    label_set: Optional[str] = None     # the label set derived with them (the next push offers it)
+    rejections: list[tuple[int, int, str, str]] = field(default_factory=list)  # (clip, task, annotator, reason)
+
+    def summary(self, project_id: int) -> str:
+        """One line: what came back and how much of it training can use."""
+        if not (self.new or self.updated):
+            return f"pulled from project {project_id}: nothing new ({self.unchanged} unchanged, {self.deleted} deleted)"
+        return (f"pulled from project {project_id}: {self.new} new, {self.updated} updated ({self.usable} usable, "
+                f"{self.rejected} rejected, {self.skipped} skipped), {self.deleted} deleted, {self.unchanged} "
+                f"unchanged")
 
 
 def _aware(value: Any) -> Optional[datetime]:
@@ -108,18 +131,55 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+MAX_PRETICKED = 3            # at most this many species pre-ticked: an expert corrects a short list, not a long one
+BASE_MODEL_THRESHOLD = 0.1   # BirdNET-Analyzer's default minimum confidence, for clips scored by the base model
+HEAD_THRESHOLD = 0.5         # a fine-tuned head's decision threshold when its metrics do not record one
+
+
+def decision_threshold(model_version: ModelVersion) -> float:
+    """The score above which a species counts as predicted: a head's own threshold, else BirdNET-Analyzer's."""
+    if model_version.kind == "classifier":
+        return float((model_version.params or {}).get("threshold") or
+                     (model_version.metrics or {}).get("threshold") or HEAD_THRESHOLD)
+    return BASE_MODEL_THRESHOLD
+
+
+def preticked(predictions: Sequence[tuple[str, float]], offered: Sequence[str], threshold: float,
+              max_species: int = MAX_PRETICKED) -> list[str]:
+    """The species a pre-annotation ticks: offered ones at or above ``threshold``, best first, at most
+    ``max_species``; Other never (it means "the species is below"); Noise only alone, when it is the best."""
+    offered = set(offered)
+    above = [lab for lab, p in sorted(predictions, key=lambda x: -x[1])
+             if p >= threshold and lab in offered and lab != OTHER]
+    if above and above[0] == NOISE:
+        return [NOISE]
+    return [lab for lab in above if lab != NOISE][: int(max_species)]
+
+
+def suggestions(predictions: Sequence[tuple[str, float]], n: int = 5) -> list[dict[str, str]]:
+    """A task's own species choices: the clip's most likely species with the model's score, best first."""
+    out = []
+    for lab, p in sorted(predictions, key=lambda x: -x[1]):
+        if lab in (NOISE, OTHER) or len(out) >= n:
+            continue
+        out.append({"value": f"{display_label(lab)} {p:.2f}", "alias": lab})
+    return out
+
+
 def build_prediction(clip_id: int, predictions: Sequence[tuple[str, float]], labels: Sequence[str],
                      window: Optional[tuple[float, float]], model_version: str, interface: LabelInterface,
-                     min_probability: float = 0.1, box: Optional[tuple[float, float, float, float]] = None
-                     ) -> dict[str, Any]:
-    """One pre-annotation: the species of ``labels`` predicted with p >= ``min_probability`` ticked, and
-    the window drawn (audio), or the detector's box on the frame (images, when the config has boxes).
+                     min_probability: float = BASE_MODEL_THRESHOLD,
+                     box: Optional[tuple[float, float, float, float]] = None, dynamic: bool = False) -> dict[str, Any]:
+    """One pre-annotation: the species of ``labels`` (what the task offers) the model predicts at or above
+    ``min_probability`` ticked (see ``preticked``), and the window drawn (audio), or the detector's box on the
+    frame (images, when the config has boxes).
 
     ``score`` is the top-1 probability. The result is validated against ``interface`` (the project's
-    config); a mismatch raises ``AnnotationError`` naming the clip and the label.
+    config); a mismatch raises ``AnnotationError`` naming the clip and the label. ``dynamic``: the species
+    choices come with the task (``labels`` are the task's own), which the SDK cannot check, so they are
+    checked here and the rest of the result by the SDK.
     """
-    allowed = set(labels)
-    ticked = [lab for lab, p in predictions if p >= min_probability and lab in allowed]
+    ticked = preticked(predictions, labels, min_probability)
     target = AUDIO if window is not None else IMAGE
     result: list[dict[str, Any]] = []
     if ticked:
@@ -136,7 +196,8 @@ def build_prediction(clip_id: int, predictions: Sequence[tuple[str, float]], lab
                                  "rectanglelabels": [BOX_LABEL]}})
     pred = {"model_version": model_version, "score": float(predictions[0][1]) if predictions else 0.0,
             "result": result}
-    errors = interface.validate_prediction(pred, return_errors=True)
+    checked = {**pred, "result": [r for r in result if r["from_name"] != SPECIES]} if dynamic else pred
+    errors = interface.validate_prediction(checked, return_errors=True)
     if errors:
         try:
             choices = set(interface.get_control(SPECIES).labels)
@@ -150,6 +211,11 @@ def build_prediction(clip_id: int, predictions: Sequence[tuple[str, float]], lab
             f"edited in Label Studio: recreate it from the label set with ensure_project(), or push with a "
             f"label set that matches it")
     return pred
+
+
+def _single_choice(xml: str) -> bool:
+    """Whether a project asks for one species per clip (a softmax image model)."""
+    return 'name="species"' in xml and re.search(r'<Choices name="species"[^>]*choice="single"', xml) is not None
 
 
 def _has_control(interface: LabelInterface, name: str) -> bool:
@@ -185,6 +251,7 @@ class LabelStudioClient:
         self.document_root = document_root
         self._sdk: Optional[LabelStudio] = None
         self._users: dict[int, str] = {}
+        self._trees: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -233,6 +300,14 @@ class LabelStudioClient:
             me = self.sdk.users.whoami()
         return str(_get(me, "email") or _get(me, "username") or "")
 
+    def invite_link(self) -> str:
+        """The organisation's sign-up link for another expert (works with open sign-up disabled)."""
+        with self._call("read the invite link"):
+            path = str(_get(self.sdk.organizations.invites.get_invite_link(), "invite_url") or "")
+        if not path:
+            raise AnnotationServerError(f"Label Studio at {self.settings.url} gave no invite link")
+        return path if path.startswith("http") else f"{self.settings.url.rstrip('/')}{path}"
+
     # ------------------------------------------------------------------ projects
     def _project(self, project_id: int) -> Any:
         with self._call(f"read project {project_id}"):
@@ -245,18 +320,29 @@ class LabelStudioClient:
         return min(found) if found else None
 
     def ensure_project(self, label_set: LabelSet, title: Optional[str] = None, *,
-                       clips_dir: Optional[Path] = None, modality: str = "audio", boxes: bool = False) -> int:
+                       clips_dir: Optional[Path] = None, modality: str = "audio", boxes: bool = False,
+                       vocabulary: Optional[Vocabulary] = None, single: bool = False) -> int:
         """The id of the project titled ``title`` (default from the label set's name), created if missing.
 
         A reused project whose config differs gets the label set's config (Label Studio refuses the change
         if existing annotations use a label it drops). With ``clips_dir``, the local-files storage that
         lets Label Studio serve the clips in it is ensured too (``push`` always ensures it). ``modality``
         ("audio" or "image") chooses the config; ``boxes`` lets image annotators correct detector boxes.
+        With ``vocabulary`` (needs ``clips_dir``: its tree is served from there) annotators choose among each
+        clip's likely species and search every name of the vocabulary; ``single``: one species per clip.
         """
         title = title or f"{DEFAULT_TITLE_PREFIX}{label_set.name}"
-        config = config_for(label_set.labels, modality, boxes)
+        taxonomy_url, n_classes = None, 0
+        if vocabulary is not None:
+            if clips_dir is None:
+                raise AnnotationError("a project with a species search needs clips_dir: its tree is served from there")
+            taxonomy_url = self._taxonomy_url(vocabulary, Path(clips_dir))
+            n_classes = sum(1 for x in vocabulary.labels if x not in (NOISE, OTHER))
+        config = config_for(label_set.labels, modality, boxes, taxonomy_url=taxonomy_url, single=single,
+                            n_classes=n_classes)
         verb = "hear" if modality == "audio" else "see"
-        description = (f"Clips picked by the active-learning workbench. Tick every species you {verb}.\n"
+        how = "the species" if single else "every species"
+        description = (f"Clips picked by the active-learning workbench. Tick {how} you {verb}.\n"
                        f"{LABEL_SET_MARKER}{label_set.name}")
         pid = self.find_project(title)
         if pid is None:
@@ -273,6 +359,13 @@ class LabelStudioClient:
         if clips_dir is not None:
             self.ensure_storage(pid, clips_dir)
         return pid
+
+    def _taxonomy_url(self, vocabulary: Vocabulary, clips_dir: Path) -> str:
+        """Where annotators' browsers fetch the vocabulary's tree: a file below the clips folder (served by the
+        clips' local-files storage), as an absolute URL (Label Studio's Taxonomy needs one)."""
+        root = self._document_root(clips_dir)
+        path = vocabulary.write_tree(Path(clips_dir) / VOCABULARY_DIR)
+        return f"{self.settings.url.rstrip('/')}/data/local-files/?d={path.resolve().relative_to(root).as_posix()}"
 
     def _document_root(self, clips_dir: Path) -> Path:
         """Where the server's ``/data/local-files/?d=`` paths start; the clips folder must lie below it."""
@@ -306,40 +399,58 @@ class LabelStudioClient:
 
     def project_task_ids(self, project_id: int) -> dict[int, int]:
         """clip id -> task id of the tasks in a project that carry a ``clip_id`` (oldest task wins)."""
-        out: dict[int, int] = {}
+        return {c: tid for c, (tid, _) in self._project_tasks(project_id).items()}
+
+    def _project_tasks(self, project_id: int) -> dict[int, tuple[int, dict]]:
+        """clip id -> (task id, task data) of the tasks in a project that carry a ``clip_id`` (oldest wins)."""
+        out: dict[int, tuple[int, dict]] = {}
         with self._call(f"list the tasks of project {project_id}"):
             for t in self.sdk.tasks.list(project=int(project_id), include="id,data", page_size=500):
-                clip = (_get(t, "data") or {}).get("clip_id")
+                data = _get(t, "data") or {}
+                clip = data.get("clip_id")
                 if clip is None:
                     continue
                 tid = int(_get(t, "id"))
-                out[int(clip)] = min(tid, out.get(int(clip), tid))
+                if int(clip) not in out or tid < out[int(clip)][0]:
+                    out[int(clip)] = (tid, data)
         return out
 
     # ------------------------------------------------------------------ push
     def push(self, store: Store, clips_dir: Path, project_id: int, run_id: Optional[int] = None,
              model_version: ModelVersion | str | int | None = None, *, context_s: float = 2.0,
-             min_probability: float = 0.1, batch_size: int = 100) -> PushReport:
+             min_probability: Optional[float] = None, batch_size: int = 100, overlap: float = 0.0,
+             show_source: bool = False, random_state: Optional[int] = 0) -> PushReport:
         """Send a sampling run's clips (default: the last run) to the project as tasks with pre-annotations.
 
         Clips already in the project are skipped (and recorded in the store if a crashed push left them
         unrecorded). Every pre-annotation is validated before anything is imported. A clip that cannot be
         prepared (source missing, changed since ingest, unreadable) never blocks the others: it is
         listed in the report's ``failed`` with its file and reason, and a later push retries it.
+
+        Species are pre-ticked from ``min_probability`` up (default: the model's decision threshold, see
+        ``decision_threshold``). ``overlap``: the share of the new tasks (seeded by ``random_state`` and the
+        run) that asks two experts, to measure agreement. Tasks are blind (clip number only) unless
+        ``show_source`` puts file, site and time in the header.
         """
+        if not 0.0 <= float(overlap) <= 1.0:
+            raise AnnotationError(f"overlap must be a share within [0, 1] (0.1: a tenth of each batch labelled "
+                                  f"twice), got {overlap!r}")
         with store.lock("annotation"):  # two pushes at once would import the same clips twice
             return self._push(store, clips_dir, project_id, run_id, model_version, context_s=context_s,
-                              min_probability=min_probability, batch_size=batch_size)
+                              min_probability=min_probability, batch_size=batch_size, overlap=float(overlap),
+                              show_source=show_source, random_state=random_state)
 
     def _push(self, store: Store, clips_dir: Path, project_id: int, run_id: Optional[int],
-              model_version: ModelVersion | str | int | None, *, context_s: float, min_probability: float,
-              batch_size: int) -> PushReport:
+              model_version: ModelVersion | str | int | None, *, context_s: float, min_probability: Optional[float],
+              batch_size: int, overlap: float, show_source: bool, random_state: Optional[int]) -> PushReport:
         run = self._run(store, run_id)
         mv = self._model_version(store, model_version, run.model_version_id)
+        threshold = decision_threshold(mv) if min_probability is None else float(min_probability)
         picks = store.selections(run.id)
         project = self._project(project_id)
         interface = validate_config(project.label_config)
         allowed = species_labels(project.label_config)
+        dynamic = has_taxonomy(project.label_config)
         if picks:
             clip_modality = store.clips([picks[0].clip_id])[0].modality
             if modality_of(project.label_config) != clip_modality:
@@ -347,10 +458,11 @@ class LabelStudioClient:
                                       f"{modality_of(project.label_config)} clips, but run {run.id} picked "
                                       f"{clip_modality} clips: push them to another project (--project)")
         label_set = self._label_set_of(store, project)
-        labels = list(label_set.labels) if label_set is not None else allowed
+        labels = list(label_set.labels) if label_set is not None and not dynamic else allowed
         self.ensure_storage(project_id, clips_dir)
 
-        in_project = self.project_task_ids(project_id)
+        tasks_now = self._project_tasks(project_id)
+        in_project = {c: tid for c, (tid, _) in tasks_now.items()}
         recorded = store.tasks(project_id)
         label_set_id = label_set.id if label_set is not None else None
         healed = [Task(project_id=int(project_id), clip_id=c, ls_task_id=in_project[c], label_set_id=label_set_id,
@@ -360,6 +472,8 @@ class LabelStudioClient:
             log.info("project %s already holds %d task(s) of run %s the store had not recorded; recording them",
                      project_id, len(healed), run.id)
             store.add_tasks(healed)
+        if dynamic:
+            self._upgrade_tasks(store, project_id, tasks_now, mv, show_source)
         gone = [p.clip_id for p in picks if p.clip_id in recorded and p.clip_id not in in_project]
         if gone:
             log.warning("%d clip(s) of run %s were pushed to project %s before but their tasks were deleted "
@@ -367,7 +481,8 @@ class LabelStudioClient:
         todo = list(dict.fromkeys(p.clip_id for p in picks if p.clip_id not in in_project and p.clip_id not in recorded))
 
         payload, failed = self._build_tasks(store, clips_dir, self._document_root(clips_dir), todo, mv, labels,
-                                            interface, context_s, min_probability)
+                                            interface, context_s, threshold, dynamic=dynamic,
+                                            show_source=show_source)
         if failed:
             bad = {c for c, _, _ in failed}
             todo = [c for c in todo if c not in bad]
@@ -377,6 +492,7 @@ class LabelStudioClient:
             batch = payload[start:start + batch_size]
             with self._call(f"import {len(batch)} task(s) into project {project_id}"):
                 self.sdk.projects.import_tasks(id=int(project_id), request=batch, return_task_ids=True)
+        twice: set[int] = set()
         if payload:
             self._use_model_version(project, mv.name)
             in_project = self.project_task_ids(project_id)
@@ -385,14 +501,38 @@ class LabelStudioClient:
                 raise AnnotationServerError(f"Label Studio at {self.settings.url} accepted the import but project "
                                             f"{project_id} lacks the tasks of {len(missing)} clip(s) (e.g. clip "
                                             f"{missing[0]}); push again to reconcile")
+            twice = set(overlap_share(todo, overlap, random_state, run.id))
+            for c in sorted(twice):
+                with self._call(f"ask two experts for task {in_project[c]} (clip {c})"):
+                    self.sdk.tasks.update(id=in_project[c], overlap=2)
             store.add_tasks([Task(project_id=int(project_id), clip_id=c, ls_task_id=in_project[c],
-                                  label_set_id=label_set_id, run_id=run.id) for c in todo])
+                                  label_set_id=label_set_id, run_id=run.id, overlap=2 if c in twice else 1)
+                             for c in todo])
         skipped = len(picks) - len(todo) - len(failed)
-        log.info("pushed run %s to project %s: %d new task(s), %d already there, %d failed", run.id, project_id,
-                 len(todo), skipped, len(failed))
+        log.info("pushed run %s to project %s: %d new task(s) (%d for two experts), %d already there, %d failed",
+                 run.id, project_id, len(todo), len(twice), skipped, len(failed))
         return PushReport(created=len(todo), skipped=skipped, project_id=int(project_id), run_id=int(run.id),
                           task_ids={p.clip_id: in_project[p.clip_id] for p in picks if p.clip_id in in_project},
-                          failed=failed)
+                          failed=failed, overlap=len(twice))
+
+    def _upgrade_tasks(self, store: Store, project_id: int, tasks: dict[int, tuple[int, dict]], mv: ModelVersion,
+                       show_source: bool) -> None:
+        """Tasks pushed by an earlier release (fixed species list, file name in the header) get this release's
+        fields: their clip's suggestions, a blind title and an empty review note."""
+        old = {c: (tid, data) for c, (tid, data) in tasks.items() if SUGGESTIONS not in data}
+        if not old:
+            return
+        known = set(store.tasks(project_id))
+        ids = [c for c in old if c in known]
+        infos = {i.clip_id: i for i in store.clips(ids)} if ids else {}
+        preds = store.predictions(ids, mv.id) if ids else {}
+        for c, (tid, data) in old.items():
+            new = {k: v for k, v in data.items() if show_source or k not in SOURCE_FIELDS}
+            new.update({SUGGESTIONS: suggestions(preds.get(c, [])), REVIEW: data.get(REVIEW, "")})
+            new[TITLE] = title_of(infos[c], show_source) if c in infos else f"Clip {c}"
+            with self._call(f"update task {tid} (clip {c}) to this release's fields"):
+                self.sdk.tasks.update(id=tid, data=new)
+        log.info("project %s: %d task(s) of an earlier release got suggestions and a blind title", project_id, len(old))
 
     @staticmethod
     def _run(store: Store, run_id: Optional[int]) -> SamplingRun:
@@ -443,8 +583,12 @@ class LabelStudioClient:
     @staticmethod
     def _build_tasks(store: Store, clips_dir: Path, document_root: Path, clip_ids: list[int], mv: ModelVersion,
                      labels: Sequence[str], interface: LabelInterface, context_s: float,
-                     min_probability: float) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
-        """Task payloads of the clips that could be prepared, and (clip id, file, reason) of those that could not."""
+                     min_probability: float, *, dynamic: bool = True, show_source: bool = False
+                     ) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
+        """Task payloads of the clips that could be prepared, and (clip id, file, reason) of those that could not.
+
+        ``dynamic``: the project offers each clip's own likely species (``suggestions``) beside Noise and
+        Other; otherwise the fixed ``labels``."""
         from annotation.spectrogram import clip_spectrogram
 
         if not clip_ids:
@@ -467,14 +611,18 @@ class LabelStudioClient:
             if problem is not None:
                 failed.append((info.clip_id, info.path, problem))
                 continue
+            clip_preds = preds.get(info.clip_id, [])
+            offered = suggestions(clip_preds)
+            choices = [o["alias"] for o in offered] + [NOISE, OTHER] if dynamic else labels
             if isinstance(cut, CutImage):
-                pred = build_prediction(info.clip_id, preds.get(info.clip_id, []), labels, None, mv.name, interface,
-                                        min_probability, box=cut.box)
-                data = image_task_data(info, cut, document_root)
+                pred = build_prediction(info.clip_id, clip_preds, choices, None, mv.name, interface,
+                                        min_probability, box=cut.box, dynamic=dynamic)
+                data = image_task_data(info, cut, document_root, show_source)
             else:
-                pred = build_prediction(info.clip_id, preds.get(info.clip_id, []), labels,
-                                        (cut.window_start, cut.window_end), mv.name, interface, min_probability)
-                data = task_data(info, cut, document_root)
+                pred = build_prediction(info.clip_id, clip_preds, choices, (cut.window_start, cut.window_end),
+                                        mv.name, interface, min_probability, dynamic=dynamic)
+                data = task_data(info, cut, document_root, show_source)
+            data[SUGGESTIONS] = offered
             tasks.append({"data": data, "predictions": [pred]})
         return tasks, failed
 
@@ -491,6 +639,11 @@ class LabelStudioClient:
     def _pull(self, store: Store, project_id: int, *, overlap_s: float = 2.0) -> PullReport:
         project = self._project(project_id)
         allowed = set(species_labels(project.label_config))
+        dynamic = has_taxonomy(project.label_config)
+        label_set = self._label_set_of(store, project)
+        vocabulary = (Vocabulary.of(store_vocabulary(store, label_set.labels if label_set else ()).labels,
+                                    self._tree_names(project.label_config)) if dynamic else None)
+        single = _single_choice(project.label_config)
         watermark = store.watermark(int(project_id))
         watermark = _aware(watermark) if watermark is not None else None
         query = None
@@ -505,6 +658,7 @@ class LabelStudioClient:
         with self._call(f"list the updated tasks of project {project_id}"):
             tasks = list(self.sdk.tasks.list(project=int(project_id), fields="all", query=query, page_size=100))
         newest = watermark
+        new_names: list[str] = []
         for t in tasks:
             report.tasks_read += 1
             tid = int(_get(t, "id"))
@@ -513,19 +667,26 @@ class LabelStudioClient:
                 clip_id = self._adopt_task(store, int(project_id), tid, _get(t, "data") or {}, report)
                 if clip_id is None:
                     continue
-            keep = []
+            keep, reasons = [], []
             for a in _get(t, "annotations") or []:
-                ann = self._annotation(a, int(project_id), tid, clip_id, allowed)
+                ann, _ = self._annotation(a, int(project_id), tid, clip_id, allowed, vocabulary, single)
                 keep.append(ann.ls_annotation_id)
                 outcome = store.upsert_annotation(ann)
                 setattr(report, outcome, getattr(report, outcome) + 1)
-                if outcome != "unchanged" and ann.state == "rejected":
-                    if (ann.note or "").startswith("skipped"):
-                        report.skipped += 1
-                    else:
+                if ann.state == AnnotationState.ACTIVE:
+                    new_names += ann.labels  # picked in the search or typed: the label set offers it next time
+                    report.usable += outcome != "unchanged"
+                elif ann.state == AnnotationState.REJECTED and ann.note != SKIPPED:
+                    reasons.append(f"{ann.annotator or 'an annotator'}: {ann.note}")
+                    if outcome != "unchanged":
                         report.rejected += 1
+                        report.rejections.append((clip_id, tid, ann.annotator or "?", ann.note or ""))
                         report.problems.append(f"clip {clip_id}, annotation {ann.ls_annotation_id}: {ann.note}")
+                elif outcome != "unchanged" and ann.state == AnnotationState.REJECTED:
+                    report.skipped += 1
             report.deleted += store.mark_annotations_deleted(int(project_id), tid, keep)
+            if dynamic:
+                self._write_review(tid, _get(t, "data") or {}, reasons)
             updated = _aware(_get(t, "updated_at"))
             if updated is not None and (newest is None or updated > newest):
                 newest = updated
@@ -534,10 +695,43 @@ class LabelStudioClient:
         if newest is not None and newest != watermark:
             store.set_watermark(int(project_id), newest)
         report.watermark = newest
+        if label_set is not None:
+            added = [x for x in dict.fromkeys(new_names) if x not in label_set.labels]
+            if added:
+                derived = derive_label_set(store, label_set, add=added)
+                report.new_species, report.label_set = added, derived.name
+                log.info("experts named %d species the label set lacked (%s): label set %r offers them",
+                         len(added), ", ".join(added), derived.name)
         log.info("pulled project %s: %d task(s) read, %d new, %d updated, %d deleted, %d rejected, %d unchanged",
                  project_id, report.tasks_read, report.new, report.updated, report.deleted, report.rejected,
                  report.unchanged)
         return report
+
+    def _tree_names(self, xml: str) -> list[str]:
+        """Every name the project's species search offered (read from the tree Label Studio serves it from)."""
+        m = re.search(r'apiUrl="([^"]+)"', xml)
+        if not m:
+            return []
+        url = m.group(1).replace("&amp;", "&")
+        if url not in self._trees:
+            with self._call(f"read the project's species tree at {url}"):
+                r = httpx.get(url, headers={"Authorization": f"Token {self.settings.token}"}, timeout=self.timeout)
+            if r.status_code != 200:
+                log.warning("the species tree %s answered %s: pulled answers are checked against the store's "
+                            "names only", url, r.status_code)
+                return []
+            self._trees[url] = [n["alias"] for node in r.json() for n in [node, *node.get("children", [])]]
+        return self._trees[url]
+
+    def _write_review(self, task_id: int, data: dict, reasons: list[str]) -> None:
+        """Tell the annotator in the task itself why a submission was not used (Community Edition has no
+        comments API): the task's header shows it until the annotation is fixed, then it is cleared."""
+        text = ("Not used by the workbench: " + "; ".join(reasons) + ". Fix the annotation and press Update."
+                if reasons else "")
+        if (data.get(REVIEW) or "") == text:
+            return
+        with self._call(f"write the review note of task {task_id}"):
+            self.sdk.tasks.update(id=task_id, data={**data, REVIEW: text})
 
     def _deleted_tasks(self, store: Store, project_id: int, report: PullReport, recorded: dict[int, int]) -> int:
         """Annotations of tasks deleted in Label Studio (a deleted task never shows up as updated)."""
@@ -573,37 +767,20 @@ class LabelStudioClient:
         store.add_tasks([Task(project_id=project_id, clip_id=clip_id, ls_task_id=task_id)])
         return clip_id
 
-    def _annotation(self, a: Any, project_id: int, task_id: int, clip_id: int, allowed: set[str]) -> Annotation:
-        labels: list[str] = []
-        region = None
-        for item in _get(a, "result") or []:
-            if _get(item, "from_name") == SPECIES and _get(item, "type") == "choices":
-                for lab in (_get(item, "value") or {}).get("choices") or []:
-                    if lab not in labels:
-                        labels.append(lab)
-            elif _get(item, "from_name") == BOX and _get(item, "type") == "rectanglelabels":
-                v = _get(item, "value") or {}
-                try:  # percent of the frame in Label Studio, normalised in the store
-                    region = {k: round(float(v[src]) / 100.0, 6) for k, src in
-                              (("x", "x"), ("y", "y"), ("w", "width"), ("h", "height"))}
-                except (KeyError, TypeError, ValueError):
-                    region = None
-        outside = [lab for lab in labels if lab not in allowed]
-        if _get(a, "was_cancelled"):
-            state, note = "rejected", "skipped by the annotator in Label Studio"
-        elif outside:
-            state = "rejected"
-            note = (f"label(s) outside the label set: {', '.join(repr(x) for x in outside)}; kept, never trained on; "
-                    f"add them to a new label set or correct the annotation in Label Studio")
-        elif not labels:
-            state, note = "rejected", "no species chosen (tick Noise for a clip without any species)"
-        else:
-            state, note = "active", None
-        return Annotation(clip_id=int(clip_id), project_id=project_id, ls_task_id=task_id,
-                          ls_annotation_id=int(_get(a, "id")), labels=labels,
-                          annotator=self._annotator(_get(a, "completed_by")),
-                          created_at=_aware(_get(a, "created_at")), updated_at=_aware(_get(a, "updated_at")),
-                          state=state, note=note, region=region)
+    def _annotation(self, a: Any, project_id: int, task_id: int, clip_id: int, allowed: set[str],
+                    vocabulary: Optional[Vocabulary] = None, single: bool = False) -> tuple[Annotation, tuple[str, ...]]:
+        """The stored form of one Label Studio annotation, and the new names it gives (see ``read_answer``)."""
+        answer = read_answer(_get(a, "result") or [], was_cancelled=bool(_get(a, "was_cancelled")),
+                             vocabulary=vocabulary, allowed=allowed, single=single)
+        lead = _get(a, "lead_time")
+        ann = Annotation(clip_id=int(clip_id), project_id=project_id, ls_task_id=task_id,
+                         ls_annotation_id=int(_get(a, "id")), labels=answer.labels,
+                         annotator=self._annotator(_get(a, "completed_by")),
+                         created_at=_aware(_get(a, "created_at")), updated_at=_aware(_get(a, "updated_at")),
+                         state=answer.state.value, note=answer.note, region=answer.region,
+                         lead_time=float(lead) if lead is not None else None,
+                         ground_truth=bool(_get(a, "ground_truth")))
+        return ann, answer.new_names
 
     def _annotator(self, completed_by: Any) -> Optional[str]:
         """The annotator's email (cached per user id)."""
@@ -632,25 +809,55 @@ def _when(info: ClipInfo) -> str:
     return (info.start_time + offset).isoformat(sep=" ", timespec="seconds")
 
 
-def image_task_data(info: ClipInfo, cut: CutImage, document_root: Path) -> dict[str, Any]:
-    """An image task's data: the clip's and its frame's URLs under the local-files root, and the header."""
+SOURCE_FIELDS = ("file", "site", "time")  # in task data only with show_source: file names often name species
+
+
+def title_of(info: ClipInfo, show_source: bool = False) -> str:
+    """A task's header: the clip number only (experts judge the sound, not a file name that may name the
+    species, nor a site where they expect it), or with ``show_source`` the file, site and time too."""
+    if not show_source:
+        return f"Clip {int(info.clip_id)}"
+    return f"Clip {int(info.clip_id)}: {Path(info.path).name} (site {info.site or 'unknown'}, {_when(info)})"
+
+
+def _common_data(info: ClipInfo, show_source: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {"clip_id": int(info.clip_id), TITLE: title_of(info, show_source), REVIEW: ""}
+    if show_source:
+        data.update({"site": info.site or "unknown", "time": _when(info), "file": Path(info.path).name})
+    return data
+
+
+def image_task_data(info: ClipInfo, cut: CutImage, document_root: Path, show_source: bool = False) -> dict[str, Any]:
+    """An image task's data: the clip's URL under the local-files root, its frame for a crop (as an image URL
+    and as HTML, empty for a whole-frame clip, so it is not shown twice), and the header."""
     root = Path(document_root).resolve()
     url = lambda p: "/data/local-files/?d=" + p.resolve().relative_to(root).as_posix()  # noqa: E731
-    return {IMAGE: url(cut.path), FRAME: url(cut.frame_path), "frame_note": cut.note, "clip_id": int(info.clip_id),
-            "site": info.site or "unknown", "time": _when(info), "file": Path(info.path).name}
+    crop = cut.path.resolve() != cut.frame_path.resolve()
+    frame_html = (f'<img src="{url(cut.frame_path)}" style="max-width:720px" alt="the frame of the crop"/>'
+                  if crop else "")
+    return {IMAGE: url(cut.path), FRAME: url(cut.frame_path), f"{FRAME}_html": frame_html, "frame_note": cut.note,
+            **_common_data(info, show_source)}
 
 
-def task_data(info: ClipInfo, cut: CutClip, document_root: Path) -> dict[str, Any]:
+def task_data(info: ClipInfo, cut: CutClip, document_root: Path, show_source: bool = False) -> dict[str, Any]:
     """The task's data: the clip's and its spectrogram's URLs Label Studio serves from its local-files root,
     and what the header shows."""
-    from annotation.config import SPECTROGRAM
     from annotation.spectrogram import spectrogram_path
 
     root = Path(document_root).resolve()
     rel = cut.path.resolve().relative_to(root).as_posix()
     image = spectrogram_path(cut.path).resolve().relative_to(root).as_posix()
-    when = _when(info)
     return {AUDIO: f"/data/local-files/?d={rel}", SPECTROGRAM: f"/data/local-files/?d={image}",
-            "clip_id": int(info.clip_id),
             "window_start": round(cut.window_start, 3), "window_end": round(cut.window_end, 3),
-            "site": info.site or "unknown", "time": when, "file": Path(info.path).name}
+            **_common_data(info, show_source)}
+
+
+def overlap_share(clip_ids: Sequence[int], share: float, random_state: Optional[int], run_id: int) -> list[int]:
+    """The seeded ``share`` of ``clip_ids`` (rounded up when positive) that two experts label."""
+    import numpy as np
+
+    if share <= 0 or not clip_ids:
+        return []
+    n = min(len(clip_ids), int(np.ceil(share * len(clip_ids))))
+    rng = np.random.default_rng(None if random_state is None else [int(random_state), int(run_id)])
+    return sorted(int(x) for x in rng.choice(np.asarray(clip_ids, dtype=np.int64), size=n, replace=False))

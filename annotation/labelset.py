@@ -24,6 +24,8 @@ def display_label(label: str) -> str:
     scientific, sep, common = label.partition("_")
     if not sep or not scientific.strip() or not common.strip():
         return label
+    if scientific.strip() == common.strip():  # "Dog_Dog", "Gryllus assimilis_Gryllus assimilis"
+        return common.strip()
     return f"{common.strip()} ({scientific.strip()})"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_LS_PORT = 8080
+DEFAULT_PROJECT = "Biodiversity workbench"
+DEFAULT_IMAGE_PROJECT = "Biodiversity workbench (images)"
 
 
 @dataclass(frozen=True)

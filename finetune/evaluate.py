@@ -88,7 +88,58 @@ def confusion_counts(truth: np.ndarray, pred: np.ndarray, classes: Sequence[str]
             "counts": np.column_stack([counts, silent]).astype(int).tolist()}
 
 
-def evaluate(truth: np.ndarray, pred: np.ndarray, classes: Sequence[str], groups: Iterable[str]) -> dict:
+MIN_RELIABLE_SUPPORT = 20  # held-out clips per class below which a recall is reported as rough, not as a figure
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion k/n (95 % for z=1.96): honest at small n, unlike k/n +- 2 se."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def bootstrap_macro_recall(truth: np.ndarray, pred: np.ndarray, classes: Sequence[str], n_boot: int = 1000,
+                           random_state: int = 0) -> Optional[tuple[float, float]]:
+    """The 2.5 and 97.5 percentiles of macro recall over held-out clips resampled with replacement."""
+    truth, pred = np.asarray(truth, dtype=bool), np.asarray(pred, dtype=bool)
+    if truth.shape[0] < 2:
+        return None
+    rng = np.random.default_rng(random_state)
+    values = []
+    for _ in range(int(n_boot)):
+        rows = rng.integers(0, truth.shape[0], truth.shape[0])
+        r = recall_per_class(truth[rows], pred[rows], classes)
+        if r:
+            values.append(np.mean(list(r.values())))
+    if not values:
+        return None
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def recall_statement(metrics: dict) -> str:
+    """Macro recall with its interval and n, or, below ``MIN_RELIABLE_SUPPORT`` held-out clips per class, a
+    plain statement that the figure is rough: what the CLI prints and the app shows."""
+    value = metrics.get("macro_recall")
+    n = metrics.get("n_test", 0)
+    support = [v for v in (metrics.get("support_per_class") or {}).values() if v > 0]
+    fewest = min(support) if support else 0
+    if value is None:
+        return f"macro recall undefined ({n} held-out clips, none of a labelled class)"
+    interval = metrics.get("macro_recall_interval")
+    ci = f", 95% interval {interval[0]:.2f}-{interval[1]:.2f}" if interval else ""
+    text = f"macro recall {value:.3f}{ci} on {n} held-out clips (fewest per class: {fewest})"
+    if fewest < MIN_RELIABLE_SUPPORT:
+        text += (f"; below {MIN_RELIABLE_SUPPORT} held-out clips per class this is a rough figure, not a "
+                 f"measurement: label more before comparing rounds")
+    return text
+
+
+def evaluate(truth: np.ndarray, pred: np.ndarray, classes: Sequence[str], groups: Iterable[str],
+             random_state: int = 0) -> dict:
     """Subset accuracy, macro recall, recall per class, macro recall per group (e.g. site) and the confusion
     counts (``confusion_counts``).
 
@@ -108,6 +159,12 @@ def evaluate(truth: np.ndarray, pred: np.ndarray, classes: Sequence[str], groups
     }
     if per_class:
         metrics["macro_recall"] = float(np.mean(list(per_class.values())))
+        support = metrics["support_per_class"]
+        metrics["recall_interval_per_class"] = {
+            c: list(wilson_interval(int(round(r * support[c])), support[c])) for c, r in per_class.items()}
+        interval = bootstrap_macro_recall(truth, pred, classes, random_state=random_state)
+        if interval is not None:
+            metrics["macro_recall_interval"] = list(interval)
     per_group = {}
     for g in sorted(set(groups.tolist())):
         rows = groups == g

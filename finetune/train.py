@@ -6,6 +6,8 @@ by the head's uncertainty instead of BirdNET's.
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -17,6 +19,9 @@ from store.schema import ModelVersion
 from store.store import Store
 
 DEFAULT_CHUNK = 8192  # rows per re-scoring step; also keeps SQL IN-lists under SQLite's variable limit
+
+
+log = logging.getLogger(__name__)
 
 
 class FinetuneError(Exception):
@@ -44,14 +49,19 @@ def _resolve_space(store: Store, embedding_space: Optional[str]) -> tuple[str, M
 
 
 def _labelled_clips(store: Store) -> tuple[np.ndarray, list[list[str]], int]:
-    """Clip ids (sorted) and their labels: the union over a clip's active annotations."""
+    """Clip ids (sorted) and their labels: one answer per clip (``annotation.agreement.consensus``: the
+    adjudicated one, the only one, or the majority's), never both copies of a doubly labelled clip; clips
+    whose experts split evenly wait for adjudication."""
+    from annotation.agreement import consensus
+
     anns = store.annotations()
     if not anns:
         raise FinetuneError("no active annotations in the store: label some clips in Label Studio and pull "
                             "them (`workbench pull`) before fine-tuning")
-    by_clip: dict[int, set[str]] = {}
-    for a in anns:
-        by_clip.setdefault(int(a.clip_id), set()).update(a.labels or [])
+    by_clip, split = consensus(anns)
+    if split:
+        log.warning("%d clip(s) left out of training: their experts disagree and nobody adjudicated yet "
+                    "(`workbench agreement` lists them; e.g. clip %s)", len(split), split[0])
     ids = np.array(sorted(by_clip), dtype=np.int64)
     return ids, [sorted(by_clip[int(i)]) for i in ids], len(anns)
 
@@ -116,7 +126,7 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
               "output_type": output_type}
     head = ClassifierHead(**params).fit(X[train], [labels[i] for i in train], classes=classes)
     sites = [c.site or "unknown" for c in store.clips(clip_ids[test].tolist())]
-    metrics = evaluate(truth[test], head.predict(X[test]), classes, sites)
+    metrics = evaluate(truth[test], head.predict(X[test]), classes, sites, random_state=random_state or 0)
     metrics.update({"n_annotations": n_annotations, "n_clips": int(clip_ids.size), "n_train": int(train.size),
                     "test_size": test_size, "stratified_split": stratified, "threshold": 0.5,
                     "constant_classes": list(head.constant_classes_)})

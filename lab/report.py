@@ -11,6 +11,20 @@ from typing import Optional
 from lab.simulate import REFERENCE, SimulationResult
 
 
+def held_out_note(params: dict) -> str:
+    """How many held-out clips the scores stand on, and a plain warning when that is too few per class."""
+    from finetune.evaluate import MIN_RELIABLE_SUPPORT
+
+    n, fewest = params.get("n_test"), params.get("min_test_per_class")
+    if n is None or fewest is None:
+        return "held-out size not recorded (a simulation of an earlier release)"
+    note = f"scores on {n} held-out clips per seed (fewest per class: {fewest})"
+    if fewest < MIN_RELIABLE_SUPPORT:
+        note += (f"; below {MIN_RELIABLE_SUPPORT} per class these scores are rough: differences between strategies "
+                 f"may be noise")
+    return note
+
+
 def summary_table(result: SimulationResult) -> str:
     """One line per strategy: area under the curve, final macro recall, labels to reach random's final."""
     start, stop, _ = result.params["budgets"]
@@ -27,7 +41,7 @@ def summary_table(result: SimulationResult) -> str:
                      f"{'never' if full90 is None else full90:>11}  {s['seconds_per_query']:7.3f}  {below}")
     lines.append(f"(macro recall on the held-out part, means over seeds {result.params['seeds']}, labels "
                  f"{start}..{stop}; full-data macro recall "
-                 f"{sum(result.full_data.values()) / len(result.full_data):.3f})")
+                 f"{sum(result.full_data.values()) / len(result.full_data):.3f}; {held_out_note(result.params)})")
     return "\n".join(lines)
 
 

@@ -187,9 +187,12 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
     total, done = len(seed_list) * (1 + len(strats) * rounds), 0
     curves: dict[str, dict[int, list[CurvePoint]]] = {name: {} for name in strats}
     full: dict[int, float] = {}
+    held_out: list[tuple[int, int]] = []  # per seed: held-out clips, and the fewest of any class among them
     for seed in seed_list:
         train, test = stratified_split(split_key(labels), test_size, seed)[:2]
         x_test, t_test, s_test = pool.embeddings[test], pool.truth[test], pool.strata[test]
+        present = np.asarray(t_test, dtype=bool).sum(axis=0)
+        held_out.append((int(test.size), int(present[present > 0].min()) if (present > 0).any() else 0))
         full_head = ClassifierHead(C=C, random_state=seed, output_type=head_type).fit(
             pool.embeddings[train], [labels[i] for i in train], classes=pool.classes)
         full[seed] = _metrics(full_head, x_test, t_test, pool.classes, s_test)[0]
@@ -227,7 +230,8 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
     params = {"strategies": {n: strategy_spec(s) for n, s in strats.items()}, "seeds": seed_list,
               "budgets": [start, stop, step], "test_size": test_size, "C": C, "source": pool.source,
               "n_clips": len(pool), "classes": list(pool.classes), "multi_label": pool.multi_label,
-              "head_output_type": head_type}
+              "head_output_type": head_type, "n_test": min(n for n, _ in held_out),
+              "min_test_per_class": min(k for _, k in held_out)}
     result = SimulationResult(params=_jsonable(params), curves=curves, full_data=full)
     result.summary = summarize(result)
     result.seconds = time.perf_counter() - started

@@ -132,7 +132,7 @@ class SqlLedger:
                 s.commit()
                 return "new"
             fields = ("labels", "annotator", "created_at", "updated_at", "state", "note", "clip_id", "ls_task_id",
-                      "region")
+                      "region", "lead_time", "ground_truth")
             if all(getattr(cur, f) == getattr(ann, f) for f in fields):
                 return "unchanged"
             for f in fields:

@@ -9,9 +9,10 @@ tracked by ``Matrix`` so a crash never leaves half-written vectors visible.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Column, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Integer, UniqueConstraint, false as sa_false
 from pydantic import NaiveDatetime
 from sqlmodel import Field, SQLModel
 
@@ -192,13 +193,24 @@ class Task(SQLModel, table=True):
     label_set_id: Optional[int] = Field(default=None, foreign_key="labelset.id")
     run_id: Optional[int] = Field(default=None, foreign_key="samplingrun.id")
     pushed_at: datetime = Field(default_factory=utcnow)
+    overlap: int = Field(default=1, sa_column_kwargs={"server_default": "1"},
+                         description="how many experts the task asks for (2: labelled twice to measure agreement)")
+
+
+class AnnotationState(StrEnum):
+    """Whether an expert's annotation can be trained on."""
+
+    ACTIVE = "active"      # a usable answer
+    DELETED = "deleted"    # removed in Label Studio
+    REJECTED = "rejected"  # no usable answer (skipped, empty, contradictory): kept with the reason, never trained on
 
 
 class Annotation(SQLModel, table=True):
     """An expert's labels for a clip, mirrored from Label Studio.
 
     ``state`` is ``active`` (usable for training), ``deleted`` (removed in Label Studio) or
-    ``rejected`` (carries a label outside the label set; kept, never trained on).
+    ``rejected`` (no usable answer: skipped, empty, contradictory; kept with the reason in ``note``, never
+    trained on).
     """
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -210,11 +222,14 @@ class Annotation(SQLModel, table=True):
     annotator: Optional[str] = None
     created_at: Optional[datetime] = None
     updated_at: Optional[datetime] = None
-    state: str = Field(default="active", index=True)
+    state: str = Field(default=AnnotationState.ACTIVE.value, index=True)
     note: Optional[str] = None
     region: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON),
                                              description="a box the annotator drew or corrected: {x, y, w, h} "
                                                          "normalised to the frame (image tasks with boxes)")
+    lead_time: Optional[float] = Field(default=None, description="seconds the annotator spent (Label Studio)")
+    ground_truth: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()},
+                               description="a reviewer marked it as the task's adjudicated answer")
 
     __table_args__ = (UniqueConstraint("project_id", "ls_annotation_id", name="uq_annotation_ls"),)
 

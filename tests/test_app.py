@@ -354,6 +354,27 @@ def test_annotate_page_without_label_studio_says_so_in_one_line(ws_env, tmp_path
     assert any("workbench serve" in i.value for i in at.info)
 
 
+def test_annotate_page_shows_agreement_between_experts(ws_env, tmp_path, no_labelstudio):
+    built = build(ws_env, tmp_path)
+    sample_run(ws_env, budget=4)
+    store = ws_env.open_store()
+    now = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    for i in range(4):  # two experts on four clips; they disagree on the last
+        for who, offset in (("ann@lab.org", 0), ("bob@lab.org", 1000)):
+            label = built.species[i] if (who, i) != ("bob@lab.org", 3) else "Noise"
+            store.upsert_annotation(Annotation(clip_id=int(built.clip_ids[i]), project_id=7, ls_task_id=100 + i,
+                                               ls_annotation_id=500 + i + offset, labels=[label], annotator=who,
+                                               state="active", created_at=now, updated_at=now, lead_time=5.0))
+    store.close()
+    at = app("annotate")
+    assert not at.exception
+    experts = table(at, "annotate_annotators")
+    assert experts["annotator"].tolist() == ["ann@lab.org", "bob@lab.org"] and experts["answers"].tolist() == [4, 4]
+    assert set(table(at, "annotate_agreement")["n"]) == {4}
+    assert table(at, "annotate_disagreements")["clip"].tolist() == [int(built.clip_ids[3])]
+    assert any("4 clip(s) labelled by two experts: the same answer on 75%" in c.value for c in at.caption)
+
+
 @pytest.mark.labelstudio
 def test_annotate_page_pushes_with_spectrograms_and_pulls(served_workspace, tmp_path):
     from workbench.config import labelstudio_settings
@@ -380,7 +401,7 @@ def test_annotate_page_pushes_with_spectrograms_and_pulls(served_workspace, tmp_
     assert progress["pushed"].tolist() == [3]
     at.button(key="annotate_pull").click().run()
     assert not at.exception and not at.error
-    assert f"Pulled from project {project_id}" in texts(at.success)
+    assert f"pulled from project {project_id}" in texts(at.success)
 
 
 # ------------------------------------------------------------------------------------ Rounds
@@ -390,6 +411,10 @@ def test_rounds_page_draws_the_learning_curves_and_the_confusion(ws_env, tmp_pat
     at = app("rounds")
     assert not at.exception and not at.info
     assert at.metric[0].value == "2"
+    captions = " ".join(c.value for c in at.caption)
+    assert "held-out clips (fewest per class" in captions  # every figure with its n
+    if "rough figure" in captions:  # too few held-out clips: no big number
+        assert at.metric[1].value == "rough"
     assert len(at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")) >= 4
     at.radio(key="rounds_x").set_value("n_clips").run()
     assert not at.exception

@@ -84,14 +84,16 @@ def test_one_full_round(loop_env, capsys):
     # an edit and a deletion reach the store on the next (incremental) pull
     noise_tasks = [t for t in tasks if store.clips([t.data["clip_id"]])[0].site == "avianz_noise"]
     edited, deleted = noise_tasks[0], noise_tasks[1]
+    toad = "Anaxyrus cognatus_Great Plains Toad"  # not in the label set: the expert finds it in the search
     sdk.annotations.update(id=ann_ids[edited.id], result=[
-        {"from_name": "species", "to_name": "audio", "type": "choices", "value": {"choices": ["Other"]}}])
+        {"from_name": "species", "to_name": "audio", "type": "choices", "value": {"choices": ["Other"]}},
+        {"from_name": "taxon", "to_name": "audio", "type": "taxonomy", "value": {"taxonomy": [["Anaxyrus sp.", toad]]}}])
     sdk.annotations.delete(id=ann_ids[deleted.id])
     assert main(["pull", "--project", project, "--label-set", "loop"]) == 0
     out = capsys.readouterr().out
-    assert "0 new, 1 updated, 1 deleted" in out
+    assert "0 new, 1 updated (1 usable, 0 rejected, 0 skipped), 1 deleted" in out
     active = {a.ls_task_id: a.labels for a in store.annotations()}
-    assert active[edited.id] == ["Other"] and deleted.id not in active and len(active) == 14
+    assert active[edited.id] == [toad] and deleted.id not in active and len(active) == 14
 
     assert main(["finetune", "--seed", "0"]) == 0
     out = capsys.readouterr().out

@@ -137,8 +137,10 @@ class Soak:
         if r == 0:
             tasks = [t for t in self.sdk.tasks.list(project=pid, fields="all") if t.annotations]
             edited, deleted = tasks[0], tasks[1]
-            self.sdk.annotations.update(id=edited.annotations[0]["id"], result=[
-                {"from_name": "species", "to_name": "audio", "type": "choices", "value": {"choices": ["Other"]}}])
+            self.sdk.annotations.update(id=edited.annotations[0]["id"], result=[  # a species found by search
+                {"from_name": "species", "to_name": "audio", "type": "choices", "value": {"choices": ["Other"]}},
+                {"from_name": "taxon", "to_name": "audio", "type": "taxonomy",
+                 "value": {"taxonomy": [["Anaxyrus sp.", "Anaxyrus cognatus_Great Plains Toad"]]}}])
             self.sdk.annotations.delete(id=deleted.annotations[0]["id"])
 
     def replace_a_sampled_recording(self, store, pid: int | None) -> int:
@@ -197,7 +199,10 @@ class Soak:
         in_ls = {}
         for t in tasks:
             for a in t.annotations:
-                choices = [c for r in a["result"] if r["from_name"] == "species" for c in r["value"]["choices"]]
+                # ticks (Other means "the species is in the search") and the species picked in the search
+                choices = [c for r in a["result"] if r["from_name"] == "species" for c in r["value"]["choices"]
+                           if c != "Other"]
+                choices += [p[-1] for r in a["result"] if r["from_name"] == "taxon" for p in r["value"]["taxonomy"]]
                 in_ls[a["id"]] = (t.data["clip_id"], sorted(choices))
         stored = {a.ls_annotation_id: (a.clip_id, sorted(a.labels)) for a in store.annotations()
                   if a.project_id == pid}

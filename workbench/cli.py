@@ -15,11 +15,12 @@ from typing import Sequence
 
 from workbench import services
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
+from workbench.console import UserError, is_user_error, open_store, progress
 
 log = logging.getLogger("workbench")
 
-DEFAULT_PROJECT = "Biodiversity workbench"
-DEFAULT_IMAGE_PROJECT = "Biodiversity workbench (images)"
+from annotation.settings import DEFAULT_PROJECT  # noqa: E402
+from workbench import experts  # noqa: E402
 
 # What `workbench sample` offers, spelled out here so that building the parser does not import the
 # sampler (scikit-learn and FAISS take seconds to load); a test checks these match the sampler's.
@@ -40,12 +41,7 @@ UNCERTAINTY_NAMES = ["max_entropy", "mean_entropy", "margin", "least_confidence"
 NEAR_DUPLICATE_NAMES = ["cosine", "l2"]
 
 
-class UserError(Exception):
-    """An error whose message tells the user what to fix; shown without a traceback."""
-
-
-def _progress(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+_progress = progress
 
 
 def _ingest_progress(files_done: int, files_total: int, windows_done: int, current: str | None) -> None:
@@ -55,9 +51,7 @@ def _ingest_progress(files_done: int, files_total: int, windows_done: int, curre
 
 
 # ------------------------------------------------------------------------------------ stages
-def _open_store(ws: Workspace):
-    """The workspace's store; a wait for another command's lock is said on stderr."""
-    return ws.open_store(on_wait=lambda message: _progress(f"[wait] {message}"))
+_open_store = open_store
 
 
 def _score_new_clips(store, model_version=None) -> None:
@@ -362,82 +356,8 @@ def cmd_search(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
-def _client(ws: Workspace):
-    from annotation.client import DOCUMENT_ROOT_ENV, LabelStudioClient
-
-    # another server's document root (LABEL_STUDIO_DOCUMENT_ROOT) wins over the workspace's own media folder
-    external = any(os.environ.get(k) for k in DOCUMENT_ROOT_ENV)
-    client = LabelStudioClient(labelstudio_settings(ws), document_root=None if external else ws.media)
-    client.check()
-    return client
-
-
-def _run_modality(store, run_id=None) -> str:
-    """Whether a sampling run (default: the last) picked audio or image clips ("audio" without a run)."""
-    runs = store.sampling_runs()
-    run = next((r for r in runs if r.id == run_id), None) if run_id is not None else (runs[-1] if runs else None)
-    picks = store.selections(run.id) if run is not None else []
-    return store.clips([picks[0].clip_id])[0].modality if picks else "audio"
-
-
-def _project(store, client, args: argparse.Namespace) -> int:
-    from annotation.labelset import label_set_from_pool
-
-    label_set = store.label_set(args.label_set) if args.label_set else store.label_set()
-    if label_set is None:
-        label_set = label_set_from_pool(store, min_confidence=args.min_confidence)
-        _progress(f"label set {label_set.name!r}: {len(label_set.labels)} labels from the pool")
-    modality = _run_modality(store, getattr(args, "run", None))
-    title = args.project
-    if modality == "image" and title == DEFAULT_PROJECT:  # image and audio tasks need projects of their own
-        title = DEFAULT_IMAGE_PROJECT
-    return client.ensure_project(label_set, title=title, modality=modality, boxes=bool(getattr(args, "boxes", False)))
-
-
-def cmd_push(ws: Workspace, args: argparse.Namespace) -> int:
-    store = _open_store(ws)
-    client = _client(ws)
-    project_id = _project(store, client, args)
-    report = client.push(store, ws.clips, project_id, run_id=args.run)
-    print(f"pushed to project {project_id}: {report.created} new task(s), {report.skipped} already there"
-          + (f", {len(report.failed)} not pushed" if report.failed else ""))
-    for clip_id, path, reason in report.failed:
-        print(f"  not pushed: clip {clip_id} ({Path(path).name}): {reason}")
-    if report.failed:
-        print("  fix those files (or re-ingest them) and push again: the other clips are in Label Studio")
-        return 1
-    return 0
-
-
-def cmd_pull(ws: Workspace, args: argparse.Namespace) -> int:
-    store = _open_store(ws)
-    client = _client(ws)
-    project_id = _project(store, client, args)
-    r = client.pull(store, project_id)
-    print(f"pulled from project {project_id}: {r.new} new, {r.updated} updated, {r.deleted} deleted, "
-          f"{r.rejected} rejected (label outside the label set), {r.unchanged} unchanged")
-    return 0
-
-
-def cmd_labels(ws: Workspace, args: argparse.Namespace) -> int:
-    """Show the label set annotators choose from; derive an edited one (the next push uses it)."""
-    from annotation.labelset import derive_label_set, label_set_from_pool
-
-    store = _open_store(ws)
-    current = store.label_set(args.label_set) if args.label_set else store.label_set()
-    if args.label_set and current is None:
-        raise UserError(f"no label set named {args.label_set!r}")
-    if current is None or args.from_pool:
-        current = label_set_from_pool(store, min_confidence=args.min_confidence, max_species=args.max_species)
-    if args.add or args.remove:
-        current = derive_label_set(store, current, add=args.add or (), remove=args.remove or (), name=args.name)
-    print(f"label set {current.name!r} ({len(current.labels)} labels):")
-    for label in current.labels:
-        print(f"  {label}")
-    return 0
-
-
 def cmd_finetune(ws: Workspace, args: argparse.Namespace) -> int:
+    from finetune.evaluate import recall_statement
     from finetune.train import finetune
 
     store = _open_store(ws)
@@ -446,10 +366,11 @@ def cmd_finetune(ws: Workspace, args: argparse.Namespace) -> int:
                                                      file=sys.stderr, flush=True))
     print(file=sys.stderr)
     m = mv.metrics
-    print(f"model {mv.name}: {m.get('n_train')} train / {m.get('n_test')} held-out clips; "
-          f"accuracy {m.get('accuracy', float('nan')):.3f}, macro recall {m.get('macro_recall', float('nan')):.3f}")
+    print(f"model {mv.name}: {m.get('n_train')} train / {m.get('n_test')} held-out clips; {recall_statement(m)}")
+    intervals = m.get("recall_interval_per_class") or {}
     for label, recall in sorted((m.get("recall_per_class") or {}).items()):
-        print(f"  recall {recall:.3f}  {label}")
+        lo, hi = intervals.get(label, (0.0, 1.0))
+        print(f"  recall {recall:.3f} [{lo:.2f}, {hi:.2f}] n={m['support_per_class'].get(label, 0):<4d} {label}")
     print("the pool is re-scored with it: the next `workbench sample` uses its uncertainty")
     return 0
 
@@ -548,7 +469,7 @@ def cmd_demo(ws: Workspace, args: argparse.Namespace) -> int:
         cmd_sample(ws, args)
     else:
         _progress("[demo] every clip is already selected; nothing new to sample")
-    cmd_push(ws, args)
+    experts.cmd_push(ws, args)
     _print_urls(ws, info)
     return 0
 
@@ -649,24 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--show", type=int, default=20, help="picks to print with their reasons")
     s.set_defaults(func=cmd_search)
 
-    s = sub.add_parser("push", help="send a sampling run's clips to Label Studio as tasks")
-    project_args(s)
-    s.add_argument("--run", type=int, help="sampling run id (default: the last one)")
-    s.set_defaults(func=cmd_push)
-
-    s = sub.add_parser("pull", help="bring new, edited and deleted annotations back from Label Studio")
-    project_args(s)
-    s.set_defaults(func=cmd_pull)
-
-    s = sub.add_parser("labels", help="show the label set; --add/--remove make an edited one for the next push")
-    s.add_argument("--label-set", help="start from this label set (default: the newest)")
-    s.add_argument("--from-pool", action="store_true", help="(re)build from the species the model finds in the pool")
-    s.add_argument("--min-confidence", type=float, default=0.5)
-    s.add_argument("--max-species", type=int, default=50)
-    s.add_argument("--add", nargs="+", metavar="LABEL", help="labels to add (e.g. 'Strix aluco_Tawny Owl')")
-    s.add_argument("--remove", nargs="+", metavar="LABEL", help="labels to remove")
-    s.add_argument("--name", help="name of the new label set")
-    s.set_defaults(func=cmd_labels)
+    experts.add_parsers(sub, project_args)
 
     s = sub.add_parser("finetune", help="train a classifier head on the labels and re-score the pool")
     s.add_argument("--test-size", type=float, default=0.25)
@@ -726,13 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _is_user_error(e: Exception) -> bool:
-    from annotation.errors import AnnotationError
-    from finetune.train import FinetuneError
-    from store import StoreError
-
-    return isinstance(e, (UserError, StoreError, AnnotationError, FinetuneError, services.ServiceError, ValueError,
-                          FileNotFoundError))
+_is_user_error = is_user_error
 
 
 if __name__ == "__main__":

@@ -1,24 +1,24 @@
-"""Push, pull and the progress of each batch, for the app's Annotate page: the CLI's calls, plus a table.
+"""Push, pull and the progress of each batch, for the CLI and the app's Annotate page alike.
 
-Connecting and choosing the project go through the CLI's own ``_client`` and ``_project`` (same label
-set, same project title, same checks), so a push from the app is a ``workbench push``.
+Reaching the workspace's Label Studio and choosing the project are done here once (same label set, same
+project title, same checks), so a push from the app is a ``workbench push``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import pandas as pd
 
-from annotation.client import LabelStudioClient, PullReport, PushReport
+from annotation.client import DOCUMENT_ROOT_ENV, LabelStudioClient, PullReport, PushReport
+from annotation.projects import DEFAULT_MIN_CONFIDENCE, ensure_batch_project
+from annotation.settings import DEFAULT_PROJECT
 from store import Store
-from workbench import cli
 from workbench.config import Workspace, labelstudio_settings
-
-DEFAULT_PROJECT = cli.DEFAULT_PROJECT
-DEFAULT_MIN_CONFIDENCE = 0.5
+from workbench.console import progress
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,12 @@ class ProjectChoice:
     title: str = DEFAULT_PROJECT
     label_set: Optional[str] = None
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    boxes: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "ProjectChoice":
+        return cls(title=args.project, label_set=args.label_set or None, min_confidence=args.min_confidence,
+                   boxes=bool(getattr(args, "boxes", False)))
 
     def as_args(self, **extra) -> argparse.Namespace:
         return argparse.Namespace(project=self.title, label_set=self.label_set or None,
@@ -36,7 +42,16 @@ class ProjectChoice:
 
 def connect(ws: Workspace) -> LabelStudioClient:
     """A client of the workspace's Label Studio, checked (``AnnotationServerError`` says what is wrong)."""
-    return cli._client(ws)  # noqa: SLF001 - the CLI's own way to reach the server
+    # another server's document root (LABEL_STUDIO_DOCUMENT_ROOT) wins over the workspace's own media folder
+    external = any(os.environ.get(k) for k in DOCUMENT_ROOT_ENV)
+    client = LabelStudioClient(labelstudio_settings(ws), document_root=None if external else ws.media)
+    client.check()
+    return client
+
+
+def project_base(ws: Workspace) -> str:
+    """The Label Studio URL annotators open."""
+    return labelstudio_settings(ws).url
 
 
 def project_url(ws: Workspace, project_id: int) -> str:
@@ -49,21 +64,25 @@ def find_project(client: LabelStudioClient, choice: ProjectChoice) -> Optional[i
     return client.find_project(choice.title)
 
 
-def ensure_project(store: Store, client: LabelStudioClient, choice: ProjectChoice) -> int:
+def ensure_project(store: Store, client: LabelStudioClient, choice: ProjectChoice, ws: Workspace,
+                   run_id: Optional[int] = None) -> int:
     """The project, created with its label set if missing, exactly as ``workbench push`` makes it."""
-    return cli._project(store, client, choice.as_args())  # noqa: SLF001
+    return ensure_batch_project(store, client, ws.clips, title=choice.title, label_set=choice.label_set,
+                                min_confidence=choice.min_confidence, run_id=run_id, boxes=choice.boxes,
+                                progress=progress)
 
 
 def push(ws: Workspace, store: Store, client: LabelStudioClient, choice: ProjectChoice,
-         run_id: Optional[int] = None) -> PushReport:
-    """``workbench push [--run ID]``: the run's clips (with their spectrograms) as tasks, never twice."""
-    project_id = ensure_project(store, client, choice)
-    return client.push(store, ws.clips, project_id, run_id=run_id)
+         run_id: Optional[int] = None, *, overlap: float = 0.0, show_source: bool = False) -> PushReport:
+    """``workbench push [--run ID] [--overlap SHARE] [--show-source]``: the run's clips (with their
+    spectrograms) as tasks, never twice; a share of them for two experts."""
+    project_id = ensure_project(store, client, choice, ws, run_id)
+    return client.push(store, ws.clips, project_id, run_id=run_id, overlap=overlap, show_source=show_source)
 
 
-def pull(store: Store, client: LabelStudioClient, choice: ProjectChoice) -> tuple[int, PullReport]:
+def pull(store: Store, client: LabelStudioClient, choice: ProjectChoice, ws: Workspace) -> tuple[int, PullReport]:
     """``workbench pull``: new, edited and deleted annotations of the project come back."""
-    project_id = ensure_project(store, client, choice)
+    project_id = ensure_project(store, client, choice, ws)
     return project_id, client.pull(store, project_id)
 
 

@@ -36,8 +36,9 @@ def test_config_shows_readable_names_and_stores_the_labels():
     window = root.find("Labels")
     assert (window.get("name"), window.get("toName"), window.find("Label").get("value")) == ("window", "audio", "window")
     headers = " ".join(h.get("value") for h in root.findall("Header"))
-    for field in ("$clip_id", "$file", "$site", "$time", "$window_start", "$window_end"):
+    for field in ("$title", "$review", "$window_start", "$window_end"):
         assert field in headers
+    assert "$file" not in xml and "$site" not in xml  # blind: the task text never names the source
     # what Label Studio stores in results is exactly the label set
     assert species_labels(xml) == LABELS
     assert LabelInterface(xml).get_control("species").labels == LABELS
@@ -107,6 +108,34 @@ def test_config_shows_the_spectrogram_above_the_waveform():
     # the task data carries both URLs, the same way
     info = ClipInfo(3, 1, "/rec/a.wav", "audio", 6.0, 9.0, "pond", None, None, 22050)
     data = task_data(info, CutClip(Path("/media/clips/clip-3.wav"), 2.0, 5.0, 7.0, 22050), Path("/media"))
+    assert data["title"] == "Clip 3" and not {"file", "site", "time"} & set(data)
+    assert "a.wav" in task_data(info, CutClip(Path("/media/clips/clip-3.wav"), 2.0, 5.0, 7.0, 22050), Path("/media"),
+                                show_source=True)["title"]
     assert data["audio"] == "/data/local-files/?d=clips/clip-3.wav"
     assert data["spectrogram"] == "/data/local-files/?d=clips/clip-3.png"
     assert li.validate_task({"data": data})
+
+
+def test_image_tasks_show_a_whole_frame_once_and_ask_for_one_species_from_a_softmax_model():
+    from annotation.client import image_task_data
+    from annotation.config import image_label_config
+    from annotation.images import CutImage
+    from store import ClipInfo
+
+    url = "http://127.0.0.1:8080/data/local-files/?d=clips/vocabulary/taxonomy-x.json"
+    xml = image_label_config(LABELS, taxonomy_url=url, single=True)
+    root = ET.fromstring(xml)
+    species = root.find("Choices")
+    assert species.get("choice") == "single" and species.get("required") == "true"
+    assert root.find("Taxonomy").get("maxUsages") == "1" and "tick all that apply" not in xml
+    assert root.find("HyperText").get("name") == "frame" and len(root.findall("Image")) == 1
+    info = ClipInfo(5, 2, "/traps/StationB/IMG_0001.JPG", "image", 0.0, 0.0, "StationB", None, None, None)
+    whole = CutImage(Path("/media/clips/img-5.jpg"), Path("/media/clips/img-5.jpg"), "The whole frame is the clip.", None)
+    crop = CutImage(Path("/media/clips/img-6.jpg"), Path("/media/clips/frame-6.jpg"), "The crop in its frame", (0, 0, 1, 1))
+    assert image_task_data(info, whole, Path("/media"))["frame_html"] == ""  # not shown twice
+    html = image_task_data(info, crop, Path("/media"))["frame_html"]
+    assert html.startswith("<img") and "/data/local-files/?d=clips/frame-6.jpg" in html
+    data = image_task_data(info, crop, Path("/media"))
+    assert "IMG_0001" not in " ".join(map(str, data.values())) and "StationB" not in " ".join(map(str, data.values()))
+    # the multi-label config of a sigmoid model still lets an annotator tick several
+    assert ET.fromstring(image_label_config(LABELS, taxonomy_url=url)).find("Choices").get("choice") == "multiple"

@@ -92,13 +92,14 @@ def test_very_few_labels_still_evaluate(store, workspace):
     assert store.current_model_version().id == mv.id
 
 
-def test_annotations_of_one_clip_are_merged_and_deleted_ones_ignored(store, workspace):
+def test_a_clip_whose_experts_disagree_waits_for_adjudication_and_deleted_ones_are_ignored(store, workspace):
     syn = build_pool(store, per_cluster=12)
     picked = _label_some(store, syn, per_cluster=4)
-    annotate(store, [picked[0]], [[SPECIES[3]]], start=900)  # a second annotator adds a species
+    annotate(store, [picked[0]], [[SPECIES[3]]], start=900)  # a second annotator gives another answer
     annotate(store, [picked[1]], [["Bogus species"]], start=950, state="deleted")
     mv = finetune(store, workspace.models, random_state=0)
-    assert mv.metrics["n_annotations"] == 33 and mv.metrics["n_clips"] == 32
+    # one answer per clip: the split clip is left out (never trained on both copies)
+    assert mv.metrics["n_annotations"] == 33 and mv.metrics["n_clips"] == 31
     assert "Bogus species" not in mv.labels
 
 

@@ -6,6 +6,9 @@ from typing import Optional
 
 import streamlit as st
 
+import pandas as pd
+
+from annotation.agreement import agreement
 from store import Store
 from workbench.app_pages.ui import plain, require, shown_errors, store, table, workspace
 from workbench.labelling import (DEFAULT_PROJECT, ProjectChoice, batch_progress, connect, find_project,
@@ -21,6 +24,29 @@ def show_progress(s: Store, project_id: Optional[int]) -> None:
                                                                            format="percent")})
     if not ids:
         st.caption("Pushed tasks are counted once Label Studio can be asked for the project.")
+
+
+def show_agreement(s: Store) -> None:
+    """How far experts agree on the clips two of them labelled, what each did, and what to adjudicate."""
+    r = agreement(s.annotations())
+    st.subheader("Experts")
+    if r.annotators:
+        table(pd.DataFrame([{"annotator": a.annotator, "answers": a.annotations, "minutes": round(a.seconds / 60, 1),
+                             "median seconds": a.median_seconds} for a in r.annotators]), "annotate_annotators")
+    if not r.double:
+        st.caption("No clip has answers from two experts yet: push with a share for two experts to measure "
+                   "agreement.")
+        return
+    st.caption(f"{r.double} clip(s) labelled by two experts: the same answer on {r.exact:.0%}. Cohen's kappa per "
+               f"species (n = doubly labelled clips; below 20, rough).")
+    table(pd.DataFrame([{"species": x.label, "kappa": x.kappa, "n": x.n, "both named it": x.both,
+                         "one named it": x.one} for x in r.species]), "annotate_agreement")
+    if r.disagreements:
+        st.caption(f"{len(r.disagreements)} clip(s) to adjudicate: training leaves them out until one answer is "
+                   f"marked ground truth in Label Studio or a third expert labels the clip.")
+        table(pd.DataFrame([{"clip": d.clip_id, "task": d.task_id,
+                             "answers": "; ".join(f"{who}: {', '.join(v)}" for who, v in d.answers.items())}
+                            for d in r.disagreements]), "annotate_disagreements")
 
 
 st.title("Annotate")
@@ -56,6 +82,7 @@ if client is not None:
 
 if client is None:
     show_progress(s, None)
+    show_agreement(s)
     st.info("Push and Pull need Label Studio: start it with `workbench serve` (or set LABEL_STUDIO_URL), then "
             "reload this page.")
     st.stop()
@@ -65,14 +92,18 @@ run_ids = [r.id for r in reversed(runs)]
 run_id = st.selectbox("Sampling run", run_ids, key="annotate_run",
                       format_func=lambda i: next(f"run {r.id}: {r.strategy}, {r.budget} clips, "
                                                  f"{r.created_at:%Y-%m-%d %H:%M}" for r in runs if r.id == i))
+cols = st.columns(2)
+overlap = cols[0].number_input("Share for two experts", min_value=0.0, max_value=1.0, value=0.0, step=0.05,
+                               key="annotate_overlap", help="`--overlap`: a seeded share of the new tasks two "
+                                                            "experts label, to measure agreement")
+show_source = cols[1].checkbox("Show file, site and time", value=False, key="annotate_show_source",
+                               help="`--show-source`: tasks are blind by default (file names often name species)")
 if st.button("Push to Label Studio", key="annotate_push", type="primary"):
     with shown_errors(), st.status(f"Pushing run {run_id}...", expanded=True) as status:
         st.write("Cutting each clip with context, drawing its spectrogram, importing the tasks (never twice)...")
-        report = push(ws, s, client, choice, run_id=run_id)
+        report = push(ws, s, client, choice, run_id=run_id, overlap=float(overlap), show_source=show_source)
         url = project_url(ws, report.project_id)
-        status.update(label=f"Pushed run {run_id} to project {report.project_id}: {report.created} new task(s), "
-                            f"{report.skipped} already there" + (f", {len(report.failed)} not pushed"
-                                                                 if report.failed else ""),
+        status.update(label=f"Pushed run {run_id} to project {report.project_id}: " + report.summary(),
                       state="error" if report.failed else "complete")
         for clip_id, path, reason in report.failed:
             st.warning(plain(f"clip {clip_id} ({path}): {' '.join(reason.split())}"))
@@ -87,11 +118,11 @@ if "annotate_pushed" in st.session_state:
 st.subheader("Pull")
 if st.button("Pull labels", key="annotate_pull"):
     with shown_errors(), st.spinner("Reading new, edited and deleted annotations..."):
-        pid, r = pull(s, client, choice)
+        pid, r = pull(s, client, choice, ws)
         project_id = pid
-        st.success(f"Pulled from project {pid}: {r.new} new, {r.updated} updated, {r.deleted} deleted, "
-                   f"{r.rejected} rejected (label outside the label set), {r.unchanged} unchanged.")
+        st.success(r.summary(pid))
         for problem in r.problems[:20]:
             st.caption(plain(problem))
 
 show_progress(s, project_id)
+show_agreement(s)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from workbench.app_pages import charts
 from workbench.app_pages.ui import plain, require, shown_errors, store, table
+from lab.report import held_out_note
 from workbench.simulations import mean_curves, runs_table, summary_frame
 
 st.title("Lab")
@@ -61,6 +62,7 @@ for n, run_id in enumerate(chosen):
         st.altair_chart(charts.curves(mean_curves(run), "labels", "macro_recall", "strategy", x_title="labels",
                                       y_title="macro recall (mean over seeds)", dashed="random"), width="stretch",
                         key=f"lab_curves_{run.id}")
+        st.caption(plain(held_out_note(run.params or {})))
         table(summary_frame(run), f"lab_summary_{run.id}",
               column_config={"aulc": st.column_config.NumberColumn(format="%.3f"),
                              "final": st.column_config.NumberColumn(format="%.3f")})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from finetune.evaluate import recall_statement
 from workbench.app_pages import charts
 from workbench.app_pages.ui import plain, require, store, table
 from workbench.overview import model_history
@@ -33,11 +34,16 @@ last = curve.iloc[-1]
 cols = st.columns(4)
 cols[0].metric("Rounds", len(curve))
 change = curve["macro_recall"].diff().iloc[-1] if len(curve) > 1 else None
-cols[1].metric("Macro recall", "—" if pd.isna(last["macro_recall"]) else f"{last['macro_recall']:.3f}",
-               delta=None if change is None or pd.isna(change) else f"{change:+.3f}",
+statement = recall_statement(trained[-1].metrics or {})
+rough = "rough figure" in statement  # too few held-out clips per class for a number in large type
+cols[1].metric("Macro recall", "—" if pd.isna(last["macro_recall"]) else
+               ("rough" if rough else f"{last['macro_recall']:.3f}"),
+               delta=None if rough or change is None or pd.isna(change) else f"{change:+.3f}",
                help="Mean over classes of the recall on held-out labelled clips; the change since the last round")
 cols[2].metric("Worst site", "—" if pd.isna(last["worst_site"]) else str(last["worst_site"]))
 cols[3].metric("Its recall", "—" if pd.isna(last["worst_site_recall"]) else f"{last['worst_site_recall']:.3f}")
+
+st.caption(plain(statement[0].upper() + statement[1:] + "."))
 
 overall = curve.melt(id_vars=["round", "model", "labels"], value_vars=["macro_recall", "worst_site_recall"],
                      var_name="measure", value_name="recall").dropna(subset=["recall", "labels"])

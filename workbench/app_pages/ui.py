@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from store import Store
-from workbench import cli
+from workbench.console import is_user_error
 from workbench.config import Workspace
 from workbench.overview import clip_media
 
@@ -76,7 +76,7 @@ def shown_errors() -> Iterator[Outcome]:
     try:
         yield outcome
     except Exception as e:  # noqa: BLE001 - the UI boundary: known errors become one line, bugs re-raise
-        if not cli._is_user_error(e):  # noqa: SLF001 - the CLI's own definition of a user error
+        if not is_user_error(e):
             raise
         outcome.failed, outcome.message = True, one_line(e)
         st.error(plain(outcome.message))

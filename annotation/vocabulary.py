@@ -1,0 +1,160 @@
+"""Every name an annotator can give a clip: all the model's classes, a genus level, and names experts added.
+
+Active learning sends experts the clips where the model is wrong, so the species an expert hears is often
+not among the pool's frequent ones. The species control offers the clip's likely species one click away;
+the ``Taxonomy`` control below it searches everything the model knows (BirdNET: 6,522 classes), grouped by
+genus from the scientific names, where ``"Anaxyrus sp."`` (identified to genus only) is itself an answer;
+a text field takes a name the model does not know at all.
+
+Label Studio's Taxonomy fetches its tree from ``apiUrl`` in the annotator's browser, so the tree is a JSON
+file served from the local-files document root, named by its content hash: a vocabulary that grows gets a
+new file and so a new project config, and a cached old tree is never shown for a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from annotation.labelset import DEFAULT_EXTRA, display_label
+
+GENUS_SUFFIX = " sp."
+NOISE, OTHER = "Noise", "Other"
+_GENUS = re.compile(r"^[A-Z][a-z]+$")
+# BirdNET V2.4's classes that are sounds, not taxa ("Human vocal_Human vocal" reads like a binomial)
+NON_TAXA = frozenset({"Dog", "Engine", "Environmental", "Fireworks", "Gun", "Human non-vocal", "Human vocal",
+                      "Human whistle", "Noise", "Power tools", "Siren"})
+
+
+def genus_of(label: str) -> Optional[str]:
+    """The genus of a ``"Genus species_Common"`` label (or of a ``"Genus sp."`` answer); None for others."""
+    if label.endswith(GENUS_SUFFIX):
+        head = label[: -len(GENUS_SUFFIX)]
+        return head if _GENUS.match(head) else None
+    head = label.partition("_")[0].strip()
+    if head in NON_TAXA:
+        return None
+    scientific = head.split()
+    if len(scientific) >= 2 and _GENUS.match(scientific[0]) and scientific[1][:1].islower():
+        return scientific[0]
+    return None
+
+
+def genus_label(genus: str) -> str:
+    """The stored label of an identification to genus only: ``"Anaxyrus sp."``."""
+    return f"{genus}{GENUS_SUFFIX}"
+
+
+def is_genus_label(label: str) -> bool:
+    return label.endswith(GENUS_SUFFIX) and genus_of(label) is not None
+
+
+def normalise_name(text: str) -> str:
+    """A typed name with its spaces tidied: ``"  anaxyrus   cognatus "`` -> ``"anaxyrus cognatus"``."""
+    return " ".join(str(text).split())
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The names annotators may give: ``labels`` (model classes, label-set labels and added names), in order.
+
+    ``resolve`` maps what an annotator typed onto a stored label when it names a known class by its label,
+    its common name or its scientific name (any case), so the same species never becomes two classes.
+    """
+
+    labels: tuple[str, ...]
+
+    @classmethod
+    def of(cls, *sources: Iterable[str]) -> "Vocabulary":
+        seen = dict.fromkeys(x for src in sources for x in src if x and x.strip())
+        return cls(tuple(seen))
+
+    def __contains__(self, label: object) -> bool:
+        return label in self._set or (isinstance(label, str) and is_genus_label(label)
+                                      and genus_of(label) in self._genera)
+
+    @cached_property
+    def _set(self) -> frozenset[str]:
+        return frozenset(self.labels)
+
+    @cached_property
+    def _genera(self) -> frozenset[str]:
+        return frozenset(g for g in map(genus_of, self.labels) if g)
+
+    def resolve(self, text: str) -> str:
+        """The stored label a typed name means, else the tidied name itself (a new name)."""
+        name = normalise_name(text)
+        key = name.casefold()
+        for label in self.labels:
+            scientific, _, common = label.partition("_")
+            if key in {label.casefold(), scientific.strip().casefold(), common.strip().casefold(),
+                       display_label(label).casefold()}:
+                return label
+        genus = name[: -len(GENUS_SUFFIX)] if name.endswith(GENUS_SUFFIX) else None
+        if genus and genus.capitalize() in self._genera:
+            return genus_label(genus.capitalize())
+        return name
+
+    def tree(self) -> list[dict]:
+        """Label Studio Taxonomy items: a node per genus (itself selectable, "Genus sp.") holding its species,
+        and the classes without a genus (``Dog``, ``Engine``, image classes) at the top; Other and Noise are
+        left out (the species control has them). Titles read ``Common (Scientific)``: the built-in search
+        finds a species by either name."""
+        by_genus: dict[str, list[str]] = {}
+        loose: list[str] = []
+        for label in self.labels:
+            if label in DEFAULT_EXTRA or is_genus_label(label):
+                continue
+            genus = genus_of(label)
+            (by_genus.setdefault(genus, []) if genus else loose).append(label)
+        nodes = [{"value": display_label(x), "alias": x} for x in loose]
+        for genus, members in by_genus.items():
+            children = sorted(({"value": display_label(x), "alias": x} for x in members), key=lambda n: n["value"])
+            nodes.append({"value": f"{genus} sp. (genus only)", "alias": genus_label(genus), "children": children})
+        return sorted(nodes, key=lambda n: n["value"].casefold())
+
+    def write_tree(self, folder: Path) -> Path:
+        """The tree as ``taxonomy-<hash>.json`` in ``folder`` (written once, atomically); its path."""
+        body = json.dumps(self.tree(), ensure_ascii=False, separators=(",", ":")).encode()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"taxonomy-{hashlib.sha1(body).hexdigest()[:12]}.json"
+        if not path.exists() or path.read_bytes() != body:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".taxonomy-", suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        return path
+
+
+def model_labels(store, model_version) -> list[str]:
+    """The classes of a model version and of the models it was derived from (a head's base: BirdNET's 6,522)."""
+    out: list[str] = []
+    mv, seen = model_version, set()
+    while mv is not None and mv.id not in seen:
+        seen.add(mv.id)
+        out.extend(mv.labels or [])
+        mv = store.model_version(int(mv.parent_id)) if mv.parent_id is not None else None
+    return out
+
+
+def vocabulary_for(store, model_version, label_set_labels: Sequence[str] = ()) -> Vocabulary:
+    """What annotators of clips scored by ``model_version`` may name: the label set, every class of the model
+    and its ancestors, and every label an expert has already given (names added in earlier rounds)."""
+    given = [lab for a in store.annotations() for lab in a.labels]
+    return Vocabulary.of(label_set_labels, model_labels(store, model_version), given, DEFAULT_EXTRA)
+
+
+def store_vocabulary(store, label_set_labels: Sequence[str] = ()) -> Vocabulary:
+    """Every name a project of this store can have offered: all models' classes, label sets, given labels."""
+    given = [lab for a in store.annotations() for lab in a.labels]
+    models = [lab for mv in store.model_versions() for lab in (mv.labels or [])]
+    return Vocabulary.of(label_set_labels, models, given, DEFAULT_EXTRA)

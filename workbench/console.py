@@ -1,0 +1,32 @@
+"""What every face of the workbench shares when it talks to a person: the user-error type and its check,
+progress lines on stderr, and opening a workspace's store with a word when another command holds it."""
+
+from __future__ import annotations
+
+import sys
+
+from workbench import services
+from workbench.config import Workspace
+
+
+class UserError(Exception):
+    """An error whose message tells the user what to fix; shown without a traceback."""
+
+
+def is_user_error(e: BaseException) -> bool:
+    """Whether an error is the user's to fix (one line, no traceback) rather than a bug (traceback kept)."""
+    from annotation.errors import AnnotationError
+    from finetune.train import FinetuneError
+    from store import StoreError
+
+    return isinstance(e, (UserError, StoreError, AnnotationError, FinetuneError, services.ServiceError, ValueError,
+                          FileNotFoundError))
+
+
+def progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def open_store(ws: Workspace):
+    """The workspace's store; a wait for another command's lock is said on stderr."""
+    return ws.open_store(on_wait=lambda message: progress(f"[wait] {message}"))
