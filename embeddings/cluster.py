@@ -62,9 +62,9 @@ from embeddings.birdnet import BirdNET
 from embeddings.cluster_shards import (Shard, ShardError, matches, model_folder, read_shard, read_shard_meta,
                                        remove_stale_temporaries, shard_path, working_path)
 from embeddings.ingest import IngestReport, ProgressCallback, find_audio_files
+from embeddings.known_files import FileState, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
 from store import Recording, Store
-from store.sources import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -121,61 +121,38 @@ class _Entry:
     mtime_ns: int = 0
     meta: Optional[RecordingMetadata] = None
     result: Optional[dict[str, Any]] = None    # the worker's record (or a reused shard's)
+    duplicate_of: Optional[str] = None         # the same bytes are stored (or listed) for this file too
+    twins: list["_Entry"] = field(default_factory=list)  # later files of this run with the same bytes: one shard
+    shard_from_s: float = 0.0                  # where its shard starts (the earliest resume point of its twins)
 
 
-def _stat_and_hash(path: Path) -> tuple[Optional[os.stat_result], Optional[str], Optional[str]]:
-    """(stat, sha256, None) or (stat|None, None, reason it cannot be read)."""
+def _empty_reason(path: Path) -> str:
+    # Every empty file has the same hash, so it cannot get a store record of its own.
     try:
-        st = path.stat()
-        if st.st_size == 0:
-            # Every empty file has the same hash, so it cannot get a store record of its own.
-            try:
-                probe(path)
-            except AudioReadError as e:
-                return st, None, str(e)
-            return st, None, f"{path}: is empty (0 bytes)"
-        return st, file_sha256(path), None
-    except OSError as e:
-        return None, None, f"{path}: cannot be read ({e.strerror or e})"
+        probe(path)
+    except AudioReadError as e:
+        return str(e)
+    return f"{path}: is empty (0 bytes)"
 
 
 def _list(files: Sequence[Path], store: Store, sidecar: Optional[Sidecar], hash_threads: int) -> list[_Entry]:
     """What to do with each file; the store changes single-machine ingest makes while listing are made here."""
     with ThreadPoolExecutor(max_workers=hash_threads, thread_name_prefix="ingest-hash") as pool:
-        hashed = list(pool.map(_stat_and_hash, files))
+        hashed = list(pool.map(lambda p: stat_and_hash(p, _empty_reason), files))
     entries: list[_Entry] = []
-    seen: dict[str, Path] = {}
-    for i, (path, (st, digest, problem)) in enumerate(zip(files, hashed)):
-        if problem is not None or st is None or digest is None:
-            entries.append(_Entry(i, path, "bad", reason=problem or f"{path}: cannot be read"))
+    known = KnownFiles(store)
+    for i, (path, h) in enumerate(zip(files, hashed)):
+        if h.problem is not None or h.stat is None or h.digest is None:
+            entries.append(_Entry(i, path, "bad", reason=h.problem or f"{path}: cannot be read"))
             continue
-        if digest in seen:
-            entries.append(_Entry(i, path, "skip", reason=f"same content as {seen[digest]}"))
+        meta = recording_metadata(path, sidecar)
+        decision = known.decide(path, h.digest, h.stat, meta)
+        if decision.skip:
+            entries.append(_Entry(i, path, "skip", reason=decision.reason, content_hash=h.digest))
             continue
-        seen[digest] = path
-        rec = store.find_recording(digest)
-        if rec is not None and rec.status == "replaced" and rec.path == str(path):
-            # the file went back to content ingested before: that recording is current again
-            store.update_recording(rec.id, status="done", replaced_by=None, error=None,
-                                   file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
-            store.replace_recordings(str(path), rec.id)
-            entries.append(_Entry(i, path, "skip", reason=f"its content went back to recording {rec.id}, "
-                                                          f"ingested before"))
-            continue
-        if rec is not None and rec.status in ("done", "replaced"):
-            if rec.path != str(path) and not os.path.exists(rec.path):
-                # the same content, moved: the recording follows its file (clips are cut from here now)
-                store.update_recording(rec.id, path=str(path), file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
-                reason = f"already ingested; its file moved here from {rec.path}"
-            else:
-                reason = f"already ingested as {rec.path}"
-            entries.append(_Entry(i, path, "skip", reason=reason, content_hash=digest))
-            continue
-        # a pending recording (interrupted run) resumes after its last committed window; a failed one is
-        # read again from its start, so whatever made it fail is checked again
-        resume = store.ingested_until(rec.id) if rec is not None and rec.status == "pending" else 0.0
-        entries.append(_Entry(i, path, "work", content_hash=digest, existing=rec, resume_s=resume,
-                              size=st.st_size, mtime_ns=st.st_mtime_ns, meta=recording_metadata(path, sidecar)))
+        entries.append(_Entry(i, path, "work", content_hash=h.digest, existing=decision.existing,
+                              resume_s=decision.resume_s, size=h.stat.st_size, mtime_ns=h.stat.st_mtime_ns, meta=meta,
+                              duplicate_of=decision.reason if decision.state == FileState.DUPLICATE else None))
     return entries
 
 
@@ -197,6 +174,8 @@ class _Committer:
         self.report = report
         self.progress = progress
         self.next = 0                 # entries before this one are committed
+        # the last entry of each content: a shard shared by twins (same bytes, other site) goes after it
+        self.last_of = {e.content_hash: e.index for e in entries if e.kind == "work"}
         self.files_done = 0
         self.last_commit = time.perf_counter()
 
@@ -205,11 +184,15 @@ class _Committer:
             self.progress(self.files_done, len(self.entries), self.report.windows_added,
                           None if path is None else str(path))
 
-    def arrived(self, index: int, record: dict[str, Any]) -> None:
+    def arrived(self, index: int, record: dict[str, Any], reused: bool = False) -> None:
         entry = self.entries[index]
         if entry.result is not None:  # a duplicate delivery (a retried task): the first one stands
             return
         entry.result = record
+        for twin in entry.twins:
+            twin.result = record
+        if reused:
+            return
         if record.get("node"):
             self.report.nodes[record["node"]] = self.report.nodes.get(record["node"], 0) + 1
         self.report.worker_seconds += float(record.get("seconds", 0.0))
@@ -310,7 +293,8 @@ class _Committer:
         # which the next run's listing removes), then the report and progress
         if not self.keep_shards:
             for entry, _ in ready:
-                self.forget_shard(entry)
+                if self.last_of[entry.content_hash] == entry.index:  # no twin still to commit from it
+                    self.forget_shard(entry)
         by_index = {entry.index: shard for entry, shard in ready}
         failures = {entry.index: reason for entry, reason in failed}
         for entry in group:
@@ -323,6 +307,10 @@ class _Committer:
             else:
                 self.report.add_decode_problems(entry.path, DecodeStats(**by_index[entry.index].meta.stats))
                 self.report.files_new += 1
+                if entry.duplicate_of is not None:
+                    log.info("%s holds the same bytes as %s (another site, device or time): stored as a recording "
+                             "of its own", entry.path, entry.duplicate_of)
+                    self.report.duplicates.append((str(entry.path), entry.duplicate_of))
             self.files_done += 1
             self._progress(entry.path)
 
@@ -495,14 +483,23 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
         committer = _Committer(store, mv, entries, shard_root, model.name, commit_windows, commit_interval_s,
                                keep_shards, report, progress)
         todo = []
+        leaders: dict[str, _Entry] = {}
         for entry in entries:
-            if entry.kind == "skip" and entry.content_hash is not None and not keep_shards:
-                committer.forget_shard(entry)  # a driver killed between a commit and its clean-up left it
             if entry.kind != "work":
+                continue
+            leader = leaders.setdefault(entry.content_hash, entry)
+            if leader is not entry:  # the same bytes at another site or time: the first file's shard serves both
+                leader.twins.append(entry)
+            leader.shard_from_s = min(e.resume_s for e in (leader, *leader.twins))
+        for entry in entries:
+            if entry.kind == "skip" and entry.content_hash not in leaders and entry.content_hash is not None \
+                    and not keep_shards:
+                committer.forget_shard(entry)  # a driver killed between a commit and its clean-up left it
+            if entry.kind != "work" or leaders[entry.content_hash] is not entry:
                 continue
             found = _reusable_shard(entry, shard_root, model, len(labels), window_s, sample_rate)
             if found is not None:
-                entry.result = found
+                committer.arrived(entry.index, found, reused=True)
                 report.shards_reused += 1
             else:
                 todo.append(entry)
@@ -538,7 +535,7 @@ def _reusable_shard(entry: _Entry, shard_root: Path, model: Any, n_classes: int,
         log.warning("%s; it will be made again", e)
         return None
     why = matches(meta, entry.content_hash, model.name, int(model.dim), n_classes, window_s, sample_rate,
-                  entry.resume_s)
+                  entry.shard_from_s)
     if why is not None:
         log.info("shard %s cannot be reused (%s); it will be made again", path, why)
         return None
@@ -574,7 +571,7 @@ def _run_on_cluster(todo: list[_Entry], committer: _Committer, report: ClusterIn
                                f"{threads_per_worker}: add nodes with CPUs, or lower threads_per_worker")
         n = min(workers or max(1, int(cpus) // threads_per_worker), len(todo))
         report.workers = n
-        items = [{"index": e.index, "path": str(e.path), "content_hash": e.content_hash, "resume_s": e.resume_s}
+        items = [{"index": e.index, "path": str(e.path), "content_hash": e.content_hash, "resume_s": e.shard_from_s}
                  for e in todo]
         # one block per file: files differ in length by orders of magnitude, so each is its own task; an actor
         # holds files_in_flight of them (by default the next one waits there while it embeds one: no round trip

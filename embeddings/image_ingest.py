@@ -30,9 +30,9 @@ import numpy as np
 from embeddings.detections import ImageDetections, crop, read_detections
 from embeddings.image_files import IMAGE_EXTENSIONS, ImageReadError, find_image_files, read_image
 from embeddings.ingest import IngestReport, ProgressCallback
+from embeddings.known_files import FileState, KnownFile, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, image_metadata
 from store import Recording, Store
-from store.sources import file_sha256
 from store.store import Box
 
 log = logging.getLogger(__name__)
@@ -56,35 +56,28 @@ class _Image:
     probabilities: Optional[np.ndarray] = None  # one row per region
     embeddings: Optional[np.ndarray] = None
     notes: list[str] = field(default_factory=list)
+    decision: Optional[KnownFile] = None
 
 
-def _prepare(path: Path, store: Store, model: Any, detections: Optional[dict[Path, ImageDetections]],
+def _prepare(path: Path, known: KnownFiles, model: Any, detections: Optional[dict[Path, ImageDetections]],
              sidecar: Optional[Sidecar], root: Optional[Path], max_pixels: Optional[int]) -> _Image:
     """Hash, skip what is stored, decode, cut the regions and preprocess them (runs on a worker thread)."""
     job = _Image(path)
-    try:
-        st = path.stat()
-        job.size, job.mtime_ns = st.st_size, st.st_mtime_ns
-        if st.st_size == 0:  # every empty file has the same hash: it cannot get a record of its own
-            job.error = f"{path}: is empty (0 bytes): the camera or the copy failed; copy it again or delete it"
-            return job
-        job.content_hash = file_sha256(path)
-    except OSError as e:
-        job.error = f"{path}: cannot be read ({e.strerror or e})"
+    hashed = stat_and_hash(path, lambda p: f"{p}: is empty (0 bytes): the camera or the copy failed; copy it "
+                                           f"again or delete it")
+    if hashed.stat is not None:
+        job.size, job.mtime_ns = hashed.stat.st_size, hashed.stat.st_mtime_ns
+    if hashed.problem is not None or hashed.digest is None or hashed.stat is None:
+        job.error = hashed.problem or f"{path}: cannot be read"
         return job
-    rec = store.find_recording(job.content_hash)
-    job.existing = rec
-    if rec is not None and rec.status in ("done", "replaced"):
-        if rec.status == "replaced" and rec.path == str(path):
-            store.update_recording(rec.id, status="done", replaced_by=None, error=None, file_size=job.size,
-                                   file_mtime_ns=job.mtime_ns)
-            store.replace_recordings(str(path), rec.id)
-            job.skip = f"its content went back to recording {rec.id}, ingested before"
-        elif rec.path != str(path) and not os.path.exists(rec.path):
-            store.update_recording(rec.id, path=str(path), file_size=job.size, file_mtime_ns=job.mtime_ns)
-            job.skip = f"already ingested; its file moved here from {rec.path}"
-        else:
-            job.skip = f"already ingested as {rec.path}"
+    job.content_hash = hashed.digest
+    # the run's own files are decided on the calling thread (``_decide_in_run``): here only the store is asked, and
+    # the metadata (EXIF) is read only when another recording holds the same bytes
+    job.decision = known.decide(path, job.content_hash, hashed.stat,
+                                lambda: image_metadata(path, sidecar, root=root))
+    job.existing = job.decision.existing
+    if job.decision.skip:
+        job.skip = job.decision.reason
         return job
     found = detections.get(path.resolve()) if detections is not None else None
     whole = found is None or not found.detections  # crops need every pixel; a whole frame only the model's input
@@ -157,29 +150,27 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
     with store.lock("ingest"), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image") as readers, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-store") as writer:
         pending: deque[Future] = deque()
+        known = KnownFiles(store, in_run=False)  # the workers ask the store; this thread checks the run's files
+        run = KnownFiles(store)  # only its record of this run's files is used
         queue = iter(files)
         ahead = max(4, 2 * batch_images)
 
         def refill() -> None:
             for path in queue:
-                pending.append(readers.submit(_prepare, path, store, model, by_path, sidecar, root_path, max_pixels))
+                pending.append(readers.submit(_prepare, path, known, model, by_path, sidecar, root_path, max_pixels))
                 if len(pending) >= ahead:
                     return
 
         refill()
         batch: list[_Image] = []
-        seen: dict[str, Path] = {}
         writing: Optional[Future] = None  # the previous batch's store writes, overlapping this batch's inference
         n_written, last_path = 0, None
         while pending or batch:
             if pending:
                 job = pending.popleft().result()
                 refill()
-                if job.content_hash is not None and not job.skip:
-                    if job.content_hash in seen:
-                        job.skip, job.error = f"same content as {seen[job.content_hash]}", None
-                    else:
-                        seen[job.content_hash] = job.path
+                if job.decision is not None and not job.skip:
+                    _decide_in_run(run, job, report)
                 if job.skip:
                     report.files_skipped += 1
                     done += 1
@@ -211,6 +202,20 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
                                                   f"that holds them"))
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def _decide_in_run(run: KnownFiles, job: _Image, report: IngestReport) -> None:
+    """Against the files of this run, in file order: a copy with the same site and time is skipped, the same
+    bytes at another site or time are a duplicate (a recording of its own, reported)."""
+    state = run.earlier(job.path, job.content_hash, job.meta)
+    if state is not None and state.skip:
+        job.skip, job.error = state.reason, None
+        return
+    duplicate = state if state is not None else job.decision
+    if duplicate.state == FileState.DUPLICATE:
+        log.info("%s holds the same bytes as %s (another site, device or time): stored as a recording of its own",
+                 job.path, duplicate.reason)
+        report.duplicates.append((str(job.path), duplicate.reason))
 
 
 def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, embs: np.ndarray,

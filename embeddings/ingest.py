@@ -28,10 +28,11 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from embeddings.files import find_files
 from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, DecodeStats, iter_windows, probe
 from embeddings.birdnet import BirdNET, EmbeddingModel
+from embeddings.known_files import FileState, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
 from embeddings.model_threads import Inference, ModelThreads
 from store import Recording, Store
-from store.sources import file_sha256
+from store.sources import file_sha256  # noqa: F401  (re-exported: tests and callers hash with it)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ class IngestReport:
     for files ingested with a problem, such as a truncated file whose readable part was kept;
     ``truncated`` names the files cut short and ``nonfinite`` counts, per file, the NaN or infinite
     samples replaced by silence; ``replaced`` names files whose content changed since an earlier ingest
-    (the new content is a new recording; the old one's clips left the pool).
+    (the new content is a new recording; the old one's clips left the pool); ``duplicates`` lists
+    (path, other path) for files holding the same bytes as another recording at another site or time
+    (each stored as a recording of its own: a recorder writing identical files is worth a look).
     """
 
     files_new: int = 0
@@ -59,6 +62,7 @@ class IngestReport:
     truncated: list[str] = field(default_factory=list)
     nonfinite: dict[str, int] = field(default_factory=dict)
     replaced: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def realtime_factor(self) -> float:
@@ -114,6 +118,7 @@ class _Job:
 
 # Messages from the reader to the main thread, in file order:
 #   ("skip", path, reason)            already ingested, or same content as an earlier file of this run
+#   ("duplicate", path, other)        the same bytes as ``other`` at another site or time: ingested as its own
 #   ("bad", path, hash|None, rec|None, reason)   unreadable before any window
 #   ("start", job)                    a file to ingest from job.resume_s
 #   ("window", job, start, end, samples)
@@ -152,51 +157,30 @@ class _Reader(threading.Thread):
         self.put(("eof",))
 
     def _run(self) -> None:
-        seen: dict[str, Path] = {}
+        known = KnownFiles(self.store)
         for path in self.files:
             if self.stop.is_set():
                 return
-            try:
-                st = path.stat()
-                if st.st_size == 0:
-                    # Every empty file has the same hash, so it cannot get a store record of its own.
-                    self.put(("bad", path, None, None, str(_empty_file_error(path))))
-                    continue
-                digest = file_sha256(path)
-            except OSError as e:
-                if not self.put(("bad", path, None, None, f"{path}: cannot be read ({e.strerror or e})")):
+            hashed = stat_and_hash(path, lambda p: str(_empty_file_error(p)))
+            if hashed.problem is not None or hashed.digest is None or hashed.stat is None:
+                if not self.put(("bad", path, None, None, hashed.problem or f"{path}: cannot be read")):
                     return
                 continue
-            if digest in seen:
-                self.put(("skip", path, f"same content as {seen[digest]}"))
+            st, digest = hashed.stat, hashed.digest
+            meta = recording_metadata(path, self.sidecar)
+            decision = known.decide(path, digest, st, meta)
+            if decision.skip:
+                self.put(("skip", path, decision.reason))
                 continue
-            seen[digest] = path
-            rec = self.store.find_recording(digest)
-            if rec is not None and rec.status == "replaced" and rec.path == str(path):
-                # the file went back to content ingested before: that recording is current again
-                self.store.update_recording(rec.id, status="done", replaced_by=None, error=None,
-                                            file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
-                self.store.replace_recordings(str(path), rec.id)
-                self.put(("skip", path, f"its content went back to recording {rec.id}, ingested before"))
-                continue
-            if rec is not None and rec.status in ("done", "replaced"):
-                if rec.path != str(path) and not os.path.exists(rec.path):
-                    # the same content, moved: the recording follows its file (clips are cut from here now)
-                    self.store.update_recording(rec.id, path=str(path), file_size=st.st_size,
-                                                file_mtime_ns=st.st_mtime_ns)
-                    self.put(("skip", path, f"already ingested; its file moved here from {rec.path}"))
-                else:
-                    self.put(("skip", path, f"already ingested as {rec.path}"))
-                continue
+            if decision.state == FileState.DUPLICATE:
+                self.put(("duplicate", path, decision.reason))
+            rec = decision.existing
             try:
                 info = probe(path)
             except AudioReadError as e:
                 self.put(("bad", path, digest, rec, str(e)))
                 continue
-            meta = recording_metadata(path, self.sidecar)
-            # a pending recording (interrupted run) resumes after its last committed window; a failed one is
-            # read again from its start, so whatever made it fail is checked again
-            resume = self.store.ingested_until(rec.id) if rec is not None and rec.status == "pending" else 0.0
+            resume = decision.resume_s
             job = _Job(path, digest, info, meta, rec, resume, size=st.st_size, mtime_ns=st.st_mtime_ns)
             if not self.put(("start", job)):
                 return
@@ -271,6 +255,10 @@ class _Ingester:
                 self.fail(job.path, job.content_hash, None, msg[2], job.recording_id)
             elif kind == "bad":
                 self.fail(msg[1], msg[2], msg[3], msg[4], None)
+            elif kind == "duplicate":
+                log.info("%s holds the same bytes as %s (another site, device or time): stored as a recording of "
+                         "its own", msg[1], msg[2])
+                self.report.duplicates.append((str(msg[1]), msg[2]))
             elif kind == "skip":
                 self.report.files_skipped += 1
                 self.files_done += 1

@@ -174,8 +174,12 @@ class Store:
 
     # ---------------------------------------------------------------- records (store.records)
     def find_recording(self, content_hash: str) -> Optional[Recording]:
-        """The recording with this content hash, or None."""
+        """The first recording of this content, or None."""
         return self.records.find_recording(content_hash)
+
+    def find_recordings(self, content_hash: str) -> list[Recording]:
+        """Every recording of this content (the same bytes at other sites or times too), oldest first."""
+        return self.records.find_recordings(content_hash)
 
     def add_recording(self, recording: Recording) -> Recording:
         """Insert a new recording (status ``pending``); its clips arrive with ``add_clip_batch``."""

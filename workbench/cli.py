@@ -162,6 +162,11 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
                   f"samples ({sum(report.nonfinite.values())} replaced by silence)")
         for path in report.replaced:
             print(f"  changed since last ingested: {path} (new version stored; the old one's clips left the pool)")
+        if report.duplicates:
+            print(f"  {len(report.duplicates)} file(s) hold the same bytes as another recording at another site, "
+                  f"device or time; each is stored as a recording of its own (a recorder writing identical files?):")
+            for path, other in report.duplicates:
+                print(f"    duplicate: {path} = {other}")
     for folder in empty:
         print(f"  failed: {folder}: a folder holding no audio or image files: give the files or the folder that "
               f"holds them")

@@ -336,6 +336,24 @@ def test_shards_workers_left_are_committed_without_the_cluster(audio, reference,
     st.close()
 
 
+def test_the_same_bytes_at_two_sites_are_two_recordings_from_one_shard(tmp_path, birdnet):
+    from embeddings.cluster import cluster_ingest
+    from embeddings.cluster_worker import EmbedFiles
+
+    a = write_tone(tmp_path / "audio" / "siteA" / "20240501_050000.wav", 4.0, seed=9)
+    b = tmp_path / "audio" / "siteB" / "20240601_060000.wav"
+    b.parent.mkdir()
+    shutil.copy(a, b)
+    EmbedFiles(str(tmp_path / "shards"), model_factory=lambda: birdnet).embed(str(a), file_sha256(a), 0.0)
+    st = Store.open(tmp_path / "ws")
+    report = cluster_ingest(tmp_path / "audio", st, address="127.0.0.1:9", shard_dir=tmp_path / "shards")
+    assert (report.files_new, report.shards_reused, report.windows_added) == (2, 1, 4)
+    assert report.duplicates == [(str(b), str(a))]
+    assert [r.site for r in st.recordings(status="done")] == ["siteA", "siteB"]
+    assert not list((tmp_path / "shards").rglob("*.npz"))  # deleted once both were committed from it
+    st.close()
+
+
 # ---------------------------------------------------------------------------- on the cluster
 def test_the_cluster_has_two_nodes(ray_cluster):
     assert len(ray_cluster.nodes) == 2 and ray_cluster.cpus == 2

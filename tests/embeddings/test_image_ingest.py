@@ -95,12 +95,14 @@ def test_an_interrupted_ingest_resumes_without_duplicates(tmp_path, tiny):
 def test_a_copy_in_the_same_run_and_a_changed_image(tmp_path, tiny):
     folder = tmp_path / "traps"
     paths = _images(folder, n=3)
-    shutil.copy(paths[0], folder / "copy.JPG")
+    shutil.copy(paths[0], folder / "cam0" / "copy.JPG")  # the same camera: the same frame
+    shutil.copy(paths[0], folder / "cam1" / "other.JPG")  # another camera: a frame of its own
     store = Store.open(tmp_path / "ws")
     report = ingest_images(folder, store, tiny)
-    assert report.files_new == 3 and report.files_skipped == 1
+    assert report.files_new == 4 and report.files_skipped == 1
+    assert report.duplicates == [(str(folder / "cam1" / "other.JPG"), str(paths[0]))]
     Image.new("RGB", (160, 120), "red").save(paths[1])  # the card was rewritten
     again = ingest_images(folder, store, tiny)
     assert again.files_new == 1 and again.replaced == [str(paths[1])]
-    assert len(store.pool()) == 3  # the old version left the pool
+    assert len(store.pool()) == 4  # the old version left the pool
     store.close()
