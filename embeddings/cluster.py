@@ -61,6 +61,7 @@ from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, Decode
 from embeddings.birdnet import BirdNET
 from embeddings.cluster_shards import (Shard, ShardError, matches, model_folder, read_shard, read_shard_meta,
                                        remove_stale_temporaries, shard_path, working_path)
+from embeddings.files import unreadable_folder
 from embeddings.ingest import IngestReport, ProgressCallback, find_audio_files
 from embeddings.known_files import FileState, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
@@ -457,7 +458,8 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
         raise ValueError(f"address must be a Ray address (host:port, auto, ray://host:port) or 'local', "
                          f"got {address!r}")
     empty_folders: list[Path] = []
-    files = find_audio_files(paths, empty_folders)
+    unreadable: list[tuple[Path, str]] = []
+    files = find_audio_files(paths, empty_folders, unreadable)
     sidecar = Sidecar(metadata_csv).read() if metadata_csv is not None else None
     if model_factory is None:
         model_factory = BirdNET  # one single-threaded interpreter per worker thread, as single-machine ingest
@@ -515,6 +517,7 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
                     entry.result = {"kind": "unreachable", "error": f"{entry.path}: the cluster returned no result "
                                                                     f"for it; ingest again"}
         committer.commit_ready(final=True)
+    report.files_failed += [unreadable_folder(f, reason) for f, reason in unreadable]
     for folder_ in empty_folders:
         report.files_failed.append((str(folder_), f"{folder_} is a folder holding no audio files "
                                                    f"({', '.join(AUDIO_EXTENSIONS)}): give the files or the folder "

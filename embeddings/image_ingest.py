@@ -29,6 +29,7 @@ import numpy as np
 
 from embeddings.detections import ImageDetections, crop, read_detections
 from embeddings.image_files import IMAGE_EXTENSIONS, ImageReadError, find_image_files, read_image
+from embeddings.files import unreadable_folder
 from embeddings.ingest import IngestReport, ProgressCallback
 from embeddings.known_files import FileState, KnownFile, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, image_metadata
@@ -127,7 +128,8 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
     # one more worker than cores: while one waits on the GIL (EXIF, numpy glue), the cores stay on decode and invoke
     workers = workers or min(4, (os.cpu_count() or 1) + 1)
     empty: list[Path] = []
-    files = find_image_files(paths, empty)
+    unreadable: list[tuple[Path, str]] = []
+    files = find_image_files(paths, empty, unreadable)
     sidecar = Sidecar(metadata_csv).read() if metadata_csv is not None else None
     root_path = Path(root).resolve() if root is not None else None
     report = IngestReport()
@@ -196,6 +198,7 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
             writing.result()
             done += n_written
             tick(last_path)
+    report.files_failed += [unreadable_folder(f, reason) for f, reason in unreadable]
     for folder in empty:
         report.files_failed.append((str(folder), f"{folder} is a folder holding no image files "
                                                   f"({', '.join(IMAGE_EXTENSIONS)}): give the files or the folder "

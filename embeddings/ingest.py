@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from embeddings.files import find_files
+from embeddings.files import find_files, unreadable_folder
 from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, DecodeStats, iter_windows, probe
 from embeddings.birdnet import BirdNET, EmbeddingModel
 from embeddings.known_files import FileState, KnownFiles, stat_and_hash
@@ -81,14 +81,15 @@ class IngestReport:
 
 
 def find_audio_files(paths: str | os.PathLike | Iterable[str | os.PathLike],
-                     empty_folders: Optional[list[Path]] = None) -> list[Path]:
+                     empty_folders: Optional[list[Path]] = None,
+                     unreadable: Optional[list[tuple[Path, str]]] = None) -> list[Path]:
     """Audio files under ``paths`` (files as given; folders searched recursively), sorted, without repeats.
 
     Folders contribute files ending in .wav .flac .mp3 .ogg (any case); a file named explicitly is
     taken whatever its ending, so a wrong file is reported rather than silently ignored. A folder
     given that holds no audio file (a typo, a folder named ``x.wav``) is appended to ``empty_folders``.
     """
-    return find_files(paths, AUDIO_EXTENSIONS, "audio files", empty_folders)
+    return find_files(paths, AUDIO_EXTENSIONS, "audio files", empty_folders, unreadable)
 
 
 def _empty_file_error(path: Path) -> AudioReadError:
@@ -351,7 +352,8 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     empty_folders: list[Path] = []
-    files = find_audio_files(paths, empty_folders)
+    unreadable: list[tuple[Path, str]] = []
+    files = find_audio_files(paths, empty_folders, unreadable)
     sidecar = Sidecar(metadata_csv).read() if metadata_csv is not None else None
     if model is None:
         model = BirdNET()
@@ -398,6 +400,7 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
             reader.join()
             runner.close()
     report = runner.report
+    report.files_failed += [unreadable_folder(folder, reason) for folder, reason in unreadable]
     for folder in empty_folders:
         report.files_failed.append((str(folder), f"{folder} is a folder holding no audio files "
                                                   f"({', '.join(AUDIO_EXTENSIONS)}): give the files or the folder "

@@ -73,8 +73,10 @@ def _score_new_clips(store, model_version=None) -> None:
         print(file=sys.stderr)
 
 
-def _split_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
-    """(audio files, image files, image folders given, folders holding neither) under the paths given."""
+def _split_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path], list[Path], list[tuple[str, str]]]:
+    """(audio files, image files, image folders given, folders holding neither, (folder, reason) of folders that
+    cannot be read) under the paths given."""
+    from embeddings.files import unreadable_folder
     from embeddings.image_files import IMAGE_EXTENSIONS, find_image_files
     from embeddings.ingest import find_audio_files
 
@@ -82,12 +84,14 @@ def _split_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[P
     others = [p for p in paths if p not in explicit_images]
     no_audio: list[Path] = []
     no_images: list[Path] = []
-    audio = find_audio_files(others, no_audio) if others else []
+    unreadable: list[tuple[Path, str]] = []
+    audio = find_audio_files(others, no_audio, unreadable) if others else []
     folders = [p for p in others if p.is_dir()]
     images = find_image_files([*explicit_images, *folders], no_images) if explicit_images or folders else []
     empty = [p for p in no_audio if p in no_images]
     image_roots = [p for p in folders if p not in no_images]
-    return audio, images, image_roots, empty
+    failed = [unreadable_folder(folder, reason) for folder, reason in dict(unreadable).items()]
+    return audio, images, image_roots, empty, failed
 
 
 def _vision_model(ws: Workspace, args: argparse.Namespace):
@@ -110,7 +114,7 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
     """Audio files through BirdNET, image files through the vision model, into the same store."""
     from embeddings.ingest import IngestReport, ingest
 
-    audio, images, image_roots, empty = _split_inputs(args.paths)
+    audio, images, image_roots, empty, unreadable = _split_inputs(args.paths)
     cluster = getattr(args, "cluster", None)
     if cluster is None and (getattr(args, "shards", None) is not None or getattr(args, "workers", None) is not None
                             or getattr(args, "keep_shards", False)):
@@ -170,8 +174,10 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
     for folder in empty:
         print(f"  failed: {folder}: a folder holding no audio or image files: give the files or the folder that "
               f"holds them")
+    for _folder, reason in unreadable:
+        print(f"  failed: {reason}")
     stored = sum(r.files_new + r.files_skipped for r in reports)
-    failed = sum(len(r.files_failed) for r in reports) + len(empty)
+    failed = sum(len(r.files_failed) for r in reports) + len(empty) + len(unreadable)
     return 0 if stored > 0 or not failed else 1
 
 

@@ -1,0 +1,57 @@
+"""Ingest as a hostile but fair new user runs it (issue 18): everything given reaches the store or is named.
+
+Each test here failed on the workbench before issue 18: it asserts what the user sees (the exit status, the
+line printed, the rows in the store).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.embeddings.audio_files import write_tone
+from workbench.cli import main
+from workbench.config import Workspace
+
+
+def _unreadable(monkeypatch, folder: Path) -> None:
+    """``folder`` cannot be listed: by its mode, and for root (who reads whatever the mode) by refusing it."""
+    folder.chmod(0)
+    if os.geteuid() == 0:
+        real = os.scandir
+
+        def scandir(path="."):
+            if Path(path) == folder:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+
+
+def _recordings(ws: Path):
+    store = Workspace.resolve(str(ws)).open_store()
+    try:
+        return store.recordings()
+    finally:
+        store.close()
+
+
+def test_symlinked_site_folders_are_followed_and_unreadable_folders_named(tmp_path, monkeypatch, capsys):
+    top, elsewhere = tmp_path / "top", tmp_path / "data"
+    write_tone(elsewhere / "siteA" / "20240501_050000.wav", 3.0, seed=1)
+    write_tone(top / "siteB" / "20240501_050000.wav", 3.0, seed=2)
+    (top / "siteA").symlink_to(elsewhere / "siteA", target_is_directory=True)  # ln -s /data/siteA top/siteA
+    (top / "siteB" / "loop").symlink_to(top, target_is_directory=True)  # a link back up: each file once
+    locked = top / "siteC"
+    write_tone(locked / "20240501_050000.wav", 3.0, seed=3)
+    _unreadable(monkeypatch, locked)
+    try:
+        main(["--workspace", str(tmp_path / "ws"), "ingest", str(top)])
+    finally:
+        locked.chmod(0o755)
+    out = capsys.readouterr().out
+    assert "ingested 2 new file(s), skipped 0 already stored" in out
+    assert out.count(f"failed: {locked} is a folder that cannot be read (Permission denied)") == 1
+    assert sorted(r.site for r in _recordings(tmp_path / "ws")) == ["siteA", "siteB"]
