@@ -176,9 +176,10 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
               f"holds them")
     for _folder, reason in unreadable:
         print(f"  failed: {reason}")
-    stored = sum(r.files_new + r.files_skipped for r in reports)
     failed = sum(len(r.files_failed) for r in reports) + len(empty) + len(unreadable)
-    return 0 if stored > 0 or not failed else 1
+    if failed:  # a cron or Slurm job notices: any file not ingested is a non-zero exit
+        print(f"{failed} file(s) or folder(s) not ingested (named above): exit status 1", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # Sampling options and the strategy parameter each one sets (None = not given: the strategy's default).

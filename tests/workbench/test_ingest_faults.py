@@ -55,3 +55,14 @@ def test_symlinked_site_folders_are_followed_and_unreadable_folders_named(tmp_pa
     assert "ingested 2 new file(s), skipped 0 already stored" in out
     assert out.count(f"failed: {locked} is a folder that cannot be read (Permission denied)") == 1
     assert sorted(r.site for r in _recordings(tmp_path / "ws")) == ["siteA", "siteB"]
+
+
+def test_a_folder_with_one_failing_file_exits_1_with_the_count(tmp_path, capsys):
+    folder = tmp_path / "audio"
+    write_tone(folder / "good.wav", 3.0)
+    (folder / "broken.wav").write_text("not audio at all")
+    assert main(["--workspace", str(tmp_path / "ws"), "ingest", str(folder)]) == 1
+    captured = capsys.readouterr()
+    assert "ingested 1 new file(s), skipped 0 already stored, 1 failed" in captured.out
+    assert "1 file(s) or folder(s) not ingested (named above): exit status 1" in captured.err
+    assert [r.status for r in _recordings(tmp_path / "ws")] == ["failed", "done"]
