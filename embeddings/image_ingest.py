@@ -27,7 +27,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from embeddings.detections import ImageDetections, crop, read_detections
+from embeddings.detections import Detection, ImageDetections, crop, read_detections
 from embeddings.image_files import IMAGE_EXTENSIONS, ImageReadError, find_image_files, read_image
 from embeddings.files import unreadable_folder
 from embeddings.ingest import IngestReport, ProgressCallback
@@ -58,6 +58,7 @@ class _Image:
     embeddings: Optional[np.ndarray] = None
     notes: list[str] = field(default_factory=list)
     decision: Optional[KnownFile] = None
+    adds_crops: bool = False  # a stored frame getting a detector's crops (nothing else of it changes)
 
 
 def _prepare(path: Path, known: KnownFiles, model: Any, detections: Optional[dict[Path, ImageDetections]],
@@ -77,10 +78,16 @@ def _prepare(path: Path, known: KnownFiles, model: Any, detections: Optional[dic
     job.decision = known.decide(path, job.content_hash, hashed.stat,
                                 lambda: image_metadata(path, sidecar, root=root))
     job.existing = job.decision.existing
+    found = detections.get(path.resolve()) if detections is not None else None
     if job.decision.skip:
         job.skip = job.decision.reason
-        return job
-    found = detections.get(path.resolve()) if detections is not None else None
+        if found is None or not found.detections or job.existing is None:
+            return job
+        job.regions = _new_detection_set(known.store, job.existing.id, found)
+        if not job.regions:
+            job.skip += "; its detections are stored too"
+            return job
+        job.skip, job.adds_crops = None, True  # the usual order: frames first, the detector's boxes later
     whole = found is None or not found.detections  # crops need every pixel; a whole frame only the model's input
     try:
         image = read_image(path, max_pixels=max_pixels, notes=job.notes,
@@ -96,7 +103,8 @@ def _prepare(path: Path, known: KnownFiles, model: Any, detections: Optional[dic
         job.regions = [(0, BLANK)]
         parts = [image]
     else:
-        job.regions = [(k, (*d.bbox, d.category, float(d.confidence))) for k, d in enumerate(found.detections, 1)]
+        if not job.adds_crops:
+            job.regions = [(k, _box(d)) for k, d in enumerate(found.detections, 1)]
         parts = [crop(image, d.bbox) for d in found.detections]
     try:
         inputs = [model.preprocess(part) for part in parts]
@@ -107,6 +115,29 @@ def _prepare(path: Path, known: KnownFiles, model: Any, detections: Optional[dic
     # other infers (Pillow and LiteRT release the GIL), which keeps both cores busy with the least handing over
     job.probabilities, job.embeddings = model.infer_batch(inputs)
     return job
+
+
+def _box(d: Detection) -> Box:
+    return (*d.bbox, d.category, float(d.confidence))
+
+
+def _box_key(box: Box) -> tuple:
+    return (*(round(float(v), 6) for v in box[:4]), box[4])
+
+
+def _new_detection_set(store: Store, recording_id: int, found: ImageDetections) -> list[tuple[int, Optional[Box]]]:
+    """Regions for a stored frame's detections, or [] when each of those boxes is stored already (a rerun).
+
+    A detector's boxes for a frame are one detection set: crops numbered after the frame's clips already
+    stored, so a second detector run with other boxes adds a set of its own and the first stays as it was.
+    """
+    stored = store.regions(recording_id)
+    known = {_box_key(box) for _, box in stored if box is not None}
+    boxes = [_box(d) for d in found.detections]
+    if all(_box_key(box) in known for box in boxes):
+        return []
+    first = int(max((start for start, _ in stored), default=0.0)) + 1
+    return [(first + i, box) for i, box in enumerate(boxes)]
 
 
 def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store, model: Any, *,
@@ -235,7 +266,9 @@ def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, 
                                  for job in new])
     rec_of = {id(job): rec.id for job, rec in zip(new, recs)}
     for job in batch:
-        if job.existing is not None:  # a pending recording of a killed run, or a failed one read again
+        if job.adds_crops:  # a stored frame: its crops go in with the others, in one transaction, nothing else
+            rec_of[id(job)] = job.existing.id
+        elif job.existing is not None:  # a pending recording of a killed run, or a failed one read again
             rec_of[id(job)] = store.update_recording(job.existing.id, status="pending", error=None,
                                                      **fields[id(job)]).id
     rec_ids = [rec_of[id(job)] for job in batch for _ in job.regions]
@@ -247,17 +280,19 @@ def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, 
             report.warnings.append((str(job.path), note))
         if any("truncated" in note for note in job.notes):
             report.truncated.append(str(job.path))
+    ingested = [job for job in batch if not job.adds_crops]
     store.update_recordings({rec_of[id(job)]: {"status": "done", "error": "; ".join(job.notes) or None}
-                             for job in batch})
-    old = set(store.replace_recordings({str(job.path): rec_of[id(job)] for job in batch}))
+                             for job in ingested})
+    old = set(store.replace_recordings({str(job.path): rec_of[id(job)] for job in ingested}))
     changed = {r.path for r in store.recordings(status="replaced") if r.id in old} if old else set()
-    report.replaced += [str(job.path) for job in batch if str(job.path) in changed]
-    report.files_new += len(batch)
+    report.replaced += [str(job.path) for job in ingested if str(job.path) in changed]
+    report.files_new += len(ingested)
+    report.crops_added_to += [str(job.path) for job in batch if job.adds_crops]
 
 
 def _fail(store: Store, job: _Image, report: IngestReport) -> None:
     log.warning("not ingested: %s", job.error)
-    if job.content_hash is not None:
+    if job.content_hash is not None and not job.adds_crops:  # a stored frame keeps what it has
         if job.existing is None:
             store.add_recording(Recording(path=str(job.path), content_hash=job.content_hash, modality="image",
                                           status="failed", error=job.error))

@@ -49,7 +49,8 @@ class IngestReport:
     samples replaced by silence; ``replaced`` names files whose content changed since an earlier ingest
     (the new content is a new recording; the old one's clips left the pool); ``duplicates`` lists
     (path, other path) for files holding the same bytes as another recording at another site or time
-    (each stored as a recording of its own: a recorder writing identical files is worth a look).
+    (each stored as a recording of its own: a recorder writing identical files is worth a look);
+    ``crops_added_to`` names image frames stored before whose detector crops this run added.
     """
 
     files_new: int = 0
@@ -63,6 +64,7 @@ class IngestReport:
     nonfinite: dict[str, int] = field(default_factory=dict)
     replaced: list[str] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
+    crops_added_to: list[str] = field(default_factory=list)
 
     @property
     def realtime_factor(self) -> float:

@@ -315,6 +315,13 @@ class SqlRecords:
             s.commit()
             return ids
 
+    def regions(self, recording_id: int) -> list[tuple[float, Optional[Box]]]:
+        """(start_s, box or None) of each clip of a recording, by start: an image's frame and detector crops."""
+        with self._session() as s:
+            rows = s.execute(select(Clip.start_s, ClipBox).outerjoin(ClipBox, ClipBox.clip_id == Clip.id)
+                             .where(Clip.recording_id == recording_id).order_by(Clip.start_s)).all()
+        return [(float(t), None if b is None else (b.x, b.y, b.w, b.h, b.category, b.confidence)) for t, b in rows]
+
     def clips(self, clip_ids: Iterable[int]) -> list[ClipInfo]:
         """Clip and recording details for the given ids, in the order given."""
         ids = [int(i) for i in clip_ids]

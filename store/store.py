@@ -223,6 +223,10 @@ class Store:
         """Bulk path: clips of any number of recordings with the model's outputs, in one transaction."""
         return self.records.add_clips(recording_ids, spans, model, probabilities, embeddings, boxes)
 
+    def regions(self, recording_id: int) -> list[tuple[float, Optional[Box]]]:
+        """(start_s, box or None) of each clip of a recording, by start: an image's frame and detector crops."""
+        return self.records.regions(recording_id)
+
     def clips(self, clip_ids: Iterable[int]) -> list[ClipInfo]:
         """Clip and recording details for the given ids, in the order given."""
         return self.records.clips(clip_ids)

@@ -166,6 +166,8 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
                   f"samples ({sum(report.nonfinite.values())} replaced by silence)")
         for path in report.replaced:
             print(f"  changed since last ingested: {path} (new version stored; the old one's clips left the pool)")
+        if report.crops_added_to:
+            print(f"  detector crops added to {len(report.crops_added_to)} frame(s) ingested before")
         if report.duplicates:
             print(f"  {len(report.duplicates)} file(s) hold the same bytes as another recording at another site, "
                   f"device or time; each is stored as a recording of its own (a recorder writing identical files?):")
