@@ -97,13 +97,17 @@ def _split_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[P
 def _vision_model(ws: Workspace, args: argparse.Namespace):
     """The model named by --vision-model: a registered name (from --model-dir or fetched, pinned and
     checksummed, into the workspace), or a .tflite/.onnx file with --labels."""
-    from embeddings.vision import DEFAULT_MODEL, REGISTRY, fetch_model, model_from_file, registered_model
+    from embeddings.vision import (DEFAULT_MODEL, REGISTRY, ModelDownloadError, fetch_model, model_from_file,
+                                   registered_model)
 
     name = args.vision_model or DEFAULT_MODEL
     if name in REGISTRY:
         if args.model_dir:
             return registered_model(name, args.model_dir)
-        return fetch_model(name, ws.models / "vision", base=os.environ.get("WORKBENCH_MODELS_MIRROR") or None)
+        try:
+            return fetch_model(name, ws.models / "vision", base=os.environ.get("WORKBENCH_MODELS_MIRROR") or None)
+        except ModelDownloadError as e:  # offline on the first image ingest: what to do, in one line
+            raise UserError(str(e)) from e
     path = Path(name)
     if not path.exists():
         raise UserError(f"--vision-model {name!r} is neither a registered model ({', '.join(REGISTRY)}) nor a file")

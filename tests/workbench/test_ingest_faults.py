@@ -66,3 +66,16 @@ def test_a_folder_with_one_failing_file_exits_1_with_the_count(tmp_path, capsys)
     assert "ingested 1 new file(s), skipped 0 already stored, 1 failed" in captured.out
     assert "1 file(s) or folder(s) not ingested (named above): exit status 1" in captured.err
     assert [r.status for r in _recordings(tmp_path / "ws")] == ["failed", "done"]
+
+
+def test_an_offline_first_image_ingest_is_one_line_naming_the_real_flags(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    (tmp_path / "traps").mkdir()
+    Image.new("RGB", (160, 120), "green").save(tmp_path / "traps" / "IMG_0001.JPG")
+    monkeypatch.setenv("WORKBENCH_MODELS_MIRROR", "http://127.0.0.1:9")  # no network: nothing answers
+    assert main(["--workspace", str(tmp_path / "ws"), "ingest", str(tmp_path / "traps")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: vision model 'mobilenet-v2-imagenet': cannot download") and "\n" not in err
+    assert "--vision-model FILE --labels FILE" in err and "--model-dir FOLDER" in err
+    assert "--model FILE" not in err and "Traceback" not in err
