@@ -55,9 +55,10 @@ def _ingest_progress(files_done: int, files_total: int, windows_done: int, curre
 
 
 # ------------------------------------------------------------------------------------ stages
-def _open_store(ws: Workspace):
-    """The workspace's store; a wait for another command's lock is said on stderr."""
-    return ws.open_store(on_wait=lambda message: _progress(f"[wait] {message}"))
+def _open_store(ws: Workspace, reading: bool = False):
+    """The workspace's store; a wait for another command's lock is said on stderr. A ``reading`` command opens
+    a workspace it cannot write (an archived one) read-only; a writing one is refused naming the folder."""
+    return ws.open_store(on_wait=lambda message: _progress(f"[wait] {message}"), read_only=None if reading else False)
 
 
 def _score_new_clips(store, model_version=None) -> None:
@@ -441,10 +442,13 @@ def cmd_labels(ws: Workspace, args: argparse.Namespace) -> int:
     """Show the label set annotators choose from; derive an edited one (the next push uses it)."""
     from annotation.labelset import derive_label_set, label_set_from_pool
 
-    store = _open_store(ws)
+    store = _open_store(ws, reading=not (args.add or args.remove))
     current = store.label_set(args.label_set) if args.label_set else store.label_set()
     if args.label_set and current is None:
         raise UserError(f"no label set named {args.label_set!r}")
+    if store.read_only and (current is None or args.from_pool):
+        raise UserError(f"the workspace folder {ws.root} is read-only and holds no label set to show: run "
+                        f"`workbench labels` once where it can be written (that stores the set made from the pool)")
     if current is None or args.from_pool:
         current = label_set_from_pool(store, min_confidence=args.min_confidence, max_species=args.max_species)
     if args.add or args.remove:
@@ -498,7 +502,7 @@ def cmd_simulate(ws: Workspace, args: argparse.Namespace) -> int:
 def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
     from store import mask_password
 
-    store = _open_store(ws)
+    store = _open_store(ws, reading=True)
     counts = store.counts()
     print(f"workspace: {ws.root}")
     print(f"database:  {mask_password(ws.db_url) if ws.db_url else 'SQLite (workbench.db in the workspace)'}")

@@ -79,3 +79,52 @@ def test_an_offline_first_image_ingest_is_one_line_naming_the_real_flags(tmp_pat
     assert err.startswith("error: vision model 'mobilenet-v2-imagenet': cannot download") and "\n" not in err
     assert "--vision-model FILE --labels FILE" in err and "--model-dir FOLDER" in err
     assert "--model FILE" not in err and "Traceback" not in err
+
+
+@pytest.fixture
+def read_only_workspace(tmp_path):
+    """A workspace with one recording and a label set, then made read-only (an archived copy): mounted read-only
+    for root (who writes whatever the mode), its modes taken away otherwise."""
+    import shutil
+    import subprocess
+
+    from store import Recording
+
+    ws = Workspace.resolve(str(tmp_path / "ws"))
+    store = ws.open_store()
+    store.add_recording(Recording(path="/data/siteA/a.wav", content_hash="h1", status="done", site="siteA"))
+    store.add_label_set("archived", ["Parus major_Great Tit", "Other", "Noise"])
+    store.close()
+    if os.geteuid() != 0:
+        for p in (ws.root, *ws.root.rglob("*")):
+            p.chmod(p.stat().st_mode & ~0o222)
+        yield ws.root
+        for p in (ws.root, *ws.root.rglob("*")):
+            p.chmod(p.stat().st_mode | 0o200)
+        return
+    ro = tmp_path / "archive"
+    ro.mkdir()
+    if shutil.which("mount") is None or subprocess.run(["mount", "--bind", str(ws.root), str(ro)]).returncode:
+        pytest.skip("running as root and cannot bind-mount a read-only copy of the workspace")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)]).returncode:
+            pytest.skip("running as root and cannot remount the workspace read-only")
+        yield ro
+    finally:
+        subprocess.run(["umount", str(ro)])
+
+
+def test_a_read_only_workspace_is_read_by_reading_commands_and_named_by_writing_ones(read_only_workspace, capsys):
+    ws = str(read_only_workspace)
+    before = sorted(p.name for p in read_only_workspace.iterdir())
+    assert main(["--workspace", ws, "status"]) == 0
+    out = capsys.readouterr().out
+    assert "recordings         1" in out and "Label Studio: stopped" in out
+    assert main(["--workspace", ws, "labels"]) == 0
+    assert "label set 'archived' (3 labels)" in capsys.readouterr().out
+    for argv in (["sample", "--budget", "1"], ["labels", "--add", "Noise2"]):
+        assert main(["--workspace", ws, *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"error: the workspace folder {read_only_workspace} is read-only (an archived copy?): this "
+                       f"command writes to its database; copy the folder somewhere writable, or make it writable")
+    assert sorted(p.name for p in read_only_workspace.iterdir()) == before  # nothing made in it
