@@ -110,8 +110,8 @@ def read_only_workspace(tmp_path):
         if subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)]).returncode:
             pytest.skip("running as root and cannot remount the workspace read-only")
         yield ro
-    finally:
-        subprocess.run(["umount", str(ro)])
+    finally:  # lazily: the commands run in this process may still hold the database open
+        subprocess.run(["umount", "--lazy", str(ro)])
 
 
 def test_a_read_only_workspace_is_read_by_reading_commands_and_named_by_writing_ones(read_only_workspace, capsys):
