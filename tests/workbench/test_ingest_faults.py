@@ -128,3 +128,67 @@ def test_a_read_only_workspace_is_read_by_reading_commands_and_named_by_writing_
         assert err == (f"error: the workspace folder {read_only_workspace} is read-only (an archived copy?): this "
                        f"command writes to its database; copy the folder somewhere writable, or make it writable")
     assert sorted(p.name for p in read_only_workspace.iterdir()) == before  # nothing made in it
+
+
+_FAKE_SERVICE = """
+import http.server, sys
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+def test_stop_in_a_copied_workspace_leaves_the_originals_services_running(tmp_path, capsys):
+    """The original's Label Studio and app (stand-ins answering /health, started as services start them: their
+    workspace in their environment, their pid and port recorded in the workspace) survive a copy's stop."""
+    import json
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from annotation.server import pid_alive
+
+    original = Workspace.resolve(str(tmp_path / "original"))
+    procs = []
+    for name, key, folder in (("label-studio", "LABEL_STUDIO_BASE_DATA_DIR", original.labelstudio_data),
+                              ("streamlit", "WORKBENCH_HOME", original.root)):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = dict(os.environ, **{key: str(folder)})
+        procs.append((subprocess.Popen([sys.executable, "-c", _FAKE_SERVICE, str(port), name], env=env,
+                                       start_new_session=True), port))
+    (ls, ls_port), (app, app_port) = procs
+    original.labelstudio_data.mkdir()
+    (original.labelstudio_data / "workbench-server.json").write_text(json.dumps({"pid": ls.pid, "port": ls_port}))
+    original.logs.mkdir()
+    (original.logs / "app.json").write_text(json.dumps({"pid": app.pid, "url": f"http://127.0.0.1:{app_port}",
+                                                        "workspace": str(original.root)}))
+    try:
+        time.sleep(1.0)  # both answer /health
+        shutil.copytree(original.root, tmp_path / "copy")
+        copy = str(tmp_path / "copy")
+        assert main(["--workspace", copy, "status"]) == 0
+        out = capsys.readouterr().out
+        assert "app: stopped" in out and "Label Studio: stopped (the Label Studio at" in out
+        assert main(["--workspace", copy, "stop"]) == 0
+        out = capsys.readouterr().out
+        assert "app was not running" in out and "belongs to another workspace; left running" in out
+        assert pid_alive(ls.pid) and pid_alive(app.pid)
+        assert main(["--workspace", str(original.root), "status"]) == 0
+        out = capsys.readouterr().out
+        assert f"Label Studio: running at http://127.0.0.1:{ls_port}" in out
+        assert f"app: running at http://127.0.0.1:{app_port}" in out
+        assert main(["--workspace", str(original.root), "stop"]) == 0
+        assert "Label Studio stopped" in capsys.readouterr().out
+        for proc, _ in procs:
+            proc.wait(timeout=20)
+    finally:
+        for proc, _ in procs:
+            proc.kill()
+            proc.wait()
