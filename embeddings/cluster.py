@@ -408,6 +408,8 @@ def connect(address: str, object_store_memory: Optional[int] = None) -> bool:
                                    f"(ray start --head on one node, ray start --address=HEAD:PORT on the others), "
                                    f"check the address, or use --cluster local")
             ray.init(address=address, **kwargs)
+    except ClusterError:
+        raise  # already says what to do (wrapped again below, its advice would be printed twice)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ClusterError(f"cannot join the Ray cluster at {address!r}: {e}; start it first (ray start --head on "
                            f"one node, ray start --address=HEAD:PORT on the others) or use --cluster local") from e

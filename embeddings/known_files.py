@@ -12,6 +12,7 @@ made here, so every ingest makes them the same way.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -66,11 +67,21 @@ def stat_and_hash(path: Path, empty: Callable[[Path], str]) -> Hashed:
     """Stat and hash ``path``; ``empty(path)`` says why a 0-byte file is refused (all share one hash)."""
     try:
         st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader; a device is no recording
+            return Hashed(st, None, f"{path}: is {_kind(st.st_mode)}, not a regular file: give the file itself")
         if st.st_size == 0:
             return Hashed(st, None, empty(path))
         return Hashed(st, file_sha256(path))
     except OSError as e:
         return Hashed(None, None, f"{path}: cannot be read ({e.strerror or e})")
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a plain file"
 
 
 Identity = tuple  # (site, device, start_time): where and when a content was recorded

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -162,11 +163,13 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
                 f"{report.windows_added} image regions (frames or detector crops) in {report.wall_seconds:.1f} s")
         print(f"ingested {report.files_new} new file(s), skipped {report.files_skipped} already stored, "
               f"{len(report.files_failed)} failed; {what}")
-        for path, reason in report.files_failed:
-            print(f"  failed: {path}: {reason}")
+        for path, reason in report.files_failed:  # most reasons name their file already
+            print(f"  failed: {reason if str(path) in reason else f'{path}: {reason}'}")
         for path, message in report.warnings:
             print(f"  warning: {message}")
-        if report.truncated or report.nonfinite:
+        if kind == "images" and report.truncated:
+            print(f"  {len(report.truncated)} truncated image(s): the part that decodes was ingested")
+        elif report.truncated or report.nonfinite:
             print(f"  {len(report.truncated)} truncated file(s), {len(report.nonfinite)} file(s) with NaN/infinite "
                   f"samples ({sum(report.nonfinite.values())} replaced by silence)")
         for path in report.replaced:
@@ -340,6 +343,8 @@ def _strategy(args: argparse.Namespace):
 def _print_picks(picks, show: int) -> None:
     for p in picks[:show]:
         print(f"  #{p.rank:<3} clip {p.clip_id:<7} {p.reason}")
+    if len(picks) > show:
+        print(f"  ... and {len(picks) - show} more (--show N lists more)")
 
 
 def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
@@ -732,7 +737,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a reader of its output that goes away (``workbench status | head``) ends it quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe is only "Exception ignored" noise
+        return code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to say to a closed pipe
+        return 141  # as a process ended by SIGPIPE: 128 + 13
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library warning (a budget beyond the pool) as one line, without Python's source line."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        if not args.verbose:
+            warnings.showwarning = _one_line_warning
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -192,3 +192,67 @@ def test_stop_in_a_copied_workspace_leaves_the_originals_services_running(tmp_pa
         for proc, _ in procs:
             proc.kill()
             proc.wait()
+
+
+# ---------------------------------------------------------------------------- the smaller ones (item 9)
+def test_sample_says_how_many_picks_it_hides_and_a_budget_warning_is_one_line(workspace, tmp_path, monkeypatch,
+                                                                            capsys):
+    from tests.annotation.conftest import generate
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(workspace.root))
+    store = workspace.open_store()
+    generate(store, tmp_path, n_clips=40, pick=10)  # 30 clips left to pick
+    assert main(["sample", "--strategy", "random", "--budget", "25", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("  #") == 20 and "  ... and 5 more (--show N lists more)" in out
+    assert main(["sample", "--strategy", "random", "--budget", "1000000", "--seed", "0"]) == 0
+    captured = capsys.readouterr()
+    [warning] = [line for line in captured.err.splitlines() if "budget" in line]
+    assert warning.startswith("warning: budget 1000000 exceeds the 5 clips left in the pool")
+    assert "SamplerWarning" not in captured.err and ".py:" not in captured.err and "picks =" not in captured.err
+    store.close()
+
+
+def test_status_into_a_closed_pipe_ends_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "--workspace", str(tmp_path / "ws"), "status"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # `workbench status | head -0`: the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_ingest_failure_lines_name_a_fifo_and_each_path_once_and_images_speak_of_images(tmp_path, capsys):
+    from PIL import Image
+
+    from tests.conftest import shared_path
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.wav")
+    (folder / "broken.wav").write_text("not audio at all")
+    Image.new("RGB", (320, 240), "green").save(folder / "IMG_0001.JPG", quality=90)
+    data = (folder / "IMG_0001.JPG").read_bytes()
+    (folder / "IMG_0002.JPG").write_bytes(data[: len(data) // 2])  # cut short: kept, with a note
+    code = main(["--workspace", str(tmp_path / "ws"), "ingest", str(folder / "pipe.wav"), str(folder / "broken.wav"),
+                 str(folder), "--vision-model", "mobilenet-v1-0.25-128-imagenet",
+                 "--model-dir", str(shared_path("models", "vision"))])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"  failed: {folder / 'pipe.wav'}: is a FIFO (named pipe), not a regular file: give the file itself" in out
+    assert "0 bytes" not in out
+    assert out.count(str(folder / "broken.wav")) == 1
+    assert "1 truncated image(s): the part that decodes was ingested" in out and "NaN" not in out
+
+
+def test_an_unreachable_ray_cluster_gives_its_advice_once():
+    pytest.importorskip("ray", reason="needs Ray for cluster ingest")
+    from embeddings.cluster import ClusterError, connect
+
+    with pytest.raises(ClusterError) as e:
+        connect("127.0.0.1:9")
+    assert str(e.value).count("ray start --head") == 1 and "cannot reach the Ray cluster's head" in str(e.value)
