@@ -420,12 +420,37 @@ def test_a_worker_killed_mid_file_is_replaced_and_the_file_done_again(ray_cluste
     st.close()
 
 
+def _embedding_workers(cluster) -> list[int]:
+    """Live processes of the cluster's nodes running an ``EmbedFiles`` actor (Ray titles them ``ray::MapWorker``)."""
+    pids = []
+    for proc in cluster.procs:
+        for pid in _session_pids(proc.pid):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"MapWorker" in cmd or b"EmbedFiles" in cmd:
+                pids.append(pid)
+    return pids
+
+
+def _wait_until_its_workers_are_gone(cluster, timeout_s: float = 60.0) -> None:
+    """A SIGKILLed driver's actors are ended by Ray after it, not with it: one busy with a file may finish it
+    and write its shard first. Counting the shards left before they are gone made the count race (issue 18)."""
+    deadline = time.monotonic() + timeout_s
+    while _embedding_workers(cluster):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the killed driver's workers still run after {timeout_s:.0f} s: {_embedding_workers(cluster)}")
+        time.sleep(0.2)
+
+
 def test_a_killed_driver_is_finished_by_a_rerun(ray_cluster, audio, reference, tmp_path):
     """SIGKILL the driver once some files are committed and others wait as shards; the rerun commits those
     shards without recomputing them, embeds the rest, and the store is the reference's."""
     workspace, shard_dir = tmp_path / "ws", tmp_path / "shards"
     _cluster_ingest(ray_cluster, audio.files, workspace, expect_kill=True, shard_dir=shard_dir, commit_interval_s=0.0,
                     kill_when_shards_wait_in=shard_dir / MODEL)
+    _wait_until_its_workers_are_gone(ray_cluster)  # one mid-file when the driver died may still write its shard
 
     st = Store.open(workspace)
     done = {r.content_hash for r in st.recordings(status="done")}
