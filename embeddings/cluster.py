@@ -61,6 +61,7 @@ from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, Decode
 from embeddings.birdnet import BirdNET
 from embeddings.cluster_shards import (Shard, ShardError, matches, model_folder, read_shard, read_shard_meta,
                                        remove_stale_temporaries, shard_path, working_path)
+from embeddings import resample as resampling
 from embeddings.files import unreadable_folder
 from embeddings.ingest import IngestReport, ProgressCallback, find_audio_files
 from embeddings.known_files import FileState, KnownFiles, stat_and_hash
@@ -427,7 +428,7 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
                    workers: Optional[int] = None, threads_per_worker: int = 1, batch_windows: int = 64,
                    commit_windows: int = 1024, commit_interval_s: float = 2.0, keep_shards: bool = False,
                    files_in_flight: int = FILES_IN_FLIGHT, hash_threads: int = 4,
-                   object_store_memory: Optional[int] = None,
+                   object_store_memory: Optional[int] = None, resample: Optional[str] = None,
                    progress: Optional[ProgressCallback] = None) -> ClusterIngestReport:
     """Ingest audio files and folders into ``store`` on a Ray cluster; same result as ``embeddings.ingest.ingest``.
 
@@ -443,6 +444,7 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
     clips per transaction and commits whatever is finished (in file order) every ``commit_interval_s``
     seconds. ``keep_shards`` leaves committed shards in ``shard_dir``. ``object_store_memory`` (bytes)
     sizes a ``"local"`` Ray's object store (default 256 MB: only small records travel through it).
+    ``resample`` as in single-machine ingest (recorded with the embedding model version).
 
     ``progress(files_done, files_total, windows_done, current_path)`` is called when a worker finishes a
     file and after every commit; an exception it raises stops the run (committed files stay, finished
@@ -478,7 +480,9 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
                          f"every node reaches") from e
     report = ClusterIngestReport()
     with store.lock("ingest"):  # a second ingest of the same store waits: no file is ingested twice
-        mv = store.ensure_model_version(model.name, "embedding", model.name, model.dim, labels)
+        mv = store.ensure_model_version(model.name, "embedding", model.name, model.dim, labels,
+                                        params=resampling.params(resample))
+        how = resampling.recorded(mv, resample).value  # one embedding space, one resampler
         layer = getattr(model, "output_layer", None)
         if callable(layer):  # as single-machine ingest: probability rows are then recomputed from embeddings
             store.set_output_layer(mv, *layer())
@@ -501,7 +505,7 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
                 committer.forget_shard(entry)  # a driver killed between a commit and its clean-up left it
             if entry.kind != "work" or leaders[entry.content_hash] is not entry:
                 continue
-            found = _reusable_shard(entry, shard_root, model, len(labels), window_s, sample_rate)
+            found = _reusable_shard(entry, shard_root, model, len(labels), window_s, sample_rate, how)
             if found is not None:
                 committer.arrived(entry.index, found, reused=True)
                 report.shards_reused += 1
@@ -513,7 +517,7 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
         committer.commit_ready(final=False)
         if todo:
             _run_on_cluster(todo, committer, report, address, shard_root, model_factory, workers,
-                            threads_per_worker, batch_windows, files_in_flight, object_store_memory)
+                            threads_per_worker, batch_windows, files_in_flight, object_store_memory, how)
             for entry in todo:  # never lost silently: a file the cluster gave nothing back for is named
                 if entry.result is None:
                     entry.result = {"kind": "unreachable", "error": f"{entry.path}: the cluster returned no result "
@@ -529,7 +533,7 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
 
 
 def _reusable_shard(entry: _Entry, shard_root: Path, model: Any, n_classes: int, window_s: float,
-                    sample_rate: int) -> Optional[dict[str, Any]]:
+                    sample_rate: int, resample: Optional[str] = None) -> Optional[dict[str, Any]]:
     """The record of a shard an earlier run left for this entry, if it can be committed as it is."""
     path = shard_path(shard_root, model.name, entry.content_hash)
     if not path.exists():
@@ -540,7 +544,7 @@ def _reusable_shard(entry: _Entry, shard_root: Path, model: Any, n_classes: int,
         log.warning("%s; it will be made again", e)
         return None
     why = matches(meta, entry.content_hash, model.name, int(model.dim), n_classes, window_s, sample_rate,
-                  entry.shard_from_s)
+                  entry.shard_from_s, resample)
     if why is not None:
         log.info("shard %s cannot be reused (%s); it will be made again", path, why)
         return None
@@ -552,7 +556,7 @@ def _reusable_shard(entry: _Entry, shard_root: Path, model: Any, n_classes: int,
 def _run_on_cluster(todo: list[_Entry], committer: _Committer, report: ClusterIngestReport, address: str,
                     shard_root: Path, model_factory: Callable[[], Any], workers: Optional[int],
                     threads_per_worker: int, batch_windows: int, files_in_flight: int,
-                    object_store_memory: Optional[int]) -> None:
+                    object_store_memory: Optional[int], resample: str) -> None:
     """Embed ``todo`` with a Ray Data actor pool; hand each file's record to the committer as it arrives."""
     from embeddings.cluster_worker import EmbedFiles
 
@@ -585,7 +589,8 @@ def _run_on_cluster(todo: list[_Entry], committer: _Committer, report: ClusterIn
         ds = ds.map_batches(EmbedFiles, fn_constructor_kwargs=dict(shard_dir=str(shard_root),
                                                                    model_factory=model_factory,
                                                                    batch_windows=batch_windows,
-                                                                   threads=threads_per_worker),
+                                                                   threads=threads_per_worker,
+                                                                   resample=resample),
                             batch_size=1, num_cpus=threads_per_worker,
                             # a worker process or node lost: Ray Data's actor pools make the actor again (on the
                             # nodes left if need be) and run the files it held again, however often that happens

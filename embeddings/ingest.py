@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from embeddings.files import find_files, unreadable_folder
 from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, DecodeStats, iter_windows, probe
 from embeddings.birdnet import BirdNET, EmbeddingModel
+from embeddings import resample as resampling
 from embeddings.known_files import FileState, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
 from embeddings.model_threads import Inference, ModelThreads
@@ -132,8 +133,9 @@ class _Job:
 
 class _Reader(threading.Thread):
     def __init__(self, files: Sequence[Path], store: Store, sidecar: Optional[Sidecar], maxsize: int,
-                 window_s: float, sample_rate: int):
+                 window_s: float, sample_rate: int, resample: resampling.Resample = resampling.DEFAULT):
         super().__init__(name="ingest-reader", daemon=True)
+        self.resample = resample
         self.files = files
         self.store = store
         self.sidecar = sidecar
@@ -190,7 +192,7 @@ class _Reader(threading.Thread):
             try:
                 for start, end, samples in iter_windows(path, start_s=resume, window_s=self.window_s,
                                                         target_sr=self.sample_rate, stats=job.stats,
-                                                        on_warning=lambda _msg: None):
+                                                        on_warning=lambda _msg: None, resample=self.resample):
                     if not self.put(("window", job, start, end, samples)):
                         return
             except (AudioReadError, OSError) as e:
@@ -205,7 +207,7 @@ class _Ingester:
     """State of one run on the calling thread: inference, store writes, report, progress."""
 
     def __init__(self, store: Store, model: Any, files_total: int, batch_windows: int, workers: int,
-                 progress: Optional[ProgressCallback]):
+                 progress: Optional[ProgressCallback], resample: Optional[str] = None):
         self.store = store
         self.model = model
         self.files_total = files_total
@@ -214,7 +216,8 @@ class _Ingester:
         self.report = IngestReport()
         self.files_done = 0
         self.model_version = store.ensure_model_version(model.name, "embedding", model.name, model.dim,
-                                                        list(model.labels))
+                                                        list(model.labels), params=resampling.params(resample))
+        self.resample = resampling.recorded(self.model_version, resample)  # one embedding space, one resampler
         layer = getattr(model, "output_layer", None)
         if callable(layer):  # probability rows are then recomputed from embeddings, not stored
             store.set_output_layer(self.model_version, *layer())
@@ -330,7 +333,7 @@ class _Ingester:
 def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store, *,
            model: Optional[EmbeddingModel] = None, metadata_csv: str | os.PathLike | None = None,
            batch_windows: int = 64, progress: Optional[ProgressCallback] = None,
-           workers: Optional[int] = None) -> IngestReport:
+           workers: Optional[int] = None, resample: Optional[str] = None) -> IngestReport:
     """Ingest audio files and folders into ``store``: windows, probabilities, embeddings, scores.
 
     ``model`` defaults to BirdNET V2.4. ``metadata_csv`` is a sidecar CSV (file, site, device,
@@ -339,7 +342,10 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
     windows_done, current_path)`` is called after every batch and every file; an exception it raises
     stops the run (committed batches stay; a rerun resumes). ``workers`` threads run the model
     (default: 2 on a machine with at least 2 cores); each holds its own BirdNET interpreter (about
-    140 MB, and about a second to warm up), so pass the same ``model`` to repeated calls.
+    140 MB, and about a second to warm up), so pass the same ``model`` to repeated calls. ``resample``
+    ("analyzer", BirdNET-Analyzer's, or "soxr-hq"; see ``embeddings.resample``) is recorded with the store's
+    embedding model version when it is made; None takes the recorded one (else "analyzer"), and another one
+    than the recorded is refused.
 
     Unreadable files are reported in ``files_failed`` and stored as failed recordings with their
     reason; an empty (0-byte) file is only reported, since all empty files share one content hash.
@@ -349,6 +355,8 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
     started = time.perf_counter()
     if not isinstance(batch_windows, int) or batch_windows < 1:
         raise ValueError(f"batch_windows must be a positive int, got {batch_windows!r}")
+    if resample is not None:
+        resample = resampling.parse(resample)
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
     if not isinstance(workers, int) or workers < 1:
@@ -362,10 +370,11 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
     if hasattr(model, "load"):
         model.load()  # fail now, not after the first file, when the model files are missing
     with store.lock("ingest"):  # a second ingest of the same store waits: no file is ingested twice
-        runner = _Ingester(store, model, len(files), batch_windows, workers, progress)
+        runner = _Ingester(store, model, len(files), batch_windows, workers, progress, resample)
         window_s = float(getattr(model, "window_s", 3.0))
         sample_rate = int(getattr(model, "sample_rate", 48000))
-        reader = _Reader(files, store, sidecar, maxsize=batch_windows, window_s=window_s, sample_rate=sample_rate)
+        reader = _Reader(files, store, sidecar, maxsize=batch_windows, window_s=window_s, sample_rate=sample_rate,
+                         resample=runner.resample)
         reader.start()
         # Segment k is stored while segment k + 1 is being inferred: the model threads never wait for the store.
         in_flight: deque[tuple[list[tuple], Optional[Inference]]] = deque()

@@ -135,7 +135,8 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
         shards = args.shards if args.shards is not None else ws.root / "shards"
         try:
             report = cluster_ingest(audio, store, address=cluster, shard_dir=shards, metadata_csv=args.metadata,
-                                    workers=args.workers, keep_shards=args.keep_shards, progress=_ingest_progress)
+                                    workers=args.workers, keep_shards=args.keep_shards,
+                                    resample=getattr(args, "resample", None), progress=_ingest_progress)
         except ClusterError as e:
             raise UserError(str(e)) from e
         reports.append(report)
@@ -145,7 +146,8 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
               f"{report.list_seconds:.1f} s, workers busy {report.worker_seconds:.1f} s, committing "
               f"{report.commit_seconds:.1f} s", file=sys.stderr)
     elif audio or not images:
-        reports.append(ingest(audio, store, metadata_csv=args.metadata, progress=_ingest_progress))
+        reports.append(ingest(audio, store, metadata_csv=args.metadata, progress=_ingest_progress,
+                              resample=getattr(args, "resample", None)))
         print(file=sys.stderr)
     if images:
         from embeddings.image_ingest import ingest_images
@@ -610,6 +612,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="cluster: model workers (Ray actors, one CPU each; default: the "
                                                "cluster's CPUs)")
     s.add_argument("--keep-shards", action="store_true", help="cluster: keep shards after they are committed")
+    s.add_argument("--resample", choices=["analyzer", "soxr-hq"],
+                   help="audio not at 48 kHz: 'analyzer' (BirdNET-Analyzer's resampling, librosa kaiser_fast: "
+                        "detections match BirdNET-Analyzer's; the default for a new workspace) or 'soxr-hq' (what "
+                        "workspaces made before 0.4 used); recorded with the workspace's BirdNET version")
     s.set_defaults(func=cmd_ingest)
 
     def sampling_args(s: argparse.ArgumentParser) -> None:
