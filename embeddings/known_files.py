@@ -151,7 +151,9 @@ class KnownFiles:
             if copy is not None:
                 return KnownFile(FileState.STORED, copy, f"already ingested as {copy.path} (same site, device and "
                                                          f"start time)")
-            gone = [r for r in same_place + records if not os.path.exists(r.path)]
+            # a moved file keeps its name, so its time: its site may change with its folder (inbox/ -> archive/),
+            # but the same bytes at another time whose first file was deleted are another recording
+            gone = [r for r in same_place + records if r.start_time == place()[2] and not os.path.exists(r.path)]
             unfinished = [r for r in same_place if r.status in ("pending", "failed")]
             rec = (gone or unfinished or [None])[0]
             if rec is None:

@@ -204,6 +204,13 @@ def test_the_same_bytes_at_two_sites_and_times_are_two_recordings(tmp_path, stor
     third = ingest([c], store, model=birdnet)
     assert (third.files_new, third.duplicates) == (1, [(str(c), str(a))])
     assert [r.site for r in store.recordings(status="done")] == ["siteA", "siteB", "siteC"]
+    # the first file deleted, the same bytes at a fourth time are still a recording of their own, not a move
+    a.unlink()
+    d = tmp_path / "siteD" / "20240801_080000.wav"
+    d.parent.mkdir()
+    shutil.copy(c, d)
+    assert ingest([d], store, model=birdnet).files_new == 1
+    assert [r.site for r in store.recordings(status="done")] == ["siteA", "siteB", "siteC", "siteD"]
 
 
 # ---------------------------------------------------------------------------- interrupted runs
