@@ -2,8 +2,8 @@
 
 Field recordings run for hours, so a file is never loaded whole: ``iter_windows`` reads blocks of
 ``chunk_s`` seconds with soundfile (WAV, FLAC, OGG, MP3), downmixes them to mono, resamples them with
-one streaming soxr resampler (so the output is continuous across blocks, as if the file had been
-resampled in one go) and cuts consecutive, non-overlapping windows.
+one streaming resampler (``embeddings.resample``: BirdNET-Analyzer's by default; the output is the same
+as if the file had been resampled in one go) and cuts consecutive, non-overlapping windows.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from embeddings.files import unusable_file
+from embeddings.resample import DEFAULT as DEFAULT_RESAMPLE, Resample, stream as resample_stream
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,8 @@ def _looks_like_text(head: bytes) -> bool:
 def iter_windows(path: str | Path, *, start_s: float = 0.0, window_s: float = 3.0, target_sr: int = 48000,
                  chunk_s: float = 60.0, min_last_s: float = 1.0,
                  on_warning: Optional[Callable[[str], None]] = None,
-                 stats: Optional[DecodeStats] = None) -> Iterator[tuple[float, float, np.ndarray]]:
+                 stats: Optional[DecodeStats] = None,
+                 resample: Resample | str = DEFAULT_RESAMPLE) -> Iterator[tuple[float, float, np.ndarray]]:
     """Yield ``(start_s, end_s, samples)`` for consecutive windows of a recording, mono at ``target_sr``.
 
     Reads ``chunk_s`` seconds at a time, so memory stays bounded whatever the file's length. The last
@@ -286,7 +287,8 @@ def iter_windows(path: str | Path, *, start_s: float = 0.0, window_s: float = 3.
     ``stats``: a WAV whose header claims more data than the file holds, a file whose decoding stops
     early, a decoded length that differs from an MP3/OGG header's estimate, NaN or infinite samples
     (replaced by silence). A file that cannot be decoded at all, or holds no finite sample, raises
-    ``AudioReadError`` before any window is yielded.
+    ``AudioReadError`` before any window is yielded. ``resample`` names the resampler for audio not at
+    ``target_sr`` (``embeddings.resample``).
     """
     path = Path(path)
     for name, value in (("window_s", window_s), ("chunk_s", chunk_s), ("target_sr", target_sr)):
@@ -311,8 +313,7 @@ def iter_windows(path: str | Path, *, start_s: float = 0.0, window_s: float = 3.
         note(f"{path}: its header declares {info.declared_frames / in_sr:.1f} s but the file holds only "
              f"{info.frames / in_sr:.1f} s: the file is truncated (a copy cut short, or a recorder that lost "
              f"power); keeping the audio that is there")
-    resampler = None if in_sr == target_sr else soxr.ResampleStream(in_sr, target_sr, 1, dtype="float32",
-                                                                      quality="HQ")
+    resampler = resample_stream(resample, in_sr, target_sr)
     seek = resampler is None and info.exact  # else decode from the start: the only way to be bit-exact
     first_frame = int(round(start_s * in_sr)) if seek else 0
     if seek and first_frame >= info.frames:

@@ -61,10 +61,12 @@ from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, Decode
 from embeddings.birdnet import BirdNET
 from embeddings.cluster_shards import (Shard, ShardError, matches, model_folder, read_shard, read_shard_meta,
                                        remove_stale_temporaries, shard_path, working_path)
+from embeddings import resample as resampling
+from embeddings.files import unreadable_folder
 from embeddings.ingest import IngestReport, ProgressCallback, find_audio_files
+from embeddings.known_files import FileState, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
 from store import Recording, Store
-from store.sources import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -121,61 +123,38 @@ class _Entry:
     mtime_ns: int = 0
     meta: Optional[RecordingMetadata] = None
     result: Optional[dict[str, Any]] = None    # the worker's record (or a reused shard's)
+    duplicate_of: Optional[str] = None         # the same bytes are stored (or listed) for this file too
+    twins: list["_Entry"] = field(default_factory=list)  # later files of this run with the same bytes: one shard
+    shard_from_s: float = 0.0                  # where its shard starts (the earliest resume point of its twins)
 
 
-def _stat_and_hash(path: Path) -> tuple[Optional[os.stat_result], Optional[str], Optional[str]]:
-    """(stat, sha256, None) or (stat|None, None, reason it cannot be read)."""
+def _empty_reason(path: Path) -> str:
+    # Every empty file has the same hash, so it cannot get a store record of its own.
     try:
-        st = path.stat()
-        if st.st_size == 0:
-            # Every empty file has the same hash, so it cannot get a store record of its own.
-            try:
-                probe(path)
-            except AudioReadError as e:
-                return st, None, str(e)
-            return st, None, f"{path}: is empty (0 bytes)"
-        return st, file_sha256(path), None
-    except OSError as e:
-        return None, None, f"{path}: cannot be read ({e.strerror or e})"
+        probe(path)
+    except AudioReadError as e:
+        return str(e)
+    return f"{path}: is empty (0 bytes)"
 
 
 def _list(files: Sequence[Path], store: Store, sidecar: Optional[Sidecar], hash_threads: int) -> list[_Entry]:
     """What to do with each file; the store changes single-machine ingest makes while listing are made here."""
     with ThreadPoolExecutor(max_workers=hash_threads, thread_name_prefix="ingest-hash") as pool:
-        hashed = list(pool.map(_stat_and_hash, files))
+        hashed = list(pool.map(lambda p: stat_and_hash(p, _empty_reason), files))
     entries: list[_Entry] = []
-    seen: dict[str, Path] = {}
-    for i, (path, (st, digest, problem)) in enumerate(zip(files, hashed)):
-        if problem is not None or st is None or digest is None:
-            entries.append(_Entry(i, path, "bad", reason=problem or f"{path}: cannot be read"))
+    known = KnownFiles(store)
+    for i, (path, h) in enumerate(zip(files, hashed)):
+        if h.problem is not None or h.stat is None or h.digest is None:
+            entries.append(_Entry(i, path, "bad", reason=h.problem or f"{path}: cannot be read"))
             continue
-        if digest in seen:
-            entries.append(_Entry(i, path, "skip", reason=f"same content as {seen[digest]}"))
+        meta = recording_metadata(path, sidecar)
+        decision = known.decide(path, h.digest, h.stat, meta)
+        if decision.skip:
+            entries.append(_Entry(i, path, "skip", reason=decision.reason, content_hash=h.digest))
             continue
-        seen[digest] = path
-        rec = store.find_recording(digest)
-        if rec is not None and rec.status == "replaced" and rec.path == str(path):
-            # the file went back to content ingested before: that recording is current again
-            store.update_recording(rec.id, status="done", replaced_by=None, error=None,
-                                   file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
-            store.replace_recordings(str(path), rec.id)
-            entries.append(_Entry(i, path, "skip", reason=f"its content went back to recording {rec.id}, "
-                                                          f"ingested before"))
-            continue
-        if rec is not None and rec.status in ("done", "replaced"):
-            if rec.path != str(path) and not os.path.exists(rec.path):
-                # the same content, moved: the recording follows its file (clips are cut from here now)
-                store.update_recording(rec.id, path=str(path), file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
-                reason = f"already ingested; its file moved here from {rec.path}"
-            else:
-                reason = f"already ingested as {rec.path}"
-            entries.append(_Entry(i, path, "skip", reason=reason, content_hash=digest))
-            continue
-        # a pending recording (interrupted run) resumes after its last committed window; a failed one is
-        # read again from its start, so whatever made it fail is checked again
-        resume = store.ingested_until(rec.id) if rec is not None and rec.status == "pending" else 0.0
-        entries.append(_Entry(i, path, "work", content_hash=digest, existing=rec, resume_s=resume,
-                              size=st.st_size, mtime_ns=st.st_mtime_ns, meta=recording_metadata(path, sidecar)))
+        entries.append(_Entry(i, path, "work", content_hash=h.digest, existing=decision.existing,
+                              resume_s=decision.resume_s, size=h.stat.st_size, mtime_ns=h.stat.st_mtime_ns, meta=meta,
+                              duplicate_of=decision.reason if decision.state == FileState.DUPLICATE else None))
     return entries
 
 
@@ -197,6 +176,8 @@ class _Committer:
         self.report = report
         self.progress = progress
         self.next = 0                 # entries before this one are committed
+        # the last entry of each content: a shard shared by twins (same bytes, other site) goes after it
+        self.last_of = {e.content_hash: e.index for e in entries if e.kind == "work"}
         self.files_done = 0
         self.last_commit = time.perf_counter()
 
@@ -205,11 +186,15 @@ class _Committer:
             self.progress(self.files_done, len(self.entries), self.report.windows_added,
                           None if path is None else str(path))
 
-    def arrived(self, index: int, record: dict[str, Any]) -> None:
+    def arrived(self, index: int, record: dict[str, Any], reused: bool = False) -> None:
         entry = self.entries[index]
         if entry.result is not None:  # a duplicate delivery (a retried task): the first one stands
             return
         entry.result = record
+        for twin in entry.twins:
+            twin.result = record
+        if reused:
+            return
         if record.get("node"):
             self.report.nodes[record["node"]] = self.report.nodes.get(record["node"], 0) + 1
         self.report.worker_seconds += float(record.get("seconds", 0.0))
@@ -310,7 +295,8 @@ class _Committer:
         # which the next run's listing removes), then the report and progress
         if not self.keep_shards:
             for entry, _ in ready:
-                self.forget_shard(entry)
+                if self.last_of[entry.content_hash] == entry.index:  # no twin still to commit from it
+                    self.forget_shard(entry)
         by_index = {entry.index: shard for entry, shard in ready}
         failures = {entry.index: reason for entry, reason in failed}
         for entry in group:
@@ -323,6 +309,10 @@ class _Committer:
             else:
                 self.report.add_decode_problems(entry.path, DecodeStats(**by_index[entry.index].meta.stats))
                 self.report.files_new += 1
+                if entry.duplicate_of is not None:
+                    log.info("%s holds the same bytes as %s (another site, device or time): stored as a recording "
+                             "of its own", entry.path, entry.duplicate_of)
+                    self.report.duplicates.append((str(entry.path), entry.duplicate_of))
             self.files_done += 1
             self._progress(entry.path)
 
@@ -419,6 +409,8 @@ def connect(address: str, object_store_memory: Optional[int] = None) -> bool:
                                    f"(ray start --head on one node, ray start --address=HEAD:PORT on the others), "
                                    f"check the address, or use --cluster local")
             ray.init(address=address, **kwargs)
+    except ClusterError:
+        raise  # already says what to do (wrapped again below, its advice would be printed twice)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ClusterError(f"cannot join the Ray cluster at {address!r}: {e}; start it first (ray start --head on "
                            f"one node, ray start --address=HEAD:PORT on the others) or use --cluster local") from e
@@ -436,7 +428,7 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
                    workers: Optional[int] = None, threads_per_worker: int = 1, batch_windows: int = 64,
                    commit_windows: int = 1024, commit_interval_s: float = 2.0, keep_shards: bool = False,
                    files_in_flight: int = FILES_IN_FLIGHT, hash_threads: int = 4,
-                   object_store_memory: Optional[int] = None,
+                   object_store_memory: Optional[int] = None, resample: Optional[str] = None,
                    progress: Optional[ProgressCallback] = None) -> ClusterIngestReport:
     """Ingest audio files and folders into ``store`` on a Ray cluster; same result as ``embeddings.ingest.ingest``.
 
@@ -452,6 +444,7 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
     clips per transaction and commits whatever is finished (in file order) every ``commit_interval_s``
     seconds. ``keep_shards`` leaves committed shards in ``shard_dir``. ``object_store_memory`` (bytes)
     sizes a ``"local"`` Ray's object store (default 256 MB: only small records travel through it).
+    ``resample`` as in single-machine ingest (recorded with the embedding model version).
 
     ``progress(files_done, files_total, windows_done, current_path)`` is called when a worker finishes a
     file and after every commit; an exception it raises stops the run (committed files stay, finished
@@ -469,7 +462,8 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
         raise ValueError(f"address must be a Ray address (host:port, auto, ray://host:port) or 'local', "
                          f"got {address!r}")
     empty_folders: list[Path] = []
-    files = find_audio_files(paths, empty_folders)
+    unreadable: list[tuple[Path, str]] = []
+    files = find_audio_files(paths, empty_folders, unreadable)
     sidecar = Sidecar(metadata_csv).read() if metadata_csv is not None else None
     if model_factory is None:
         model_factory = BirdNET  # one single-threaded interpreter per worker thread, as single-machine ingest
@@ -486,7 +480,9 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
                          f"every node reaches") from e
     report = ClusterIngestReport()
     with store.lock("ingest"):  # a second ingest of the same store waits: no file is ingested twice
-        mv = store.ensure_model_version(model.name, "embedding", model.name, model.dim, labels)
+        mv = store.ensure_model_version(model.name, "embedding", model.name, model.dim, labels,
+                                        params=resampling.params(resample))
+        how = resampling.recorded(mv, resample).value  # one embedding space, one resampler
         layer = getattr(model, "output_layer", None)
         if callable(layer):  # as single-machine ingest: probability rows are then recomputed from embeddings
             store.set_output_layer(mv, *layer())
@@ -495,14 +491,23 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
         committer = _Committer(store, mv, entries, shard_root, model.name, commit_windows, commit_interval_s,
                                keep_shards, report, progress)
         todo = []
+        leaders: dict[str, _Entry] = {}
         for entry in entries:
-            if entry.kind == "skip" and entry.content_hash is not None and not keep_shards:
-                committer.forget_shard(entry)  # a driver killed between a commit and its clean-up left it
             if entry.kind != "work":
                 continue
-            found = _reusable_shard(entry, shard_root, model, len(labels), window_s, sample_rate)
+            leader = leaders.setdefault(entry.content_hash, entry)
+            if leader is not entry:  # the same bytes at another site or time: the first file's shard serves both
+                leader.twins.append(entry)
+            leader.shard_from_s = min(e.resume_s for e in (leader, *leader.twins))
+        for entry in entries:
+            if entry.kind == "skip" and entry.content_hash not in leaders and entry.content_hash is not None \
+                    and not keep_shards:
+                committer.forget_shard(entry)  # a driver killed between a commit and its clean-up left it
+            if entry.kind != "work" or leaders[entry.content_hash] is not entry:
+                continue
+            found = _reusable_shard(entry, shard_root, model, len(labels), window_s, sample_rate, how)
             if found is not None:
-                entry.result = found
+                committer.arrived(entry.index, found, reused=True)
                 report.shards_reused += 1
             else:
                 todo.append(entry)
@@ -512,12 +517,13 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
         committer.commit_ready(final=False)
         if todo:
             _run_on_cluster(todo, committer, report, address, shard_root, model_factory, workers,
-                            threads_per_worker, batch_windows, files_in_flight, object_store_memory)
+                            threads_per_worker, batch_windows, files_in_flight, object_store_memory, how)
             for entry in todo:  # never lost silently: a file the cluster gave nothing back for is named
                 if entry.result is None:
                     entry.result = {"kind": "unreachable", "error": f"{entry.path}: the cluster returned no result "
                                                                     f"for it; ingest again"}
         committer.commit_ready(final=True)
+    report.files_failed += [unreadable_folder(f, reason) for f, reason in unreadable]
     for folder_ in empty_folders:
         report.files_failed.append((str(folder_), f"{folder_} is a folder holding no audio files "
                                                    f"({', '.join(AUDIO_EXTENSIONS)}): give the files or the folder "
@@ -527,7 +533,7 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
 
 
 def _reusable_shard(entry: _Entry, shard_root: Path, model: Any, n_classes: int, window_s: float,
-                    sample_rate: int) -> Optional[dict[str, Any]]:
+                    sample_rate: int, resample: Optional[str] = None) -> Optional[dict[str, Any]]:
     """The record of a shard an earlier run left for this entry, if it can be committed as it is."""
     path = shard_path(shard_root, model.name, entry.content_hash)
     if not path.exists():
@@ -538,7 +544,7 @@ def _reusable_shard(entry: _Entry, shard_root: Path, model: Any, n_classes: int,
         log.warning("%s; it will be made again", e)
         return None
     why = matches(meta, entry.content_hash, model.name, int(model.dim), n_classes, window_s, sample_rate,
-                  entry.resume_s)
+                  entry.shard_from_s, resample)
     if why is not None:
         log.info("shard %s cannot be reused (%s); it will be made again", path, why)
         return None
@@ -550,7 +556,7 @@ def _reusable_shard(entry: _Entry, shard_root: Path, model: Any, n_classes: int,
 def _run_on_cluster(todo: list[_Entry], committer: _Committer, report: ClusterIngestReport, address: str,
                     shard_root: Path, model_factory: Callable[[], Any], workers: Optional[int],
                     threads_per_worker: int, batch_windows: int, files_in_flight: int,
-                    object_store_memory: Optional[int]) -> None:
+                    object_store_memory: Optional[int], resample: str) -> None:
     """Embed ``todo`` with a Ray Data actor pool; hand each file's record to the committer as it arrives."""
     from embeddings.cluster_worker import EmbedFiles
 
@@ -574,7 +580,7 @@ def _run_on_cluster(todo: list[_Entry], committer: _Committer, report: ClusterIn
                                f"{threads_per_worker}: add nodes with CPUs, or lower threads_per_worker")
         n = min(workers or max(1, int(cpus) // threads_per_worker), len(todo))
         report.workers = n
-        items = [{"index": e.index, "path": str(e.path), "content_hash": e.content_hash, "resume_s": e.resume_s}
+        items = [{"index": e.index, "path": str(e.path), "content_hash": e.content_hash, "resume_s": e.shard_from_s}
                  for e in todo]
         # one block per file: files differ in length by orders of magnitude, so each is its own task; an actor
         # holds files_in_flight of them (by default the next one waits there while it embeds one: no round trip
@@ -583,7 +589,8 @@ def _run_on_cluster(todo: list[_Entry], committer: _Committer, report: ClusterIn
         ds = ds.map_batches(EmbedFiles, fn_constructor_kwargs=dict(shard_dir=str(shard_root),
                                                                    model_factory=model_factory,
                                                                    batch_windows=batch_windows,
-                                                                   threads=threads_per_worker),
+                                                                   threads=threads_per_worker,
+                                                                   resample=resample),
                             batch_size=1, num_cpus=threads_per_worker,
                             # a worker process or node lost: Ray Data's actor pools make the actor again (on the
                             # nodes left if need be) and run the files it held again, however often that happens

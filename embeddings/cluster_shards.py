@@ -72,6 +72,7 @@ class ShardMeta:
     sample_rate: int
     resume_s: float
     info: dict[str, Any] = field(default_factory=dict)    # embeddings.audio.AudioInfo fields
+    resample: str = "soxr-hq"                              # embeddings.resample (shards before 0.4: soxr-hq)
     stats: dict[str, Any] = field(default_factory=dict)   # embeddings.audio.DecodeStats fields
     node: str = ""
     pid: int = 0
@@ -199,7 +200,7 @@ def remove_stale_temporaries(folder: Path, older_than_s: float = 3600.0) -> int:
 
 
 def matches(meta: ShardMeta, content_hash: str, model: str, dim: int, n_classes: int, window_s: float,
-            sample_rate: int, resume_s: float) -> Optional[str]:
+            sample_rate: int, resume_s: float, resample: Optional[str] = None) -> Optional[str]:
     """Why a shard cannot stand in for the windows wanted (None: it can)."""
     if meta.format != SHARD_FORMAT:
         return f"format {meta.format}, expected {SHARD_FORMAT}"
@@ -209,6 +210,9 @@ def matches(meta: ShardMeta, content_hash: str, model: str, dim: int, n_classes:
         return f"made by {meta.model} ({meta.n_classes} classes, {meta.dim}-d), not {model}"
     if (float(meta.window_s), int(meta.sample_rate)) != (float(window_s), int(sample_rate)):
         return f"windows of {meta.window_s} s at {meta.sample_rate} Hz, not {window_s} s at {sample_rate} Hz"
+    if resample is not None and meta.resample != resample and int(meta.info.get("sample_rate") or sample_rate) \
+            != int(sample_rate):
+        return f"resampled with {meta.resample}, not {resample}"
     if float(meta.resume_s) > float(resume_s) + 1e-6:
         return f"starts at {meta.resume_s} s, after {resume_s} s"
     return None

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from embeddings.audio import AudioReadError, DecodeStats, iter_windows, probe
+from embeddings.resample import DEFAULT as DEFAULT_RESAMPLE
 from embeddings.cluster_shards import ShardError, ShardMeta, shard_path, working_path, write_shard
 from embeddings.model_threads import ModelThreads
 from store.sources import file_sha256
@@ -52,8 +53,10 @@ def _node_id() -> str:
 class EmbedFiles:
     """Ray Data callable class: ``batch`` of recordings in, one JSON record per recording out."""
 
-    def __init__(self, shard_dir: str, model_factory: Callable[[], Any], batch_windows: int = 64, threads: int = 1):
+    def __init__(self, shard_dir: str, model_factory: Callable[[], Any], batch_windows: int = 64, threads: int = 1,
+                 resample: str = DEFAULT_RESAMPLE.value):
         began = time.perf_counter()
+        self.resample = resample
         self.shard_dir = Path(shard_dir)
         self.batch_windows = batch_windows
         self.threads = threads
@@ -137,7 +140,7 @@ class EmbedFiles:
         try:
             for start, end, samples in iter_windows(path, start_s=resume_s, window_s=self.window_s,
                                                     target_sr=self.sample_rate, stats=stats,
-                                                    on_warning=lambda _msg: None):
+                                                    on_warning=lambda _msg: None, resample=self.resample):
                 starts.append(start)
                 ends.append(end)
                 windows.append(samples)
@@ -150,7 +153,8 @@ class EmbedFiles:
         dim = int(self.model.dim)
         meta = ShardMeta(content_hash=content_hash, path=str(path), model=self.model.name, dim=dim,
                          n_classes=self.n_classes, window_s=self.window_s, sample_rate=self.sample_rate,
-                         resume_s=float(resume_s), info=info_fields, stats=asdict(stats), node=self.node,
+                         resume_s=float(resume_s), info=info_fields, resample=self.resample, stats=asdict(stats),
+                         node=self.node,
                          pid=os.getpid(), seconds=time.perf_counter() - started)
         write_shard(target, meta, np.asarray(starts, dtype=np.float64), np.asarray(ends, dtype=np.float64),
                     np.concatenate(probs) if probs else np.zeros((0, self.n_classes), dtype=np.float32),

@@ -8,13 +8,16 @@ from typing import Iterable, Optional, Sequence
 
 
 def find_files(paths: str | os.PathLike | Iterable[str | os.PathLike], extensions: Sequence[str], what: str,
-               empty_folders: Optional[list[Path]] = None) -> list[Path]:
+               empty_folders: Optional[list[Path]] = None,
+               unreadable: Optional[list[tuple[Path, str]]] = None) -> list[Path]:
     """Files under ``paths`` (files as given; folders searched recursively), sorted, without repeats.
 
     Folders contribute files ending in one of ``extensions`` (any case); a file named explicitly is taken
-    whatever its ending, so a wrong file is reported rather than silently ignored. A folder given that
-    holds no such file (a typo, a folder named ``x.wav``) is appended to ``empty_folders``; a path that
-    does not exist is refused, naming it and ``what`` (e.g. "audio files").
+    whatever its ending, so a wrong file is reported rather than silently ignored. Symlinked folders are
+    followed (a site linked into the tree is part of it), each folder and file once however often it is
+    linked. A folder given that holds no such file (a typo, a folder named ``x.wav``) is appended to
+    ``empty_folders``; a folder that cannot be listed to ``unreadable`` as (folder, reason), so it is
+    reported rather than silently missing; a path that does not exist is refused, naming it and ``what``.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -22,18 +25,49 @@ def find_files(paths: str | os.PathLike | Iterable[str | os.PathLike], extension
     for raw in paths:
         p = Path(raw).expanduser()
         if p.is_dir():
-            before = len(found)
-            for sub in sorted(p.rglob("*")):
-                if sub.suffix.lower() in extensions and sub.is_file():
-                    found.setdefault(sub.resolve(), None)
-            if len(found) == before and empty_folders is not None and not any(  # nothing new: truly none?
-                    sub.suffix.lower() in extensions and sub.is_file() for sub in p.rglob("*")):
+            matching = sorted(_walk(p, extensions, unreadable))
+            if not matching and empty_folders is not None:
                 empty_folders.append(p)
+            for sub in matching:
+                found.setdefault(sub.resolve(), None)
         elif p.exists():
             found.setdefault(p.resolve(), None)
         else:
             raise FileNotFoundError(f"{p} does not exist: give {what} or folders holding them")
     return list(found)
+
+
+def _walk(folder: Path, extensions: Sequence[str], unreadable: Optional[list[tuple[Path, str]]]) -> list[Path]:
+    """Files ending in ``extensions`` below ``folder``, symlinked folders followed, each real folder once."""
+    visited: set[tuple[int, int]] = set()
+    files: list[Path] = []
+
+    def failed(e: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append((Path(e.filename or folder), e.strerror or str(e)))
+
+    for top, dirs, names in os.walk(folder, onerror=failed, followlinks=True):
+        try:
+            st = os.stat(top)
+        except OSError as e:
+            failed(e)
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in visited:  # a link back up the tree, or the same folder linked twice
+            dirs[:] = []
+            continue
+        visited.add((st.st_dev, st.st_ino))
+        for name in names:
+            sub = Path(top) / name
+            if sub.suffix.lower() in extensions and sub.is_file():
+                files.append(sub)
+    return files
+
+
+def unreadable_folder(folder: Path, reason: str) -> tuple[str, str]:
+    """The failure line of a folder that cannot be listed: (folder, what happened and what to do)."""
+    return str(folder), (f"{folder} is a folder that cannot be read ({reason}): none of its files were ingested; "
+                         f"give this user read access to it and ingest again")
 
 
 def unusable_file(path: Path, kind: str, device: str) -> Optional[str]:

@@ -77,7 +77,8 @@ class ImageReadError(ValueError):
 
 # ---------------------------------------------------------------------------- finding files
 def find_image_files(paths: str | os.PathLike | Iterable[str | os.PathLike],
-                     empty_folders: Optional[list[Path]] = None) -> list[Path]:
+                     empty_folders: Optional[list[Path]] = None,
+                     unreadable: Optional[list[tuple[Path, str]]] = None) -> list[Path]:
     """Image files under ``paths`` (files as given; folders searched recursively), sorted, without repeats.
 
     Folders contribute files ending in .jpg .jpeg .png .bmp .tif .tiff (any case); a file named explicitly
@@ -85,7 +86,7 @@ def find_image_files(paths: str | os.PathLike | Iterable[str | os.PathLike],
     that holds no image (a typo, a folder of videos) is appended to ``empty_folders``. The same contract as
     ``embeddings.ingest.find_audio_files``.
     """
-    return find_files(paths, IMAGE_EXTENSIONS, "image files", empty_folders)
+    return find_files(paths, IMAGE_EXTENSIONS, "image files", empty_folders, unreadable)
 
 
 # ---------------------------------------------------------------------------- reading

@@ -27,12 +27,13 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from embeddings.detections import ImageDetections, crop, read_detections
+from embeddings.detections import Detection, ImageDetections, crop, read_detections
 from embeddings.image_files import IMAGE_EXTENSIONS, ImageReadError, find_image_files, read_image
+from embeddings.files import unreadable_folder
 from embeddings.ingest import IngestReport, ProgressCallback
+from embeddings.known_files import FileState, KnownFile, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, image_metadata
 from store import Recording, Store
-from store.sources import file_sha256
 from store.store import Box
 
 log = logging.getLogger(__name__)
@@ -56,37 +57,37 @@ class _Image:
     probabilities: Optional[np.ndarray] = None  # one row per region
     embeddings: Optional[np.ndarray] = None
     notes: list[str] = field(default_factory=list)
+    decision: Optional[KnownFile] = None
+    adds_crops: bool = False  # a stored frame getting a detector's crops (nothing else of it changes)
 
 
-def _prepare(path: Path, store: Store, model: Any, detections: Optional[dict[Path, ImageDetections]],
+def _prepare(path: Path, known: KnownFiles, model: Any, detections: Optional[dict[Path, ImageDetections]],
              sidecar: Optional[Sidecar], root: Optional[Path], max_pixels: Optional[int]) -> _Image:
     """Hash, skip what is stored, decode, cut the regions and preprocess them (runs on a worker thread)."""
     job = _Image(path)
-    try:
-        st = path.stat()
-        job.size, job.mtime_ns = st.st_size, st.st_mtime_ns
-        if st.st_size == 0:  # every empty file has the same hash: it cannot get a record of its own
-            job.error = f"{path}: is empty (0 bytes): the camera or the copy failed; copy it again or delete it"
-            return job
-        job.content_hash = file_sha256(path)
-    except OSError as e:
-        job.error = f"{path}: cannot be read ({e.strerror or e})"
+    hashed = stat_and_hash(path, lambda p: f"{p}: is empty (0 bytes): the camera or the copy failed; copy it "
+                                           f"again or delete it")
+    if hashed.stat is not None:
+        job.size, job.mtime_ns = hashed.stat.st_size, hashed.stat.st_mtime_ns
+    if hashed.problem is not None or hashed.digest is None or hashed.stat is None:
+        job.error = hashed.problem or f"{path}: cannot be read"
         return job
-    rec = store.find_recording(job.content_hash)
-    job.existing = rec
-    if rec is not None and rec.status in ("done", "replaced"):
-        if rec.status == "replaced" and rec.path == str(path):
-            store.update_recording(rec.id, status="done", replaced_by=None, error=None, file_size=job.size,
-                                   file_mtime_ns=job.mtime_ns)
-            store.replace_recordings(str(path), rec.id)
-            job.skip = f"its content went back to recording {rec.id}, ingested before"
-        elif rec.path != str(path) and not os.path.exists(rec.path):
-            store.update_recording(rec.id, path=str(path), file_size=job.size, file_mtime_ns=job.mtime_ns)
-            job.skip = f"already ingested; its file moved here from {rec.path}"
-        else:
-            job.skip = f"already ingested as {rec.path}"
-        return job
+    job.content_hash = hashed.digest
+    # the run's own files are decided on the calling thread (``_decide_in_run``): here only the store is asked, and
+    # the metadata (EXIF) is read only when another recording holds the same bytes
+    job.decision = known.decide(path, job.content_hash, hashed.stat,
+                                lambda: image_metadata(path, sidecar, root=root))
+    job.existing = job.decision.existing
     found = detections.get(path.resolve()) if detections is not None else None
+    if job.decision.skip:
+        job.skip = job.decision.reason
+        if found is None or not found.detections or job.existing is None:
+            return job
+        job.regions = _new_detection_set(known.store, job.existing.id, found)
+        if not job.regions:
+            job.skip += "; its detections are stored too"
+            return job
+        job.skip, job.adds_crops = None, True  # the usual order: frames first, the detector's boxes later
     whole = found is None or not found.detections  # crops need every pixel; a whole frame only the model's input
     try:
         image = read_image(path, max_pixels=max_pixels, notes=job.notes,
@@ -102,7 +103,8 @@ def _prepare(path: Path, store: Store, model: Any, detections: Optional[dict[Pat
         job.regions = [(0, BLANK)]
         parts = [image]
     else:
-        job.regions = [(k, (*d.bbox, d.category, float(d.confidence))) for k, d in enumerate(found.detections, 1)]
+        if not job.adds_crops:
+            job.regions = [(k, _box(d)) for k, d in enumerate(found.detections, 1)]
         parts = [crop(image, d.bbox) for d in found.detections]
     try:
         inputs = [model.preprocess(part) for part in parts]
@@ -113,6 +115,29 @@ def _prepare(path: Path, store: Store, model: Any, detections: Optional[dict[Pat
     # other infers (Pillow and LiteRT release the GIL), which keeps both cores busy with the least handing over
     job.probabilities, job.embeddings = model.infer_batch(inputs)
     return job
+
+
+def _box(d: Detection) -> Box:
+    return (*d.bbox, d.category, float(d.confidence))
+
+
+def _box_key(box: Box) -> tuple:
+    return (*(round(float(v), 6) for v in box[:4]), box[4])
+
+
+def _new_detection_set(store: Store, recording_id: int, found: ImageDetections) -> list[tuple[int, Optional[Box]]]:
+    """Regions for a stored frame's detections, or [] when each of those boxes is stored already (a rerun).
+
+    A detector's boxes for a frame are one detection set: crops numbered after the frame's clips already
+    stored, so a second detector run with other boxes adds a set of its own and the first stays as it was.
+    """
+    stored = store.regions(recording_id)
+    known = {_box_key(box) for _, box in stored if box is not None}
+    boxes = [_box(d) for d in found.detections]
+    if all(_box_key(box) in known for box in boxes):
+        return []
+    first = int(max((start for start, _ in stored), default=0.0)) + 1
+    return [(first + i, box) for i, box in enumerate(boxes)]
 
 
 def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store, model: Any, *,
@@ -134,7 +159,8 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
     # one more worker than cores: while one waits on the GIL (EXIF, numpy glue), the cores stay on decode and invoke
     workers = workers or min(4, (os.cpu_count() or 1) + 1)
     empty: list[Path] = []
-    files = find_image_files(paths, empty)
+    unreadable: list[tuple[Path, str]] = []
+    files = find_image_files(paths, empty, unreadable)
     sidecar = Sidecar(metadata_csv).read() if metadata_csv is not None else None
     root_path = Path(root).resolve() if root is not None else None
     report = IngestReport()
@@ -157,29 +183,27 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
     with store.lock("ingest"), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image") as readers, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-store") as writer:
         pending: deque[Future] = deque()
+        known = KnownFiles(store, in_run=False)  # the workers ask the store; this thread checks the run's files
+        run = KnownFiles(store)  # only its record of this run's files is used
         queue = iter(files)
         ahead = max(4, 2 * batch_images)
 
         def refill() -> None:
             for path in queue:
-                pending.append(readers.submit(_prepare, path, store, model, by_path, sidecar, root_path, max_pixels))
+                pending.append(readers.submit(_prepare, path, known, model, by_path, sidecar, root_path, max_pixels))
                 if len(pending) >= ahead:
                     return
 
         refill()
         batch: list[_Image] = []
-        seen: dict[str, Path] = {}
         writing: Optional[Future] = None  # the previous batch's store writes, overlapping this batch's inference
         n_written, last_path = 0, None
         while pending or batch:
             if pending:
                 job = pending.popleft().result()
                 refill()
-                if job.content_hash is not None and not job.skip:
-                    if job.content_hash in seen:
-                        job.skip, job.error = f"same content as {seen[job.content_hash]}", None
-                    else:
-                        seen[job.content_hash] = job.path
+                if job.decision is not None and not job.skip:
+                    _decide_in_run(run, job, report)
                 if job.skip:
                     report.files_skipped += 1
                     done += 1
@@ -205,12 +229,27 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
             writing.result()
             done += n_written
             tick(last_path)
+    report.files_failed += [unreadable_folder(f, reason) for f, reason in unreadable]
     for folder in empty:
         report.files_failed.append((str(folder), f"{folder} is a folder holding no image files "
                                                   f"({', '.join(IMAGE_EXTENSIONS)}): give the files or the folder "
                                                   f"that holds them"))
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def _decide_in_run(run: KnownFiles, job: _Image, report: IngestReport) -> None:
+    """Against the files of this run, in file order: a copy with the same site and time is skipped, the same
+    bytes at another site or time are a duplicate (a recording of its own, reported)."""
+    state = run.earlier(job.path, job.content_hash, job.meta)
+    if state is not None and state.skip:
+        job.skip, job.error = state.reason, None
+        return
+    duplicate = state if state is not None else job.decision
+    if duplicate.state == FileState.DUPLICATE:
+        log.info("%s holds the same bytes as %s (another site, device or time): stored as a recording of its own",
+                 job.path, duplicate.reason)
+        report.duplicates.append((str(job.path), duplicate.reason))
 
 
 def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, embs: np.ndarray,
@@ -227,7 +266,9 @@ def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, 
                                  for job in new])
     rec_of = {id(job): rec.id for job, rec in zip(new, recs)}
     for job in batch:
-        if job.existing is not None:  # a pending recording of a killed run, or a failed one read again
+        if job.adds_crops:  # a stored frame: its crops go in with the others, in one transaction, nothing else
+            rec_of[id(job)] = job.existing.id
+        elif job.existing is not None:  # a pending recording of a killed run, or a failed one read again
             rec_of[id(job)] = store.update_recording(job.existing.id, status="pending", error=None,
                                                      **fields[id(job)]).id
     rec_ids = [rec_of[id(job)] for job in batch for _ in job.regions]
@@ -239,17 +280,19 @@ def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, 
             report.warnings.append((str(job.path), note))
         if any("truncated" in note for note in job.notes):
             report.truncated.append(str(job.path))
+    ingested = [job for job in batch if not job.adds_crops]
     store.update_recordings({rec_of[id(job)]: {"status": "done", "error": "; ".join(job.notes) or None}
-                             for job in batch})
-    old = set(store.replace_recordings({str(job.path): rec_of[id(job)] for job in batch}))
+                             for job in ingested})
+    old = set(store.replace_recordings({str(job.path): rec_of[id(job)] for job in ingested}))
     changed = {r.path for r in store.recordings(status="replaced") if r.id in old} if old else set()
-    report.replaced += [str(job.path) for job in batch if str(job.path) in changed]
-    report.files_new += len(batch)
+    report.replaced += [str(job.path) for job in ingested if str(job.path) in changed]
+    report.files_new += len(ingested)
+    report.crops_added_to += [str(job.path) for job in batch if job.adds_crops]
 
 
 def _fail(store: Store, job: _Image, report: IngestReport) -> None:
     log.warning("not ingested: %s", job.error)
-    if job.content_hash is not None:
+    if job.content_hash is not None and not job.adds_crops:  # a stored frame keeps what it has
         if job.existing is None:
             store.add_recording(Recording(path=str(job.path), content_hash=job.content_hash, modality="image",
                                           status="failed", error=job.error))

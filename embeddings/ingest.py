@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from embeddings.files import find_files
+from embeddings.files import find_files, unreadable_folder
 from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, DecodeStats, iter_windows, probe
 from embeddings.birdnet import BirdNET, EmbeddingModel
+from embeddings import resample as resampling
+from embeddings.known_files import FileState, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
 from embeddings.model_threads import Inference, ModelThreads
 from store import Recording, Store
-from store.sources import file_sha256
+from store.sources import file_sha256  # noqa: F401  (re-exported: tests and callers hash with it)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,10 @@ class IngestReport:
     for files ingested with a problem, such as a truncated file whose readable part was kept;
     ``truncated`` names the files cut short and ``nonfinite`` counts, per file, the NaN or infinite
     samples replaced by silence; ``replaced`` names files whose content changed since an earlier ingest
-    (the new content is a new recording; the old one's clips left the pool).
+    (the new content is a new recording; the old one's clips left the pool); ``duplicates`` lists
+    (path, other path) for files holding the same bytes as another recording at another site or time
+    (each stored as a recording of its own: a recorder writing identical files is worth a look);
+    ``crops_added_to`` names image frames stored before whose detector crops this run added.
     """
 
     files_new: int = 0
@@ -59,6 +64,8 @@ class IngestReport:
     truncated: list[str] = field(default_factory=list)
     nonfinite: dict[str, int] = field(default_factory=dict)
     replaced: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    crops_added_to: list[str] = field(default_factory=list)
 
     @property
     def realtime_factor(self) -> float:
@@ -77,14 +84,15 @@ class IngestReport:
 
 
 def find_audio_files(paths: str | os.PathLike | Iterable[str | os.PathLike],
-                     empty_folders: Optional[list[Path]] = None) -> list[Path]:
+                     empty_folders: Optional[list[Path]] = None,
+                     unreadable: Optional[list[tuple[Path, str]]] = None) -> list[Path]:
     """Audio files under ``paths`` (files as given; folders searched recursively), sorted, without repeats.
 
     Folders contribute files ending in .wav .flac .mp3 .ogg (any case); a file named explicitly is
     taken whatever its ending, so a wrong file is reported rather than silently ignored. A folder
     given that holds no audio file (a typo, a folder named ``x.wav``) is appended to ``empty_folders``.
     """
-    return find_files(paths, AUDIO_EXTENSIONS, "audio files", empty_folders)
+    return find_files(paths, AUDIO_EXTENSIONS, "audio files", empty_folders, unreadable)
 
 
 def _empty_file_error(path: Path) -> AudioReadError:
@@ -114,6 +122,7 @@ class _Job:
 
 # Messages from the reader to the main thread, in file order:
 #   ("skip", path, reason)            already ingested, or same content as an earlier file of this run
+#   ("duplicate", path, other)        the same bytes as ``other`` at another site or time: ingested as its own
 #   ("bad", path, hash|None, rec|None, reason)   unreadable before any window
 #   ("start", job)                    a file to ingest from job.resume_s
 #   ("window", job, start, end, samples)
@@ -124,8 +133,9 @@ class _Job:
 
 class _Reader(threading.Thread):
     def __init__(self, files: Sequence[Path], store: Store, sidecar: Optional[Sidecar], maxsize: int,
-                 window_s: float, sample_rate: int):
+                 window_s: float, sample_rate: int, resample: resampling.Resample = resampling.DEFAULT):
         super().__init__(name="ingest-reader", daemon=True)
+        self.resample = resample
         self.files = files
         self.store = store
         self.sidecar = sidecar
@@ -152,58 +162,37 @@ class _Reader(threading.Thread):
         self.put(("eof",))
 
     def _run(self) -> None:
-        seen: dict[str, Path] = {}
+        known = KnownFiles(self.store)
         for path in self.files:
             if self.stop.is_set():
                 return
-            try:
-                st = path.stat()
-                if st.st_size == 0:
-                    # Every empty file has the same hash, so it cannot get a store record of its own.
-                    self.put(("bad", path, None, None, str(_empty_file_error(path))))
-                    continue
-                digest = file_sha256(path)
-            except OSError as e:
-                if not self.put(("bad", path, None, None, f"{path}: cannot be read ({e.strerror or e})")):
+            hashed = stat_and_hash(path, lambda p: str(_empty_file_error(p)))
+            if hashed.problem is not None or hashed.digest is None or hashed.stat is None:
+                if not self.put(("bad", path, None, None, hashed.problem or f"{path}: cannot be read")):
                     return
                 continue
-            if digest in seen:
-                self.put(("skip", path, f"same content as {seen[digest]}"))
+            st, digest = hashed.stat, hashed.digest
+            meta = recording_metadata(path, self.sidecar)
+            decision = known.decide(path, digest, st, meta)
+            if decision.skip:
+                self.put(("skip", path, decision.reason))
                 continue
-            seen[digest] = path
-            rec = self.store.find_recording(digest)
-            if rec is not None and rec.status == "replaced" and rec.path == str(path):
-                # the file went back to content ingested before: that recording is current again
-                self.store.update_recording(rec.id, status="done", replaced_by=None, error=None,
-                                            file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
-                self.store.replace_recordings(str(path), rec.id)
-                self.put(("skip", path, f"its content went back to recording {rec.id}, ingested before"))
-                continue
-            if rec is not None and rec.status in ("done", "replaced"):
-                if rec.path != str(path) and not os.path.exists(rec.path):
-                    # the same content, moved: the recording follows its file (clips are cut from here now)
-                    self.store.update_recording(rec.id, path=str(path), file_size=st.st_size,
-                                                file_mtime_ns=st.st_mtime_ns)
-                    self.put(("skip", path, f"already ingested; its file moved here from {rec.path}"))
-                else:
-                    self.put(("skip", path, f"already ingested as {rec.path}"))
-                continue
+            if decision.state == FileState.DUPLICATE:
+                self.put(("duplicate", path, decision.reason))
+            rec = decision.existing
             try:
                 info = probe(path)
             except AudioReadError as e:
                 self.put(("bad", path, digest, rec, str(e)))
                 continue
-            meta = recording_metadata(path, self.sidecar)
-            # a pending recording (interrupted run) resumes after its last committed window; a failed one is
-            # read again from its start, so whatever made it fail is checked again
-            resume = self.store.ingested_until(rec.id) if rec is not None and rec.status == "pending" else 0.0
+            resume = decision.resume_s
             job = _Job(path, digest, info, meta, rec, resume, size=st.st_size, mtime_ns=st.st_mtime_ns)
             if not self.put(("start", job)):
                 return
             try:
                 for start, end, samples in iter_windows(path, start_s=resume, window_s=self.window_s,
                                                         target_sr=self.sample_rate, stats=job.stats,
-                                                        on_warning=lambda _msg: None):
+                                                        on_warning=lambda _msg: None, resample=self.resample):
                     if not self.put(("window", job, start, end, samples)):
                         return
             except (AudioReadError, OSError) as e:
@@ -218,7 +207,7 @@ class _Ingester:
     """State of one run on the calling thread: inference, store writes, report, progress."""
 
     def __init__(self, store: Store, model: Any, files_total: int, batch_windows: int, workers: int,
-                 progress: Optional[ProgressCallback]):
+                 progress: Optional[ProgressCallback], resample: Optional[str] = None):
         self.store = store
         self.model = model
         self.files_total = files_total
@@ -227,7 +216,8 @@ class _Ingester:
         self.report = IngestReport()
         self.files_done = 0
         self.model_version = store.ensure_model_version(model.name, "embedding", model.name, model.dim,
-                                                        list(model.labels))
+                                                        list(model.labels), params=resampling.params(resample))
+        self.resample = resampling.recorded(self.model_version, resample)  # one embedding space, one resampler
         layer = getattr(model, "output_layer", None)
         if callable(layer):  # probability rows are then recomputed from embeddings, not stored
             store.set_output_layer(self.model_version, *layer())
@@ -271,6 +261,10 @@ class _Ingester:
                 self.fail(job.path, job.content_hash, None, msg[2], job.recording_id)
             elif kind == "bad":
                 self.fail(msg[1], msg[2], msg[3], msg[4], None)
+            elif kind == "duplicate":
+                log.info("%s holds the same bytes as %s (another site, device or time): stored as a recording of "
+                         "its own", msg[1], msg[2])
+                self.report.duplicates.append((str(msg[1]), msg[2]))
             elif kind == "skip":
                 self.report.files_skipped += 1
                 self.files_done += 1
@@ -339,7 +333,7 @@ class _Ingester:
 def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store, *,
            model: Optional[EmbeddingModel] = None, metadata_csv: str | os.PathLike | None = None,
            batch_windows: int = 64, progress: Optional[ProgressCallback] = None,
-           workers: Optional[int] = None) -> IngestReport:
+           workers: Optional[int] = None, resample: Optional[str] = None) -> IngestReport:
     """Ingest audio files and folders into ``store``: windows, probabilities, embeddings, scores.
 
     ``model`` defaults to BirdNET V2.4. ``metadata_csv`` is a sidecar CSV (file, site, device,
@@ -348,7 +342,10 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
     windows_done, current_path)`` is called after every batch and every file; an exception it raises
     stops the run (committed batches stay; a rerun resumes). ``workers`` threads run the model
     (default: 2 on a machine with at least 2 cores); each holds its own BirdNET interpreter (about
-    140 MB, and about a second to warm up), so pass the same ``model`` to repeated calls.
+    140 MB, and about a second to warm up), so pass the same ``model`` to repeated calls. ``resample``
+    ("analyzer", BirdNET-Analyzer's, or "soxr-hq"; see ``embeddings.resample``) is recorded with the store's
+    embedding model version when it is made; None takes the recorded one (else "analyzer"), and another one
+    than the recorded is refused.
 
     Unreadable files are reported in ``files_failed`` and stored as failed recordings with their
     reason; an empty (0-byte) file is only reported, since all empty files share one content hash.
@@ -358,22 +355,26 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
     started = time.perf_counter()
     if not isinstance(batch_windows, int) or batch_windows < 1:
         raise ValueError(f"batch_windows must be a positive int, got {batch_windows!r}")
+    if resample is not None:
+        resample = resampling.parse(resample)
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     empty_folders: list[Path] = []
-    files = find_audio_files(paths, empty_folders)
+    unreadable: list[tuple[Path, str]] = []
+    files = find_audio_files(paths, empty_folders, unreadable)
     sidecar = Sidecar(metadata_csv).read() if metadata_csv is not None else None
     if model is None:
         model = BirdNET()
     if hasattr(model, "load"):
         model.load()  # fail now, not after the first file, when the model files are missing
     with store.lock("ingest"):  # a second ingest of the same store waits: no file is ingested twice
-        runner = _Ingester(store, model, len(files), batch_windows, workers, progress)
+        runner = _Ingester(store, model, len(files), batch_windows, workers, progress, resample)
         window_s = float(getattr(model, "window_s", 3.0))
         sample_rate = int(getattr(model, "sample_rate", 48000))
-        reader = _Reader(files, store, sidecar, maxsize=batch_windows, window_s=window_s, sample_rate=sample_rate)
+        reader = _Reader(files, store, sidecar, maxsize=batch_windows, window_s=window_s, sample_rate=sample_rate,
+                         resample=runner.resample)
         reader.start()
         # Segment k is stored while segment k + 1 is being inferred: the model threads never wait for the store.
         in_flight: deque[tuple[list[tuple], Optional[Inference]]] = deque()
@@ -410,6 +411,7 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
             reader.join()
             runner.close()
     report = runner.report
+    report.files_failed += [unreadable_folder(folder, reason) for folder, reason in unreadable]
     for folder in empty_folders:
         report.files_failed.append((str(folder), f"{folder} is a folder holding no audio files "
                                                   f"({', '.join(AUDIO_EXTENSIONS)}): give the files or the folder "

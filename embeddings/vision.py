@@ -934,8 +934,8 @@ def fetch_model(name: str, cache_dir: str | Path, base: Optional[str] = None, ti
         if pinned is None:
             continue
         url = pinned.url(base or DEFAULT_BASE)
-        how = ("or pass a model file instead: model_from_file(PATH, labels_path=LABELS) (the CLI's --model FILE "
-               "--labels FILE)")
+        how = ("or pass a model file instead: model_from_file(PATH, labels_path=LABELS) (on the command line: "
+               "--vision-model FILE --labels FILE, or --model-dir FOLDER holding the registered model's files)")
         try:
             fetch_pinned(url, folder / pinned.path, pinned.sha256, timeout)
         except ModelDownloadError as e:

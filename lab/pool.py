@@ -17,6 +17,7 @@ Fields (n clips, d dimensions, C classes):
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -153,11 +154,7 @@ def load_pool_file(path: str | Path) -> LabeledPool:
         raise PoolFileError(f"{path} does not exist: give an .npz or .parquet pool file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {k: f[k] for k in f.files}
-        except (ValueError, OSError) as e:
-            raise PoolFileError(f"{path} is not a readable .npz file of plain arrays ({e})") from e
+        data = _read_npz(path)
     elif suffix in (".parquet", ".pq"):
         data = _read_parquet(path)
     else:
@@ -178,6 +175,32 @@ def load_pool_file(path: str | Path) -> LabeledPool:
                        [str(c) for c in np.asarray(data["probability_classes"]).ravel()],
                        times=data.get("times"), source=str(path),
                        output_type=str(np.asarray(out_type).ravel()[0]) if out_type is not None else "sigmoid")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz pool file; a file that is not one (empty, text, a lone .npy) is named as such.
+
+    Checked by its first bytes, since numpy reads anything not a zip as a pickle and calls it "pickled data".
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError as e:
+        raise PoolFileError(f"{path} cannot be read ({e.strerror or e})") from e
+    if not head:
+        raise PoolFileError(f"{path} is empty (0 bytes): write the pool again with numpy.savez")
+    if head.startswith(b"\x93NUMPY"):
+        raise PoolFileError(f"{path} holds a single array (.npy), not an .npz archive of named fields: write it "
+                            f"with numpy.savez(path, embeddings=..., labels=...)")
+    if not head.startswith(b"PK"):
+        raise PoolFileError(f"{path} is not a readable .npz archive (a zip of arrays written by numpy.savez): it holds "
+                            f"something else (text?); give the pool file itself")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise PoolFileError(f"{path} is not a readable .npz file of plain arrays ({e}); write it again with "
+                            f"numpy.savez") from e
 
 
 def _read_parquet(path: Path) -> dict[str, np.ndarray]:

@@ -122,8 +122,16 @@ class SqlRecords:
 
     # ---------------------------------------------------------------- recordings and clips
     def find_recording(self, content_hash: str) -> Optional[Recording]:
+        """The first recording (lowest id) of this content, or None; ``find_recordings`` gives them all."""
         with self._session() as s:
-            return s.execute(select(Recording).where(Recording.content_hash == content_hash)).scalars().first()
+            return s.execute(select(Recording).where(Recording.content_hash == content_hash)
+                             .order_by(Recording.id)).scalars().first()
+
+    def find_recordings(self, content_hash: str) -> list[Recording]:
+        """Every recording of this content (the same bytes at other sites or times too), oldest first."""
+        with self._session() as s:
+            return list(s.execute(select(Recording).where(Recording.content_hash == content_hash)
+                                  .order_by(Recording.id)).scalars().all())
 
     def add_recording(self, recording: Recording) -> Recording:
         """Insert a new recording (status ``pending``); its clips arrive with ``add_clip_batch``."""
@@ -136,20 +144,23 @@ class SqlRecords:
     def add_recordings(self, recordings: Sequence[Recording]) -> list[Recording]:
         """Insert many new recordings in one transaction (a bulk load's thousands of files); return them with ids.
 
-        Refuses, naming it, a content hash already stored or given twice, before writing anything.
+        Refuses, naming it, a content hash already stored at the same path or given twice for one path,
+        before writing anything (the same bytes at another path are another recording).
         """
         recordings = list(recordings)
-        hashes = [r.content_hash for r in recordings]
-        if len(set(hashes)) != len(hashes):
-            seen: set[str] = set()
-            dup = next(h for h in hashes if h in seen or seen.add(h))
-            raise StoreError(f"recording content_hash {dup!r} appears twice in one batch")
+        keys = [(r.content_hash, r.path) for r in recordings]
+        if len(set(keys)) != len(keys):
+            seen: set[tuple[str, str]] = set()
+            dup = next(k for k in keys if k in seen or seen.add(k))
+            raise StoreError(f"recording content_hash {dup[0]!r} appears twice in one batch for {dup[1]}")
         with self._session(write=True) as s:
-            for chunk in in_chunks(hashes):
-                known = s.execute(select(Recording.content_hash).where(Recording.content_hash.in_(chunk))).scalars().first()
+            for chunk in in_chunks(sorted({h for h, _ in keys})):
+                stored = s.execute(select(Recording.content_hash, Recording.path)
+                                   .where(Recording.content_hash.in_(chunk))).all()
+                known = next((k for k in map(tuple, stored) if k in set(keys)), None)
                 if known is not None:
-                    raise StoreError(f"a recording with content_hash {known!r} is already stored; "
-                                     "find it with find_recording instead of adding it again")
+                    raise StoreError(f"a recording with content_hash {known[0]!r} is already stored for {known[1]}; "
+                                     "find it with find_recordings instead of adding it again")
             s.add_all(recordings)
             s.commit()
             return recordings
@@ -303,6 +314,13 @@ class SqlRecords:
                                 None if embeddings is None else np.asarray(embeddings)[keep])
             s.commit()
             return ids
+
+    def regions(self, recording_id: int) -> list[tuple[float, Optional[Box]]]:
+        """(start_s, box or None) of each clip of a recording, by start: an image's frame and detector crops."""
+        with self._session() as s:
+            rows = s.execute(select(Clip.start_s, ClipBox).outerjoin(ClipBox, ClipBox.clip_id == Clip.id)
+                             .where(Clip.recording_id == recording_id).order_by(Clip.start_s)).all()
+        return [(float(t), None if b is None else (b.x, b.y, b.w, b.h, b.category, b.confidence)) for t, b in rows]
 
     def clips(self, clip_ids: Iterable[int]) -> list[ClipInfo]:
         """Clip and recording details for the given ids, in the order given."""

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Column, Integer, UniqueConstraint, false as sa_false
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint, false as sa_false
 from pydantic import NaiveDatetime
 from sqlmodel import Field, SQLModel
 
@@ -29,7 +29,11 @@ def utcnow() -> datetime:
 
 
 class Recording(SQLModel, table=True):
-    """One source file (audio recording or image), identified by its content hash.
+    """One source file (audio recording or image): its content at a place and time.
+
+    Identical bytes at two sites or times (a faulty recorder writing the same silence, a copied test file)
+    are two recordings, each with its own site, device and time: the content hash is not unique, the
+    content at a path is (``uq_recording_content_path``).
 
     A recording is an immutable fact: its clips and embeddings describe the content that was hashed.
     When the file at its path changes and is ingested again, the new content becomes a new recording
@@ -38,9 +42,11 @@ class Recording(SQLModel, table=True):
     the file on disk is still the one ingested (a full hash only when they differ).
 """
 
+    __table_args__ = (Index("uq_recording_content_path", "content_hash", "path", unique=True),)
+
     id: Optional[int] = Field(default=None, primary_key=True)
     path: str = Field(index=True)
-    content_hash: str = Field(index=True, unique=True)
+    content_hash: str = Field(index=True)
     modality: str = Field(default="audio")
     site: Optional[str] = Field(default=None, index=True)
     device: Optional[str] = Field(default=None, index=True)

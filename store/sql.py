@@ -35,6 +35,15 @@ def sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
+def sqlite_read_pragmas(dbapi_connection, _record) -> None:
+    """A read-only connection: nothing that would write (no journal mode change)."""
+    dbapi_connection.isolation_level = None
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
 def sqlite_begin(conn) -> None:
     """Begin a SQLite transaction: IMMEDIATE (the write lock now) for write sessions, deferred for reads."""
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("workbench_write") else "BEGIN")

@@ -20,7 +20,9 @@ PostgreSQL, executemany elsewhere). Embeddings may be kept as float16 (``embeddi
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ContextManager, Iterable, Optional, Sequence
@@ -38,7 +40,7 @@ from store.records import (CLIP_COLUMNS, CLIPS_MATRIX, OUT_OF_POOL, SCORE_COLUMN
 from store.ledger import SqlLedger
 from store.schema import (Annotation, Clip, LabelSet, Matrix, ModelVersion, Recording, SamplingRun, Selection,
                           SimulationRun, Task)
-from store.sql import SessionFactory, session_factory, sqlite_begin, sqlite_pragmas
+from store.sql import SessionFactory, session_factory, sqlite_begin, sqlite_pragmas, sqlite_read_pragmas
 from store.vectors import EMBEDDING_DTYPES, ComputedProbabilities, EmbeddingDtype, MatrixVectors, OutputLayer
 
 # what callers imported from here before the parts moved to their own modules stays importable from here
@@ -61,6 +63,11 @@ def mask_password(url: str) -> str:
         return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", str(url))
 
 
+def _writable(db: Path) -> bool:
+    """Whether this process can write the SQLite file ``db`` and make its journal files beside it."""
+    return os.access(db.parent, os.W_OK) and (not db.exists() or os.access(db, os.W_OK))
+
+
 class Store:
     """Records in a SQL database, vectors in memory-mappable matrices next to it, and the loop's ledger.
 
@@ -68,7 +75,7 @@ class Store:
     """
 
     def __init__(self, url: str, vectors_dir: Path | str, embedding_dtype: EmbeddingDtype = "float32",
-                 on_wait: Optional[locks.WaitCallback] = None):
+                 on_wait: Optional[locks.WaitCallback] = None, read_only: bool = False):
         """``embedding_dtype`` applies to embedding matrices this store creates; an existing matrix keeps
         the dtype recorded in its ``Matrix`` row.
 
@@ -81,6 +88,11 @@ class Store:
 
         ``on_wait(message)`` is told when this store waits for a lock another process holds (default: a
         logged warning), so a command that has to wait says for whom.
+
+        ``read_only`` opens it for reading only (an archived workspace on a read-only disk or folder): a
+        SQLite file is opened read-only as it is (no journal files made, no migration; a schema older than
+        this code's is refused by name). A SQLite store whose folder cannot be written, opened for
+        writing, is refused naming the folder.
         """
         if embedding_dtype not in EMBEDDING_DTYPES:
             raise ValueError(f"embedding_dtype must be one of {list(EMBEDDING_DTYPES)}, got {embedding_dtype!r}")
@@ -92,12 +104,33 @@ class Store:
             raise StoreError(f"database URL {mask_password(url)!r} cannot be used: {e}; give an SQLAlchemy URL such as "
                              f"sqlite:////path/workbench.db or postgresql+psycopg://user@host/db (PostgreSQL needs "
                              f"pip install 'biodiversity-workbench[postgres]')") from e
-        if self.engine.dialect.name == "sqlite":
+        self.read_only = read_only
+        db = locks.sqlite_path(self.engine)
+        if db is not None and not read_only and not _writable(db):
+            self.engine.dispose()
+            raise StoreError(f"the workspace folder {db.parent} is read-only (an archived copy?): this command "
+                             f"writes to its database; copy the folder somewhere writable, or make it writable")
+        if db is not None and read_only:
+            self.engine.dispose()  # the file as it is: no WAL or journal files made beside it, nothing written
+            wal = db.with_name(db.name + "-wal")
+            # commits still in a WAL file are read through it (SQLite then needs its -shm); else the file alone
+            flags = "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "mode=ro&immutable=1"
+            self.engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
+                f"file:{db}?{flags}", uri=True, check_same_thread=False))
+            event.listen(self.engine, "connect", sqlite_read_pragmas)
+            event.listen(self.engine, "begin", sqlite_begin)
+        elif self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", sqlite_pragmas)
             event.listen(self.engine, "begin", sqlite_begin)
         self._sessions: SessionFactory = session_factory(self.engine)
         try:
-            migrate.upgrade(self.engine, on_wait=self.on_wait)
+            if read_only:
+                at, want = migrate.current(self.engine), migrate.head()
+                if at != want:
+                    raise StoreError(f"the store at {mask_password(url)} is at schema revision {at or '0.1.0'}, "
+                                     f"this workbench reads {want}: open it once with write access to upgrade it")
+            else:
+                migrate.upgrade(self.engine, on_wait=self.on_wait)
         except (OperationalError, InterfaceError) as e:
             self.engine.dispose()
             reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(getattr(e, "orig", e)).strip() else e
@@ -119,12 +152,13 @@ class Store:
 
     @classmethod
     def open(cls, workspace: Path | str, db_url: str | None = None, embedding_dtype: EmbeddingDtype = "float32",
-             on_wait: Optional[locks.WaitCallback] = None) -> "Store":
+             on_wait: Optional[locks.WaitCallback] = None, read_only: bool = False) -> "Store":
         """Open the workspace's store: its SQLite file, or ``db_url`` (any SQLAlchemy URL)."""
         workspace = Path(workspace)
-        workspace.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            workspace.mkdir(parents=True, exist_ok=True)
         url = db_url or f"sqlite:///{(workspace / 'workbench.db').resolve()}"
-        return cls(url, workspace / "vectors", embedding_dtype=embedding_dtype, on_wait=on_wait)
+        return cls(url, workspace / "vectors", embedding_dtype=embedding_dtype, on_wait=on_wait, read_only=read_only)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -174,8 +208,12 @@ class Store:
 
     # ---------------------------------------------------------------- records (store.records)
     def find_recording(self, content_hash: str) -> Optional[Recording]:
-        """The recording with this content hash, or None."""
+        """The first recording of this content, or None."""
         return self.records.find_recording(content_hash)
+
+    def find_recordings(self, content_hash: str) -> list[Recording]:
+        """Every recording of this content (the same bytes at other sites or times too), oldest first."""
+        return self.records.find_recordings(content_hash)
 
     def add_recording(self, recording: Recording) -> Recording:
         """Insert a new recording (status ``pending``); its clips arrive with ``add_clip_batch``."""
@@ -218,6 +256,10 @@ class Store:
                   boxes: Optional[Sequence[Optional[Box]]] = None) -> np.ndarray:
         """Bulk path: clips of any number of recordings with the model's outputs, in one transaction."""
         return self.records.add_clips(recording_ids, spans, model, probabilities, embeddings, boxes)
+
+    def regions(self, recording_id: int) -> list[tuple[float, Optional[Box]]]:
+        """(start_s, box or None) of each clip of a recording, by start: an image's frame and detector crops."""
+        return self.records.regions(recording_id)
 
     def clips(self, clip_ids: Iterable[int]) -> list[ClipInfo]:
         """Clip and recording details for the given ids, in the order given."""

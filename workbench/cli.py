@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -67,8 +68,10 @@ def _score_new_clips(store, model_version=None) -> None:
         print(file=sys.stderr)
 
 
-def _split_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
-    """(audio files, image files, image folders given, folders holding neither) under the paths given."""
+def _split_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path], list[Path], list[tuple[str, str]]]:
+    """(audio files, image files, image folders given, folders holding neither, (folder, reason) of folders that
+    cannot be read) under the paths given."""
+    from embeddings.files import unreadable_folder
     from embeddings.image_files import IMAGE_EXTENSIONS, find_image_files
     from embeddings.ingest import find_audio_files
 
@@ -76,24 +79,30 @@ def _split_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[P
     others = [p for p in paths if p not in explicit_images]
     no_audio: list[Path] = []
     no_images: list[Path] = []
-    audio = find_audio_files(others, no_audio) if others else []
+    unreadable: list[tuple[Path, str]] = []
+    audio = find_audio_files(others, no_audio, unreadable) if others else []
     folders = [p for p in others if p.is_dir()]
     images = find_image_files([*explicit_images, *folders], no_images) if explicit_images or folders else []
     empty = [p for p in no_audio if p in no_images]
     image_roots = [p for p in folders if p not in no_images]
-    return audio, images, image_roots, empty
+    failed = [unreadable_folder(folder, reason) for folder, reason in dict(unreadable).items()]
+    return audio, images, image_roots, empty, failed
 
 
 def _vision_model(ws: Workspace, args: argparse.Namespace):
     """The model named by --vision-model: a registered name (from --model-dir or fetched, pinned and
     checksummed, into the workspace), or a .tflite/.onnx file with --labels."""
-    from embeddings.vision import DEFAULT_MODEL, REGISTRY, fetch_model, model_from_file, registered_model
+    from embeddings.vision import (DEFAULT_MODEL, REGISTRY, ModelDownloadError, fetch_model, model_from_file,
+                                   registered_model)
 
     name = args.vision_model or DEFAULT_MODEL
     if name in REGISTRY:
         if args.model_dir:
             return registered_model(name, args.model_dir)
-        return fetch_model(name, ws.models / "vision", base=os.environ.get("WORKBENCH_MODELS_MIRROR") or None)
+        try:
+            return fetch_model(name, ws.models / "vision", base=os.environ.get("WORKBENCH_MODELS_MIRROR") or None)
+        except ModelDownloadError as e:  # offline on the first image ingest: what to do, in one line
+            raise UserError(str(e)) from e
     path = Path(name)
     if not path.exists():
         raise UserError(f"--vision-model {name!r} is neither a registered model ({', '.join(REGISTRY)}) nor a file")
@@ -104,7 +113,7 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
     """Audio files through BirdNET, image files through the vision model, into the same store."""
     from embeddings.ingest import IngestReport, ingest
 
-    audio, images, image_roots, empty = _split_inputs(args.paths)
+    audio, images, image_roots, empty, unreadable = _split_inputs(args.paths)
     cluster = getattr(args, "cluster", None)
     if cluster is None and (getattr(args, "shards", None) is not None or getattr(args, "workers", None) is not None
                             or getattr(args, "keep_shards", False)):
@@ -119,7 +128,8 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
         shards = args.shards if args.shards is not None else ws.root / "shards"
         try:
             report = cluster_ingest(audio, store, address=cluster, shard_dir=shards, metadata_csv=args.metadata,
-                                    workers=args.workers, keep_shards=args.keep_shards, progress=_ingest_progress)
+                                    workers=args.workers, keep_shards=args.keep_shards,
+                                    resample=getattr(args, "resample", None), progress=_ingest_progress)
         except ClusterError as e:
             raise UserError(str(e)) from e
         reports.append(report)
@@ -129,7 +139,8 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
               f"{report.list_seconds:.1f} s, workers busy {report.worker_seconds:.1f} s, committing "
               f"{report.commit_seconds:.1f} s", file=sys.stderr)
     elif audio or not images:
-        reports.append(ingest(audio, store, metadata_csv=args.metadata, progress=_ingest_progress))
+        reports.append(ingest(audio, store, metadata_csv=args.metadata, progress=_ingest_progress,
+                              resample=getattr(args, "resample", None)))
         print(file=sys.stderr)
     if images:
         from embeddings.image_ingest import ingest_images
@@ -147,21 +158,33 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
                 f"{report.windows_added} image regions (frames or detector crops) in {report.wall_seconds:.1f} s")
         print(f"ingested {report.files_new} new file(s), skipped {report.files_skipped} already stored, "
               f"{len(report.files_failed)} failed; {what}")
-        for path, reason in report.files_failed:
-            print(f"  failed: {path}: {reason}")
+        for path, reason in report.files_failed:  # most reasons name their file already
+            print(f"  failed: {reason if str(path) in reason else f'{path}: {reason}'}")
         for path, message in report.warnings:
             print(f"  warning: {message}")
-        if report.truncated or report.nonfinite:
+        if kind == "images" and report.truncated:
+            print(f"  {len(report.truncated)} truncated image(s): the part that decodes was ingested")
+        elif report.truncated or report.nonfinite:
             print(f"  {len(report.truncated)} truncated file(s), {len(report.nonfinite)} file(s) with NaN/infinite "
                   f"samples ({sum(report.nonfinite.values())} replaced by silence)")
         for path in report.replaced:
             print(f"  changed since last ingested: {path} (new version stored; the old one's clips left the pool)")
+        if report.crops_added_to:
+            print(f"  detector crops added to {len(report.crops_added_to)} frame(s) ingested before")
+        if report.duplicates:
+            print(f"  {len(report.duplicates)} file(s) hold the same bytes as another recording at another site, "
+                  f"device or time; each is stored as a recording of its own (a recorder writing identical files?):")
+            for path, other in report.duplicates:
+                print(f"    duplicate: {path} = {other}")
     for folder in empty:
         print(f"  failed: {folder}: a folder holding no audio or image files: give the files or the folder that "
               f"holds them")
-    stored = sum(r.files_new + r.files_skipped for r in reports)
-    failed = sum(len(r.files_failed) for r in reports) + len(empty)
-    return 0 if stored > 0 or not failed else 1
+    for _folder, reason in unreadable:
+        print(f"  failed: {reason}")
+    failed = sum(len(r.files_failed) for r in reports) + len(empty) + len(unreadable)
+    if failed:  # a cron or Slurm job notices: any file not ingested is a non-zero exit
+        print(f"{failed} file(s) or folder(s) not ingested (named above): exit status 1", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # Sampling options and the strategy parameter each one sets (None = not given: the strategy's default).
@@ -315,6 +338,8 @@ def _strategy(args: argparse.Namespace):
 def _print_picks(picks, show: int) -> None:
     for p in picks[:show]:
         print(f"  #{p.rank:<3} clip {p.clip_id:<7} {p.reason}")
+    if len(picks) > show:
+        print(f"  ... and {len(picks) - show} more (--show N lists more)")
 
 
 def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
@@ -401,7 +426,7 @@ def cmd_simulate(ws: Workspace, args: argparse.Namespace) -> int:
 def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
     from store import mask_password
 
-    store = _open_store(ws)
+    store = _open_store(ws, reading=True)
     counts = store.counts()
     print(f"workspace: {ws.root}")
     print(f"database:  {mask_password(ws.db_url) if ws.db_url else 'SQLite (workbench.db in the workspace)'}")
@@ -504,6 +529,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="cluster: model workers (Ray actors, one CPU each; default: the "
                                                "cluster's CPUs)")
     s.add_argument("--keep-shards", action="store_true", help="cluster: keep shards after they are committed")
+    s.add_argument("--resample", choices=["analyzer", "soxr-hq"],
+                   help="audio not at 48 kHz: 'analyzer' (BirdNET-Analyzer's resampling, librosa kaiser_fast: "
+                        "detections match BirdNET-Analyzer's; the default for a new workspace) or 'soxr-hq' (what "
+                        "workspaces made before 0.4 used); recorded with the workspace's BirdNET version")
     s.set_defaults(func=cmd_ingest)
 
     def sampling_args(s: argparse.ArgumentParser) -> None:
@@ -614,7 +643,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a reader of its output that goes away (``workbench status | head``) ends it quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe is only "Exception ignored" noise
+        return code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to say to a closed pipe
+        return 141  # as a process ended by SIGPIPE: 128 + 13
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library warning (a budget beyond the pool) as one line, without Python's source line."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        if not args.verbose:
+            warnings.showwarning = _one_line_warning
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

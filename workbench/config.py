@@ -72,15 +72,24 @@ class Workspace:
     def secrets_file(self) -> Path:
         return self.root / "secrets.json"
 
-    def open_store(self, on_wait=None):
+    def open_store(self, on_wait=None, read_only: Optional[bool] = False):
         """The workspace's store. New embedding matrices are float16 (2 KB per BirdNET window instead of 4 KB;
         bench/storage.py measures what that changes in sampling and fine-tuning: nothing that matters);
         WORKBENCH_EMBEDDING_DTYPE=float32 keeps them exact. An existing matrix keeps its dtype.
-        ``on_wait(message)`` hears when the store waits for another process's lock."""
+        ``on_wait(message)`` hears when the store waits for another process's lock. ``read_only=None`` (what
+        reading commands pass) opens the workspace's SQLite file read-only when its folder cannot be written
+        (an archived workspace), for writing otherwise."""
         from store import Store
 
+        if read_only is None:
+            read_only = self.db_url is None and (self.root / "workbench.db").exists() and not self.writable
         dtype = os.environ.get("WORKBENCH_EMBEDDING_DTYPE") or "float16"
-        return Store.open(self.root, self.db_url, embedding_dtype=dtype, on_wait=on_wait)
+        return Store.open(self.root, self.db_url, embedding_dtype=dtype, on_wait=on_wait, read_only=read_only)
+
+    @property
+    def writable(self) -> bool:
+        """Whether this process can write the workspace folder (not: a read-only disk, an archived copy)."""
+        return os.access(self.root, os.W_OK)
 
 
 def labelstudio_settings(ws: Workspace, port: int | None = None) -> LabelStudioSettings:
@@ -118,6 +127,8 @@ def _load_or_create_secrets(ws: Workspace) -> dict:
         return data
     data = {"username": "annotator@workbench.local", "password": secrets.token_urlsafe(12),
             "token": secrets.token_hex(20)}
+    if not ws.writable:  # a read-only (archived) workspace: no local server can have been started with a login
+        return data
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=1)

@@ -27,6 +27,7 @@ def progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def open_store(ws: Workspace):
-    """The workspace's store; a wait for another command's lock is said on stderr."""
-    return ws.open_store(on_wait=lambda message: progress(f"[wait] {message}"))
+def open_store(ws: Workspace, reading: bool = False):
+    """The workspace's store; a wait for another command's lock is said on stderr. A ``reading`` command opens
+    a workspace it cannot write (an archived one) read-only; a writing one is refused naming the folder."""
+    return ws.open_store(on_wait=lambda message: progress(f"[wait] {message}"), read_only=None if reading else False)

@@ -51,10 +51,13 @@ def cmd_labels(ws: Workspace, args: argparse.Namespace) -> int:
     from annotation.labelset import derive_label_set, display_label, label_set_from_pool
     from annotation.vocabulary import genus_of, vocabulary_for
 
-    store = open_store(ws)
+    store = open_store(ws, reading=not (args.add or args.remove))
     current = store.label_set(args.label_set) if args.label_set else store.label_set()
     if args.label_set and current is None:
         raise UserError(f"no label set named {args.label_set!r}")
+    if store.read_only and (current is None or args.from_pool):
+        raise UserError(f"the workspace folder {ws.root} is read-only and holds no label set to show: run "
+                        f"`workbench labels` once where it can be written (that stores the set made from the pool)")
     if current is None or args.from_pool:
         current = label_set_from_pool(store, min_confidence=args.min_confidence, max_species=args.max_species)
     if args.add or args.remove:

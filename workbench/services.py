@@ -31,12 +31,41 @@ def _app_state_file(ws: Workspace) -> Path:
     return ws.logs / "app.json"
 
 
+def _environment(pid: int) -> Optional[dict[str, str]]:
+    """The environment process ``pid`` was started with, or None where it cannot be read (no /proc)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def _started_for(pid: int, key: str, folder: Path) -> bool:
+    """Whether process ``pid`` was started for ``folder`` (its ``key`` variable names it), as far as can be seen:
+    a recorded pid alone is no proof, since a copied workspace holds the original's records."""
+    env = _environment(pid)
+    return env is None or Path(env.get(key, "")) == folder
+
+
 def app_info(ws: Workspace) -> Optional[dict]:
+    """The app this workspace started, while it runs (not one another workspace, say the original of a copy, runs)."""
     path = _app_state_file(ws)
     if not path.exists():
         return None
     info = json.loads(path.read_text())
-    return info if pid_alive(int(info["pid"])) else None
+    pid = int(info["pid"])
+    if Path(info.get("workspace", ws.root)) != ws.root or not _started_for(pid, "WORKBENCH_HOME", ws.root):
+        return None
+    return info if pid_alive(pid) else None
+
+
+def _labelstudio_is_ours(ws: Workspace, server) -> bool:
+    """Whether the Label Studio answering on the server's URL is the one this workspace started (its data dir)."""
+    try:
+        pid = int(json.loads(server.state_file.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return pid_alive(pid) and _started_for(pid, "LABEL_STUDIO_BASE_DATA_DIR", ws.labelstudio_data)
 
 
 def start_app(ws: Workspace, port: int = DEFAULT_APP_PORT, timeout: float = 60.0) -> str:
@@ -65,7 +94,8 @@ def start_app(ws: Workspace, port: int = DEFAULT_APP_PORT, timeout: float = 60.0
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
                 if resp.status == 200:
-                    _app_state_file(ws).write_text(json.dumps({"pid": proc.pid, "url": url}))
+                    _app_state_file(ws).write_text(json.dumps({"pid": proc.pid, "url": url,
+                                                               "workspace": str(ws.root)}))
                     return url
         except (urllib.error.URLError, OSError):
             time.sleep(0.5)
@@ -75,7 +105,7 @@ def start_app(ws: Workspace, port: int = DEFAULT_APP_PORT, timeout: float = 60.0
 
 def stop_app(ws: Workspace) -> bool:
     info = app_info(ws)
-    _app_state_file(ws).unlink(missing_ok=True)
+    _app_state_file(ws).unlink(missing_ok=True)  # a copied workspace's record of the original's app goes too
     if not info:
         return False
     pid = int(info["pid"])
@@ -114,8 +144,14 @@ def start_all(ws: Workspace, *, app_port: int = DEFAULT_APP_PORT, with_app: bool
 def stop_all(ws: Workspace) -> list[str]:
     lines = []
     server = local_labelstudio(ws)
-    lines.append("Label Studio stopped" if server.is_running() and server.stop() is not False
-                 else "Label Studio was not running")
+    if server.is_running() and _labelstudio_is_ours(ws, server):
+        lines.append("Label Studio stopped" if server.stop() is not False else "Label Studio was not running")
+    elif server.is_running():  # another workspace's (the original of a copied one): left alone
+        server.state_file.unlink(missing_ok=True)
+        lines.append(f"Label Studio was not running (the one at {server.url} belongs to another workspace; "
+                     f"left running)")
+    else:
+        lines.append("Label Studio was not running")
     lines.append("app stopped" if stop_app(ws) else "app was not running")
     return lines
 
@@ -123,5 +159,10 @@ def stop_all(ws: Workspace) -> list[str]:
 def status(ws: Workspace) -> dict[str, str]:
     server = local_labelstudio(ws)
     app = app_info(ws)
-    return {"Label Studio": f"running at {server.url}" if server.is_running() else "stopped",
-            "app": f"running at {app['url']}" if app else "stopped"}
+    if not server.is_running():
+        labelstudio = "stopped"
+    elif os.environ.get("LABEL_STUDIO_URL") or _labelstudio_is_ours(ws, server) or not server.state_file.exists():
+        labelstudio = f"running at {server.url}"
+    else:
+        labelstudio = f"stopped (the Label Studio at {server.url} belongs to another workspace)"
+    return {"Label Studio": labelstudio, "app": f"running at {app['url']}" if app else "stopped"}

@@ -64,13 +64,24 @@ def test_long_file_windows_do_not_depend_on_chunk_size(long_file, monkeypatch):
         assert a[2].dtype == np.float32 and a[2].shape == (WIN,)
 
 
-def test_long_file_windows_match_a_whole_file_resample(long_file):
+@pytest.mark.parametrize("resample", ["analyzer", "soxr-hq"])
+def test_long_file_windows_match_a_whole_file_resample(long_file, resample):
+    """Streamed in 13 s blocks, the windows are the file resampled in one go: BirdNET-Analyzer's way (librosa's
+    kaiser_fast, the default) to the bit, soxr's HQ within its streaming tolerance."""
     whole, sr = sf.read(long_file, dtype="float32")
-    reference = soxr.resample(whole, sr, 48000, quality="HQ")
-    windows = _windows(long_file, chunk_s=13.0)
+    if resample == "analyzer":
+        import librosa
+
+        reference = librosa.resample(whole, orig_sr=sr, target_sr=48000, res_type="kaiser_fast")
+    else:
+        reference = soxr.resample(whole, sr, 48000, quality="HQ")
+    windows = list(iter_windows(long_file, chunk_s=13.0, resample=resample))
     assert len(windows) == len(reference) // WIN
     streamed = np.concatenate([w[2] for w in windows])
-    np.testing.assert_allclose(streamed, reference[: len(streamed)], atol=1e-5)
+    if resample == "analyzer":
+        np.testing.assert_array_equal(streamed, reference[: len(streamed)])
+    else:
+        np.testing.assert_allclose(streamed, reference[: len(streamed)], atol=1e-5)
 
 
 def test_memory_stays_within_a_chunk(long_file):

@@ -336,6 +336,24 @@ def test_shards_workers_left_are_committed_without_the_cluster(audio, reference,
     st.close()
 
 
+def test_the_same_bytes_at_two_sites_are_two_recordings_from_one_shard(tmp_path, birdnet):
+    from embeddings.cluster import cluster_ingest
+    from embeddings.cluster_worker import EmbedFiles
+
+    a = write_tone(tmp_path / "audio" / "siteA" / "20240501_050000.wav", 4.0, seed=9)
+    b = tmp_path / "audio" / "siteB" / "20240601_060000.wav"
+    b.parent.mkdir()
+    shutil.copy(a, b)
+    EmbedFiles(str(tmp_path / "shards"), model_factory=lambda: birdnet).embed(str(a), file_sha256(a), 0.0)
+    st = Store.open(tmp_path / "ws")
+    report = cluster_ingest(tmp_path / "audio", st, address="127.0.0.1:9", shard_dir=tmp_path / "shards")
+    assert (report.files_new, report.shards_reused, report.windows_added) == (2, 1, 4)
+    assert report.duplicates == [(str(b), str(a))]
+    assert [r.site for r in st.recordings(status="done")] == ["siteA", "siteB"]
+    assert not list((tmp_path / "shards").rglob("*.npz"))  # deleted once both were committed from it
+    st.close()
+
+
 # ---------------------------------------------------------------------------- on the cluster
 def test_the_cluster_has_two_nodes(ray_cluster):
     assert len(ray_cluster.nodes) == 2 and ray_cluster.cpus == 2
@@ -402,12 +420,37 @@ def test_a_worker_killed_mid_file_is_replaced_and_the_file_done_again(ray_cluste
     st.close()
 
 
+def _embedding_workers(cluster) -> list[int]:
+    """Live processes of the cluster's nodes running an ``EmbedFiles`` actor (Ray titles them ``ray::MapWorker``)."""
+    pids = []
+    for proc in cluster.procs:
+        for pid in _session_pids(proc.pid):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"MapWorker" in cmd or b"EmbedFiles" in cmd:
+                pids.append(pid)
+    return pids
+
+
+def _wait_until_its_workers_are_gone(cluster, timeout_s: float = 60.0) -> None:
+    """A SIGKILLed driver's actors are ended by Ray after it, not with it: one busy with a file may finish it
+    and write its shard first. Counting the shards left before they are gone made the count race (issue 18)."""
+    deadline = time.monotonic() + timeout_s
+    while _embedding_workers(cluster):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the killed driver's workers still run after {timeout_s:.0f} s: {_embedding_workers(cluster)}")
+        time.sleep(0.2)
+
+
 def test_a_killed_driver_is_finished_by_a_rerun(ray_cluster, audio, reference, tmp_path):
     """SIGKILL the driver once some files are committed and others wait as shards; the rerun commits those
     shards without recomputing them, embeds the rest, and the store is the reference's."""
     workspace, shard_dir = tmp_path / "ws", tmp_path / "shards"
     _cluster_ingest(ray_cluster, audio.files, workspace, expect_kill=True, shard_dir=shard_dir, commit_interval_s=0.0,
                     kill_when_shards_wait_in=shard_dir / MODEL)
+    _wait_until_its_workers_are_gone(ray_cluster)  # one mid-file when the driver died may still write its shard
 
     st = Store.open(workspace)
     done = {r.content_hash for r in st.recordings(status="done")}

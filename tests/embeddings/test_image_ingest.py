@@ -95,12 +95,51 @@ def test_an_interrupted_ingest_resumes_without_duplicates(tmp_path, tiny):
 def test_a_copy_in_the_same_run_and_a_changed_image(tmp_path, tiny):
     folder = tmp_path / "traps"
     paths = _images(folder, n=3)
-    shutil.copy(paths[0], folder / "copy.JPG")
+    shutil.copy(paths[0], folder / "cam0" / "copy.JPG")  # the same camera: the same frame
+    shutil.copy(paths[0], folder / "cam1" / "other.JPG")  # another camera: a frame of its own
     store = Store.open(tmp_path / "ws")
     report = ingest_images(folder, store, tiny)
-    assert report.files_new == 3 and report.files_skipped == 1
+    assert report.files_new == 4 and report.files_skipped == 1
+    assert report.duplicates == [(str(folder / "cam1" / "other.JPG"), str(paths[0]))]
     Image.new("RGB", (160, 120), "red").save(paths[1])  # the card was rewritten
     again = ingest_images(folder, store, tiny)
     assert again.files_new == 1 and again.replaced == [str(paths[1])]
-    assert len(store.pool()) == 3  # the old version left the pool
+    assert len(store.pool()) == 4  # the old version left the pool
+    store.close()
+
+
+def _detector_json(path, boxes):
+    """MegaDetector batch output: {relative file: [bbox, ...]} (every box an animal at 0.9)."""
+    import json
+
+    path.write_text(json.dumps({
+        "info": {"format_version": "1.4"}, "detection_categories": {"1": "animal"},
+        "images": [{"file": f, "detections": [{"category": "1", "conf": 0.9, "bbox": b} for b in bbs]}
+                   for f, bbs in boxes.items()]}))
+    return path
+
+
+def test_detections_after_a_plain_ingest_add_crops_once_and_a_new_run_a_new_set(tmp_path, tiny):
+    folder = tmp_path / "traps"
+    paths = _images(folder, n=3)
+    store = Store.open(tmp_path / "ws")
+    assert ingest_images(folder, store, tiny).files_new == 3  # ingest first, run MegaDetector later
+    first = _detector_json(folder / "md.json", {"cam0/IMG_0000.JPG": [[0.1, 0.1, 0.3, 0.3], [0.5, 0.5, 0.2, 0.2]],
+                                                "cam1/IMG_0001.JPG": [[0.2, 0.2, 0.4, 0.4]],
+                                                "cam0/IMG_0002.JPG": []})
+    report = ingest_images(folder, store, tiny, detections=first)
+    assert (report.files_new, report.windows_added) == (0, 3)
+    assert report.crops_added_to == [str(paths[0]), str(paths[1])] and report.files_skipped == 1
+    recs = {r.path: r.id for r in store.recordings()}
+    assert [(t, box is None) for t, box in store.regions(recs[str(paths[0])])] == [(0.0, True), (1.0, False),
+                                                                                  (2.0, False)]
+    assert len(store.pool()) == 3 + 3
+    again = ingest_images(folder, store, tiny, detections=first)  # a rerun adds nothing
+    assert (again.windows_added, again.crops_added_to, again.files_skipped) == (0, [], 3)
+    second = _detector_json(folder / "md2.json", {"cam0/IMG_0000.JPG": [[0.6, 0.1, 0.3, 0.3]]})
+    other = ingest_images(folder, store, tiny, detections=second)  # another detector run: a set of its own
+    assert (other.windows_added, other.crops_added_to) == (1, [str(paths[0])])
+    regions = store.regions(recs[str(paths[0])])
+    assert [t for t, _ in regions] == [0.0, 1.0, 2.0, 3.0] and regions[3][1][:4] == (0.6, 0.1, 0.3, 0.3)
+    assert [r.status for r in store.recordings()] == ["done"] * 3
     store.close()

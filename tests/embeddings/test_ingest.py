@@ -165,8 +165,8 @@ def test_same_file_twice_and_a_renamed_copy_add_nothing(tmp_path, store, birdnet
     before = store.counts()
 
     again = ingest([original], store, model=birdnet)
-    copy = tmp_path / "elsewhere" / "dawn_copy.wav"
-    copy.parent.mkdir()
+    copy = tmp_path / "backup" / "in" / "dawn_copy.wav"  # a backup: the same site (folder) and time
+    copy.parent.mkdir(parents=True)
     shutil.copy(original, copy)
     renamed = ingest([copy], store, model=birdnet)
     both = ingest([original, copy], store, model=birdnet)
@@ -181,6 +181,36 @@ def test_a_copy_in_the_same_run_is_skipped(tmp_path, store, birdnet):
     shutil.copy(a, tmp_path / "b.wav")
     report = ingest([tmp_path], store, model=birdnet)
     assert (report.files_new, report.files_skipped, report.windows_added) == (1, 1, 2)
+
+
+def test_the_same_bytes_at_two_sites_and_times_are_two_recordings(tmp_path, store, birdnet):
+    a = write_tone(tmp_path / "siteA" / "20240501_050000.wav", 4.0, seed=9)
+    b = tmp_path / "siteB" / "20240601_060000.wav"
+    b.parent.mkdir()
+    shutil.copy(a, b)  # a faulty recorder writing the same silence, a copied test file
+    report = ingest([tmp_path], store, model=birdnet)
+    assert (report.files_new, report.files_skipped, report.windows_added) == (2, 0, 4)
+    assert report.duplicates == [(str(b), str(a))]
+    recs = store.recordings(status="done")
+    assert [(r.site, r.start_time) for r in recs] == [("siteA", datetime(2024, 5, 1, 5)),
+                                                       ("siteB", datetime(2024, 6, 1, 6))]
+    assert recs[0].content_hash == recs[1].content_hash
+    assert Counter(c.recording_id for c in store.clips(store.pool().clip_id)) == {recs[0].id: 2, recs[1].id: 2}
+    # a rerun adds nothing; a third site with the same bytes in a later run is a recording of its own too
+    assert ingest([tmp_path], store, model=birdnet).files_skipped == 2
+    c = tmp_path / "siteC" / "20240701_070000.wav"
+    c.parent.mkdir()
+    shutil.copy(a, c)
+    third = ingest([c], store, model=birdnet)
+    assert (third.files_new, third.duplicates) == (1, [(str(c), str(a))])
+    assert [r.site for r in store.recordings(status="done")] == ["siteA", "siteB", "siteC"]
+    # the first file deleted, the same bytes at a fourth time are still a recording of their own, not a move
+    a.unlink()
+    d = tmp_path / "siteD" / "20240801_080000.wav"
+    d.parent.mkdir()
+    shutil.copy(c, d)
+    assert ingest([d], store, model=birdnet).files_new == 1
+    assert [r.site for r in store.recordings(status="done")] == ["siteA", "siteB", "siteC", "siteD"]
 
 
 # ---------------------------------------------------------------------------- interrupted runs

@@ -325,9 +325,12 @@ def test_many_recordings_in_one_transaction(store):
     with pytest.raises(StoreError, match="'many-2' is already stored"):
         store.add_recordings([Recording(path="/d/x.wav", content_hash="new-x"),
                               Recording(path="/d/2.wav", content_hash="many-2")])
-    with pytest.raises(StoreError, match="'dup' appears twice"):
-        store.add_recordings([Recording(path="/a", content_hash="dup"), Recording(path="/b", content_hash="dup")])
+    with pytest.raises(StoreError, match="'dup' appears twice in one batch for /a"):
+        store.add_recordings([Recording(path="/a", content_hash="dup"), Recording(path="/a", content_hash="dup")])
     assert len(store.recordings()) == 5
+    # the same bytes at another path (another site or time) are a recording of their own
+    twins = store.add_recordings([Recording(path="/a", content_hash="dup"), Recording(path="/b", content_hash="dup")])
+    assert [r.path for r in store.find_recordings("dup")] == ["/a", "/b"] and twins[0].id != twins[1].id
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

@@ -16,7 +16,8 @@ from tests.store.conformance import members
 LABELS = [f"Species {i}_Common {i}" for i in range(8)]
 ROLES = (roles.Records, roles.Vectors, roles.Ledger)
 #: what Store offers besides its roles: opening and closing, locks, the overview, and its parts and settings
-OWN = {"open", "close", "lock", "counts", "url", "engine", "on_wait", "vectors_dir", "records", "vectors", "ledger"}
+OWN = {"open", "close", "lock", "counts", "url", "engine", "on_wait", "vectors_dir", "records", "vectors", "ledger",
+       "read_only"}
 
 
 def _model(store: Store, dim: int = 4, labels=LABELS):

@@ -61,3 +61,15 @@ def test_bad_pool_files_and_budgets_are_one_line_errors(tmp_path, capsys):
     assert "START:STOP:STEP" in capsys.readouterr().err
     assert main(ws + ["simulate"]) == 2
     assert "no active annotations" in capsys.readouterr().err
+
+
+def test_an_empty_pool_file_and_a_text_file_named_npz_are_one_line_each(tmp_path, monkeypatch, capsys):
+    """Issue 18: a 0-byte pool ended in numpy's EOFError traceback; a text file was called "pickled data"."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "ws"))
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "notes.npz").write_text("embeddings,labels\n0.1,a\n")
+    for name, says in (("empty.npz", "is empty (0 bytes)"), ("notes.npz", "is not a readable .npz archive")):
+        assert main(["simulate", "--pool", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {tmp_path / name} {says}") and "\n" not in err
+        assert "pickled" not in err and "Traceback" not in err

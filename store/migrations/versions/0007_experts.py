@@ -1,9 +1,9 @@
-"""Release 0.4: several experts. The time an annotator spent on an annotation (Label Studio's ``lead_time``),
-whether a reviewer marked it as the task's ground truth (the adjudicated answer), and how many experts a task
+"""Release 0.4: several experts (after 0006, the same bytes at two sites). The time an annotator spent on an
+annotation (Label Studio's ``lead_time``), whether a reviewer marked it as the task's ground truth (the adjudicated answer), and how many experts a task
 asks for (``overlap`` 2 for the share of a batch labelled twice to measure agreement).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03 05:45:00
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
