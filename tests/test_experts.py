@@ -167,11 +167,19 @@ def test_experts_name_any_species_disagree_and_train_one_answer(expert_env, caps
     split_clip = next(t.data["clip_id"] for t in tasks if t.id == disagree)
     assert f"clip {split_clip} (task {disagree})" in out
 
-    # fine-tuning takes one answer per clip: the split clip waits for adjudication, the rest count once
+    # fine-tuning takes one answer per clip: the split clip waits for adjudication ...
+    from finetune.train import _labelled_clips
+
+    ids, _, _ = _labelled_clips(store)
+    assert split_clip not in ids and len(ids) == 14  # 16 clips: the empty one still rejected, one split evenly
+    # ... until a reviewer marks one answer as ground truth in Label Studio
+    ours = next(a for a in store.annotations() if a.ls_task_id == disagree and a.annotator != "bob@example.org")
+    sdk.annotations.update(id=ours.ls_annotation_id, ground_truth=True)
+    assert main(["pull", "--project", project]) == 0
+    assert "0 new, 1 updated (1 usable" in capsys.readouterr().out
     assert main(["finetune", "--seed", "0"]) == 0
     head = store.current_model_version()
-    # 16 clips: the empty submission is still rejected, one clip is split evenly
-    assert head.metrics["n_train"] + head.metrics["n_test"] == 14
+    assert head.metrics["n_train"] + head.metrics["n_test"] == 15
     assert TOAD in head.labels
 
     # round 2: the head's pre-annotations tick few species, never Other, Noise only alone
