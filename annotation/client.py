@@ -24,7 +24,8 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
@@ -54,6 +55,7 @@ __all__ = ["AnnotationError", "AnnotationServerError", "LabelStudioClient", "Pul
 DEFAULT_TITLE_PREFIX = "Workbench: "
 LABEL_SET_MARKER = "workbench label set: "
 LS_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the only format Label Studio's Datetime filter accepts
+PREPARE_THREADS = max(1, min(8, os.cpu_count() or 1))  # threads cutting clips and drawing spectrograms
 VOCABULARY_DIR = "vocabulary"  # below the clips folder: the species trees annotators search
 DOCUMENT_ROOT_ENV = ("LABEL_STUDIO_DOCUMENT_ROOT", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
 
@@ -488,14 +490,21 @@ class LabelStudioClient:
             todo = [c for c in todo if c not in bad]
             for clip_id, path, reason in failed:
                 log.warning("clip %s not pushed: %s", clip_id, reason)
+        imported: dict[int, int] = {}
         for start in range(0, len(payload), batch_size):
             batch = payload[start:start + batch_size]
             with self._call(f"import {len(batch)} task(s) into project {project_id}"):
-                self.sdk.projects.import_tasks(id=int(project_id), request=batch, return_task_ids=True)
+                res = self.sdk.projects.import_tasks(id=int(project_id), request=batch, return_task_ids=True)
+            ids = list(_get(res, "task_ids") or [])
+            if len(ids) == len(batch):  # in the order sent: no need to list the project again
+                imported.update({int(t["data"]["clip_id"]): int(i) for t, i in zip(batch, ids)})
         twice: set[int] = set()
         if payload:
             self._use_model_version(project, mv.name)
-            in_project = self.project_task_ids(project_id)
+            if len(imported) == len(payload):
+                in_project = {**in_project, **imported}
+            else:
+                in_project = self.project_task_ids(project_id)
             missing = [c for c in todo if c not in in_project]
             if missing:
                 raise AnnotationServerError(f"Label Studio at {self.settings.url} accepted the import but project "
@@ -596,20 +605,31 @@ class LabelStudioClient:
         infos = store.clips(clip_ids)
         preds = store.predictions(clip_ids, mv.id)
         problems = check_sources(store, infos)
+
+        def prepare(info: ClipInfo) -> CutClip | CutImage | str:
+            """The clip cut (and its spectrogram drawn), or why it could not be."""
+            if problems.get(info.recording_id) is not None:
+                return problems[info.recording_id]
+            try:
+                if info.modality == "image":
+                    return cut_image_clip(info, clips_dir)
+                cut = cut_clip(info, clips_dir, context_s=context_s)
+                clip_spectrogram(cut)  # task_data links it: an unrenderable clip fails like an uncut one
+                return replace(cut, samples=None)  # a batch's samples would fill memory
+            except (AnnotationError, OSError) as e:
+                return str(e)
+
+        # reading, cutting, the STFT and PNG encoding release the GIL: one thread per core overlaps them
+        workers = max(1, min(PREPARE_THREADS, len(infos)))
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="push-prepare") as pool:
+                prepared = list(pool.map(prepare, infos))
+        else:
+            prepared = [prepare(info) for info in infos]
         tasks, failed = [], []
-        for info in infos:
-            problem = problems.get(info.recording_id)
-            if problem is None:
-                try:
-                    if info.modality == "image":
-                        cut: CutClip | CutImage = cut_image_clip(info, clips_dir)
-                    else:
-                        cut = cut_clip(info, clips_dir, context_s=context_s)
-                        clip_spectrogram(cut)  # task_data links it: an unrenderable clip fails like an uncut one
-                except (AnnotationError, OSError) as e:
-                    problem = str(e)
-            if problem is not None:
-                failed.append((info.clip_id, info.path, problem))
+        for info, cut in zip(infos, prepared):
+            if isinstance(cut, str):
+                failed.append((info.clip_id, info.path, cut))
                 continue
             clip_preds = preds.get(info.clip_id, [])
             offered = suggestions(clip_preds)

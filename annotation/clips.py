@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -36,6 +36,8 @@ class CutClip:
     window_end: float
     duration: float
     sample_rate: int
+    #: the samples just written (mono float), so the spectrogram need not read the file back; None when reused
+    samples: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
 
 def clip_filename(clip_id: int) -> str:
@@ -127,7 +129,7 @@ def cut_clip(info: ClipInfo, out_dir: Path | str, context_s: float = 2.0) -> Cut
     finally:
         tmp.unlink(missing_ok=True)
     log.debug("cut clip %s: %s [%.2f s, %.2f s] -> %s", info.clip_id, src, a / sr, b / sr, out)
-    return result
+    return replace(result, samples=np.clip(audio, -1.0, 1.0) if subtype == "PCM_16" else audio)
 
 
 #: Below this peak (full scale 1.0) a window counts as silent; 1e-5 is -100 dBFS, under any recorder's floor.

@@ -260,3 +260,13 @@ def test_wrong_token_is_reported_without_the_token(labelstudio):
 
 def test_check_returns_the_user(ls_client, labelstudio):
     assert ls_client.check() == labelstudio.settings.username
+
+
+def test_clips_and_spectrograms_are_made_once_for_every_project(ls_client, ls_store, labelstudio, tmp_path):
+    gen, label_set, pid = setup_project(ls_client, ls_store, labelstudio, tmp_path)
+    assert ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id).created == 6
+    made = {p: p.stat().st_mtime_ns for c in gen.clip_ids
+            for p in (labelstudio.workspace.clips / f"clip-{c}.wav", labelstudio.workspace.clips / f"clip-{c}.png")}
+    other = ls_client.ensure_project(label_set, title=f"second {label_set.name}", clips_dir=labelstudio.workspace.clips)
+    assert ls_client.push(ls_store, labelstudio.workspace.clips, other, run_id=gen.run_id).created == 6
+    assert {p: p.stat().st_mtime_ns for p in made} == made  # reused, not cut or drawn again
