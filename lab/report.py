@@ -28,7 +28,8 @@ def held_out_note(params: dict) -> str:
 def summary_table(result: SimulationResult) -> str:
     """One line per strategy: area under the curve, final macro recall, labels to reach random's final."""
     start, stop, _ = result.params["budgets"]
-    lines = [f"{'strategy':<20} {'AULC':>6} {'final':>6} {'mAP':>6} {'worst':>6}  {'labels to random final':>22}  "
+    width = max([20, *(len(n) for n in result.summary)])
+    lines = [f"{'strategy':<{width}} {'AULC':>6} {'final':>6} {'mAP':>6} {'worst':>6}  {'labels to random final':>22}  "
              f"{'to 90% full':>11}  {'s/query':>7}  below random at"]
     for name, s in sorted(result.summary.items(), key=lambda kv: (kv[0] != REFERENCE, -kv[1]["aulc"])):
         reach = s["labels_to_random_final"]
@@ -36,7 +37,7 @@ def summary_table(result: SimulationResult) -> str:
         worst = s["final_worst_stratum_recall"]
         full90 = s["labels_to_90pct_full"]
         below = ", ".join(map(str, s["below_random_at"])) or "-"
-        lines.append(f"{name:<20} {s['aulc']:6.3f} {s['final']:6.3f} {s['final_map']:6.3f} "
+        lines.append(f"{name:<{width}} {s['aulc']:6.3f} {s['final']:6.3f} {s['final_map']:6.3f} "
                      f"{'  -  ' if worst is None else f'{worst:6.3f}'}  {reach_txt:>22}  "
                      f"{'never' if full90 is None else full90:>11}  {s['seconds_per_query']:7.3f}  {below}")
     lines.append(f"(macro recall on the held-out part, means over seeds {result.params['seeds']}, labels "

@@ -25,6 +25,7 @@ from sklearn.metrics import average_precision_score
 
 from finetune.evaluate import evaluate, split_key, stratified_split
 from finetune.head import ClassifierHead
+from lab.peers import PEERS, PeerStrategy, check_applies, is_peer, labels_vector, peer_strategy
 from lab.pool import LabeledPool, from_workspace, load_pool_file
 from sampler.base import QueryStrategy
 from sampler.registry import STRATEGIES, build_strategy, strategy_spec
@@ -126,10 +127,12 @@ def resolve_strategies(strategies: Sequence[Any] | dict[str, Any]) -> dict[str, 
     for spec in strategies:
         if spec == DEFAULT_ALIAS:
             strat, name = default_strategy(), DEFAULT_ALIAS
+        elif is_peer(spec):  # scikit-activeml's, under the same protocol (lab.peers)
+            strat, name = peer_strategy(spec), spec
         else:
             if isinstance(spec, str) and spec not in SIMULATED:
                 raise ValueError(f"unknown strategy {spec!r} for a simulation; expected some of "
-                                 f"{[DEFAULT_ALIAS, *SIMULATED]}")
+                                 f"{[DEFAULT_ALIAS, *SIMULATED]} or skactiveml:NAME ({', '.join(PEERS)})")
             strat = build_strategy(spec)
             name = spec if isinstance(spec, str) else strat.name
         if name in out:
@@ -176,6 +179,7 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
     if not seed_list or (isinstance(seeds, (int, np.integer)) and seeds < 1):
         raise ValueError(f"seeds must be a positive number of seeds or a list of seeds, got {seeds!r}")
     strats = resolve_strategies(strategies)
+    check_applies(strats, pool.multi_label)
     labels = pool.label_lists()
     head_type = "softmax" if pool.output_type == "softmax" and all(len(row) == 1 for row in labels) else "sigmoid"
     ids = np.arange(len(pool), dtype=np.int64)
@@ -214,18 +218,27 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
                                           f"{points[-1].macro_recall:.3f}")
                 if len(labelled) >= stop:
                     break
-                probs = head.predict_proba(pool.embeddings[train])
-                sampled = _pool(ids[train], probs, pool.classes, pool, train, head_type)
                 strat = proto.__class__(**proto.get_params(deep=False))
                 if "random_state" in strat.get_params(deep=False):
                     strat.set_params(random_state=seed * 10_007 + len(labelled))
+                n = min(step, stop - len(labelled))
                 t0 = time.perf_counter()
-                picks = strat.query(sampled, view, min(step, stop - len(labelled)), exclude=labelled,
-                                    probabilities=MatrixView("simulated-probabilities", ids[train], probs))
+                if isinstance(strat, PeerStrategy):  # the library's own query: embeddings and the labels paid for
+                    strat.set_params(C=C)
+                    rows = strat.query_labelled(pool.embeddings[train], labels_vector(pool.truth, train, labelled),
+                                                len(pool.classes), n)
+                    new = [int(train[r]) for r in rows]
+                else:
+                    probs = head.predict_proba(pool.embeddings[train])
+                    sampled = _pool(ids[train], probs, pool.classes, pool, train, head_type)
+                    new = [p.clip_id for p in strat.query(sampled, view, n, exclude=labelled, probabilities=MatrixView(
+                        "simulated-probabilities", ids[train], probs))]
                 points[-1].query_seconds = time.perf_counter() - t0
-                if not picks:
+                if not new:
                     break
-                labelled.extend(p.clip_id for p in picks)
+                if set(new) & set(labelled):  # a bug in a strategy or an adapter, never the user's fault
+                    raise RuntimeError(f"{name} picked a clip that was already labelled")
+                labelled.extend(new)
             curves[name][seed] = points
     params = {"strategies": {n: strategy_spec(s) for n, s in strats.items()}, "seeds": seed_list,
               "budgets": [start, stop, step], "test_size": test_size, "C": C, "source": pool.source,

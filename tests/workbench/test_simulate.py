@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from tests.lab.conftest import rare_clusters
 from workbench.cli import main
@@ -73,3 +74,16 @@ def test_an_empty_pool_file_and_a_text_file_named_npz_are_one_line_each(tmp_path
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"error: {tmp_path / name} {says}") and "\n" not in err
         assert "pickled" not in err and "Traceback" not in err
+
+
+def test_simulate_compares_the_default_with_scikit_activeml_on_a_pool_file(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("skactiveml", reason="needs scikit-activeml (pip install -e '.[lab]')")
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "ws"))
+    x, labels, strata = rare_clusters()
+    np.savez(tmp_path / "pool.npz", embeddings=x, labels=labels, strata=strata)
+    assert main(["simulate", "--pool", str(tmp_path / "pool.npz"), "--strategies",
+                 "default,skactiveml:TypiClust,skactiveml:Badge", "--seeds", "1", "--budgets", "10:30:10"]) == 0
+    table = capsys.readouterr().out
+    assert "skactiveml:TypiClust" in table and "skactiveml:Badge" in table and "default" in table
+    assert main(["simulate", "--pool", str(tmp_path / "pool.npz"), "--strategies", "skactiveml:Nope"]) == 2
+    assert "unknown scikit-activeml strategy 'Nope'" in capsys.readouterr().err
