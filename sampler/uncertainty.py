@@ -23,20 +23,12 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
+from sampler.parameters import UNCERTAINTY_MEASURES  # noqa: F401 - declared with the strategy parameters
 from store.store import Pool
 
 UncertaintyMeasure = Literal["max_entropy", "mean_entropy", "margin", "least_confidence", "ratio",
                              "categorical_entropy"]
 
-# Every measure and how a reason sentence names it. A test checks this equals the documented list.
-UNCERTAINTY_MEASURES: dict[str, str] = {
-    "max_entropy": "max binary entropy",
-    "mean_entropy": "mean binary entropy",
-    "margin": "1 - margin (top-1 minus top-2 probability)",
-    "least_confidence": "1 - top-1 probability",
-    "ratio": "top-2 / top-1 probability ratio",
-    "categorical_entropy": "normalised categorical entropy",
-}
 # Measures the pool's score arrays already hold; the rest need the probability matrix.
 POOL_MEASURES = ("max_entropy", "mean_entropy", "margin", "least_confidence", "ratio")
 
