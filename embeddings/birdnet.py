@@ -20,6 +20,7 @@ import numpy as np
 
 from embeddings.litert_outputs import constants, with_outputs
 from embeddings.model_threads import lease
+from store.probability import sigmoid  # BirdNET-Analyzer's activation (logits clipped to +-15)
 
 MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
 LABELS_FILE = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
@@ -45,11 +46,6 @@ class EmbeddingModel(Protocol):
     def labels(self) -> list[str]: ...
 
     def infer_batch(self, windows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    # Same activation as BirdNET-Analyzer and birdnetlib (sensitivity 1, logits clipped to +-15).
-    return (1.0 / (1.0 + np.exp(-np.clip(logits, -15.0, 15.0)))).astype(np.float32)
 
 
 # The dense layer from the 1,024-d embedding to the 6,522 logits (checked in tests/embeddings/test_birdnet.py).
@@ -196,7 +192,7 @@ class BirdNET:
                                      f"mono); window {i} has shape {window.shape}")
                 interp.set_tensor(inp, window[np.newaxis, :])
                 interp.invoke()
-                probs[i] = _sigmoid(interp.get_tensor(out)[0])
+                probs[i] = sigmoid(interp.get_tensor(out)[0])
                 embs[i] = interp.get_tensor(emb)[0]
         return probs, embs
 

@@ -51,6 +51,7 @@ from PIL import Image
 from embeddings.image_files import IMAGE_EXTENSIONS, ImageReadError, read_image
 from embeddings.litert_outputs import with_outputs
 from embeddings.model_threads import lease
+from store.probability import activate
 from store.sources import file_sha256
 
 __all__ = ["CROPS", "DEFAULT_MODEL", "INPUT_DTYPES", "IMAGE_EXTENSIONS", "ImageEmbedding", "ImageReadError",
@@ -468,15 +469,6 @@ _ORT_TYPES = {"tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(float)":
 
 
 # ---------------------------------------------------------------------------------------------- the model
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max())
-    return (e / e.sum()).astype(np.float32)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))).astype(np.float32)
-
-
 class VisionModel:
     """An image model as an embedding model: an RGB image in, class probabilities and an embedding out.
 
@@ -646,7 +638,7 @@ class VisionModel:
     # ------------------------------------------------------------------ inference
     def _probabilities(self, scores: np.ndarray) -> np.ndarray:
         if self.spec.scores == "logits":
-            return _softmax(scores) if self.spec.output_type == "softmax" else _sigmoid(scores)
+            return activate(self.spec.output_type, scores)
         probs = np.clip(scores, 0.0, 1.0).astype(np.float32)
         if self.spec.output_type == "softmax":
             total = float(probs.sum())

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
-from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_array, check_is_fitted
+
+from store.probability import OutputType, activate
 
 FORMAT_VERSION = 1
 
@@ -193,10 +194,7 @@ class ClassifierHead(BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities (n x n_classes, float32): independent per label (sigmoid), or summing to 1 (softmax)."""
-        z = self.decision_function(X)
-        if getattr(self, "output_type", "sigmoid") == "softmax":
-            return softmax(z, axis=1).astype(np.float32)
-        return expit(z).astype(np.float32)
+        return activate(getattr(self, "output_type", OutputType.SIGMOID), self.decision_function(X))
 
     def predict(self, X: Any, threshold: float = 0.5) -> np.ndarray:
         """Indicator matrix (n x n_classes, bool): the labels reaching ``threshold`` (sigmoid), or the most

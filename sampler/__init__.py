@@ -27,29 +27,20 @@ Each pick carries its score, cluster, stratum and a reason sentence. ``sample`` 
 against the store and records the batch with the strategy's parameters and seed; ``replay``
 re-runs a recorded batch. The algorithms are public pure functions beside their classes
 (``k_greedy_center``, ``typiclust``, ``lazy_greedy``, ``allocate_quotas``, ...).
+
+The package loads lazily: ``import sampler.parameters`` (the strategy parameter tables, which the
+command line's parser reads) loads neither scikit-learn nor FAISS; the first name taken from the
+package itself loads every strategy (``sampler._api``).
 """
 
-from sampler.base import (DEFAULT_MIN_CANDIDATES, Choice, Pick, QueryContext, QueryStrategy, SamplerWarning,
-                          available_indices, candidate_count, most_uncertain)
-from sampler.baselines import RandomSampling, UncertaintySampling
-from sampler.blend import Blend, split_budget
-from sampler.cluster_margin import ClusterMargin, cluster_margin_order
-from sampler.cold_start import ColdStart, metadata_pool
-from sampler.combined import WEIGHT_NAMES, Combined, check_weights, stratum_candidates
-from sampler.core_set import KCenterGreedy, k_greedy_center
-from sampler.exclusion import NEAR_DUPLICATE_METRICS, NearDuplicateGuard, near_duplicate_distance
-from sampler.greedy import GreedyStep, lazy_greedy
-from sampler.registry import STRATEGIES, build_strategy, strategy_spec
-from sampler.run import Replay, replay, sample
-from sampler.search import MoreLikeThese, nearest_neighbours
-from sampler.strata import (HEMISPHERES, QUOTA_MODES, STRATA_COLUMNS, allocate_quotas, factorize, stratum_codes,
-                            stratum_keys, stratum_weights)
-from sampler.stratified import Stratified
-from sampler.typiclust import TypiClust, typicality, typiclust
-from sampler.uncertain_diverse import UncertainDiverse, relabel_by_first, round_robin_fill, stratified_quotas
-from sampler.uncertainty import (POOL_MEASURES, UNCERTAINTY_MEASURES, uncertainty_from_matrix,
-                                 uncertainty_from_probabilities, uncertainty_scores)
-from sampler.vectors import MatrixReader, WorkingSpace, kmeans, kmeans_labels, l2_normalize, nearest
+from __future__ import annotations
+
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sampler._api import *  # noqa: F403
 
 __all__ = [
     "DEFAULT_MIN_CANDIDATES", "HEMISPHERES", "NEAR_DUPLICATE_METRICS", "POOL_MEASURES", "QUOTA_MODES",
@@ -64,3 +55,35 @@ __all__ = [
     "stratum_candidates", "stratum_codes", "stratum_keys", "stratum_weights", "typicality", "typiclust",
     "uncertainty_from_matrix", "uncertainty_from_probabilities", "uncertainty_scores",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The first exported name asked for loads them all (as an eager ``__init__`` would)."""
+    if name not in __all__:
+        raise AttributeError(f"module 'sampler' has no attribute {name!r}")
+    from sampler import _api
+
+    globals().update({n: getattr(_api, n) for n in __all__ if n != "typiclust"})
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """``sampler.typiclust`` is the function (as the eager package had it), though a submodule has its name: the
+    import system's setting of the submodule attribute is ignored (``sys.modules`` still holds the module)."""
+
+    @property
+    def typiclust(self):
+        from sampler.typiclust import typiclust
+
+        return typiclust
+
+    @typiclust.setter
+    def typiclust(self, value: Any) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Package

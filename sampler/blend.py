@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from sampler.base import Choice, QueryContext, QueryStrategy
+from sampler.parameters import check_nestable
 
 #: A batch from cluster-margin with a fifth kept for k-center exploration (see bench/label_efficiency.py).
 DEFAULT_PARTS: tuple[dict[str, Any], ...] = ({"strategy": "cluster_margin", "share": 0.8},
@@ -51,9 +52,7 @@ def check_parts(parts: Any) -> list[tuple[str, QueryStrategy, float]]:
         spec = part["strategy"]
         strat = build_strategy(spec if isinstance(spec, QueryStrategy) else
                                {"strategy": spec, "params": dict(part.get("params") or {})}, parameter=f"parts[{i}]")
-        if strat.name in ("blend", "stratified", "cold_start", "more_like_these"):
-            raise ValueError(f"parts[{i}] is {strat.name!r}; a blend's parts are plain strategies (uncertainty, "
-                             f"cluster_margin, kcenter, typiclust, uncertain_diverse, combined, random)")
+        check_nestable(strat.name, f"parts[{i}]")
         out.append((strat.name, strat, float(share)))
     return out
 

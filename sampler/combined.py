@@ -25,12 +25,11 @@ import numpy as np
 from sampler.base import (UNCERTAINTY_MEASURES, Choice, QueryContext, QueryStrategy, candidate_count, check_int,
                           most_uncertain)
 from sampler.greedy import lazy_greedy
+from sampler.parameters import WEIGHT_NAMES
 from sampler.strata import allocate_quotas, check_custom_columns, check_hemisphere, check_quotas, check_strata
 from sampler.stratified import describe_quotas, stratify
 from sampler.uncertainty import UncertaintyMeasure, check_measure
 from sampler.vectors import check_pca, typical_distance
-
-WEIGHT_NAMES = ("uncertainty", "diversity", "balance")
 
 
 def check_weights(weights: Any) -> tuple[float, float, float]:

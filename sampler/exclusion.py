@@ -14,17 +14,10 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
+from sampler.parameters import NEAR_DUPLICATE_METRICS
 from sampler.vectors import l2_normalize, nearest
 
 NearDuplicateMetric = Literal["cosine", "l2"]
-
-# How the radius is measured (on the raw embeddings, before any PCA). A test checks these are
-# the accepted values.
-NEAR_DUPLICATE_METRICS: dict[str, str] = {
-    "cosine": "cosine distance, 1 - cosine similarity (0 = same direction, 2 = opposite)",
-    "l2": "Euclidean distance between the raw embedding vectors",
-}
-
 
 def check_near_duplicate(radius: Any, metric: Any) -> tuple[Optional[float], str]:
     if metric not in NEAR_DUPLICATE_METRICS:

@@ -14,21 +14,9 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from sampler.parameters import HEMISPHERES, QUOTA_MODES, STRATA_COLUMNS  # noqa: F401 - declared with the parameters
 from store.store import Pool
 
-# Pool columns a batch can be stratified over. The test suite checks that this list, the
-# docstrings that document ``strata`` and what ``stratum_codes`` accepts are the same.
-STRATA_COLUMNS: dict[str, str] = {
-    "site": "recording site",
-    "device": "recorder",
-    "hour": "hour of day of the clip start (local time at the site), '00'-'23'",
-    "month": "month of the clip start, '01'-'12'",
-    "season": "meteorological season of the clip start: winter = Dec-Feb, spring = Mar-May, summer = Jun-Aug, "
-              "autumn = Sep-Nov in the northern hemisphere (hemisphere='north', the default); "
-              "shifted by six months with hemisphere='south'",
-    "species": "top predicted label under the pool's model version",
-}
-HEMISPHERES = ("north", "south")
 UNKNOWN = "unknown"
 
 _SEASONS_NORTH = np.array(["winter", "winter", "spring", "spring", "spring", "summer", "summer", "summer",
@@ -284,9 +272,6 @@ def stratum_keys(pool: Pool, columns: Sequence[str], rows: Optional[np.ndarray] 
 
 
 # --------------------------------------------------------------------------- quotas
-QUOTA_MODES = ("equal", "proportional")
-
-
 def check_quotas(quotas: Any, columns: Sequence[str]) -> str | dict[str, float]:
     """``"equal"``, ``"proportional"`` or ``{stratum condition: weight}``; refuse anything else.
 

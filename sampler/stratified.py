@@ -1,5 +1,5 @@
 """Stratified batches: quotas per stratum (site, device, hour, month, season, species, custom), and
-any strategy applied inside each stratum.
+any plain strategy applied inside each stratum.
 
 TABMON's finding: stratifying lifts the worst stratum and cuts the variance across strata. Quotas
 are equal, proportional to the stratum's unselected clips, or user-weighted; ``min_per_stratum``
@@ -19,6 +19,7 @@ import numpy as np
 
 from sampler.base import Choice, QueryContext, QueryStrategy, SamplerWarning, check_int, random_subset
 from sampler.exclusion import NearDuplicateGuard
+from sampler.parameters import check_nestable
 from sampler.vectors import WorkingSpace
 from sampler.strata import (allocate_quotas, check_custom_columns, check_hemisphere, check_quotas, check_strata,
                             quota_shares, stratum_codes, stratum_weights)
@@ -78,8 +79,9 @@ class Stratified(QueryStrategy):
     Parameters
     ----------
     inner : strategy, strategy name or {"strategy": name, "params": {...}}, default "uncertainty"
-        What picks inside a stratum (any registered strategy). Its ``random_state``, when None, is
-        this wrapper's seed; its near-duplicate radius applies across the whole batch.
+        What picks inside a stratum: a plain strategy (``sampler.parameters.NESTABLE``). Its
+        ``random_state``, when None, is this wrapper's seed; its near-duplicate radius applies across
+        the whole batch.
     strata : tuple of {"site", "device", "hour", "month", "season", "species"} or custom column names, default ("site",)
     quotas : "equal", "proportional" or {stratum condition: weight}, default "equal"
         A condition names some stratum columns, e.g. {"site=A": 2, "site=B|hour=05": 0.5}; a
@@ -111,8 +113,7 @@ class Stratified(QueryStrategy):
 
         p = super()._validate_params()
         inner = build_strategy(self.inner, parameter="inner")
-        if isinstance(inner, Stratified):
-            raise ValueError("inner must not itself be 'stratified'; list all columns in strata instead")
+        check_nestable(inner.name, "inner")
         if "random_state" in inner.get_params(deep=False) and inner.get_params(deep=False)["random_state"] is None:
             inner.set_params(random_state=p.seed)
         p.inner = inner

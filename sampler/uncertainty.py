@@ -23,29 +23,18 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
+from sampler.parameters import UNCERTAINTY_MEASURES  # noqa: F401 - declared with the strategy parameters
+from store.probability import OutputType, binary_entropy, categorical_entropy, top_two
 from store.store import Pool
 
 UncertaintyMeasure = Literal["max_entropy", "mean_entropy", "margin", "least_confidence", "ratio",
                              "categorical_entropy"]
 
-# Every measure and how a reason sentence names it. A test checks this equals the documented list.
-UNCERTAINTY_MEASURES: dict[str, str] = {
-    "max_entropy": "max binary entropy",
-    "mean_entropy": "mean binary entropy",
-    "margin": "1 - margin (top-1 minus top-2 probability)",
-    "least_confidence": "1 - top-1 probability",
-    "ratio": "top-2 / top-1 probability ratio",
-    "categorical_entropy": "normalised categorical entropy",
-}
 # Measures the pool's score arrays already hold; the rest need the probability matrix.
 POOL_MEASURES = ("max_entropy", "mean_entropy", "margin", "least_confidence", "ratio")
 
-_EPS = 1e-7
-
-#: How a model's probabilities are to be read: ``sigmoid`` (one independent probability per class, several
-#: classes per clip: BirdNET, the workbench's heads) or ``softmax`` (one distribution over classes, one class per
-#: clip: most image classifiers).
-OUTPUT_TYPES = ("sigmoid", "softmax")
+#: How a model's probabilities are to be read (``store.probability.OutputType``).
+OUTPUT_TYPES = tuple(t.value for t in OutputType)
 #: The measures that read each output type as it is meant (the top-1/top-2 ones read both).
 FITTING_MEASURES: dict[str, tuple[str, ...]] = {
     "sigmoid": ("max_entropy", "mean_entropy", "margin", "least_confidence", "ratio"),
@@ -106,23 +95,11 @@ def uncertainty_from_probabilities(probabilities: np.ndarray, measure: str) -> n
         raise ValueError(f"probabilities contain NaN or infinite values in {int(bad.sum())} rows "
                          f"(first: row {int(np.flatnonzero(bad)[0])})")
     if measure in ("max_entropy", "mean_entropy"):
-        q = np.clip(p, _EPS, 1 - _EPS)
-        ent = -(q * np.log2(q) + (1 - q) * np.log2(1 - q))
-        return (ent.max(axis=1) if measure == "max_entropy" else ent.mean(axis=1)).astype(np.float64)
+        ent = binary_entropy(p)
+        return ent.max(axis=1) if measure == "max_entropy" else ent.mean(axis=1)
     if measure == "categorical_entropy":
-        k = p.shape[1]
-        if k == 1:
-            return np.zeros(p.shape[0])
-        total = p.sum(axis=1, keepdims=True, dtype=np.float64)
-        q = np.clip(p / np.where(total > 0, total, 1.0), 1e-12, 1.0)
-        ent = -(q * np.log(q)).sum(axis=1)
-        ent[total.ravel() <= 0] = np.log(k)  # an all-zero row says nothing: maximally uncertain
-        return np.clip(ent / np.log(k), 0.0, 1.0)
-    if p.shape[1] >= 2:
-        top2 = -np.partition(-p, 1, axis=1)[:, :2].astype(np.float64)
-    else:
-        top2 = np.concatenate([p, np.zeros_like(p)], axis=1).astype(np.float64)
-    return _from_top2(top2[:, 0], top2[:, 0] - top2[:, 1], measure)
+        return categorical_entropy(p)
+    return _from_top2(*top_two(p), measure)
 
 
 def _from_top2(top1: np.ndarray, margin: np.ndarray, measure: str) -> np.ndarray:

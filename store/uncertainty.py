@@ -1,4 +1,4 @@
-"""Uncertainty and confidence scores computed from probability rows.
+"""Uncertainty and confidence scores computed from probability rows (the maths itself: ``store.probability``).
 
 BirdNET is multi-label (a sigmoid per class), so a clip's uncertainty is the binary entropy of each
 class, H(p) = -p log2 p - (1-p) log2 (1-p), summarised by its maximum (as TABMON does) and mean.
@@ -8,13 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_EPS = 1e-12
-
-
-def binary_entropy(p: np.ndarray) -> np.ndarray:
-    """Binary entropy in bits, elementwise; 0 at p in {0, 1}, 1 at p = 0.5."""
-    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
-    return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+from store.probability import binary_entropy, top_two
 
 
 def score_rows(probabilities: np.ndarray) -> dict[str, np.ndarray]:
@@ -25,15 +19,12 @@ def score_rows(probabilities: np.ndarray) -> dict[str, np.ndarray]:
     if not np.isfinite(probs).all():
         raise ValueError("probabilities contain NaN or infinite values")
     ent = binary_entropy(probs)
-    if probs.shape[1] >= 2:
-        top2 = -np.partition(-probs, 1, axis=1)[:, :2]
-    else:
-        top2 = np.concatenate([probs, np.zeros_like(probs)], axis=1)
+    top1, margin = top_two(probs)
     return {
         "max_entropy": ent.max(axis=1),
         "mean_entropy": ent.mean(axis=1),
-        "top1": top2[:, 0].astype(np.float64),
-        "margin": (top2[:, 0] - top2[:, 1]).astype(np.float64),
+        "top1": top1,
+        "margin": margin,
         "top_index": probs.argmax(axis=1),
     }
 

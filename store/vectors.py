@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from store import matrices
 from store.errors import StoreError
+from store.probability import OutputType, activate
 from store.schema import Matrix, ModelVersion
 from store.sql import SessionFactory, insert_missing
 
@@ -35,11 +36,7 @@ class OutputLayer:
     activation: str  # sigmoid | softmax
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
-        z = np.asarray(embeddings, dtype=np.float32) @ self.weights.T + self.bias
-        if self.activation == "softmax":
-            z = np.exp(z - z.max(axis=1, keepdims=True))
-            return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
-        return (1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))).astype(np.float32)
+        return activate(self.activation, np.asarray(embeddings, dtype=np.float32) @ self.weights.T + self.bias)
 
 
 class ComputedProbabilities:
@@ -171,7 +168,7 @@ class MatrixVectors:
         """
         weights = np.asarray(weights, dtype=np.float32)
         bias = np.asarray(bias, dtype=np.float32).ravel()
-        if activation not in ("sigmoid", "softmax"):
+        if activation not in tuple(OutputType):
             raise StoreError(f"activation must be 'sigmoid' or 'softmax', got {activation!r}")
         if weights.shape != (len(model.labels), model.dim if model.kind == "embedding" else weights.shape[1]) \
                 or bias.shape != (len(model.labels),):

@@ -14,33 +14,13 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from workbench import services
+from annotation.settings import DEFAULT_PROJECT
+from sampler.parameters import add_sampling_options, offered_strategies, sampling_parameters, strategy_from_options
+from workbench import experts, services
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 from workbench.console import UserError, is_user_error, open_store, progress
 
 log = logging.getLogger("workbench")
-
-from annotation.settings import DEFAULT_PROJECT  # noqa: E402
-from workbench import experts  # noqa: E402
-
-# What `workbench sample` offers, spelled out here so that building the parser does not import the
-# sampler (scikit-learn and FAISS take seconds to load); a test checks these match the sampler's.
-SAMPLE_STRATEGIES = {
-    "uncertain_diverse": "most uncertain, spread over k-means clusters, equal site/hour/species quotas",
-    "uncertainty": "the most uncertain clips",
-    "random": "seeded uniform sample (the baseline to beat)",
-    "kcenter": "core-set: farthest-first from labelled and picked clips",
-    "typiclust": "typical clips of the largest clusters",
-    "cluster_margin": "lowest-margin clips, small clusters first",
-    "combined": "greedy w_u x uncertainty + w_d x diversity + w_b x stratum balance (--weights)",
-    "stratified": "quotas per stratum, --inner strategy inside each",
-    "cold_start": "representative batch with no labels or scores: typical clips within proportional quotas",
-    "blend": "shares of one batch from several strategies (--parts cluster_margin:0.8,kcenter:0.2)",
-}
-STRATA_NAMES = ("site", "device", "hour", "month", "season", "species")
-UNCERTAINTY_NAMES = ["max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"]
-NEAR_DUPLICATE_NAMES = ["cosine", "l2"]
-
 
 _progress = progress
 
@@ -187,152 +167,10 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-# Sampling options and the strategy parameter each one sets (None = not given: the strategy's default).
-_SAMPLING_OPTIONS = {
-    "candidate_factor": "--candidate-factor", "strata": "--strata", "uncertainty": "--uncertainty",
-    "quotas": "--quotas", "min_per_stratum": "--min-per-stratum", "weights": "--weights", "pca": "--pca",
-    "n_candidates": "--n-candidates", "n_clusters": "--n-clusters", "k_neighbors": "--k-neighbors",
-    "candidates": "--candidates", "near_duplicate_radius": "--near-duplicate-radius",
-    "near_duplicate_metric": "--near-duplicate-metric", "hemisphere": "--hemisphere",
-    "custom_columns": "--custom-column", "parts": "--parts",
-}
-_WEIGHT_ALIASES = {"u": "uncertainty", "d": "diversity", "b": "balance",
-                   "uncertainty": "uncertainty", "diversity": "diversity", "balance": "balance"}
-
-
-def _parse_strata(text: str) -> tuple[str, ...]:
-    return tuple(s.strip() for s in text.split(",") if s.strip())
-
-
-def _parse_quotas(text: str):
-    """``equal``, ``proportional`` or ``site=A:2,site=B|hour=05:1`` (stratum condition : weight)."""
-    if text in ("equal", "proportional"):
-        return text
-    out = {}
-    for item in text.split(","):
-        key, sep, weight = item.strip().rpartition(":")
-        try:
-            out[key] = float(weight)
-        except ValueError:
-            sep = ""
-        if not sep or not key:
-            raise UserError(f"--quotas {text!r}: expected equal, proportional or items like site=A:2 "
-                            f"(stratum condition, colon, weight), got {item!r}")
-    return out
-
-
-def _parse_weights(text: str) -> dict[str, float]:
-    """``u=1,d=1,b=0.5`` (or the full names uncertainty, diversity, balance)."""
-    out = {}
-    for item in text.split(","):
-        name, sep, value = item.strip().partition("=")
-        if not sep or name not in _WEIGHT_ALIASES:
-            raise UserError(f"--weights {text!r}: expected items like u=1,d=1,b=0.5 "
-                            f"(u/uncertainty, d/diversity, b/balance), got {item!r}")
-        try:
-            out[_WEIGHT_ALIASES[name]] = float(value)
-        except ValueError as e:
-            raise UserError(f"--weights {text!r}: {value!r} is not a number") from e
-    return out
-
-
-def _parse_parts(text: str) -> list[dict]:
-    """``cluster_margin:0.8,kcenter:0.2`` (strategy : share of the batch)."""
-    out = []
-    for item in text.split(","):
-        name, sep, share = item.strip().partition(":")
-        try:
-            weight = float(share) if sep else 1.0
-        except ValueError as e:
-            raise UserError(f"--parts {text!r}: the share of {name!r} must be a number, got {share!r}") from e
-        if name not in SAMPLE_STRATEGIES:
-            raise UserError(f"--parts {text!r}: {name!r} is not a strategy ({', '.join(SAMPLE_STRATEGIES)})")
-        out.append({"strategy": name, "share": weight})
-    return out
-
-
-def _parse_custom_columns(items: Sequence[str]) -> dict[str, dict[int, str]]:
-    """``NAME=FILE.csv`` items: a CSV of clip_id,value rows (a header row is skipped)."""
-    import csv
-
-    out: dict[str, dict[int, str]] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise UserError(f"--custom-column {item!r}: expected NAME=FILE.csv (rows: clip_id,value)")
-        mapping: dict[int, str] = {}
-        try:
-            with open(path, newline="") as fh:
-                for n, row in enumerate(csv.reader(fh)):
-                    if not row or (n == 0 and not row[0].strip().lstrip("-").isdigit()):
-                        continue
-                    if len(row) < 2:
-                        raise UserError(f"--custom-column {name}: {path} line {n + 1} needs clip_id,value, got {row!r}")
-                    mapping[int(row[0])] = row[1]
-        except OSError as e:
-            raise UserError(f"--custom-column {name}: cannot read {path}: {e.strerror}") from e
-        except ValueError as e:
-            raise UserError(f"--custom-column {name}: {path} has a clip id that is not an integer ({e})") from e
-        out[name] = mapping
-    return out
-
-
-def _given_options(args: argparse.Namespace) -> dict:
-    """Strategy parameters the user set on the command line, parsed."""
-    given = {}
-    for param, option in _SAMPLING_OPTIONS.items():
-        value = getattr(args, param, None)
-        if value is None or value == []:
-            continue
-        if param == "strata":
-            value = _parse_strata(value)
-        elif param == "quotas":
-            value = _parse_quotas(value)
-        elif param == "weights":
-            value = _parse_weights(value)
-        elif param == "pca":
-            value = None if value == 0 else value
-        elif param == "custom_columns":
-            value = _parse_custom_columns(value)
-        elif param == "parts":
-            value = _parse_parts(value)
-        given[param] = value
-    return given
-
-
 def _strategy(args: argparse.Namespace):
     """The strategy ``--strategy`` names, with every option the user gave as a parameter."""
-    from sampler import STRATEGIES
-
-    name = args.strategy
-    cls = STRATEGIES[name]
-    given = _given_options(args)
-    params = set(cls().get_params(deep=False))
-    if name == "stratified":
-        inner_name = args.inner or "uncertainty"
-        inner_cls = STRATEGIES[inner_name]
-        inner_params = set(inner_cls().get_params(deep=False))
-        outer = {k: v for k, v in given.items() if k in params}
-        inner = {k: v for k, v in given.items() if k not in params and k in inner_params}
-        rest = [k for k in given if k not in outer and k not in inner]
-        if "random_state" in inner_params:
-            inner["random_state"] = args.seed
-        if rest:
-            raise UserError(f"{', '.join(_SAMPLING_OPTIONS[k] for k in rest)} apply to neither --strategy stratified "
-                            f"nor --inner {inner_name}")
-        outer["inner"] = inner_cls(**inner)
-        outer["random_state"] = args.seed
-        return cls(**outer)
-    if args.inner:
-        raise UserError(f"--inner applies only to --strategy stratified, not {name}")
-    wrong = [k for k in given if k not in params]
-    if wrong:
-        accepted = sorted(_SAMPLING_OPTIONS[k] for k in params if k in _SAMPLING_OPTIONS)
-        raise UserError(f"{', '.join(_SAMPLING_OPTIONS[k] for k in wrong)} do(es) not apply to --strategy {name} "
-                        f"(its options: {', '.join(accepted) or 'none'}, --seed)")
-    if "random_state" in params:
-        given["random_state"] = args.seed
-    return cls(**given)
+    return strategy_from_options(args.strategy, {p.name: getattr(args, p.name, None) for p in sampling_parameters()},
+                                 seed=args.seed, inner=args.inner)
 
 
 def _print_picks(picks, show: int) -> None:
@@ -536,40 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_ingest)
 
     def sampling_args(s: argparse.ArgumentParser) -> None:
-        summaries = "; ".join(f"{n}: {d}" for n, d in SAMPLE_STRATEGIES.items())
-        s.add_argument("--strategy", default="uncertain_diverse", choices=list(SAMPLE_STRATEGIES), metavar="NAME",
-                       help=f"query strategy (default uncertain_diverse). {summaries}")
         s.add_argument("--budget", type=int, default=20, help="clips to pick (default 20)")
         s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same batch")
-        s.add_argument("--candidate-factor", type=float, help="uncertain_diverse: consider the budget x this most "
-                                                               "uncertain clips (default 20)")
-        s.add_argument("--strata", help=f"comma-separated stratum columns, '' for none ({', '.join(STRATA_NAMES)} "
-                                        "or a --custom-column); default: the strategy's (uncertain_diverse: "
-                                        "site,hour,species)")
-        s.add_argument("--uncertainty", choices=UNCERTAINTY_NAMES, help="uncertainty measure (default: the one that "
-                       "fits the model's outputs: margin for sigmoid ones such as BirdNET and the heads, "
-                       "categorical_entropy for softmax; see sampler.uncertainty)")
-        s.add_argument("--quotas", help="equal | proportional | weights per stratum, e.g. site=A:2,site=B:1 "
-                                        "(conditions may join columns: site=A|hour=05:3)")
-        s.add_argument("--min-per-stratum", type=int, help="clips every stratum gets first (rarest strata first)")
-        s.add_argument("--weights", help="combined: u=1,d=1,b=0.5 (uncertainty, diversity, stratum balance)")
-        s.add_argument("--pca", type=int, help="PCA dimensions before clustering or distances (0 = none)")
-        s.add_argument("--n-candidates", type=int, help="candidate clips read from the pool (default 50 x budget, "
-                                                        "at least 20,000, at most 100,000)")
-        s.add_argument("--n-clusters", type=int, help="k-means clusters (default: the budget)")
-        s.add_argument("--k-neighbors", type=int, help="typiclust / cold_start: neighbours defining typicality")
-        s.add_argument("--candidates", choices=["random", "uncertain"], help="kcenter / typiclust: candidate pool")
-        s.add_argument("--near-duplicate-radius", type=float,
-                       help="skip clips within this distance of a labelled, pending or picked clip")
-        s.add_argument("--near-duplicate-metric", choices=NEAR_DUPLICATE_NAMES,
-                       help="how that distance is measured (default cosine: 1 - cosine similarity)")
-        s.add_argument("--hemisphere", choices=["north", "south"], help="for the season column (default north)")
-        s.add_argument("--custom-column", dest="custom_columns", action="append", metavar="NAME=FILE.csv",
-                       help="extra stratum column from a CSV of clip_id,value (repeatable)")
-        s.add_argument("--parts", help="blend: strategies and their shares of the batch, e.g. "
-                                       "cluster_margin:0.8,kcenter:0.2 (each with its default parameters)")
-        s.add_argument("--inner", choices=[n for n in SAMPLE_STRATEGIES if n not in ("stratified", "cold_start", "blend")],
-                       metavar="NAME", help="stratified: the strategy run inside each stratum (default uncertainty)")
+        add_sampling_options(s)
         s.add_argument("--model-version", help="score clips with this model version (default: the newest)")
         s.add_argument("--show", type=int, default=20, help="picks to print with their reasons")
 
@@ -612,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "optional strata, probabilities, times); default: the workspace's labelled clips")
     s.add_argument("--strategies", default="default",
                    help="comma-separated strategies to compare with random ('default' = the workbench's default; "
-                        f"any of {', '.join(n for n in SAMPLE_STRATEGIES)})")
+                        f"any of {', '.join(offered_strategies())})")
     s.add_argument("--seeds", type=int, default=3, help="seeds (splits and initial sets) to average over")
     s.add_argument("--budgets", default="20:120:20", help="START:STOP:STEP labels (random initial set, last round, "
                                                           "batch size)")

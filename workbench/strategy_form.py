@@ -1,24 +1,21 @@
-"""The sampling strategies as form controls, read from the same place ``workbench sample`` reads them.
+"""The sampling strategies as form controls, generated from the tables ``workbench sample``'s options come from.
 
-Each strategy parameter (``get_params()``) is described by the command line option that sets it (its
-type, choices and help text come from ``workbench sample``'s parser), shown with the strategy's default,
-and turned back into a strategy by the CLI's own ``_strategy``: the app and the command line cannot
-drift apart, and a form saves exactly the run ``workbench sample`` with the same options would.
+Each strategy parameter is declared once, in ``sampler.parameters`` (its kind, choices, help text and
+option); a control shows it with the strategy's default, and the form's values become a strategy by the
+same ``strategy_from_options`` the command line uses: the app and the command line cannot drift apart,
+and a form saves exactly the run ``workbench sample`` with the same options would.
 """
 
 from __future__ import annotations
 
-import argparse
 import shlex
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Literal, Optional
 
-from workbench import cli
+from sampler.parameters import (DEFAULT_INNER, NESTABLE, PARAMETERS, STRATEGY_TABLES, offered_strategies,
+                                strategy_from_options)
 
 ControlKind = Literal["choice", "multi", "int", "float", "text", "lines"]
-#: parameters set outside the per-strategy controls (the seed) or not by a control at all
-NOT_CONTROLS = ("random_state", "inner")
 
 
 @dataclass(frozen=True)
@@ -38,26 +35,18 @@ class Control:
         return self.default is None
 
 
-@lru_cache(maxsize=1)
-def _sample_actions() -> dict[str, argparse.Action]:
-    """``workbench sample``'s options by destination (= strategy parameter name)."""
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
-    return {a.dest: a for a in sub.choices["sample"]._actions if a.option_strings}  # noqa: SLF001
-
-
 def strategy_names() -> list[str]:
     """What ``workbench sample --strategy`` offers, in its order."""
-    return list(cli.SAMPLE_STRATEGIES)
+    return list(offered_strategies())
 
 
 def strategy_description(name: str) -> str:
-    return cli.SAMPLE_STRATEGIES[name]
+    return STRATEGY_TABLES[name].summary
 
 
 def inner_names() -> list[str]:
     """Strategies ``stratified`` may run inside each stratum (``--inner``)."""
-    return list(_sample_actions()["inner"].choices)
+    return list(NESTABLE)
 
 
 def _default_params(name: str) -> dict[str, Any]:
@@ -67,20 +56,11 @@ def _default_params(name: str) -> dict[str, Any]:
 
 
 def _control(param: str, default: Any) -> Control:
-    action = _sample_actions()[param]
-    help_text = (action.help or "").replace("%%", "%")
-    option = action.option_strings[-1]
-    if param == "strata":
-        return Control(param, option, "multi", tuple(default or ()), tuple(cli.STRATA_NAMES), help_text)
-    if param == "custom_columns":
-        return Control(param, option, "lines", "", (), help_text)
-    if action.choices:
-        return Control(param, option, "choice", default, tuple(action.choices), help_text)
-    if action.type is int:
-        return Control(param, option, "int", default, (), help_text)
-    if action.type is float:
-        return Control(param, option, "float", None if default is None else float(default), (), help_text)
-    return Control(param, option, "text", _as_option_text(param, default), (), help_text)
+    p = PARAMETERS[param]
+    shown = {"multi": lambda: tuple(default or ()), "lines": lambda: "",
+             "float": lambda: None if default is None else float(default),
+             "text": lambda: _as_option_text(param, default)}.get(p.kind, lambda: default)()
+    return Control(param, p.option, p.kind, shown, p.choices if p.kind in ("choice", "multi") else (), p.help)
 
 
 def _as_option_text(param: str, default: Any) -> str:
@@ -97,18 +77,15 @@ def _as_option_text(param: str, default: Any) -> str:
 
 
 def strategy_controls(name: str, inner: Optional[str] = None) -> list[Control]:
-    """The controls of strategy ``name`` (for ``stratified``: its own, then those of ``inner``).
-
-    A parameter ``workbench sample`` has no option for cannot be set there either, so it gets no control
-    (tests/sampler/test_cli.py checks that every parameter has an option).
-    """
-    actions = _sample_actions()
+    """The controls of strategy ``name`` (for ``stratified``: its own, then those of ``inner``), one per
+    parameter its table declares, each showing the strategy's default."""
     own = _default_params(name)
-    params = [(p, v) for p, v in sorted(own.items()) if p not in NOT_CONTROLS]
+    params = [(p, own.get(p)) for p in sorted(STRATEGY_TABLES[name].parameters)]
     if name == "stratified":
-        params += [(p, v) for p, v in sorted(_default_params(inner or "uncertainty").items())
-                   if p not in NOT_CONTROLS and p not in own]
-    return [_control(p, v) for p, v in params if p in actions]
+        inner = inner or DEFAULT_INNER
+        nested = _default_params(inner)
+        params += [(p, nested.get(p)) for p in sorted(STRATEGY_TABLES[inner].parameters) if p not in own]
+    return [_control(p, v) for p, v in params]
 
 
 def _cli_value(control: Control, value: Any) -> Any:
@@ -126,10 +103,10 @@ def _cli_value(control: Control, value: Any) -> Any:
 
 
 def build_strategy(name: str, values: dict[str, Any], *, seed: int, inner: Optional[str] = None):
-    """The strategy the form describes, built by the CLI's ``_strategy`` from the equivalent options.
+    """The strategy the form describes, built from the equivalent options as ``workbench sample`` builds it.
 
     ``values`` maps parameter names to control values; those equal to the strategy's default are left to
-    it, as options not given on the command line are. A wrong combination raises ``cli.UserError`` with
+    it, as options not given on the command line are. A wrong combination raises ``ValueError`` with
     the one-line message ``workbench sample`` would print.
     """
     options: dict[str, Any] = {}
@@ -137,9 +114,7 @@ def build_strategy(name: str, values: dict[str, Any], *, seed: int, inner: Optio
         value = _cli_value(control, values.get(control.param, control.default))
         if value != _cli_value(control, control.default):  # as on the command line: only what differs is given
             options[control.param] = value
-    args = argparse.Namespace(strategy=name, seed=int(seed), inner=inner if name == "stratified" else None,
-                              **options)
-    return cli._strategy(args)  # noqa: SLF001 - the one mapping of options to parameters
+    return strategy_from_options(name, options, seed=int(seed), inner=inner if name == "stratified" else None)
 
 
 def command_line(name: str, values: dict[str, Any], *, budget: int, seed: int, inner: Optional[str] = None) -> str:

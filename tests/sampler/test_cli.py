@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from sampler import NEAR_DUPLICATE_METRICS, STRATA_COLUMNS, STRATEGIES, UNCERTAINTY_MEASURES
+from sampler import STRATEGIES, Blend, Stratified
+from sampler.parameters import (NESTABLE, PARAMETERS, STRATEGY_TABLES, Parameter, check_nestable,
+                                offered_strategies)
 from tests.sampler.synthetic import build_pool
 from workbench import cli
 from workbench.cli import main
@@ -33,17 +37,53 @@ def _last_run(ws):
         store.close()
 
 
-def test_cli_options_match_the_sampler():
-    assert set(cli.SAMPLE_STRATEGIES) | {"more_like_these"} == set(STRATEGIES)
-    assert cli.UNCERTAINTY_NAMES == list(UNCERTAINTY_MEASURES)
-    assert cli.STRATA_NAMES == tuple(STRATA_COLUMNS)
-    assert cli.NEAR_DUPLICATE_NAMES == list(NEAR_DUPLICATE_METRICS)
-    params = set().union(*(set(c().get_params(deep=False)) for c in STRATEGIES.values()))
-    exposed = set(cli._SAMPLING_OPTIONS) | {"random_state", "inner", "examples", "metric"}
-    assert params <= exposed, f"parameters without a CLI option: {params - exposed}"
+def test_each_strategy_table_names_what_its_class_takes():
+    assert set(STRATEGY_TABLES) == set(STRATEGIES)
+    for name, table in STRATEGY_TABLES.items():
+        assert table.constructor_parameters() == set(STRATEGIES[name]().get_params(deep=False)), name
+        assert all(p in PARAMETERS for p in table.parameters), name
+    assert set(offered_strategies()) | {"more_like_these"} == set(STRATEGIES)
 
 
-@pytest.mark.parametrize("name", sorted(cli.SAMPLE_STRATEGIES))
+def test_a_parameter_added_to_a_table_shows_in_both_faces(monkeypatch):
+    from workbench.strategy_form import strategy_controls
+
+    extra = Parameter("patience", "int", "clips to wait for")
+    monkeypatch.setitem(PARAMETERS, "patience", extra)
+    table = STRATEGY_TABLES["random"]
+    monkeypatch.setitem(STRATEGY_TABLES, "random", dataclasses.replace(table, parameters=(*table.parameters,
+                                                                                          "patience")))
+    sample = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices["sample"]._actions
+                  if "--patience" in a.option_strings)
+    assert (sample.dest, sample.type, sample.help) == ("patience", int, "clips to wait for")
+    [control] = [c for c in strategy_controls("random") if c.param == "patience"]
+    assert (control.option, control.kind, control.help) == ("--patience", "int", "clips to wait for")
+    assert "patience" not in {c.param for c in strategy_controls("uncertainty")}
+
+
+def test_one_nesting_rule_for_inner_parts_and_the_library(ws, capsys):
+    for name in set(STRATEGIES) - set(NESTABLE):
+        with pytest.raises(ValueError, match="stratified" if name == "stratified" else "plain one"):
+            check_nestable(name, "inner")
+    assert set(NESTABLE) == {"uncertain_diverse", "uncertainty", "random", "kcenter", "typiclust", "cluster_margin",
+                             "combined"}
+    store = ws[0].open_store()
+    try:
+        pool, emb = store.pool(), store.embeddings(store.pool().model_version.embedding_space)
+        with pytest.raises(ValueError, match="inner is 'blend'"):
+            Stratified(inner="blend").query(pool, emb, 3)
+        with pytest.raises(ValueError, match=r"parts\[0\] is 'cold_start'"):
+            Blend(parts=[{"strategy": "cold_start"}]).query(pool, emb, 3)
+    finally:
+        store.close()
+    with pytest.raises(SystemExit):
+        _run(ws, "sample", "--strategy", "stratified", "--inner", "blend")
+    assert "invalid choice: 'blend'" in capsys.readouterr().err
+    assert _run(ws, "sample", "--strategy", "blend", "--parts", "stratified:1") == 2
+    assert "parts[0] must not itself be 'stratified'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(offered_strategies()))
 def test_every_strategy_from_the_command_line(ws, name, capsys):
     assert _run(ws, "sample", "--strategy", name, "--budget", "5", "--seed", "2") == 0
     out = capsys.readouterr().out
