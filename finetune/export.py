@@ -1,0 +1,120 @@
+"""Detections in the files a BirdNET user already reads: BirdNET-Analyzer's CSV and Raven selection tables.
+
+A detection is a 3 s window of a recording and a class whose probability under a model version (BirdNET, or
+a fine-tuned head: its probabilities are recomputed from the stored embedding) reaches ``min_confidence``
+(BirdNET-Analyzer's default 0.1). The columns are BirdNET-Analyzer's: the CSV ``Start (s),End (s),Scientific
+name,Common name,Confidence,File``, one Raven table per recording (``<name>.BirdNET.selection.table.txt``,
+``Selection View Channel Begin Time (s) End Time (s) Low Freq (Hz) High Freq (Hz) Common Name Species Code
+Confidence Begin Path File Offset (s)``, frequencies 0-15,000 Hz as BirdNET-Analyzer writes them). Without
+eBird's code table the Species Code column holds the scientific name. Rows are ordered by file and time.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from store import ModelVersion, Store
+
+CSV_HEADER = ["Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File"]
+RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
+                "Common Name", "Species Code", "Confidence", "Begin Path", "File Offset (s)"]
+RAVEN_SUFFIX = ".BirdNET.selection.table.txt"
+DEFAULT_MIN_CONFIDENCE = 0.1  # BirdNET-Analyzer's --min_conf
+SIG_FMIN, SIG_FMAX = 0, 15000  # BirdNET's band, as BirdNET-Analyzer fills the Raven frequency columns
+
+
+@dataclass(frozen=True)
+class Detection:
+    path: str
+    start_s: float
+    end_s: float
+    label: str
+    confidence: float
+
+    @property
+    def names(self) -> tuple[str, str]:
+        """(scientific, common) from ``"Scientific_Common"``; a label without both is used for both."""
+        scientific, sep, common = self.label.partition("_")
+        return (scientific, common) if sep and common else (self.label, self.label)
+
+
+def detections(store: Store, model_version: Optional[ModelVersion] = None, *,
+               min_confidence: float = DEFAULT_MIN_CONFIDENCE, chunk: int = 4096) -> Iterator[Detection]:
+    """Every (window, class) of the current recordings at or above ``min_confidence``, by file and time."""
+    if not 0.0 < float(min_confidence) <= 1.0:
+        raise ValueError(f"min_confidence must be within (0, 1], got {min_confidence!r}")
+    mv = model_version or store.current_model_version()
+    if mv is None:
+        raise ValueError("the store holds no scored clips: ingest audio first")
+    pool = store.pool(mv)
+    infos = [i for i in store.clips(pool.clip_id) if i.modality == "audio"]
+    infos.sort(key=lambda i: (i.path, i.start_s))
+    rows = store.probabilities(mv)
+    labels = np.array(mv.labels, dtype=object)
+    for start in range(0, len(infos), chunk):
+        part = infos[start:start + chunk]
+        probs = rows.take(np.array([i.clip_id for i in part], dtype=np.int64))
+        for info, p in zip(part, probs):
+            hits = np.flatnonzero(p >= min_confidence)
+            for j in hits[np.argsort(-p[hits], kind="stable")]:
+                yield Detection(info.path, float(info.start_s), float(info.end_s), str(labels[j]), float(p[j]))
+
+
+def _atomic(path: Path, write) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def write_birdnet_csv(found: Iterator[Detection], path: Path | str) -> tuple[Path, int]:
+    """BirdNET-Analyzer's combined CSV (``--rtype csv``); returns the path and the number of rows."""
+    count = 0
+
+    def write(fh) -> None:
+        nonlocal count
+        w = csv.writer(fh)
+        w.writerow(CSV_HEADER)
+        for d in found:
+            scientific, common = d.names
+            w.writerow([f"{d.start_s:.1f}", f"{d.end_s:.1f}", scientific, common, f"{d.confidence:.4f}", d.path])
+            count += 1
+
+    return _atomic(Path(path), write), count
+
+
+def write_raven_tables(found: Iterator[Detection], folder: Path | str) -> list[tuple[Path, int]]:
+    """One Raven selection table per recording with detections (``--rtype table``): (path, rows) each."""
+    by_file: dict[str, list[Detection]] = {}
+    for d in found:
+        by_file.setdefault(d.path, []).append(d)
+    out = []
+    used: set[str] = set()
+    for source, rows in by_file.items():
+        name = Path(source).stem
+        while name in used:  # two folders holding a file of the same name
+            name = f"{Path(source).parent.name}_{name}"
+        used.add(name)
+
+        def write(fh, rows=rows) -> None:
+            w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            w.writerow(RAVEN_HEADER)
+            for n, d in enumerate(rows, start=1):
+                scientific, common = d.names
+                w.writerow([n, "Spectrogram 1", 1, f"{d.start_s:.1f}", f"{d.end_s:.1f}", SIG_FMIN, SIG_FMAX, common,
+                            scientific, f"{d.confidence:.4f}", d.path, f"{d.start_s:.1f}"])
+
+        out.append((_atomic(Path(folder) / f"{name}{RAVEN_SUFFIX}", write), len(rows)))
+    return out
