@@ -32,3 +32,20 @@ def test_importing_every_library_module_loads_nothing_of_the_cli():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_the_command_line_is_parsing_and_printing_and_nothing_imports_it():
+    cli = REPO / "workbench" / "cli.py"
+    assert len(cli.read_text().splitlines()) <= 450
+    offenders = []
+    for path in sorted(REPO.glob("*.py")) + sorted(p for d in (*LIBRARY, "workbench") for p in (REPO / d).rglob("*.py")):
+        if path == cli:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(REPO)}:{node.lineno}" for n in names
+                          if n == "workbench.cli" or n.startswith("workbench.cli.")]
+        if "noqa: SLF001" in path.read_text():
+            offenders.append(f"{path.relative_to(REPO)}: noqa: SLF001")
+    assert offenders == []

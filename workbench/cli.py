@@ -16,155 +16,13 @@ from typing import Sequence
 
 from annotation.settings import DEFAULT_PROJECT
 from sampler.parameters import add_sampling_options, offered_strategies, sampling_parameters, strategy_from_options
-from workbench import experts, exports, services
+from workbench import experts, exports, ingest_cmds, services
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
-from workbench.console import UserError, is_user_error, open_store, progress
+from workbench.console import UserError, is_user_error, open_store, progress, score_new_clips
 
 log = logging.getLogger("workbench")
 
 _progress = progress
-
-
-def _ingest_progress(files_done: int, files_total: int, windows_done: int, current: str | None) -> None:
-    name = Path(current).name if current else ""
-    print(f"\r[ingest] {files_done}/{files_total} files, {windows_done} windows {name[:48]:<48}",
-          end="", file=sys.stderr, flush=True)
-
-
-# ------------------------------------------------------------------------------------ stages
-_open_store = open_store
-
-
-def _score_new_clips(store, model_version=None) -> None:
-    """Clips ingested after the current head was trained join its pool before anything samples from it."""
-    mv = model_version or store.current_model_version()
-    if mv is None or mv.kind != "classifier":
-        return  # BirdNET or a vision model scored its clips at ingest (and scikit-learn need not load)
-    from finetune.train import score_new_clips
-
-    n = score_new_clips(store, mv, progress=lambda done, total: print(
-        f"\r[score] new clips scored by the current head: {done}/{total}", end="", file=sys.stderr, flush=True))
-    if n:
-        print(file=sys.stderr)
-
-
-def _split_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path], list[Path], list[tuple[str, str]]]:
-    """(audio files, image files, image folders given, folders holding neither, (folder, reason) of folders that
-    cannot be read) under the paths given."""
-    from embeddings.files import unreadable_folder
-    from embeddings.image_files import IMAGE_EXTENSIONS, find_image_files
-    from embeddings.ingest import find_audio_files
-
-    explicit_images = [p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-    others = [p for p in paths if p not in explicit_images]
-    no_audio: list[Path] = []
-    no_images: list[Path] = []
-    unreadable: list[tuple[Path, str]] = []
-    audio = find_audio_files(others, no_audio, unreadable) if others else []
-    folders = [p for p in others if p.is_dir()]
-    images = find_image_files([*explicit_images, *folders], no_images) if explicit_images or folders else []
-    empty = [p for p in no_audio if p in no_images]
-    image_roots = [p for p in folders if p not in no_images]
-    failed = [unreadable_folder(folder, reason) for folder, reason in dict(unreadable).items()]
-    return audio, images, image_roots, empty, failed
-
-
-def _vision_model(ws: Workspace, args: argparse.Namespace):
-    """The model named by --vision-model: a registered name (from --model-dir or fetched, pinned and
-    checksummed, into the workspace), or a .tflite/.onnx file with --labels."""
-    from embeddings.vision import (DEFAULT_MODEL, REGISTRY, ModelDownloadError, fetch_model, model_from_file,
-                                   registered_model)
-
-    name = args.vision_model or DEFAULT_MODEL
-    if name in REGISTRY:
-        if args.model_dir:
-            return registered_model(name, args.model_dir)
-        try:
-            return fetch_model(name, ws.models / "vision", base=os.environ.get("WORKBENCH_MODELS_MIRROR") or None)
-        except ModelDownloadError as e:  # offline on the first image ingest: what to do, in one line
-            raise UserError(str(e)) from e
-    path = Path(name)
-    if not path.exists():
-        raise UserError(f"--vision-model {name!r} is neither a registered model ({', '.join(REGISTRY)}) nor a file")
-    return model_from_file(path, labels_path=args.labels)
-
-
-def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
-    """Audio files through BirdNET, image files through the vision model, into the same store."""
-    from embeddings.ingest import IngestReport, ingest
-
-    audio, images, image_roots, empty, unreadable = _split_inputs(args.paths)
-    cluster = getattr(args, "cluster", None)
-    if cluster is None and (getattr(args, "shards", None) is not None or getattr(args, "workers", None) is not None
-                            or getattr(args, "keep_shards", False)):
-        raise UserError("--shards, --workers and --keep-shards apply to a cluster ingest: add --cluster ADDRESS "
-                        "(or --cluster local)")
-    store = _open_store(ws)
-    reports: list[IngestReport] = []
-    if (audio or not images) and cluster is not None:
-        from embeddings.cluster import ClusterError, cluster_ingest
-
-        # audio on the Ray cluster (images, if any, still go through the vision model on this machine)
-        shards = args.shards if args.shards is not None else ws.root / "shards"
-        try:
-            report = cluster_ingest(audio, store, address=cluster, shard_dir=shards, metadata_csv=args.metadata,
-                                    workers=args.workers, keep_shards=args.keep_shards,
-                                    resample=getattr(args, "resample", None), progress=_ingest_progress)
-        except ClusterError as e:
-            raise UserError(str(e)) from e
-        reports.append(report)
-        print(file=sys.stderr)
-        print(f"[cluster] {report.workers} worker(s) on {len(report.nodes)} node(s) embedded {report.shards_computed} "
-              f"file(s), {report.shards_reused} taken from shards an earlier run left in {shards}; listing "
-              f"{report.list_seconds:.1f} s, workers busy {report.worker_seconds:.1f} s, committing "
-              f"{report.commit_seconds:.1f} s", file=sys.stderr)
-    elif audio or not images:
-        reports.append(ingest(audio, store, metadata_csv=args.metadata, progress=_ingest_progress,
-                              resample=getattr(args, "resample", None)))
-        print(file=sys.stderr)
-    if images:
-        from embeddings.image_ingest import ingest_images
-
-        model = _vision_model(ws, args)
-        root = image_roots[0] if len(image_roots) == 1 else None
-        reports.append(ingest_images(images, store, model, metadata_csv=args.metadata, detections=args.detections,
-                                     threshold=args.threshold, root=root, progress=_ingest_progress))
-        print(file=sys.stderr)
-    if sum(r.windows_added for r in reports):
-        _score_new_clips(store)
-    for report, kind in zip(reports, (["audio"] if audio or not images else []) + (["images"] if images else [])):
-        what = (f"{report.windows_added} windows ({report.audio_seconds:.0f} s of audio in {report.wall_seconds:.1f} s)"
-                if kind == "audio" else
-                f"{report.windows_added} image regions (frames or detector crops) in {report.wall_seconds:.1f} s")
-        print(f"ingested {report.files_new} new file(s), skipped {report.files_skipped} already stored, "
-              f"{len(report.files_failed)} failed; {what}")
-        for path, reason in report.files_failed:  # most reasons name their file already
-            print(f"  failed: {reason if str(path) in reason else f'{path}: {reason}'}")
-        for path, message in report.warnings:
-            print(f"  warning: {message}")
-        if kind == "images" and report.truncated:
-            print(f"  {len(report.truncated)} truncated image(s): the part that decodes was ingested")
-        elif report.truncated or report.nonfinite:
-            print(f"  {len(report.truncated)} truncated file(s), {len(report.nonfinite)} file(s) with NaN/infinite "
-                  f"samples ({sum(report.nonfinite.values())} replaced by silence)")
-        for path in report.replaced:
-            print(f"  changed since last ingested: {path} (new version stored; the old one's clips left the pool)")
-        if report.crops_added_to:
-            print(f"  detector crops added to {len(report.crops_added_to)} frame(s) ingested before")
-        if report.duplicates:
-            print(f"  {len(report.duplicates)} file(s) hold the same bytes as another recording at another site, "
-                  f"device or time; each is stored as a recording of its own (a recorder writing identical files?):")
-            for path, other in report.duplicates:
-                print(f"    duplicate: {path} = {other}")
-    for folder in empty:
-        print(f"  failed: {folder}: a folder holding no audio or image files: give the files or the folder that "
-              f"holds them")
-    for _folder, reason in unreadable:
-        print(f"  failed: {reason}")
-    failed = sum(len(r.files_failed) for r in reports) + len(empty) + len(unreadable)
-    if failed:  # a cron or Slurm job notices: any file not ingested is a non-zero exit
-        print(f"{failed} file(s) or folder(s) not ingested (named above): exit status 1", file=sys.stderr)
-    return 1 if failed else 0
 
 
 def _strategy(args: argparse.Namespace):
@@ -183,7 +41,7 @@ def _print_picks(picks, show: int) -> None:
 def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
     from sampler.run import replay, sample
 
-    store = _open_store(ws)
+    store = open_store(ws)
     if getattr(args, "replay", None) is not None:
         r = replay(store, args.replay)
         same = "identical to" if r.identical else "DIFFERENT from"
@@ -195,7 +53,7 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
         return 0 if r.identical else 1
     mv = store.model_version(args.model_version) if args.model_version else None
     strategy = _strategy(args)
-    _score_new_clips(store, mv)
+    score_new_clips(store, mv)
     run, picks = sample(store, strategy, args.budget, model_version=mv)
     seed = f"seed {run.seed}" if run.seed is not None else "deterministic"
     print(f"sampling run {run.id}: {len(picks)} clip(s) picked with {run.strategy} ({seed})")
@@ -207,9 +65,9 @@ def cmd_search(ws: Workspace, args: argparse.Namespace) -> int:
     from sampler import MoreLikeThese
     from sampler.run import sample
 
-    store = _open_store(ws)
+    store = open_store(ws)
     mv = store.model_version(args.model_version) if args.model_version else None
-    _score_new_clips(store, mv)
+    score_new_clips(store, mv)
     strategy = MoreLikeThese(examples=list(args.clip_ids), metric=args.metric,
                              near_duplicate_radius=args.near_duplicate_radius,
                              near_duplicate_metric=args.near_duplicate_metric)
@@ -223,7 +81,7 @@ def cmd_finetune(ws: Workspace, args: argparse.Namespace) -> int:
     from finetune.evaluate import recall_statement
     from finetune.train import finetune
 
-    store = _open_store(ws)
+    store = open_store(ws)
     mv = finetune(store, ws.models, test_size=args.test_size, random_state=args.seed, C=args.C,
                   progress=lambda done, total: print(f"\r[finetune] re-scored {done}/{total} clips", end="",
                                                      file=sys.stderr, flush=True))
@@ -245,7 +103,7 @@ def cmd_simulate(ws: Workspace, args: argparse.Namespace) -> int:
 
     budgets = parse_budgets(args.budgets)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    store = _open_store(ws)
+    store = open_store(ws)
     pool = load_pool(store, args.pool)
     _progress(f"[simulate] {len(pool)} labelled clips from {pool.source}, {len(pool.classes)} classes; "
               f"strategies {', '.join(strategies)} against random, {args.seeds} seed(s), labels {args.budgets}")
@@ -264,7 +122,7 @@ def cmd_simulate(ws: Workspace, args: argparse.Namespace) -> int:
 def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
     from store import mask_password
 
-    store = _open_store(ws, reading=True)
+    store = open_store(ws, reading=True)
     counts = store.counts()
     print(f"workspace: {ws.root}")
     print(f"database:  {mask_password(ws.db_url) if ws.db_url else 'SQLite (workbench.db in the workspace)'}")
@@ -322,8 +180,8 @@ def cmd_demo(ws: Workspace, args: argparse.Namespace) -> int:
         audio = [ws.samples]
     info = services.start_all(ws, app_port=args.app_port, with_app=not args.no_app, progress=_progress)
     _progress("[demo] ingesting with BirdNET")
-    cmd_ingest(ws, argparse.Namespace(paths=audio, metadata=None))
-    store = _open_store(ws)
+    ingest_cmds.cmd_ingest(ws, argparse.Namespace(paths=audio, metadata=None))
+    store = open_store(ws)
     excluded = store.excluded_clip_ids()
     pool = store.pool()
     available = len(pool) - len(set(pool.clip_id.tolist()) & excluded)
@@ -346,32 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("ingest", help="store audio (BirdNET windows) and images (vision-model regions) of files "
-                                      "or folders")
-    s.add_argument("paths", nargs="+", type=Path)
-    s.add_argument("--metadata", type=Path, help="CSV sidecar: file, site, device, start_time, latitude, longitude")
-    s.add_argument("--vision-model", help="images: a registered model (default mobilenet-v2-imagenet, fetched once, "
-                                          "pinned and checksummed) or a .tflite/.onnx file (with --labels)")
-    s.add_argument("--labels", type=Path, help="images: the labels file of a --vision-model FILE")
-    s.add_argument("--model-dir", type=Path, help="images: a folder already holding the registered model's files")
-    s.add_argument("--detections", type=Path, help="images: MegaDetector batch-output JSON: one clip per detection "
-                                                   "(a crop), frames without any kept as blank")
-    s.add_argument("--threshold", type=float, default=0.2, help="images: detector confidence to keep a box (0.2)")
-    s.add_argument("--cluster", metavar="ADDRESS|local",
-                   help="audio: decode and embed on a Ray cluster (the head's host:port, 'auto', ray://host:port) "
-                        "or on a Ray started on this machine ('local'); needs pip install "
-                        "'biodiversity-workbench[cluster]' on every node and the audio at the same path on each")
-    s.add_argument("--shards", type=Path, help="cluster: folder every node and this machine reach where workers leave "
-                                               "each recording's windows until they are committed (default: the "
-                                               "workspace's shards/)")
-    s.add_argument("--workers", type=int, help="cluster: model workers (Ray actors, one CPU each; default: the "
-                                               "cluster's CPUs)")
-    s.add_argument("--keep-shards", action="store_true", help="cluster: keep shards after they are committed")
-    s.add_argument("--resample", choices=["analyzer", "soxr-hq"],
-                   help="audio not at 48 kHz: 'analyzer' (BirdNET-Analyzer's resampling, librosa kaiser_fast: "
-                        "detections match BirdNET-Analyzer's; the default for a new workspace) or 'soxr-hq' (what "
-                        "workspaces made before 0.4 used); recorded with the workspace's BirdNET version")
-    s.set_defaults(func=cmd_ingest)
+    ingest_cmds.add_parser(sub)
 
     def sampling_args(s: argparse.ArgumentParser) -> None:
         s.add_argument("--budget", type=int, default=20, help="clips to pick (default 20)")

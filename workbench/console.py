@@ -31,3 +31,17 @@ def open_store(ws: Workspace, reading: bool = False):
     """The workspace's store; a wait for another command's lock is said on stderr. A ``reading`` command opens
     a workspace it cannot write (an archived one) read-only; a writing one is refused naming the folder."""
     return ws.open_store(on_wait=lambda message: progress(f"[wait] {message}"), read_only=None if reading else False)
+
+
+def score_new_clips(store, model_version=None) -> None:
+    """Clips ingested after the current head was trained join its pool before anything samples from it
+    (progress on stderr); the app's Sample page calls ``finetune.train.score_new_clips`` the same way."""
+    mv = model_version or store.current_model_version()
+    if mv is None or mv.kind != "classifier":
+        return  # BirdNET or a vision model scored its clips at ingest (and scikit-learn need not load)
+    from finetune.train import score_new_clips as score
+
+    n = score(store, mv, progress=lambda done, total: print(
+        f"\r[score] new clips scored by the current head: {done}/{total}", end="", file=sys.stderr, flush=True))
+    if n:
+        print(file=sys.stderr)
