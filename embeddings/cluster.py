@@ -66,7 +66,7 @@ from embeddings.files import unreadable_folder
 from embeddings.ingest import IngestReport, ProgressCallback, find_audio_files
 from embeddings.known_files import FileState, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
-from store import Recording, Store
+from store import LockName, ModelKind, Recording, RecordingStatus, Store
 
 log = logging.getLogger(__name__)
 
@@ -254,13 +254,13 @@ class _Committer:
                     continue
                 fields = self._fields(entry, AudioInfo(**shard.meta.info))
                 ready.append((entry, shard))
-                status = dict(status="pending", error=None)
+                status = dict(status=RecordingStatus.PENDING, error=None)
             elif kind == "failed":
                 info = result.get("info")
                 # unreadable from its header on: like single-machine ingest, only path, content and reason
                 fields = self._fields(entry, AudioInfo(**info)) if info else dict(path=str(entry.path),
                                                                                    modality="audio")
-                status = dict(status="failed", error=result["error"])
+                status = dict(status=RecordingStatus.FAILED, error=result["error"])
                 failed.append((entry, result["error"]))
             else:  # unreachable on the workers, or changed since listed: nothing to store
                 failed.append((entry, str(result.get("error") or f"{entry.path}: no result from the cluster")))
@@ -279,13 +279,13 @@ class _Committer:
         done: dict[int, dict[str, Any]] = {}
         for entry, shard in ready:
             stats = DecodeStats(**shard.meta.stats)
-            done[entry.existing.id] = dict(status="done", error="; ".join(stats.notes) or None,
+            done[entry.existing.id] = dict(status=RecordingStatus.DONE, error="; ".join(stats.notes) or None,
                                            frames=stats.frames, duration_s=stats.duration_s)
         if done:
             self.store.update_recordings(done)
             replaced = self.store.replace_recordings({str(e.path): e.existing.id for e, _ in ready})
             if replaced:
-                old = {r.path for r in self.store.recordings(status="replaced") if r.id in set(replaced)}
+                old = {r.path for r in self.store.recordings(status=RecordingStatus.REPLACED) if r.id in set(replaced)}
                 for entry, _ in ready:
                     if str(entry.path) in old:
                         log.warning("%s changed since it was last ingested: its new content is a new recording; "
@@ -479,8 +479,8 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
         raise ValueError(f"shard folder {folder} cannot be created ({e.strerror or e}); give a writable folder "
                          f"every node reaches") from e
     report = ClusterIngestReport()
-    with store.lock("ingest"):  # a second ingest of the same store waits: no file is ingested twice
-        mv = store.ensure_model_version(model.name, "embedding", model.name, model.dim, labels,
+    with store.lock(LockName.INGEST):  # a second ingest of the same store waits: no file is ingested twice
+        mv = store.ensure_model_version(model.name, ModelKind.EMBEDDING, model.name, model.dim, labels,
                                         params=resampling.params(resample))
         how = resampling.recorded(mv, resample).value  # one embedding space, one resampler
         layer = getattr(model, "output_layer", None)

@@ -33,7 +33,7 @@ from embeddings.files import unreadable_folder
 from embeddings.ingest import IngestReport, ProgressCallback
 from embeddings.known_files import FileState, KnownFile, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, image_metadata
-from store import Recording, Store
+from store import LockName, Modality, ModelKind, Recording, RecordingStatus, Store
 from store.store import Box
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
             report.warnings.append((str(problem.file), f"detector output {Path(detections).name}: {problem.file}: "
                                                        f"{problem.reason}"))
     model.load()
-    mv = store.ensure_model_version(model.name, "embedding", model.name, model.dim, list(model.labels),
+    mv = store.ensure_model_version(model.name, ModelKind.EMBEDDING, model.name, model.dim, list(model.labels),
                                     output_type=model.output_type)
     done = 0
 
@@ -180,7 +180,7 @@ def ingest_images(paths: str | os.PathLike | Iterable[str | os.PathLike], store:
         if progress is not None:
             progress(done, len(files), report.windows_added, None if path is None else str(path))
 
-    with store.lock("ingest"), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image") as readers, \
+    with store.lock(LockName.INGEST), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image") as readers, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-store") as writer:
         pending: deque[Future] = deque()
         known = KnownFiles(store, in_run=False)  # the workers ask the store; this thread checks the run's files
@@ -257,19 +257,20 @@ def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, 
     """Store a batch in three transactions: its recordings (pending), all their regions with scores, boxes and
     embeddings, and the recordings done. A crash in between leaves pending recordings that the next run
     finishes (regions already stored are skipped)."""
-    fields = {id(job): dict(path=str(job.path), modality="image", site=job.meta.site, device=job.meta.device,
+    fields = {id(job): dict(path=str(job.path), modality=Modality.IMAGE, site=job.meta.site, device=job.meta.device,
                             start_time=job.meta.start_time, latitude=job.meta.latitude,
                             longitude=job.meta.longitude, file_size=job.size, file_mtime_ns=job.mtime_ns)
               for job in batch}
     new = [job for job in batch if job.existing is None]
-    recs = store.add_recordings([Recording(content_hash=job.content_hash, status="pending", **fields[id(job)])
+    recs = store.add_recordings([Recording(content_hash=job.content_hash, status=RecordingStatus.PENDING,
+                                           **fields[id(job)])
                                  for job in new])
     rec_of = {id(job): rec.id for job, rec in zip(new, recs)}
     for job in batch:
         if job.adds_crops:  # a stored frame: its crops go in with the others, in one transaction, nothing else
             rec_of[id(job)] = job.existing.id
         elif job.existing is not None:  # a pending recording of a killed run, or a failed one read again
-            rec_of[id(job)] = store.update_recording(job.existing.id, status="pending", error=None,
+            rec_of[id(job)] = store.update_recording(job.existing.id, status=RecordingStatus.PENDING, error=None,
                                                      **fields[id(job)]).id
     rec_ids = [rec_of[id(job)] for job in batch for _ in job.regions]
     spans = [(float(k), float(k)) for job in batch for k, _ in job.regions]
@@ -281,10 +282,10 @@ def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, 
         if any("truncated" in note for note in job.notes):
             report.truncated.append(str(job.path))
     ingested = [job for job in batch if not job.adds_crops]
-    store.update_recordings({rec_of[id(job)]: {"status": "done", "error": "; ".join(job.notes) or None}
+    store.update_recordings({rec_of[id(job)]: {"status": RecordingStatus.DONE, "error": "; ".join(job.notes) or None}
                              for job in ingested})
     old = set(store.replace_recordings({str(job.path): rec_of[id(job)] for job in ingested}))
-    changed = {r.path for r in store.recordings(status="replaced") if r.id in old} if old else set()
+    changed = {r.path for r in store.recordings(status=RecordingStatus.REPLACED) if r.id in old} if old else set()
     report.replaced += [str(job.path) for job in ingested if str(job.path) in changed]
     report.files_new += len(ingested)
     report.crops_added_to += [str(job.path) for job in batch if job.adds_crops]
@@ -295,7 +296,7 @@ def _fail(store: Store, job: _Image, report: IngestReport) -> None:
     if job.content_hash is not None and not job.adds_crops:  # a stored frame keeps what it has
         if job.existing is None:
             store.add_recording(Recording(path=str(job.path), content_hash=job.content_hash, modality="image",
-                                          status="failed", error=job.error))
+                                          status=RecordingStatus.FAILED, error=job.error))
         else:
-            store.update_recording(job.existing.id, path=str(job.path), status="failed", error=job.error)
+            store.update_recording(job.existing.id, path=str(job.path), status=RecordingStatus.FAILED, error=job.error)
     report.files_failed.append((str(job.path), job.error or "unknown error"))

@@ -32,7 +32,7 @@ from embeddings import resample as resampling
 from embeddings.known_files import FileState, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
 from embeddings.model_threads import Inference, ModelThreads
-from store import Recording, Store
+from store import LockName, ModelKind, Recording, RecordingStatus, Store
 from store.sources import file_sha256  # noqa: F401  (re-exported: tests and callers hash with it)
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class _Ingester:
         self.progress = progress
         self.report = IngestReport()
         self.files_done = 0
-        self.model_version = store.ensure_model_version(model.name, "embedding", model.name, model.dim,
+        self.model_version = store.ensure_model_version(model.name, ModelKind.EMBEDDING, model.name, model.dim,
                                                         list(model.labels), params=resampling.params(resample))
         self.resample = resampling.recorded(self.model_version, resample)  # one embedding space, one resampler
         layer = getattr(model, "output_layer", None)
@@ -280,9 +280,10 @@ class _Ingester:
                       duration_s=job.info.duration_s, modality="audio", file_size=job.size,
                       file_mtime_ns=job.mtime_ns)
         if job.existing is None:
-            rec = self.store.add_recording(Recording(content_hash=job.content_hash, status="pending", **fields))
+            rec = self.store.add_recording(Recording(content_hash=job.content_hash, status=RecordingStatus.PENDING,
+                                                     **fields))
         else:
-            rec = self.store.update_recording(job.existing.id, status="pending", error=None, **fields)
+            rec = self.store.update_recording(job.existing.id, status=RecordingStatus.PENDING, error=None, **fields)
             if job.resume_s > 0:
                 log.info("resuming %s at %.1f s", job.path, job.resume_s)
         job.recording_id = rec.id
@@ -304,7 +305,7 @@ class _Ingester:
         self.report.add_decode_problems(job.path, stats)
         # The decoded length, not the header's (an MP3 header only estimates it), and the warnings
         # (e.g. "truncated at 5.0 s") where the UI shows errors.
-        self.store.update_recording(job.recording_id, status="done", error="; ".join(stats.notes) or None,
+        self.store.update_recording(job.recording_id, status=RecordingStatus.DONE, error="; ".join(stats.notes) or None,
                                     frames=stats.frames, duration_s=stats.duration_s)
         if self.store.replace_recordings(str(job.path), job.recording_id):
             log.warning("%s changed since it was last ingested: its new content is a new recording; the old "
@@ -322,9 +323,9 @@ class _Ingester:
                 recording_id = existing.id
             if recording_id is None:
                 self.store.add_recording(Recording(path=str(path), content_hash=content_hash, modality="audio",
-                                                   status="failed", error=reason))
+                                                   status=RecordingStatus.FAILED, error=reason))
             else:
-                self.store.update_recording(recording_id, path=str(path), status="failed", error=reason)
+                self.store.update_recording(recording_id, path=str(path), status=RecordingStatus.FAILED, error=reason)
         self.report.files_failed.append((str(path), reason))
         self.files_done += 1
         self._progress(path)
@@ -369,7 +370,7 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
         model = BirdNET()
     if hasattr(model, "load"):
         model.load()  # fail now, not after the first file, when the model files are missing
-    with store.lock("ingest"):  # a second ingest of the same store waits: no file is ingested twice
+    with store.lock(LockName.INGEST):  # a second ingest of the same store waits: no file is ingested twice
         runner = _Ingester(store, model, len(files), batch_windows, workers, progress, resample)
         window_s = float(getattr(model, "window_s", 3.0))
         sample_rate = int(getattr(model, "sample_rate", 48000))

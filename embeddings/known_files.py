@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 from embeddings.metadata import RecordingMetadata
-from store import Recording, Store
+from store import Recording, RecordingStatus, Store
 from store.sources import file_sha256
 
 
@@ -147,29 +147,30 @@ class KnownFiles:
         rec = next((r for r in records if r.path == here), None)
         if rec is None:
             same_place = [r for r in records if _identity(r) == place()]
-            copy = next((r for r in same_place if r.status in ("done", "replaced") and os.path.exists(r.path)), None)
+            copy = next((r for r in same_place if r.status in (RecordingStatus.DONE, RecordingStatus.REPLACED)
+                         and os.path.exists(r.path)), None)
             if copy is not None:
                 return KnownFile(FileState.STORED, copy, f"already ingested as {copy.path} (same site, device and "
                                                          f"start time)")
             # a moved file keeps its name, so its time: its site may change with its folder (inbox/ -> archive/),
             # but the same bytes at another time whose first file was deleted are another recording
             gone = [r for r in same_place + records if r.start_time == place()[2] and not os.path.exists(r.path)]
-            unfinished = [r for r in same_place if r.status in ("pending", "failed")]
+            unfinished = [r for r in same_place if r.status in (RecordingStatus.PENDING, RecordingStatus.FAILED)]
             rec = (gone or unfinished or [None])[0]
             if rec is None:
                 return KnownFile(FileState.DUPLICATE, reason=records[0].path)
         store = self.store
-        if rec.status == "replaced" and rec.path == here:
-            store.update_recording(rec.id, status="done", replaced_by=None, error=None, file_size=st.st_size,
-                                   file_mtime_ns=st.st_mtime_ns)
+        if rec.status == RecordingStatus.REPLACED and rec.path == here:
+            store.update_recording(rec.id, status=RecordingStatus.DONE, replaced_by=None, error=None,
+                                   file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
             store.replace_recordings(here, rec.id)
             return KnownFile(FileState.REVERTED, rec, f"its content went back to recording {rec.id}, ingested before")
-        if rec.status in ("done", "replaced"):
+        if rec.status in (RecordingStatus.DONE, RecordingStatus.REPLACED):
             if rec.path == here:
                 return KnownFile(FileState.STORED, rec, f"already ingested as {rec.path}")
             # the same content, moved: the recording follows its file (clips are cut from here now)
             store.update_recording(rec.id, path=here, file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
             return KnownFile(FileState.MOVED, rec, f"already ingested; its file moved here from {rec.path}")
-        if rec.status == "pending":
+        if rec.status == RecordingStatus.PENDING:
             return KnownFile(FileState.INTERRUPTED, rec, resume_s=store.ingested_until(rec.id))
         return KnownFile(FileState.FAILED, rec)

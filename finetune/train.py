@@ -15,7 +15,8 @@ import numpy as np
 
 from finetune.evaluate import evaluate, split_key, stratified_split
 from finetune.head import ClassifierHead, label_matrix
-from store.schema import ModelVersion
+from store.locks import LockName
+from store.schema import ModelKind, ModelVersion
 from store.store import Store
 
 DEFAULT_CHUNK = 8192  # rows per re-scoring step; also keeps SQL IN-lists under SQLite's variable limit
@@ -31,7 +32,7 @@ class FinetuneError(Exception):
 def _resolve_space(store: Store, embedding_space: Optional[str]) -> tuple[str, ModelVersion]:
     """The embedding space to train in and the embedding model version that produced it."""
     models = store.model_versions()
-    embedders = [m for m in models if m.kind == "embedding"]
+    embedders = [m for m in models if m.kind == ModelKind.EMBEDDING]
     if embedding_space is None:
         current = store.current_model_version()
         if current is not None:
@@ -69,7 +70,7 @@ def _labelled_clips(store: Store) -> tuple[np.ndarray, list[list[str]], int]:
 def _next_name(store: Store, space: str) -> str:
     versions = store.model_versions()
     taken = {m.name for m in versions}
-    n = 1 + sum(1 for m in versions if m.kind == "classifier" and m.embedding_space == space)
+    n = 1 + sum(1 for m in versions if m.kind == ModelKind.CLASSIFIER and m.embedding_space == space)
     while f"head-{space}-{n}" in taken:
         n += 1
     return f"head-{space}-{n}"
@@ -90,7 +91,7 @@ def finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional[
     The head's weights are saved in ``models_dir``.
     Two fine-tunes of one store never run at once (the second waits for the ``finetune`` lock).
     """
-    with store.lock("finetune"):
+    with store.lock(LockName.FINETUNE):
         return _finetune(store, models_dir, embedding_space=embedding_space, test_size=test_size,
                          random_state=random_state, C=C, class_weight=class_weight, max_iter=max_iter, refit=refit,
                          chunk_size=chunk_size, progress=progress)
@@ -137,7 +138,7 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
     name = _next_name(store, space)
     artifact = head.save(Path(models_dir) / f"{name}.npz")
     mv = store.add_model_version(ModelVersion(
-        name=name, kind="classifier", embedding_space=space, dim=len(classes), labels=classes,
+        name=name, kind=ModelKind.CLASSIFIER, embedding_space=space, dim=len(classes), labels=classes,
         params={**params, "test_size": test_size, "refit": refit}, metrics=metrics,
         artifact_path=str(artifact), parent_id=parent.id, ready=False, output_type=output_type))
     # the head is one linear layer on the embedding: its probability rows are recomputed, never stored
@@ -185,9 +186,9 @@ def score_new_clips(store: Store, model_version: Optional[ModelVersion] = None, 
     that is not a fine-tuned head (BirdNET itself) scores its clips at ingest: nothing to do.
     """
     mv = model_version or store.current_model_version()
-    if mv is None or mv.kind != "classifier":
+    if mv is None or mv.kind != ModelKind.CLASSIFIER:
         return 0
-    with store.lock("scoring"):  # read under the lock: a concurrent caller has just scored them
+    with store.lock(LockName.SCORING):  # read under the lock: a concurrent caller has just scored them
         ids = store.unscored_clip_ids(mv)
         if not ids.size:
             return 0

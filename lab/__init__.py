@@ -2,5 +2,5 @@
 
 ``lab.pool`` reads a labelled pool (a pool file or the workspace's own labels), ``lab.simulate``
 replays rounds with the same head ``finetune`` trains, ``lab.report`` writes JSON, CSV, a plot and a
-summary table, and ``lab.run`` ties them to the store so the app shows every simulation.
+summary table, and ``lab.simulate.record`` stores each simulation so the app (and ``workbench simulate``) shows it.
 """

@@ -24,6 +24,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from store.schema import ModelKind
+
 
 class PoolFileError(ValueError):
     """A pool file or array that cannot be simulated on; the message names the file and field."""
@@ -248,7 +250,7 @@ def from_workspace(store, embedding_space: Optional[str] = None) -> LabeledPool:
     for a in anns:
         by_clip.setdefault(int(a.clip_id), set()).update(a.labels or [])
     ids = np.array(sorted(by_clip), dtype=np.int64)
-    models = [m for m in store.model_versions() if m.kind == "embedding"]
+    models = [m for m in store.model_versions() if m.kind == ModelKind.EMBEDDING]
     if embedding_space is None:
         if not models:
             raise PoolFileError("the workspace holds no embedding model")

@@ -15,6 +15,7 @@ from sklearn.base import clone
 
 from sampler.base import Pick, QueryStrategy, check_budget, exclude_ids, resolve_seed
 from sampler.registry import STRATEGIES
+from store.locks import LockName
 from store.schema import ModelVersion, SamplingRun, Selection
 from store.store import Pool, Store, StoreError
 
@@ -114,7 +115,7 @@ def sample(store: Store, strategy: QueryStrategy, budget: int, *,
                          f"{mv.name!r} yet, so they would be left out of its pool: score them first "
                          f"(finetune.score_new_clips; `workbench sample` does it for you)")
     # two samplings at once would both pick from the same unselected clips: one waits for the other
-    with store.lock("selection"):
+    with store.lock(LockName.SELECTION):
         picks = query_store(store, strat, budget, mv, space)[0]
         run = SamplingRun(strategy=strat.name or type(strat).__name__, params=params, seed=seed, budget=budget,
                           model_version_id=mv.id)

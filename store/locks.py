@@ -16,11 +16,24 @@ import os
 import sys
 import time
 import zlib
+from enum import StrEnum
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+class LockName(StrEnum):
+    """The store-wide locks: the loop's stages take one each, so two commands of one kind run one after the other
+    while different kinds run side by side (the name is the lock file's and the advisory key's)."""
+
+    SCHEMA = "schema"            # migrating the schema
+    INGEST = "ingest"            # no file is ingested twice
+    SELECTION = "selection"      # a sampling run sees the selections before it
+    FINETUNE = "finetune"        # one head trained at a time
+    SCORING = "scoring"          # new clips scored by the current head once
+    ANNOTATION = "annotation"    # two pushes or pulls never import the same clips twice
+
 
 #: on_wait(message): called once when the lock is busy, before waiting for it
 WaitCallback = Callable[[str], None]

@@ -64,7 +64,7 @@ def upgrade(engine: Engine, on_wait: Optional[locks.WaitCallback] = None) -> boo
     target = head()
     if current(engine) == target:
         return False
-    with locks.exclusive(engine, "schema", on_wait=on_wait):
+    with locks.exclusive(engine, locks.LockName.SCHEMA, on_wait=on_wait):
         with engine.begin() as conn:
             rev = MigrationContext.configure(conn).get_current_revision()
             if rev == target:

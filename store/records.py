@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from store.errors import StoreError
 from store.roles import Vectors
-from store.schema import Clip, ClipBox, Matrix, ModelVersion, Prediction, Recording, Score
+from store.schema import Clip, ClipBox, Matrix, ModelVersion, Prediction, Recording, RecordingStatus, Score
 from store.sql import SessionFactory, in_chunks, insert_missing, insert_rows
 from store.uncertainty import score_rows, top_k
 
@@ -34,7 +34,7 @@ SCORE_COLUMNS = ("max_entropy", "mean_entropy", "top1", "margin", "top_index")
 CLIP_COLUMNS = ("recording_id", "start_s")
 CLIPS_MATRIX = "clips"
 #: Recording states whose clips are no sampling candidates: the file changed (replaced) or could not be read.
-OUT_OF_POOL = ("replaced", "failed")
+OUT_OF_POOL = (RecordingStatus.REPLACED, RecordingStatus.FAILED)
 
 
 @dataclass
@@ -107,7 +107,7 @@ class ClipInfo:
     file_size: Optional[int] = None
     file_mtime_ns: Optional[int] = None
     frames: Optional[int] = None  # decoded frames of the recording (None: ingested before 0.2)
-    status: str = "done"
+    status: str = RecordingStatus.DONE
     box: Optional[Box] = None  # image regions: (x, y, w, h, category, confidence), normalised to the frame
 
 
@@ -204,10 +204,10 @@ class SqlRecords:
             old = []
             for chunk in in_chunks(list(latest)):
                 old += s.execute(select(Recording).where(Recording.path.in_(chunk),
-                                                         Recording.status != "replaced")).scalars().all()
+                                                         Recording.status != RecordingStatus.REPLACED)).scalars().all()
             old = [r for r in old if r.id != latest[r.path]]
             for rec in old:
-                rec.status, rec.replaced_by = "replaced", latest[rec.path]
+                rec.status, rec.replaced_by = RecordingStatus.REPLACED, latest[rec.path]
                 rec.error = f"the file changed; its new content is recording {latest[rec.path]}"
                 s.add(rec)
             s.commit()

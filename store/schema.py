@@ -16,6 +16,8 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstrain
 from pydantic import NaiveDatetime
 from sqlmodel import Field, SQLModel
 
+from store.probability import OutputType
+
 
 #: Clip ids and matrix row counts: 64-bit. A lab with 100 recorders makes about a billion 3 s windows a year,
 #: so a 32-bit id (PostgreSQL's INTEGER, 2.1 billion) would run out in the second year. SQLite's INTEGER is
@@ -26,6 +28,29 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 def utcnow() -> datetime:
     """Aware UTC now: every event timestamp in the store is aware UTC."""
     return datetime.now(timezone.utc)
+
+
+class RecordingStatus(StrEnum):
+    """Where a recording is in ingest (stored as the plain string)."""
+
+    PENDING = "pending"    # being ingested (or interrupted: a rerun resumes it)
+    DONE = "done"          # every window or region stored
+    FAILED = "failed"      # unreadable; ``error`` says why
+    REPLACED = "replaced"  # the file changed since: a newer recording of the path holds it, its clips left the pool
+
+
+class Modality(StrEnum):
+    """What a recording holds (the store knows no modality beyond this name)."""
+
+    AUDIO = "audio"
+    IMAGE = "image"
+
+
+class ModelKind(StrEnum):
+    """What a model version is: an embedding model (BirdNET, a vision model) or a head trained on its space."""
+
+    EMBEDDING = "embedding"
+    CLASSIFIER = "classifier"
 
 
 class Recording(SQLModel, table=True):
@@ -47,7 +72,7 @@ class Recording(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     path: str = Field(index=True)
     content_hash: str = Field(index=True)
-    modality: str = Field(default="audio")
+    modality: str = Field(default=Modality.AUDIO.value)
     site: Optional[str] = Field(default=None, index=True)
     device: Optional[str] = Field(default=None, index=True)
     start_time: Optional[NaiveDatetime] = Field(default=None, description="recording start, local wall-clock time at the site")
@@ -59,7 +84,7 @@ class Recording(SQLModel, table=True):
     frames: Optional[int] = Field(default=None, sa_type=BigInteger, description="decoded frames at sample_rate (None: before 0.2)")
     file_size: Optional[int] = Field(default=None, sa_type=BigInteger, description="bytes of the file when ingested")
     file_mtime_ns: Optional[int] = Field(default=None, sa_type=BigInteger, description="its modification time then (ns)")
-    status: str = Field(default="pending", description="pending | done | failed | replaced")
+    status: str = Field(default=RecordingStatus.PENDING.value, description="a RecordingStatus: pending | done | failed | replaced")
     replaced_by: Optional[int] = Field(default=None, description="id of the recording ingested from this path "
                                                                  "after the file changed")
     error: Optional[str] = None
@@ -108,7 +133,7 @@ class ModelVersion(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True)
-    kind: str = Field(description="embedding | classifier")
+    kind: str = Field(description="a ModelKind: embedding | classifier")
     embedding_space: str
     dim: int
     labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
@@ -117,7 +142,7 @@ class ModelVersion(SQLModel, table=True):
     artifact_path: Optional[str] = None
     parent_id: Optional[int] = Field(default=None, foreign_key="modelversion.id")
     ready: bool = Field(default=True, description="False while a head is still re-scoring the pool")
-    output_type: str = Field(default="sigmoid", description="sigmoid (independent per-class probabilities, "
+    output_type: str = Field(default=OutputType.SIGMOID.value, description="sigmoid (independent per-class probabilities, "
                                                             "multi-label: BirdNET, our heads) | softmax (one "
                                                             "class per clip: most image classifiers)")
     created_at: datetime = Field(default_factory=utcnow)

@@ -38,7 +38,7 @@ from store.errors import StoreError
 from store.records import (CLIP_COLUMNS, CLIPS_MATRIX, OUT_OF_POOL, SCORE_COLUMNS, TOP_K, Box, ClipInfo, Pool,
                            SqlRecords)
 from store.ledger import SqlLedger
-from store.schema import (Annotation, Clip, LabelSet, Matrix, ModelVersion, Recording, SamplingRun, Selection,
+from store.schema import (Annotation, Clip, RecordingStatus, LabelSet, Matrix, ModelVersion, Recording, SamplingRun, Selection,
                           SimulationRun, Task)
 from store.sql import SessionFactory, session_factory, sqlite_begin, sqlite_pragmas, sqlite_read_pragmas
 from store.vectors import EMBEDDING_DTYPES, ComputedProbabilities, EmbeddingDtype, MatrixVectors, OutputLayer
@@ -387,9 +387,10 @@ class Store:
             def count(q) -> int:
                 return int(s.execute(q).scalar() or 0)
             return {
-                "recordings": count(select(func.count()).select_from(Recording).where(Recording.status == "done")),
+                "recordings": count(select(func.count()).select_from(Recording)
+                                    .where(Recording.status == RecordingStatus.DONE)),
                 "failed_recordings": count(select(func.count()).select_from(Recording)
-                                           .where(Recording.status == "failed")),
+                                           .where(Recording.status == RecordingStatus.FAILED)),
                 "clips": count(select(func.count()).select_from(Clip)),
                 "sampling_runs": count(select(func.count()).select_from(SamplingRun)),
                 "selected": count(select(func.count(Selection.clip_id.distinct()))),

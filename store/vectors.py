@@ -20,7 +20,7 @@ from sqlmodel import Session
 from store import matrices
 from store.errors import StoreError
 from store.probability import OutputType, activate
-from store.schema import Matrix, ModelVersion
+from store.schema import Matrix, ModelKind, ModelVersion
 from store.sql import SessionFactory, insert_missing
 
 EMBEDDING_DTYPES = ("float32", "float16")
@@ -170,7 +170,7 @@ class MatrixVectors:
         bias = np.asarray(bias, dtype=np.float32).ravel()
         if activation not in tuple(OutputType):
             raise StoreError(f"activation must be 'sigmoid' or 'softmax', got {activation!r}")
-        if weights.shape != (len(model.labels), model.dim if model.kind == "embedding" else weights.shape[1]) \
+        if weights.shape != (len(model.labels), model.dim if model.kind == ModelKind.EMBEDDING else weights.shape[1]) \
                 or bias.shape != (len(model.labels),):
             raise StoreError(f"model {model.name!r}: an output layer of {len(model.labels)} classes needs weights "
                              f"of shape ({len(model.labels)}, dim) and a bias of {len(model.labels)}; got "

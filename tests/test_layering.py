@@ -9,6 +9,28 @@ import sys
 from tests.conftest import REPO
 
 LIBRARY = ("store", "embeddings", "sampler", "annotation", "finetune", "lab")
+#: The data flow, bottom up: a package imports only packages of a lower rank (peers not each other).
+RANK = {"store": 0, "embeddings": 1, "sampler": 1, "annotation": 2, "finetune": 3, "lab": 4, "workbench": 5}
+
+
+def _imports(path):
+    """(line, top-level package) of every absolute import in a file, those inside functions included."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+        for name in names:
+            yield node.lineno, name.split(".")[0]
+
+
+def test_every_import_follows_the_data_flow():
+    """store imports none of the others; embeddings and sampler only store (and not each other); annotation
+    store and embeddings; finetune not lab; lab not workbench; only workbench (the faces) imports everything."""
+    offenders = []
+    for package, rank in RANK.items():
+        for path in sorted((REPO / package).rglob("*.py")):
+            offenders += [f"{path.relative_to(REPO)}:{line} imports {top}" for line, top in _imports(path)
+                          if top in RANK and top != package and RANK[top] >= rank]
+    assert offenders == []
 
 
 def test_library_packages_never_import_the_cli_package():

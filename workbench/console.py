@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from store.schema import ModelKind
 from workbench import services
 from workbench.config import Workspace
 
@@ -37,7 +38,7 @@ def score_new_clips(store, model_version=None) -> None:
     """Clips ingested after the current head was trained join its pool before anything samples from it
     (progress on stderr); the app's Sample page calls ``finetune.train.score_new_clips`` the same way."""
     mv = model_version or store.current_model_version()
-    if mv is None or mv.kind != "classifier":
+    if mv is None or mv.kind != ModelKind.CLASSIFIER:
         return  # BirdNET or a vision model scored its clips at ingest (and scikit-learn need not load)
     from finetune.train import score_new_clips as score
 

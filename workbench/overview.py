@@ -14,7 +14,7 @@ from typing import Any, Iterable, Optional, Protocol, Sequence
 import numpy as np
 import pandas as pd
 
-from store import ClipInfo, Pool, SamplingRun, Store, StoreError
+from store import ClipInfo, ModelKind, Pool, SamplingRun, Store, StoreError
 
 UNCERTAINTY_COLUMNS = ("max_entropy", "mean_entropy", "top1", "margin")
 UNKNOWN = "unknown"
@@ -211,7 +211,7 @@ def model_history(store: Store) -> list[dict[str, Any]]:
     for mv in store.model_versions():
         m = mv.metrics or {}
         rows.append({"model": mv.name, "kind": mv.kind, "created": f"{mv.created_at:%Y-%m-%d %H:%M}",
-                     "classes": mv.dim if mv.kind == "classifier" else len(mv.labels),
+                     "classes": mv.dim if mv.kind == ModelKind.CLASSIFIER else len(mv.labels),
                      "n_train": m.get("n_train"), "n_test": m.get("n_test"),
                      "accuracy": m.get("accuracy"), "macro_recall": m.get("macro_recall"),
                      "worst_site": m.get("worst_site"), "worst_site_recall": m.get("worst_site_recall")})

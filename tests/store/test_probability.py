@@ -42,3 +42,16 @@ def test_entropy_and_margin_of_rows():
     np.testing.assert_allclose(top1, [1.0, 0.9], rtol=1e-6)
     np.testing.assert_allclose(margin, [0.5, 0.1], rtol=1e-5)
     assert OutputType("softmax") == "softmax" and str(OutputType.SIGMOID) == "sigmoid"
+
+
+def test_states_are_enums_whose_values_are_the_stored_strings(store):
+    from store import LockName, Modality, ModelKind, RecordingStatus
+
+    assert [s.value for s in RecordingStatus] == ["pending", "done", "failed", "replaced"]
+    assert [m.value for m in Modality] == ["audio", "image"] and [k.value for k in ModelKind] == ["embedding",
+                                                                                                    "classifier"]
+    assert {n.value for n in LockName} == {"schema", "ingest", "selection", "finetune", "scoring", "annotation"}
+    mv = store.ensure_model_version("m", ModelKind.EMBEDDING, "m", 4, ["a"])
+    assert type(store.model_version("m").kind) is str and mv.kind == "embedding" == ModelKind.EMBEDDING
+    with store.lock(LockName.INGEST), store.lock("selection"):  # a plain name is the same lock
+        pass
