@@ -485,6 +485,9 @@ class LabelStudioClient:
         payload, failed = self._build_tasks(store, clips_dir, self._document_root(clips_dir), todo, mv, labels,
                                             interface, context_s, threshold, dynamic=dynamic,
                                             show_source=show_source)
+        stream = "audit" if run.strategy == "audit" else "active learning"  # the lead filters on it in Label Studio
+        for task in payload:
+            task["data"]["stream"] = stream
         if failed:
             bad = {c for c, _, _ in failed}
             todo = [c for c in todo if c not in bad]

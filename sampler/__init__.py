@@ -21,6 +21,7 @@ and is registered in ``STRATEGIES`` under the name stored with its runs:
                        within proportional strata quotas
 ``more_like_these``    nearest neighbours of example clips (targeted search)
 ``blend``              shares of one batch from several strategies (exploit + explore)
+``audit``              random within top-1 score bins: labels that estimate precision
 =====================  =================================================================
 
 Each pick carries its score, cluster, stratum and a reason sentence. ``sample`` runs a strategy
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from sampler._api import *  # noqa: F403
 
 __all__ = [
+    "AuditSample",
     "DEFAULT_MIN_CANDIDATES", "HEMISPHERES", "NEAR_DUPLICATE_METRICS", "POOL_MEASURES", "QUOTA_MODES",
     "STRATA_COLUMNS", "STRATEGIES", "UNCERTAINTY_MEASURES", "WEIGHT_NAMES",
     "Blend", "Choice", "ClusterMargin", "ColdStart", "Combined", "GreedyStep", "KCenterGreedy", "MatrixReader",

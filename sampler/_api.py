@@ -2,6 +2,7 @@
 
 from sampler.base import (DEFAULT_MIN_CANDIDATES, Choice, Pick, QueryContext, QueryStrategy, SamplerWarning,
                           available_indices, candidate_count, most_uncertain)
+from sampler.audit import AuditSample
 from sampler.baselines import RandomSampling, UncertaintySampling
 from sampler.blend import Blend, split_budget
 from sampler.cluster_margin import ClusterMargin, cluster_margin_order

@@ -214,6 +214,7 @@ _PARAMETERS = (
     Parameter("parts", "text", "blend: strategies and their shares of the batch, e.g. cluster_margin:0.8,kcenter:0.2 "
                                "(each with its default parameters)", parse=parse_parts),
     # more_like_these (`workbench search`): examples are its positional clip ids
+    Parameter("bins", "int", "audit: equal-width bins of the top-1 score, an equal share of the batch each (default 5)"),
     Parameter("examples", "text", "example clip ids"),
     Parameter("metric", "choice", "embedding distance (default cosine)", choices=tuple(NEAR_DUPLICATE_METRICS)),
 )
@@ -262,6 +263,8 @@ _TABLES = (
                                 "quotas", ("k_neighbors", "n_candidates", "n_clusters", "pca", *_STRATA, *_GUARD)),
     StrategyTable("blend", "shares of one batch from several strategies (--parts cluster_margin:0.8,kcenter:0.2)",
                   ("parts", *_GUARD)),
+    StrategyTable("audit", "random within top-1 score bins: labels that estimate precision (not active learning)",
+                  ("bins", *_GUARD)),
     StrategyTable("more_like_these", "nearest neighbours of example clips (targeted search)",
                   ("examples", "metric", *_GUARD), seeded=False, offered=False),
 )

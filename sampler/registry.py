@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from sklearn.base import clone
 
+from sampler.audit import AuditSample
 from sampler.base import QueryStrategy
 from sampler.baselines import RandomSampling, UncertaintySampling
 from sampler.blend import Blend
@@ -21,7 +22,7 @@ from sampler.uncertain_diverse import UncertainDiverse
 # A run rebuilds its strategy with STRATEGIES[run.strategy](**run.params).
 STRATEGIES: dict[str, type[QueryStrategy]] = {cls.name: cls for cls in (
     UncertainDiverse, UncertaintySampling, RandomSampling, KCenterGreedy, TypiClust, ClusterMargin, Combined,
-    Stratified, ColdStart, MoreLikeThese, Blend)}
+    Stratified, ColdStart, MoreLikeThese, Blend, AuditSample)}
 
 
 def strategy_spec(strategy: QueryStrategy) -> dict[str, Any]:

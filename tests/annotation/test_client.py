@@ -62,6 +62,7 @@ def test_push_creates_tasks_with_preannotations_once(ls_client, ls_store, labels
         assert t.data["audio"] == f"/data/local-files/?d=clips/clip-{clip}.wav"
         assert (labelstudio.workspace.clips / f"clip-{clip}.wav").exists()
         assert t.data["title"] == f"Clip {clip}" and not {"site", "file", "time"} & set(t.data)  # blind
+        assert t.data["stream"] == "active learning"  # an audit run's tasks say "audit"
         [pred] = t.predictions
         assert pred.model_version == MODEL and pred.score == pytest.approx(0.6)
         by_name = {r["from_name"]: r for r in pred.result}

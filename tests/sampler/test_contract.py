@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from sampler import (NEAR_DUPLICATE_METRICS, STRATA_COLUMNS, STRATEGIES, UNCERTAINTY_MEASURES, Blend, ClusterMargin,
+from sampler import (AuditSample, NEAR_DUPLICATE_METRICS, STRATA_COLUMNS, STRATEGIES, UNCERTAINTY_MEASURES, Blend, ClusterMargin,
                      ColdStart, Combined, KCenterGreedy, MoreLikeThese, QueryStrategy, RandomSampling,
                      SamplerWarning, Stratified, TypiClust, UncertainDiverse, UncertaintySampling)
 from tests.sampler.synthetic import build_pool
@@ -37,6 +37,7 @@ FACTORIES = {
     "cold_start": lambda syn, rs: ColdStart(random_state=rs),
     "more_like_these": lambda syn, rs: MoreLikeThese(examples=[_example(syn)]),
     "blend": lambda syn, rs: Blend(random_state=rs),
+    "audit": lambda syn, rs: AuditSample(random_state=rs),
 }
 NAMES = sorted(FACTORIES)
 
