@@ -32,8 +32,10 @@ class Answer:
     new_names: tuple[str, ...] = ()  # typed names the vocabulary did not know (new species)
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
+def field_of(obj: Any, name: str, default: Any = None) -> Any:
+    """Field of an SDK model or of a plain dict (the SDK returns both, depending on the endpoint)."""
     return obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
+
 
 
 def _results(result: Iterable[Any]) -> tuple[list[str], list[str], list[str], Optional[dict[str, float]]]:
@@ -43,7 +45,7 @@ def _results(result: Iterable[Any]) -> tuple[list[str], list[str], list[str], Op
     typed: list[str] = []
     region = None
     for item in result or []:
-        name, kind, value = _get(item, "from_name"), _get(item, "type"), _get(item, "value") or {}
+        name, kind, value = field_of(item, "from_name"), field_of(item, "type"), field_of(item, "value") or {}
         if name == SPECIES and kind == "choices":
             ticks += [str(x) for x in value.get("choices") or []]
         elif name == TAXON and kind == "taxonomy":

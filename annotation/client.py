@@ -36,7 +36,7 @@ from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.label_interface import LabelInterface
 
 from annotation.clips import CutClip, check_sources, cut_clip
-from annotation.answers import SKIPPED, read_answer
+from annotation.answers import SKIPPED, field_of as _get, read_answer
 from annotation.config import (AUDIO, BOX, BOX_LABEL, FRAME, IMAGE, REVIEW, SPECIES, SPECTROGRAM, SUGGESTIONS, TITLE,
                                WINDOW, config_for,
                                has_taxonomy, modality_of, species_labels, validate_config)
@@ -124,13 +124,6 @@ def _aware(value: Any) -> Optional[datetime]:
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
-
-
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    """Field of an SDK model or of a plain dict (the SDK returns both, depending on the endpoint)."""
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
 
 
 MAX_PRETICKED = 3            # at most this many species pre-ticked: an expert corrects a short list, not a long one
@@ -692,7 +685,7 @@ class LabelStudioClient:
                     continue
             keep, reasons = [], []
             for a in _get(t, "annotations") or []:
-                ann, _ = self._annotation(a, int(project_id), tid, clip_id, allowed, vocabulary, single)
+                ann = self._annotation(a, int(project_id), tid, clip_id, allowed, vocabulary, single)
                 keep.append(ann.ls_annotation_id)
                 outcome = store.upsert_annotation(ann)
                 setattr(report, outcome, getattr(report, outcome) + 1)
@@ -791,8 +784,8 @@ class LabelStudioClient:
         return clip_id
 
     def _annotation(self, a: Any, project_id: int, task_id: int, clip_id: int, allowed: set[str],
-                    vocabulary: Optional[Vocabulary] = None, single: bool = False) -> tuple[Annotation, tuple[str, ...]]:
-        """The stored form of one Label Studio annotation, and the new names it gives (see ``read_answer``)."""
+                    vocabulary: Optional[Vocabulary] = None, single: bool = False) -> Annotation:
+        """The stored form of one Label Studio annotation (see ``read_answer``)."""
         answer = read_answer(_get(a, "result") or [], was_cancelled=bool(_get(a, "was_cancelled")),
                              vocabulary=vocabulary, allowed=allowed, single=single)
         lead = _get(a, "lead_time")
@@ -803,7 +796,7 @@ class LabelStudioClient:
                          state=answer.state.value, note=answer.note, region=answer.region,
                          lead_time=float(lead) if lead is not None else None,
                          ground_truth=bool(_get(a, "ground_truth")))
-        return ann, answer.new_names
+        return ann
 
     def _annotator(self, completed_by: Any) -> Optional[str]:
         """The annotator's email (cached per user id)."""

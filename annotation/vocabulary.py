@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from annotation.labelset import DEFAULT_EXTRA, display_label
+from store.atomic import write_atomically
 
 GENUS_SUFFIX = " sp."
 NOISE, OTHER = "Noise", "Other"
@@ -127,11 +126,7 @@ class Vocabulary:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"taxonomy-{hashlib.sha1(body).hexdigest()[:12]}.json"
         if not path.exists() or path.read_bytes() != body:
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".taxonomy-", suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            write_atomically(path, body)
         return path
 
 
@@ -149,12 +144,15 @@ def model_labels(store, model_version) -> list[str]:
 def vocabulary_for(store, model_version, label_set_labels: Sequence[str] = ()) -> Vocabulary:
     """What annotators of clips scored by ``model_version`` may name: the label set, every class of the model
     and its ancestors, and every label an expert has already given (names added in earlier rounds)."""
-    given = [lab for a in store.annotations() for lab in a.labels]
-    return Vocabulary.of(label_set_labels, model_labels(store, model_version), given, DEFAULT_EXTRA)
+    return Vocabulary.of(label_set_labels, model_labels(store, model_version), _given(store), DEFAULT_EXTRA)
+
+
+def _given(store) -> list[str]:
+    """Every label an expert has given (names added in earlier rounds among them)."""
+    return [lab for a in store.annotations() for lab in a.labels]
 
 
 def store_vocabulary(store, label_set_labels: Sequence[str] = ()) -> Vocabulary:
     """Every name a project of this store can have offered: all models' classes, label sets, given labels."""
-    given = [lab for a in store.annotations() for lab in a.labels]
     models = [lab for mv in store.model_versions() for lab in (mv.labels or [])]
-    return Vocabulary.of(label_set_labels, models, given, DEFAULT_EXTRA)
+    return Vocabulary.of(label_set_labels, models, _given(store), DEFAULT_EXTRA)

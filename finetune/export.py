@@ -12,8 +12,6 @@ eBird's code table the Species Code column holds the scientific name. Rows are o
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -21,6 +19,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from store import ModelVersion, Store
+from store.atomic import write_atomically
 
 CSV_HEADER = ["Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File"]
 RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
@@ -67,18 +66,6 @@ def detections(store: Store, model_version: Optional[ModelVersion] = None, *,
                 yield Detection(info.path, float(info.start_s), float(info.end_s), str(labels[j]), float(p[j]))
 
 
-def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
 def write_birdnet_csv(found: Iterator[Detection], path: Path | str) -> tuple[Path, int]:
     """BirdNET-Analyzer's combined CSV (``--rtype csv``); returns the path and the number of rows."""
     count = 0
@@ -92,7 +79,7 @@ def write_birdnet_csv(found: Iterator[Detection], path: Path | str) -> tuple[Pat
             w.writerow([f"{d.start_s:.1f}", f"{d.end_s:.1f}", scientific, common, f"{d.confidence:.4f}", d.path])
             count += 1
 
-    return _atomic(Path(path), write), count
+    return write_atomically(path, write, newline=""), count
 
 
 def write_raven_tables(found: Iterator[Detection], folder: Path | str) -> list[tuple[Path, int]]:
@@ -116,5 +103,5 @@ def write_raven_tables(found: Iterator[Detection], folder: Path | str) -> list[t
                 w.writerow([n, "Spectrogram 1", 1, f"{d.start_s:.1f}", f"{d.end_s:.1f}", SIG_FMIN, SIG_FMAX, common,
                             scientific, f"{d.confidence:.4f}", d.path, f"{d.start_s:.1f}"])
 
-        out.append((_atomic(Path(folder) / f"{name}{RAVEN_SUFFIX}", write), len(rows)))
+        out.append((write_atomically(Path(folder) / f"{name}{RAVEN_SUFFIX}", write, newline=""), len(rows)))
     return out

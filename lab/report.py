@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
 from lab.simulate import REFERENCE, SimulationResult
+from store.atomic import write_atomically
 
 
 def held_out_note(params: dict) -> str:
@@ -48,15 +48,12 @@ def summary_table(result: SimulationResult) -> str:
 
 def write_json(result: SimulationResult, path: Path | str) -> Path:
     path = Path(path)
-    _atomic_write(path, json.dumps(result.to_json(), indent=1))
+    write_atomically(path, json.dumps(result.to_json(), indent=1))
     return path
 
 
 def write_csv(result: SimulationResult, path: Path | str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    def rows(fh) -> None:
         w = csv.writer(fh)
         w.writerow(["strategy", "seed", "labels", "macro_recall", "map", "worst_stratum_recall", "query_seconds"])
         for name, runs in result.curves.items():
@@ -65,8 +62,8 @@ def write_csv(result: SimulationResult, path: Path | str) -> Path:
                     w.writerow([name, seed, p.labels, f"{p.macro_recall:.6f}", f"{p.mean_ap:.6f}",
                                 "" if p.worst_stratum_recall is None else f"{p.worst_stratum_recall:.6f}",
                                 f"{p.query_seconds:.4f}"])
-    os.replace(tmp, path)
-    return path
+
+    return write_atomically(path, rows, newline="")
 
 
 def write_plot(result: SimulationResult, path: Path | str, title: Optional[str] = None) -> Path:
@@ -89,11 +86,8 @@ def write_plot(result: SimulationResult, path: Path | str, title: Optional[str] 
     axes[0].legend(fontsize=8)
     fig.suptitle(title or f"{result.params.get('source', '')}: mean over seeds {result.params['seeds']}")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
+    write_atomically(path, lambda fh: fig.savefig(fh, format="png"), binary=True)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
@@ -105,8 +99,3 @@ def write_all(result: SimulationResult, out: Path | str) -> list[Path]:
             write_plot(result, stem.with_suffix(".png"))]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

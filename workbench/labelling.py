@@ -35,10 +35,6 @@ class ProjectChoice:
         return cls(title=args.project, label_set=args.label_set or None, min_confidence=args.min_confidence,
                    boxes=bool(getattr(args, "boxes", False)))
 
-    def as_args(self, **extra) -> argparse.Namespace:
-        return argparse.Namespace(project=self.title, label_set=self.label_set or None,
-                                  min_confidence=self.min_confidence, **extra)
-
 
 def connect(ws: Workspace) -> LabelStudioClient:
     """A client of the workspace's Label Studio, checked (``AnnotationServerError`` says what is wrong)."""
