@@ -13,6 +13,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from finetune.audit_labels import AuditLabels, audit_labels, label_truth
+from finetune.calibration import calibrate_logits, fold_into
 from finetune.evaluate import evaluate, split_key, stratified_split
 from finetune.head import ClassifierHead, label_matrix
 from store.locks import LockName
@@ -79,7 +81,7 @@ def _next_name(store: Store, space: str) -> str:
 def finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional[str] = None,
              test_size: float = 0.25, random_state: Optional[int] = 0, C: float = 1.0,
              class_weight: Optional[str] = "balanced", max_iter: int = 1000, refit: bool = True,
-             chunk_size: int = DEFAULT_CHUNK,
+             chunk_size: int = DEFAULT_CHUNK, calibrate: bool = True,
              progress: Optional[Callable[[int, int], None]] = None) -> ModelVersion:
     """Train a head on the active annotations, evaluate it on a held-out split, record and apply it.
 
@@ -90,20 +92,40 @@ def finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional[
     new model version (kind "classifier", parent = the embedding model) re-scores the whole pool.
     The head's weights are saved in ``models_dir``.
     Two fine-tunes of one store never run at once (the second waits for the ``finetune`` lock).
+
+    With ``calibrate`` (default) the audit stream's labels (``workbench sample --strategy audit``) are kept
+    out of training: the head's probabilities are calibrated on them (``finetune.calibration``: Platt per
+    class, or a temperature; reliability and ECE per class in ``metrics["calibration"]``) and
+    ``finetune.validate`` can state a precision on data the head never saw.
     """
     with store.lock(LockName.FINETUNE):
         return _finetune(store, models_dir, embedding_space=embedding_space, test_size=test_size,
                          random_state=random_state, C=C, class_weight=class_weight, max_iter=max_iter, refit=refit,
-                         chunk_size=chunk_size, progress=progress)
+                         chunk_size=chunk_size, calibrate=calibrate, progress=progress)
 
 
 def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional[str] = None,
              test_size: float = 0.25, random_state: Optional[int] = 0, C: float = 1.0,
              class_weight: Optional[str] = "balanced", max_iter: int = 1000, refit: bool = True,
-             chunk_size: int = DEFAULT_CHUNK,
+             chunk_size: int = DEFAULT_CHUNK, calibrate: bool = True,
              progress: Optional[Callable[[int, int], None]] = None) -> ModelVersion:
     space, parent = _resolve_space(store, embedding_space)
     clip_ids, labels, n_annotations = _labelled_clips(store)
+    audit = audit_labels(store) if calibrate else None
+    held_out: Optional[AuditLabels] = None
+    trained_on_audit: list[int] = []
+    if audit is not None and len(audit):
+        is_audit = np.isin(clip_ids, audit.clip_ids)
+        rest = [labels[i] for i in np.flatnonzero(~is_audit)]
+        if len({tuple(x) for x in rest}) >= 2:
+            # audit labels are the pool's random sample: kept out of training, they calibrate the head and
+            # let `workbench validate` state a precision the head has not seen
+            held_out = audit.subset(np.flatnonzero(np.isin(audit.clip_ids, clip_ids[is_audit])))
+            clip_ids, labels = clip_ids[~is_audit], rest
+        else:
+            trained_on_audit = clip_ids[is_audit].tolist()
+            log.warning("only %d label(s) outside the audit stream: the head trains on the %d audit label(s) too, "
+                        "so it is not calibrated and cannot be auto-validated", len(rest), len(trained_on_audit))
     if len({tuple(x) for x in labels}) < 2:
         raise FinetuneError(f"all {len(labels)} labelled clips carry the same labels {labels[0]!r}: a classifier "
                             "needs at least two classes (or clips labelled with no species) to contrast")
@@ -134,6 +156,11 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
     if refit:
         head = ClassifierHead(**params).fit(X, labels, classes=classes)
     metrics["n_fit"] = int(clip_ids.size if refit else train.size)
+    metrics["audit_held_out"] = len(held_out) if held_out is not None else 0
+    if trained_on_audit:
+        metrics["trained_on_audit_clips"] = trained_on_audit
+    if held_out is not None:
+        metrics["calibration"] = _calibrate(store, head, held_out, space, output_type, random_state)
 
     name = _next_name(store, space)
     artifact = head.save(Path(models_dir) / f"{name}.npz")
@@ -144,6 +171,21 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
     # the head is one linear layer on the embedding: its probability rows are recomputed, never stored
     store.set_output_layer(mv, head.coef_, head.intercept_, output_type)
     return rescore(store, mv, head, chunk_size=chunk_size, progress=progress)
+
+
+def _calibrate(store: Store, head: ClassifierHead, audit: AuditLabels, space: str, output_type: str,
+               random_state: Optional[int]) -> dict:
+    """Fit the calibration map on the held-out audit labels and fold it into ``head`` (in place)."""
+    view = store.embeddings(space)
+    audit = audit.subset(np.flatnonzero(view.contains(audit.clip_ids)), f"no embedding in space {space!r}")
+    classes = [str(c) for c in head.classes_]
+    if not len(audit):
+        return {"method": "none", "n_audit": 0, "skipped": {}, "left_out": dict(audit.left_out)}
+    logits = head.decision_function(view.take(audit.clip_ids))
+    report = calibrate_logits(logits, label_truth(audit.labels, classes), classes, output_type,
+                              weights=audit.weights, random_state=random_state)
+    head.coef_, head.intercept_ = fold_into(head.coef_, head.intercept_, classes, report)
+    return {**report.as_metrics(), "left_out": dict(audit.left_out)}
 
 
 def rescore(store: Store, model_version: ModelVersion, head: Optional[ClassifierHead] = None, *,

@@ -30,6 +30,12 @@ class AuditSample(QueryStrategy):
         Skip clips within this distance of an excluded or already picked clip.
     near_duplicate_metric : {"cosine", "l2"}, default "cosine"
     random_state : int, numpy Generator or None, default None
+
+    Attributes
+    ----------
+    frame_ : dict
+        After a query: ``{"kind": "score_bins", "bins": B, "pool": [clips per bin], "picked": [picks per
+        bin]}``; ``sample`` stores it on the run so estimates from audit labels can weight them back.
     """
 
     name = "audit"
@@ -81,4 +87,9 @@ class AuditSample(QueryStrategy):
                 break
             rest = np.array([p for p in orders[b] if p not in taken], dtype=np.int64)
             add(b, take_in_order(ctx, rest, n_pick - len(choices)))
+        picked = np.bincount(which[np.searchsorted(avail, [c.pos for c in choices])] if choices else
+                             np.zeros(0, dtype=np.int64), minlength=params.bins)
+        # the sampling frame, recorded on the run: a label's inclusion probability is picked[b] / pool[b]
+        self.frame_ = {"kind": "score_bins", "bins": params.bins, "pool": [int(m.size) for m in members],
+                       "picked": [int(x) for x in picked]}
         return choices

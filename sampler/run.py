@@ -118,7 +118,7 @@ def sample(store: Store, strategy: QueryStrategy, budget: int, *,
     with store.lock(LockName.SELECTION):
         picks = query_store(store, strat, budget, mv, space)[0]
         run = SamplingRun(strategy=strat.name or type(strat).__name__, params=params, seed=seed, budget=budget,
-                          model_version_id=mv.id)
+                          model_version_id=mv.id, frame=getattr(strat, "frame_", None))
         selections = [Selection(clip_id=p.clip_id, rank=p.rank, score=p.score, cluster=p.cluster,
                                 stratum=p.stratum, reason=p.reason) for p in picks]
         run = store.add_sampling_run(run, selections)

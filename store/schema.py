@@ -188,6 +188,9 @@ class SamplingRun(SQLModel, table=True):
     budget: int
     model_version_id: Optional[int] = Field(default=None, foreign_key="modelversion.id")
     created_at: datetime = Field(default_factory=utcnow)
+    # what the strategy drew from, where its picks' inclusion probabilities depend on it (an audit run: the
+    # pool clips in each score bin), so estimates from its labels can be weighted back to the pool
+    frame: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Selection(SQLModel, table=True):

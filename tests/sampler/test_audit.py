@@ -33,3 +33,19 @@ def test_an_audit_batch_spreads_evenly_over_score_bins_and_says_it_is_not_active
     again = AuditSample(bins=5, random_state=0).query(pool, store.embeddings("test-space"), 20)
     assert [p.clip_id for p in again] == [p.clip_id for p in picks]  # seeded
     assert len(filled) == 5
+
+
+def test_an_audit_run_records_its_frame_so_each_label_knows_its_inclusion_probability(store):
+    from sampler import sample
+
+    syn = build_pool(store)
+    strategy = AuditSample(bins=4, random_state=3)
+    picks = strategy.query(store.pool(), store.embeddings("test-space"), 12)
+    frame = strategy.frame_
+    top1 = np.nan_to_num(store.pool().top1)
+    assert frame["kind"] == "score_bins" and frame["bins"] == 4
+    assert frame["pool"] == np.bincount(np.minimum((top1 * 4).astype(int), 3), minlength=4).tolist()
+    assert sum(frame["picked"]) == len(picks) == 12
+    run, _ = sample(store, AuditSample(bins=4, random_state=3), 12)
+    assert store.sampling_runs()[-1].frame == run.frame and sum(run.frame["picked"]) == 12
+    assert run.frame["pool"] == frame["pool"] and len(syn.clip_ids) == sum(frame["pool"])

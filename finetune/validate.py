@@ -1,0 +1,230 @@
+"""Auto-validation with a stated guarantee: per species, the lowest score threshold whose precision is at least
+the target with the given confidence, learnt from audit labels (Learn-then-Test).
+
+For each threshold t of a fixed grid the null hypothesis "precision of detections at >= t is below the target"
+gets a binary Hoeffding-Bentkus p-value (MAPIE's ``compute_hoeffding_bentkus_p_value`` on the share of wrong
+detections), and MAPIE's ``control_fwer`` (Bonferroni-Holm by default) rejects a set of thresholds with
+family-wise error at most delta = 1 - confidence: with probability >= confidence over the audit draw, every
+threshold returned has pool precision >= target (Angelopoulos et al. 2021, as MAPIE's
+``BinaryClassificationController(risk="precision")`` does; for uniform audit labels the two give the same
+thresholds, which a test checks). Audit labels drawn in score bins at unequal rates are first thinned to equal
+inclusion within the bins a threshold can reach (``audit_labels.thin``), so every p-value sees a uniform random
+sample of the pool's detections. A species without such a threshold cannot be auto-validated yet; the result
+says how many more audit labels would likely let it be, or that more labels will not help at the current
+precision.
+
+The guarantee holds for the model the labels did not train: ``finetune`` keeps audit labels out of a head's
+training for this reason (and fits calibration on them). Thresholds are per species, so the guarantee is too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Optional, Sequence
+
+import numpy as np
+
+from finetune.audit_labels import AuditLabels, audit_labels, label_truth, model_scores, relevant_strata, thin
+from store.schema import ModelVersion
+from store.store import Store
+
+DEFAULT_GRID = tuple(round(x, 3) for x in np.r_[np.arange(0.05, 0.951, 0.05), 0.975, 0.99])
+FWER_METHODS = ("bonferroni_holm", "bonferroni", "fixed_sequence")
+
+
+class ValidationError(Exception):
+    """Auto-validation cannot run: no audit labels, or a setting out of range."""
+
+
+@dataclass(frozen=True)
+class SpeciesThreshold:
+    """The auto-validation decision for one species."""
+
+    label: str
+    threshold: Optional[float]  # None: cannot be auto-validated yet
+    n_audit: int  # audit labels (after thinning) behind the decision
+    n_detections: int  # audit detections at the threshold (or at the best candidate when none)
+    n_positive: int  # audit clips carrying the species
+    precision: Optional[float]  # empirical precision at the threshold (or best candidate)
+    p_value: Optional[float]
+    more_labels: Optional[int]  # estimated extra audit labels for a threshold to pass (None: will not help)
+    note: str
+
+    @property
+    def validated(self) -> bool:
+        return self.threshold is not None
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Thresholds of one model version; ``thresholds`` is what exports and status read."""
+
+    model_version: str
+    target_precision: float
+    confidence: float
+    fwer_method: str
+    n_audit: int
+    species: list[SpeciesThreshold]
+    left_out: dict[str, int]
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {s.label: s.threshold for s in self.species if s.threshold is not None}
+
+    def as_metrics(self) -> dict:
+        return {"target_precision": self.target_precision, "confidence": self.confidence,
+                "fwer_method": self.fwer_method, "n_audit": self.n_audit, "thresholds": self.thresholds,
+                "species": [asdict(s) for s in self.species], "left_out": dict(self.left_out),
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _check(target_precision: float, confidence: float, grid: Sequence[float], fwer_method: str) -> np.ndarray:
+    if not 0.0 < float(target_precision) < 1.0:
+        raise ValidationError(f"--target-precision must be between 0 and 1 (e.g. 0.95), got {target_precision!r}")
+    if not 0.0 < float(confidence) < 1.0:
+        raise ValidationError(f"--confidence must be between 0 and 1 (e.g. 0.9), got {confidence!r}")
+    if fwer_method not in FWER_METHODS:
+        raise ValidationError(f"fwer_method must be one of {', '.join(FWER_METHODS)}, got {fwer_method!r}")
+    g = np.asarray(sorted({float(x) for x in grid}), dtype=np.float64)
+    if g.size == 0 or g[0] <= 0.0 or g[-1] >= 1.0:
+        raise ValidationError(f"the threshold grid must hold values within (0, 1), got {list(grid)!r}")
+    return g
+
+
+def _p_values(wrong: np.ndarray, n: np.ndarray, alpha: float) -> np.ndarray:
+    """Binary Hoeffding-Bentkus p-values of "risk (share wrong) > alpha" per threshold (1 where n == 0)."""
+    from mapie.risk_control.methods import compute_hoeffding_bentkus_p_value
+
+    out = np.ones(n.size)
+    has = n > 0
+    if has.any():
+        r_hat = wrong[has] / n[has]
+        out[has] = compute_hoeffding_bentkus_p_value(r_hat, n[has].astype(float), alpha, binary=True)[:, 0]
+    return out
+
+
+def _labels_needed(precision: float, n_det: int, n_audit: int, alpha: float, delta_each: float) -> Optional[int]:
+    """Extra audit labels for a threshold with this empirical precision to pass, if the precision held."""
+    if precision <= 1.0 - alpha or n_audit == 0 or n_det == 0:
+        return None
+    from mapie.risk_control.methods import compute_hoeffding_bentkus_p_value
+
+    rate = n_det / n_audit  # detections per audit label at this threshold
+    for n in [int(math.ceil(n_det * 1.25 ** k)) for k in range(1, 60)]:
+        p = compute_hoeffding_bentkus_p_value(np.array([1.0 - precision]), np.array([float(n)]), alpha, binary=True)
+        if float(p[0, 0]) < delta_each:
+            return max(1, int(math.ceil(n / rate)) - n_audit)
+    return None
+
+
+def learn_then_test(scores: np.ndarray, truth: np.ndarray, audit: AuditLabels, *, label: str,
+                    target_precision: float, confidence: float, grid: Sequence[float] = DEFAULT_GRID,
+                    fwer_method: str = "bonferroni_holm", same_model: Optional[bool] = True,
+                    random_state: Optional[int] = 0) -> SpeciesThreshold:
+    """One species: the lowest grid threshold with precision >= target at the confidence (or why none)."""
+    from mapie.risk_control import control_fwer
+
+    g = _check(target_precision, confidence, grid, fwer_method)
+    scores = np.asarray(scores, dtype=np.float64)
+    truth = np.asarray(truth, dtype=bool)
+    alpha, delta = 1.0 - float(target_precision), 1.0 - float(confidence)
+    u = np.random.default_rng(random_state).random(len(audit))
+    n_det = np.zeros(g.size, dtype=np.int64)
+    wrong = np.zeros(g.size, dtype=np.int64)
+    n_kept = np.zeros(g.size, dtype=np.int64)
+    for k, t in enumerate(g):
+        rows = thin(audit, relevant_strata(audit, t, same_model), u)
+        det = rows[scores[rows] >= t]
+        n_kept[k], n_det[k], wrong[k] = rows.size, det.size, int((~truth[det]).sum())
+    p = _p_values(wrong, n_det, alpha)
+    valid = np.asarray(control_fwer(p, delta, fwer_method), dtype=np.int64)
+    n_pos = int(truth.sum())
+    if valid.size:
+        k = int(valid.min())  # the lowest controlled threshold auto-validates the most detections
+        return SpeciesThreshold(label, float(g[k]), int(n_kept[k]), int(n_det[k]), n_pos,
+                                float(1.0 - wrong[k] / n_det[k]), float(p[k]), 0,
+                                f"precision >= {target_precision:g} at score >= {g[k]:g} with confidence "
+                                f"{confidence:g} ({n_det[k] - wrong[k]} of {n_det[k]} audit detections right)")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = np.where(n_det > 0, 1.0 - wrong / np.maximum(n_det, 1), np.nan)
+    if not (n_det > 0).any():
+        return SpeciesThreshold(label, None, int(n_kept.max(initial=0)), 0, n_pos, None, None, None,
+                                "no audit clip scores it at any threshold: audit more clips where it is detected")
+    # the best candidate: the threshold fewest extra labels would let pass (else the most precise one)
+    needs = {int(k): _labels_needed(float(prec[k]), int(n_det[k]), int(n_kept[k]), alpha, delta / g.size)
+             for k in np.flatnonzero(n_det > 0)}
+    helpful = [k for k, m in needs.items() if m is not None]
+    k = (min(helpful, key=lambda k: (needs[k], k)) if helpful
+         else max(needs, key=lambda k: (prec[k], n_det[k])))
+    more = needs[k]
+    if more is None:
+        note = (f"best audit precision {prec[k]:.3f} (score >= {g[k]:g}, {n_det[k]} detections) is not above "
+                f"the target {target_precision:g}: more labels will not help until the model improves")
+    else:
+        note = (f"audit precision {prec[k]:.3f} at score >= {g[k]:g} on {n_det[k]} detections is too few to "
+                f"guarantee {target_precision:g}: about {more} more audit labels would")
+    return SpeciesThreshold(label, None, int(n_kept[k]), int(n_det[k]), n_pos, float(prec[k]), float(p[k]), more, note)
+
+
+def validate_scores(scores: np.ndarray, audit: AuditLabels, classes: Sequence[str], *, target_precision: float = 0.95,
+                    confidence: float = 0.9, grid: Sequence[float] = DEFAULT_GRID,
+                    fwer_method: str = "bonferroni_holm", same_model: Optional[bool] = True,
+                    random_state: Optional[int] = 0, model_version: str = "",
+                    only_evident: bool = True) -> Validation:
+    """Thresholds for every class of ``scores`` (n_audit x classes) against the audit labels.
+
+    With ``only_evident`` classes no audit clip carries and no audit clip scores at the grid's lowest
+    threshold are left out of the result (BirdNET has 6,522; a lab audits a few dozen)."""
+    g = _check(target_precision, confidence, grid, fwer_method)
+    classes = list(classes)
+    truth = label_truth(audit.labels, classes)
+    out = []
+    for j, label in enumerate(classes):
+        if only_evident and not truth[:, j].any() and not (scores[:, j] >= g[0]).any():
+            continue
+        out.append(learn_then_test(scores[:, j], truth[:, j], audit, label=label, target_precision=target_precision,
+                                   confidence=confidence, grid=g, fwer_method=fwer_method, same_model=same_model,
+                                   random_state=random_state))
+    return Validation(model_version, float(target_precision), float(confidence), fwer_method, len(audit), out,
+                      dict(audit.left_out))
+
+
+def validate(store: Store, model_version: Optional[ModelVersion] = None, *, target_precision: float = 0.95,
+             confidence: float = 0.9, grid: Sequence[float] = DEFAULT_GRID, fwer_method: str = "bonferroni_holm",
+             random_state: Optional[int] = 0, record: bool = True) -> Validation:
+    """Auto-validation thresholds of a model version (default: the current one) from the store's audit labels;
+    with ``record`` they are kept in the version's metrics (``auto_validation``) for exports and status."""
+    mv = model_version or store.current_model_version()
+    if mv is None:
+        raise ValidationError("the workspace holds no scored clips yet: run `workbench ingest PATH` first")
+    _check(target_precision, confidence, grid, fwer_method)
+    audit = audit_labels(store)
+    if not len(audit):
+        why = "; ".join(f"{n} {reason}" for reason, n in audit.left_out.items())
+        raise ValidationError("no audit labels yet: draw an audit batch (`workbench sample --strategy audit`), "
+                              "push and label it, pull, then validate" + (f" (left out: {why})" if why else ""))
+    seen = np.asarray((mv.metrics or {}).get("trained_on_audit_clips", []), dtype=np.int64)
+    if seen.size:  # a head that had to train on audit labels: they say nothing honest about it
+        audit = audit.subset(np.flatnonzero(~np.isin(audit.clip_ids, seen)), f"{mv.name} was trained on them")
+    if len(audit):
+        audit = audit.subset(np.flatnonzero(store.probabilities(mv).contains(audit.clip_ids)),
+                             f"not scored by {mv.name}")
+    if not len(audit):
+        why = "; ".join(f"{n} {reason}" for reason, n in audit.left_out.items())
+        raise ValidationError(f"no audit label can judge model {mv.name} ({why}): draw a new audit batch "
+                              "(`workbench sample --strategy audit`), label it and pull")
+    scores = model_scores(store, mv, audit.clip_ids)
+    same = bool(len(audit)) and bool((audit.model_version_ids == mv.id).all())
+    result = validate_scores(scores, audit, mv.labels, target_precision=target_precision, confidence=confidence,
+                             grid=grid, fwer_method=fwer_method, same_model=same, random_state=random_state,
+                             model_version=mv.name)
+    if record:
+        store.update_model_version(mv.id, metrics={**(mv.metrics or {}), "auto_validation": result.as_metrics()})
+    return result
+
+
+def auto_validated(model_version: ModelVersion) -> dict[str, float]:
+    """The recorded thresholds of a model version (empty when ``validate`` never ran for it)."""
+    return dict(((model_version.metrics or {}).get("auto_validation") or {}).get("thresholds", {}))

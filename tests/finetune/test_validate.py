@@ -1,0 +1,132 @@
+"""Auto-validation with a guarantee: Learn-then-Test thresholds per species from audit labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from finetune.audit_labels import AuditLabels, audit_labels, uniform
+from finetune.validate import (DEFAULT_GRID, ValidationError, auto_validated, learn_then_test, validate,
+                               validate_scores)
+from sampler import AuditSample, UncertainDiverse, sample
+from tests.sampler.synthetic import SPECIES, annotate, build_pool
+
+
+def _population(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    score = rng.random(n)
+    right = rng.random(n) < score ** 0.5  # precision rises with the score
+    return score, right
+
+
+def test_on_uniform_audit_labels_the_thresholds_are_mapies():
+    from mapie.risk_control import BinaryClassificationController
+
+    score, right = _population(5000, 1)
+    audit = uniform(np.arange(score.size), [["x"] if r else [] for r in right])
+    ours = learn_then_test(score, right, audit, label="x", target_precision=0.9, confidence=0.9)
+    mapie = BinaryClassificationController(lambda X: np.c_[1 - X[:, 0], X[:, 0]], risk="precision",
+                                           target_level=0.9, confidence_level=0.9,
+                                           list_predict_params=np.array(DEFAULT_GRID))
+    mapie.calibrate(score[:, None], right.astype(int))
+    assert ours.validated and ours.threshold == pytest.approx(float(mapie.best_predict_param))
+    assert ours.precision >= 0.9 and ours.n_detections == int((score >= ours.threshold).sum())
+    assert "with confidence 0.9" in ours.note
+
+
+def test_the_stated_precision_holds_in_at_least_the_stated_share_of_audit_draws():
+    """The guarantee itself: over many audit draws from a known pool, a threshold whose real precision is
+    below the target is returned in at most delta of them (and something is validated in most)."""
+    score, right = _population(100_000, 2)
+    truth_prec = {t: right[score >= t].mean() for t in DEFAULT_GRID}
+    rng = np.random.default_rng(3)
+    failed, validated = 0, 0
+    for r in range(150):
+        rows = rng.choice(score.size, 1500, replace=False)
+        res = learn_then_test(score[rows], right[rows], uniform(rows, [[]] * rows.size), label="x",
+                              target_precision=0.9, confidence=0.9, random_state=r)
+        if res.validated:
+            validated += 1
+            failed += truth_prec[res.threshold] < 0.9
+    assert failed / 150 <= 0.1 and validated >= 100
+
+
+def _stratified_audit(score, n_bins: int, per_bin: int, rng):
+    which = np.minimum((score * n_bins).astype(int), n_bins - 1)
+    sizes = np.bincount(which, minlength=n_bins)
+    rows = np.concatenate([rng.choice(np.flatnonzero(which == b), per_bin, replace=False)
+                           for b in range(n_bins) if sizes[b] >= per_bin])
+    return rows, AuditLabels(rows, [[]] * rows.size, per_bin / sizes[which[rows]], which[rows],
+                             (which[rows] + 1) / n_bins, np.zeros(rows.size, dtype=np.int64))
+
+
+def test_a_score_stratified_audit_is_weighted_back_to_the_pool_where_counting_labels_alike_would_lie():
+    # many mediocre detections at 0.6-0.8 (precision 0.6), few excellent ones at 0.8-1.0 (0.99): an audit
+    # drawing 60 from each bin sees precision 0.8 at >= 0.6, the pool's is 0.64
+    rng = np.random.default_rng(0)
+    score = np.r_[rng.uniform(0.0, 0.6, 60_000), rng.uniform(0.6, 0.8, 20_000), rng.uniform(0.8, 1.0, 2_000)]
+    right = rng.random(score.size) < np.where(score >= 0.8, 0.99, np.where(score >= 0.6, 0.6, 0.2))
+    truth_prec = {t: right[score >= t].mean() for t in DEFAULT_GRID}
+    wrong = {"weighted": 0, "as if uniform": 0}
+    for r in range(60):
+        rows, audit = _stratified_audit(score, 5, 60, rng)
+        for kind, a in (("weighted", audit), ("as if uniform", uniform(rows, [[]] * rows.size))):
+            res = learn_then_test(score[rows], right[rows], a, label="x", target_precision=0.75, confidence=0.9,
+                                  random_state=r)
+            wrong[kind] += res.validated and truth_prec[res.threshold] < 0.75
+    assert wrong["weighted"] / 60 <= 0.1
+    assert wrong["as if uniform"] / 60 > 0.5  # the frame is what makes the guarantee true
+
+
+def test_a_species_without_enough_audit_labels_says_how_many_more_would_help():
+    score, right = _population(400, 4)
+    res = learn_then_test(score, right, uniform(np.arange(400), [[]] * 400), label="Turdus merula_Eurasian Blackbird",
+                          target_precision=0.95, confidence=0.9)
+    assert not res.validated and res.more_labels and res.more_labels > 0
+    assert f"about {res.more_labels} more audit labels" in res.note
+    hopeless = learn_then_test(score, np.zeros(400, dtype=bool), uniform(np.arange(400), [[]] * 400), label="x",
+                               target_precision=0.95, confidence=0.9)
+    assert not hopeless.validated and hopeless.more_labels is None and "will not help" in hopeless.note
+
+
+@pytest.mark.parametrize("kwargs, field", [({"target_precision": 1.5}, "--target-precision"),
+                                           ({"confidence": 0.0}, "--confidence"),
+                                           ({"grid": [0.0, 0.5]}, "grid"),
+                                           ({"fwer_method": "magic"}, "fwer_method")])
+def test_settings_out_of_range_are_one_line_errors(kwargs, field):
+    audit = uniform(np.arange(3), [["x"], [], ["x"]])
+    with pytest.raises(ValidationError, match=field):
+        validate_scores(np.array([[0.9], [0.1], [0.8]]), audit, ["x"], **kwargs)
+
+
+def _audit_and_label(store, syn, budget: int, seed: int) -> list[int]:
+    run, picks = sample(store, AuditSample(bins=5, random_state=seed), budget)
+    ids = [p.clip_id for p in picks]
+    annotate(store, ids, [[s] for s in syn.of(ids, "species")], start=10_000 * (seed + 1))
+    return ids
+
+
+def test_validate_reads_only_audit_labels_and_records_thresholds_on_the_model(store):
+    syn = build_pool(store, n_clusters=8, per_cluster=120)  # every clip's top species is right
+    run, picks = sample(store, UncertainDiverse(random_state=0), 30)  # active-learning labels: not used
+    annotate(store, [p.clip_id for p in picks], [["Noise"]] * 30)  # (deliberately wrong: would sink precision)
+    with pytest.raises(ValidationError, match="no audit labels yet: draw an audit batch"):
+        validate(store)
+    _audit_and_label(store, syn, 400, 1)
+    result = validate(store, target_precision=0.9, confidence=0.9)
+    assert result.n_audit == 400 and {s.label for s in result.species} <= set(syn.model.labels)
+    assert set(result.thresholds) == set(SPECIES)  # right at any score: each species validated
+    mv = store.model_version(syn.model.name)
+    assert auto_validated(mv) == result.thresholds
+    assert mv.metrics["auto_validation"]["confidence"] == 0.9
+
+
+def test_labels_of_audit_runs_of_an_older_release_are_left_out_and_named(store):
+    syn = build_pool(store, per_cluster=20)
+    ids = _audit_and_label(store, syn, 20, 2)
+    with store.engine.begin() as conn:  # an audit run stored before runs recorded their frame
+        conn.exec_driver_sql("UPDATE samplingrun SET frame = NULL")
+    audit = audit_labels(store)
+    assert len(audit) == 0 and audit.left_out == {"audit run without a recorded frame": len(ids)}
+    with pytest.raises(ValidationError, match="20 audit run without a recorded frame"):
+        validate(store)
