@@ -123,11 +123,13 @@ def _final_dense(model, graph, names: list[str], path: Path):
         raise where(f"{len(fcs)} FULLY_CONNECTED ops read the embedding, expected 1")
     fc = fcs[0]
     out = fc.outputs[0]
-    if list(graph.outputs) != [out]:
-        raise where(f"graph outputs {list(graph.outputs)} are not just the dense layer's output {out}")
     readers = [op for op in graph.operators if out in list(op.inputs)]
     if readers:
-        raise where("ops read the logits after the dense layer (an activation?)")
+        kinds = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+        op = kinds.get(fb.get_builtin_code_from_operator_code(model.operatorCodes[readers[0].opcodeIndex]), "?")
+        raise where(f"a {op} op reads the dense layer's logits; the loaders apply the sigmoid themselves")
+    if list(graph.outputs) != [out]:
+        raise where(f"graph outputs {list(graph.outputs)} are not just the dense layer's output {out}")
     options = fc.builtinOptions
     if options is not None and options.fusedActivationFunction != schema.ActivationFunctionType.NONE:
         raise where(f"the dense layer has fused activation {options.fusedActivationFunction}, expected none")
