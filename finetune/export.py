@@ -7,23 +7,32 @@ name,Common name,Confidence,File``, one Raven table per recording (``<name>.Bird
 ``Selection View Channel Begin Time (s) End Time (s) Low Freq (Hz) High Freq (Hz) Common Name Species Code
 Confidence Begin Path File Offset (s)``, frequencies 0-15,000 Hz as BirdNET-Analyzer writes them). Without
 eBird's code table the Species Code column holds the scientific name. Rows are ordered by file and time.
+
+After BirdNET-Analyzer's columns (readers that take them by name are unaffected) every row says where and when
+(``Site``, ``Device``, ``Recorded at``: the recording's start plus the window's offset), whether the detection
+is auto-validated (``yes`` at or above its species' threshold from ``workbench validate``, ``no`` otherwise: it
+goes to review; empty when the model was never validated) and the experts' answer where the window has one
+(``Expert label``). The confidence of a calibrated head is its calibrated probability.
 """
 
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
 
 from store import ModelVersion, Store
+from finetune.validate import auto_validated
 from store.atomic import write_atomically
 
 CSV_HEADER = ["Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File"]
 RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
                 "Common Name", "Species Code", "Confidence", "Begin Path", "File Offset (s)"]
+EXTRA_HEADER = ["Site", "Device", "Recorded at", "Auto-validated", "Expert label"]
 RAVEN_SUFFIX = ".BirdNET.selection.table.txt"
 DEFAULT_MIN_CONFIDENCE = 0.1  # BirdNET-Analyzer's --min_conf
 SIG_FMIN, SIG_FMAX = 0, 15000  # BirdNET's band, as BirdNET-Analyzer fills the Raven frequency columns
@@ -36,6 +45,17 @@ class Detection:
     end_s: float
     label: str
     confidence: float
+    site: Optional[str] = None
+    device: Optional[str] = None
+    recorded_at: Optional[datetime] = None  # the window's start in the recorder's wall-clock time
+    auto_validated: Optional[bool] = None  # None: the model was never validated
+    expert: Optional[str] = None  # the experts' answer for the window ("; "-joined labels)
+
+    def extra(self) -> list[str]:
+        """The columns after BirdNET-Analyzer's."""
+        flag = "" if self.auto_validated is None else ("yes" if self.auto_validated else "no")
+        when = self.recorded_at.isoformat(timespec="seconds") if self.recorded_at else ""
+        return [self.site or "", self.device or "", when, flag, self.expert or ""]
 
     @property
     def names(self) -> tuple[str, str]:
@@ -57,13 +77,27 @@ def detections(store: Store, model_version: Optional[ModelVersion] = None, *,
     infos.sort(key=lambda i: (i.path, i.start_s))
     rows = store.probabilities(mv)
     labels = np.array(mv.labels, dtype=object)
+    thresholds = auto_validated(mv)
+    cut = np.array([thresholds.get(str(c), np.inf) for c in labels]) if thresholds else None
+    experts = _expert_labels(store)
     for start in range(0, len(infos), chunk):
         part = infos[start:start + chunk]
         probs = rows.take(np.array([i.clip_id for i in part], dtype=np.int64))
         for info, p in zip(part, probs):
             hits = np.flatnonzero(p >= min_confidence)
+            when = info.start_time + timedelta(seconds=float(info.start_s)) if info.start_time else None
+            expert = experts.get(int(info.clip_id))
             for j in hits[np.argsort(-p[hits], kind="stable")]:
-                yield Detection(info.path, float(info.start_s), float(info.end_s), str(labels[j]), float(p[j]))
+                yield Detection(info.path, float(info.start_s), float(info.end_s), str(labels[j]), float(p[j]),
+                                info.site, info.device, when, None if cut is None else bool(p[j] >= cut[j]), expert)
+
+
+def _expert_labels(store: Store) -> dict[int, str]:
+    """One answer per labelled clip, as fine-tuning reads it (``annotation.agreement.consensus``)."""
+    from annotation.agreement import consensus
+
+    by_clip, _ = consensus(store.annotations())
+    return {int(c): "; ".join(sorted(labels)) or "(no species)" for c, labels in by_clip.items()}
 
 
 def write_birdnet_csv(found: Iterator[Detection], path: Path | str) -> tuple[Path, int]:
@@ -73,10 +107,11 @@ def write_birdnet_csv(found: Iterator[Detection], path: Path | str) -> tuple[Pat
     def write(fh) -> None:
         nonlocal count
         w = csv.writer(fh)
-        w.writerow(CSV_HEADER)
+        w.writerow(CSV_HEADER + EXTRA_HEADER)
         for d in found:
             scientific, common = d.names
-            w.writerow([f"{d.start_s:.1f}", f"{d.end_s:.1f}", scientific, common, f"{d.confidence:.4f}", d.path])
+            w.writerow([f"{d.start_s:.1f}", f"{d.end_s:.1f}", scientific, common, f"{d.confidence:.4f}", d.path]
+                       + d.extra())
             count += 1
 
     return write_atomically(path, write, newline=""), count
@@ -97,11 +132,11 @@ def write_raven_tables(found: Iterator[Detection], folder: Path | str) -> list[t
 
         def write(fh, rows=rows) -> None:
             w = csv.writer(fh, delimiter="\t", lineterminator="\n")
-            w.writerow(RAVEN_HEADER)
+            w.writerow(RAVEN_HEADER + EXTRA_HEADER)
             for n, d in enumerate(rows, start=1):
                 scientific, common = d.names
                 w.writerow([n, "Spectrogram 1", 1, f"{d.start_s:.1f}", f"{d.end_s:.1f}", SIG_FMIN, SIG_FMAX, common,
-                            scientific, f"{d.confidence:.4f}", d.path, f"{d.start_s:.1f}"])
+                            scientific, f"{d.confidence:.4f}", d.path, f"{d.start_s:.1f}"] + d.extra())
 
         out.append((write_atomically(Path(folder) / f"{name}{RAVEN_SUFFIX}", write, newline=""), len(rows)))
     return out

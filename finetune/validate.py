@@ -228,3 +228,22 @@ def validate(store: Store, model_version: Optional[ModelVersion] = None, *, targ
 def auto_validated(model_version: ModelVersion) -> dict[str, float]:
     """The recorded thresholds of a model version (empty when ``validate`` never ran for it)."""
     return dict(((model_version.metrics or {}).get("auto_validation") or {}).get("thresholds", {}))
+
+
+def pool_counts(store: Store, model_version: ModelVersion, thresholds: dict[str, float], *,
+                min_confidence: float = 0.1, chunk: int = 8192) -> tuple[int, int]:
+    """(detections at >= ``min_confidence`` in the pool, of them auto-validated): what review is spared."""
+    if not thresholds:
+        cut = None
+    else:
+        cut = np.array([thresholds.get(str(c), np.inf) for c in model_version.labels])
+    rows = store.probabilities(model_version)
+    ids = np.asarray(store.pool(model_version).clip_id, dtype=np.int64)
+    total = validated = 0
+    for start in range(0, ids.size, chunk):
+        p = np.asarray(rows.take(ids[start:start + chunk]))
+        hit = p >= min_confidence
+        total += int(hit.sum())
+        if cut is not None:
+            validated += int((hit & (p >= cut)).sum())
+    return total, validated

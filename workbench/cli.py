@@ -16,7 +16,7 @@ from typing import Sequence
 
 from annotation.settings import DEFAULT_PROJECT
 from sampler.parameters import add_sampling_options, offered_strategies, sampling_parameters, strategy_from_options
-from workbench import experts, exports, ingest_cmds, services
+from workbench import experts, exports, ingest_cmds, services, validation
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 from workbench.console import UserError, is_user_error, open_store, progress, score_new_clips
 
@@ -92,8 +92,26 @@ def cmd_finetune(ws: Workspace, args: argparse.Namespace) -> int:
     for label, recall in sorted((m.get("recall_per_class") or {}).items()):
         lo, hi = intervals.get(label, (0.0, 1.0))
         print(f"  recall {recall:.3f} [{lo:.2f}, {hi:.2f}] n={m['support_per_class'].get(label, 0):<4d} {label}")
+    _print_calibration(m)
     print("the pool is re-scored with it: the next `workbench sample` uses its uncertainty")
     return 0
+
+
+def _print_calibration(m: dict) -> None:
+    cal = m.get("calibration")
+    if not cal:
+        if m.get("trained_on_audit_clips"):
+            print(f"  not calibrated: it trained on the {len(m['trained_on_audit_clips'])} audit label(s) (too few "
+                  "other labels), so `workbench validate` cannot judge it")
+        return
+    print(f"calibration ({cal['method']}) on {cal['n_audit']} audit label(s) kept out of training; expected "
+          "calibration error per class, before -> after (cross-fitted):")
+    for label, c in sorted(cal["classes"].items()):
+        before, after = c.get("before") or {}, c.get("after") or {}
+        to = f"{after['ece']:.3f}" if after else "(uncalibrated)"
+        print(f"  ECE {before.get('ece', float('nan')):.3f} -> {to:<14} n={before.get('n', 0):<4d} {label}")
+    for label, why in sorted(cal.get("skipped", {}).items()):
+        print(f"  uncalibrated {label}: {why}")
 
 
 def cmd_simulate(ws: Workspace, args: argparse.Namespace) -> int:
@@ -241,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     experts.add_parsers(sub, project_args)
     exports.add_parsers(sub)
+    validation.add_parsers(sub)
 
     s = sub.add_parser("finetune", help="train a classifier head on the labels and re-score the pool")
     s.add_argument("--test-size", type=float, default=0.25)

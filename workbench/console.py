@@ -18,10 +18,11 @@ def is_user_error(e: BaseException) -> bool:
     """Whether an error is the user's to fix (one line, no traceback) rather than a bug (traceback kept)."""
     from annotation.errors import AnnotationError
     from finetune.train import FinetuneError
+    from finetune.validate import ValidationError
     from store import StoreError
 
-    return isinstance(e, (UserError, StoreError, AnnotationError, FinetuneError, services.ServiceError, ValueError,
-                          FileNotFoundError))
+    return isinstance(e, (UserError, StoreError, AnnotationError, FinetuneError, ValidationError,
+                          services.ServiceError, ValueError, FileNotFoundError))
 
 
 def progress(msg: str) -> None:

@@ -1,0 +1,73 @@
+"""`workbench validate` as a lead runs it: an audit batch on real recordings, labelled, then per-species
+thresholds with a precision guarantee, a calibrated head, and exports marking auto-validated detections."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from tests.conftest import shared_path
+from tests.sampler.synthetic import annotate
+from workbench.cli import main
+
+pytestmark = pytest.mark.shared_data
+
+FOLDERS = {"labeled_clips/birdnet_testdata_s1": "Lanius collurio_Red-backed Shrike",
+           "labeled_clips/birdnet_testdata_s2": "Jynx torquilla_Eurasian Wryneck",
+           "labeled_clips/avianz_noise": "Noise"}
+
+
+def test_audit_validate_finetune_validate_export(workspace, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("WORKBENCH_HOME", str(workspace.root))
+    label_of = {}
+    for rel, label in FOLDERS.items():
+        for f in sorted(shared_path("audio", *rel.split("/")).iterdir()):
+            label_of[str(f)] = label
+    assert main(["ingest", *label_of]) == 0
+    assert main(["validate"]) == 2
+    assert "no audit labels yet: draw an audit batch (`workbench sample --strategy audit`)" in capsys.readouterr().err
+
+    store = workspace.open_store()
+    n_pool = len(store.pool())
+    assert main(["sample", "--strategy", "uncertainty", "--budget", "40", "--seed", "0"]) == 0
+    assert main(["sample", "--strategy", "audit", "--bins", "5", "--budget", str(n_pool - 40), "--seed", "1"]) == 0
+    capsys.readouterr()
+    runs = store.sampling_runs()
+    assert [r.strategy for r in runs] == ["uncertainty", "audit"] and sum(runs[-1].frame["picked"]) == n_pool - 40
+    for k, run in enumerate(runs):
+        ids = [s.clip_id for s in store.selections(run.id)]
+        annotate(store, ids, [[label_of[i.path]] for i in store.clips(ids)], start=1 + 10_000 * k)
+
+    # BirdNET itself, judged on the audit labels: file labels are not window truth, so not every window is right
+    assert main(["validate", "--target-precision", "0.8", "--confidence", "0.9"]) == 0
+    out = capsys.readouterr().out
+    assert f"model birdnet-v2.4: {n_pool - 40} audit label(s); precision >= 0.8 with confidence 0.9" in out
+    birdnet = store.model_version("birdnet-v2.4")
+    thresholds = birdnet.metrics["auto_validation"]["thresholds"]
+    assert "Lanius collurio_Red-backed Shrike" in thresholds, out
+    assert "auto-validated at >= " in out and "pool detection(s) at >= 0.1 are auto-validated" in out
+
+    assert main(["finetune", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    head = store.current_model_version()
+    assert head.metrics["audit_held_out"] == n_pool - 40 and head.metrics["n_clips"] == 40
+    assert f"calibration (platt) on {n_pool - 40} audit label(s) kept out of training" in out
+    assert head.metrics["calibration"]["method"] == "platt"
+
+    assert main(["validate", "--target-precision", "0.8"]) == 0
+    out = capsys.readouterr().out
+    assert f"model {head.name}: {n_pool - 40} audit label(s)" in out
+    head = store.model_version(head.name)
+    cut = head.metrics["auto_validation"]["thresholds"]
+    assert cut, out
+
+    assert main(["export", "detections", "--out", str(tmp_path / "d.csv"), "--min-confidence", "0.05"]) == 0
+    with open(tmp_path / "d.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["Auto-validated"] for r in rows} == {"yes", "no"}
+    for r in rows:
+        label = f"{r['Scientific name']}_{r['Common name']}" if r["Scientific name"] != "Noise" else "Noise"
+        assert (r["Auto-validated"] == "yes") == (label in cut and float(r["Confidence"]) >= cut[label] - 5e-5)
+        assert r["Expert label"] == label_of[r["File"]] and r["Site"]  # every window here was labelled
+    store.close()
