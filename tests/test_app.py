@@ -422,6 +422,39 @@ def test_rounds_page_draws_the_learning_curves_and_the_confusion(ws_env, tmp_pat
     assert history["kind"].tolist() == ["embedding", "classifier", "classifier"]
 
 
+def test_rounds_page_shows_calibration_and_auto_validation_from_audit_labels(ws_env, tmp_path):
+    from finetune.train import finetune
+    from finetune.validate import validate
+    from sampler import AuditSample
+    from sampler.run import sample
+
+    built = build(ws_env, tmp_path, noise=0.8)
+    annotate(ws_env, built, slice(0, 24))
+    store = ws_env.open_store()
+    _, picks = sample(store, AuditSample(bins=5, random_state=0), 30)
+    now = datetime(2024, 6, 2, tzinfo=timezone.utc)
+    species = dict(zip(built.clip_ids.tolist(), built.species))
+    for k, p in enumerate(picks):
+        store.upsert_annotation(Annotation(clip_id=p.clip_id, project_id=8, ls_task_id=900 + k, ls_annotation_id=990 + k,
+                                           labels=[species[p.clip_id]], state="active", created_at=now, updated_at=now))
+    head = finetune(store, ws_env.models, test_size=0.3)
+    validate(store, head, target_precision=0.8)
+    store.close()
+    at = app("rounds")
+    assert not at.exception and not at.error
+    assert at.selectbox(key="rounds_trust_model").value == head.name
+    ece = table(at, "rounds_ece")
+    assert set(ece["class"]) == set(SPECIES) and (ece["n"] == 30).all()
+    assert ece["ece_before"].notna().all()
+    checked = table(at, "rounds_validation")
+    assert set(checked["species"]) <= set(SPECIES) and len(checked)
+    captions = " ".join(c.value for c in at.caption).replace("\\", "")
+    assert "platt on 30 audit labels" in captions and "precision >= 0.8 with confidence 0.9 per species" in captions, \
+        captions
+    at.selectbox(key="rounds_reliability_class").set_value(SPECIES[1]).run()
+    assert not at.exception
+
+
 def test_rounds_page_before_any_finetune(ws_env, tmp_path):
     build(ws_env, tmp_path)
     at = app("rounds")

@@ -78,4 +78,46 @@ def confusion_frame(mv: ModelVersion) -> Optional[pd.DataFrame]:
     return pd.DataFrame(rows, columns=["true", "predicted", "clips", "share"])
 
 
-__all__ = ["X_AXES", "class_curves", "confusion_frame", "heads", "learning_curve", "site_curves"]
+def calibration_table(mv: ModelVersion) -> Optional[pd.DataFrame]:
+    """Per class of a calibrated head: expected calibration error before and after (cross-fitted), the audit
+    labels behind it, the Platt map (scale, shift) or why it stayed uncalibrated; None before calibration."""
+    cal: Any = (mv.metrics or {}).get("calibration")
+    if not cal or not cal.get("classes"):
+        return None
+    rows = []
+    for label, c in sorted(cal["classes"].items()):
+        before, after = c.get("before") or {}, c.get("after") or {}
+        rows.append({"class": label, "ece_before": before.get("ece"), "ece_after": after.get("ece"),
+                     "n": before.get("n"), "scale": c.get("scale"), "shift": c.get("shift"),
+                     "note": (cal.get("skipped") or {}).get(label, "")})
+    return pd.DataFrame(rows, columns=["class", "ece_before", "ece_after", "n", "scale", "shift", "note"])
+
+
+def reliability_frame(mv: ModelVersion) -> Optional[pd.DataFrame]:
+    """Reliability diagram points (long form: class, stage before/after, mean predicted, observed rate, clips)."""
+    cal: Any = (mv.metrics or {}).get("calibration")
+    if not cal or not cal.get("classes"):
+        return None
+    rows = []
+    for label, c in sorted(cal["classes"].items()):
+        for stage in ("before", "after"):
+            for conf, obs, n in (c.get(stage) or {}).get("bins", []):
+                rows.append({"class": label, "stage": stage, "predicted": conf, "observed": obs, "clips": n})
+    return pd.DataFrame(rows, columns=["class", "stage", "predicted", "observed", "clips"])
+
+
+def validation_table(mv: ModelVersion) -> Optional[pd.DataFrame]:
+    """Per species of a validated model (``workbench validate``): its auto-validation threshold or why not;
+    None when the model was never validated."""
+    v: Any = (mv.metrics or {}).get("auto_validation")
+    if not v:
+        return None
+    rows = [{"species": s["label"], "threshold": s["threshold"], "audit_positives": s["n_positive"],
+             "audit_detections": s["n_detections"], "audit_precision": s["precision"], "note": s["note"]}
+            for s in v.get("species", []) if s["threshold"] is not None or s["n_positive"]]
+    return pd.DataFrame(rows, columns=["species", "threshold", "audit_positives", "audit_detections",
+                                       "audit_precision", "note"])
+
+
+__all__ = ["X_AXES", "calibration_table", "class_curves", "confusion_frame", "heads", "learning_curve",
+           "reliability_frame", "site_curves", "validation_table"]

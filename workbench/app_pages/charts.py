@@ -104,3 +104,15 @@ def confusion(frame: pd.DataFrame) -> alt.LayerChart:
     text = base.transform_filter(alt.datum.clips > 0).mark_text(fontSize=11).encode(
         alt.Text("clips:Q"), color=alt.condition(alt.datum.share > 0.5, alt.value("white"), alt.value("black")))
     return (cells + text).properties(height=alt.Step(30))
+
+
+def reliability(frame: pd.DataFrame) -> alt.LayerChart:
+    """Observed rate against mean predicted probability per bin, before and after calibration; the diagonal is
+    perfect calibration and each point's size its clips."""
+    diagonal = alt.Chart(pd.DataFrame({"predicted": [0.0, 1.0], "observed": [0.0, 1.0]})).mark_line(
+        color=POOL_GREY, strokeDash=[4, 4]).encode(x="predicted:Q", y="observed:Q")
+    points = alt.Chart(frame).mark_line(point=True).encode(
+        alt.X("predicted:Q", title="mean predicted probability", scale=alt.Scale(domain=[0, 1])),
+        alt.Y("observed:Q", title="observed rate (audit labels)", scale=alt.Scale(domain=[0, 1])),
+        alt.Color("stage:N", title=None), alt.Size("clips:Q", legend=None), tooltip=list(frame.columns))
+    return (diagonal + points).properties(height=300)

@@ -10,7 +10,8 @@ from finetune.evaluate import recall_statement
 from workbench.app_pages import charts
 from workbench.app_pages.ui import plain, require, store, table
 from workbench.overview import model_history
-from workbench.rounds import X_AXES, class_curves, confusion_frame, heads, learning_curve, site_curves
+from workbench.rounds import (X_AXES, calibration_table, class_curves, confusion_frame, heads, learning_curve,
+                              reliability_frame, site_curves, validation_table)
 
 X_TITLES = {"n_train": "labelled clips it was trained on (before the held-out evaluation)",
             "n_clips": "labelled clips in all"}
@@ -77,6 +78,35 @@ else:
     st.caption("Rows: the experts' label of held-out clips; columns: what the head predicted (a clip may count in "
                "several columns); the last column: clips for which it predicted nothing.")
     st.altair_chart(charts.confusion(frame), width="stretch", key="rounds_confusion")
+
+st.subheader("Calibration and auto-validation")
+st.caption("Calibration is fitted on the audit stream's labels (`workbench sample --strategy audit`), kept out of "
+           "training; thresholds come from `workbench validate` (precision guaranteed per species).")
+versions = [mv for mv in reversed(s.model_versions()) if (mv.metrics or {}).get("calibration")
+            or (mv.metrics or {}).get("auto_validation")]
+if not versions:
+    st.caption("No calibrated or validated model yet: label an audit batch, then `workbench finetune` calibrates the "
+            "head on it and `workbench validate` sets auto-validation thresholds.")
+else:
+    pick = st.selectbox("Model", [mv.name for mv in versions], key="rounds_trust_model")
+    mv = next(m for m in versions if m.name == pick)
+    ece = calibration_table(mv)
+    if ece is not None:
+        cal = (mv.metrics or {})["calibration"]
+        st.caption(plain(f"{cal['method']} on {cal['n_audit']} audit labels; expected calibration error per class "
+                         "before and after (after: cross-fitted over folds of the audit labels)."))
+        table(ece, "rounds_ece")
+        points = reliability_frame(mv)
+        classes = sorted(points["class"].unique())
+        shown = st.selectbox("Reliability of", classes, key="rounds_reliability_class")
+        st.altair_chart(charts.reliability(points[points["class"] == shown]), width="stretch",
+                        key="rounds_reliability")
+    checked = validation_table(mv)
+    if checked is not None:
+        v = (mv.metrics or {})["auto_validation"]
+        st.caption(plain(f"Auto-validation: precision >= {v['target_precision']:g} with confidence "
+                         f"{v['confidence']:g} per species, from {v['n_audit']} audit labels ({v['at']})."))
+        table(checked, "rounds_validation")
 
 st.subheader("Model versions")
 table(pd.DataFrame(history), "model_history")
