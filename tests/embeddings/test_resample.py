@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sys
-import types
 import warnings
 
 import numpy as np
@@ -19,32 +17,11 @@ from embeddings.ingest import ingest
 from embeddings.resample import Resample, parse, recorded
 from store import Store
 from tests.conftest import shared_path
+from tests.embeddings.birdnetlib_oracle import tflite_runtime as _tflite_runtime
 
 pytestmark = pytest.mark.shared_data
 
 FILES = ("birdnetgo_amerob.wav", "opensoundscape_1min.wav")  # 22.05 kHz, 44 s; 32 kHz, 60 s
-
-
-@contextlib.contextmanager
-def _tflite_runtime():
-    """``import tflite_runtime.interpreter`` (what birdnetlib imports) gives LiteRT, for the block's duration."""
-    from ai_edge_litert import interpreter as litert
-
-    package = types.ModuleType("tflite_runtime")
-    package.__path__ = []
-    module = types.ModuleType("tflite_runtime.interpreter")
-    module.__dict__.update({k: v for k, v in vars(litert).items() if not k.startswith("__")})
-    package.interpreter = module
-    saved = {name: sys.modules.get(name) for name in ("tflite_runtime", "tflite_runtime.interpreter")}
-    sys.modules.update({"tflite_runtime": package, "tflite_runtime.interpreter": module})
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = old
 
 
 @pytest.fixture(scope="module")
