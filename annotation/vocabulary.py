@@ -23,6 +23,7 @@ from typing import Iterable, Optional, Sequence
 
 from annotation.labelset import DEFAULT_EXTRA, display_label
 from store.atomic import write_atomically
+from store.labels import LabelIndex, normalise_name  # noqa: F401 - normalise_name is re-exported
 
 GENUS_SUFFIX = " sp."
 NOISE, OTHER = "Noise", "Other"
@@ -55,17 +56,14 @@ def is_genus_label(label: str) -> bool:
     return label.endswith(GENUS_SUFFIX) and genus_of(label) is not None
 
 
-def normalise_name(text: str) -> str:
-    """A typed name with its spaces tidied: ``"  anaxyrus   cognatus "`` -> ``"anaxyrus cognatus"``."""
-    return " ".join(str(text).split())
-
-
 @dataclass(frozen=True)
 class Vocabulary:
     """The names annotators may give: ``labels`` (model classes, label-set labels and added names), in order.
 
     ``resolve`` maps what an annotator typed onto a stored label when it names a known class by its label,
-    its common name or its scientific name (any case), so the same species never becomes two classes.
+    its common name or its scientific name (any case; ``store.labels.LabelIndex``, the rule the range priors
+    map a head's labels with too), or by how the annotator saw it (``"Common (Scientific)"``), so the same
+    species never becomes two classes.
     """
 
     labels: tuple[str, ...]
@@ -84,18 +82,29 @@ class Vocabulary:
         return frozenset(self.labels)
 
     @cached_property
+    def _index(self) -> LabelIndex:
+        return LabelIndex(self.labels)
+
+    @cached_property
+    def _shown(self) -> dict[str, str]:
+        """Each label as the annotator saw it (``display_label``), case-folded -> the label."""
+        shown: dict[str, str] = {}
+        for label in self.labels:
+            shown.setdefault(display_label(label).casefold(), label)
+        return shown
+
+    @cached_property
     def _genera(self) -> frozenset[str]:
         return frozenset(g for g in map(genus_of, self.labels) if g)
 
     def resolve(self, text: str) -> str:
         """The stored label a typed name means, else the tidied name itself (a new name)."""
         name = normalise_name(text)
-        key = name.casefold()
-        for label in self.labels:
-            scientific, _, common = label.partition("_")
-            if key in {label.casefold(), scientific.strip().casefold(), common.strip().casefold(),
-                       display_label(label).casefold()}:
-                return label
+        found = self._index.find(name)
+        if found is not None:
+            return self.labels[found]
+        if name.casefold() in self._shown:
+            return self._shown[name.casefold()]
         genus = name[: -len(GENUS_SUFFIX)] if name.endswith(GENUS_SUFFIX) else None
         if genus and genus.capitalize() in self._genera:
             return genus_label(genus.capitalize())

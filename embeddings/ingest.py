@@ -66,6 +66,7 @@ class IngestReport:
     replaced: list[str] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     crops_added_to: list[str] = field(default_factory=list)
+    range_priors_added: int = 0  # site-weeks whose range priors this run computed (BirdNET's range model)
 
     @property
     def realtime_factor(self) -> float:
@@ -417,5 +418,18 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
         report.files_failed.append((str(folder), f"{folder} is a folder holding no audio files "
                                                   f"({', '.join(AUDIO_EXTENSIONS)}): give the files or the folder "
                                                   f"that holds them"))
+    if isinstance(model, BirdNET) and report.files_new:
+        _add_range_priors(store, report)
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def _add_range_priors(store: Store, report: IngestReport) -> None:
+    """Range priors for the site-weeks new recordings brought (~1 ms each); a missing range model is a
+    warning of the run, never a failed ingest (``workbench range`` computes them later)."""
+    from embeddings.range_priors import compute_range_priors
+
+    try:
+        report.range_priors_added = compute_range_priors(store).computed
+    except (FileNotFoundError, ValueError) as e:
+        report.warnings.append(("range priors", f"not computed: {e}"))

@@ -22,6 +22,8 @@ and is registered in ``STRATEGIES`` under the name stored with its runs:
 ``more_like_these``    nearest neighbours of example clips (targeted search)
 ``blend``              shares of one batch from several strategies (exploit + explore)
 ``audit``              random within top-1 score bins: labels that estimate precision
+``range_conflict``     confident detections of species the range model calls absent at
+                       the clip's site-week, then the most uncertain
 =====================  =================================================================
 
 Each pick carries its score, cluster, stratum and a reason sentence. ``sample`` runs a strategy
@@ -48,13 +50,13 @@ __all__ = [
     "DEFAULT_MIN_CANDIDATES", "HEMISPHERES", "NEAR_DUPLICATE_METRICS", "POOL_MEASURES", "QUOTA_MODES",
     "STRATA_COLUMNS", "STRATEGIES", "UNCERTAINTY_MEASURES", "WEIGHT_NAMES",
     "Blend", "Choice", "ClusterMargin", "ColdStart", "Combined", "GreedyStep", "KCenterGreedy", "MatrixReader",
-    "MoreLikeThese", "NearDuplicateGuard", "Pick", "QueryContext", "QueryStrategy", "RandomSampling", "Replay",
-    "SamplerWarning", "Stratified", "TypiClust", "UncertainDiverse", "UncertaintySampling", "WorkingSpace",
+    "MoreLikeThese", "NearDuplicateGuard", "Pick", "QueryContext", "QueryStrategy", "RandomSampling", "RangeConflict",
+    "Replay", "SamplerWarning", "Stratified", "TypiClust", "UncertainDiverse", "UncertaintySampling", "WorkingSpace",
     "allocate_quotas", "available_indices", "build_strategy", "candidate_count", "check_weights",
     "cluster_margin_order", "factorize", "k_greedy_center", "kmeans", "kmeans_labels", "l2_normalize",
     "lazy_greedy", "metadata_pool", "most_uncertain", "near_duplicate_distance", "nearest", "nearest_neighbours",
-    "relabel_by_first", "replay", "round_robin_fill", "sample", "split_budget", "strategy_spec", "stratified_quotas",
-    "stratum_candidates", "stratum_codes", "stratum_keys", "stratum_weights", "typicality", "typiclust",
+    "range_conflicts", "relabel_by_first", "replay", "round_robin_fill", "sample", "split_budget", "strategy_spec",
+    "stratified_quotas", "stratum_candidates", "stratum_codes", "stratum_keys", "stratum_weights", "typicality", "typiclust",
     "uncertainty_from_matrix", "uncertainty_from_probabilities", "uncertainty_scores",
 ]
 

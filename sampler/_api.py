@@ -11,6 +11,7 @@ from sampler.combined import WEIGHT_NAMES, Combined, check_weights, stratum_cand
 from sampler.core_set import KCenterGreedy, k_greedy_center
 from sampler.exclusion import NEAR_DUPLICATE_METRICS, NearDuplicateGuard, near_duplicate_distance
 from sampler.greedy import GreedyStep, lazy_greedy
+from sampler.range_conflict import RangeConflict, range_conflicts
 from sampler.registry import STRATEGIES, build_strategy, strategy_spec
 from sampler.run import Replay, replay, sample
 from sampler.search import MoreLikeThese, nearest_neighbours

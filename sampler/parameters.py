@@ -215,6 +215,9 @@ _PARAMETERS = (
                                "(each with its default parameters)", parse=parse_parts),
     # more_like_these (`workbench search`): examples are its positional clip ids
     Parameter("bins", "int", "audit: equal-width bins of the top-1 score, an equal share of the batch each (default 5)"),
+    Parameter("min_score", "float", "range_conflict: a conflict's top-1 score is above this (default 0.5)"),
+    Parameter("max_occurrence", "float", "range_conflict: a conflict's species has a range occurrence below this at "
+                                         "the clip's site-week (default 0.03, BirdNET-Analyzer's cut)"),
     Parameter("examples", "text", "example clip ids"),
     Parameter("metric", "choice", "embedding distance (default cosine)", choices=tuple(NEAR_DUPLICATE_METRICS)),
 )
@@ -265,6 +268,10 @@ _TABLES = (
                   ("parts", *_GUARD)),
     StrategyTable("audit", "random within top-1 score bins: labels that estimate precision (not active learning)",
                   ("bins", *_GUARD)),
+    StrategyTable("range_conflict", "confident detections of species out of range at their site-week (BirdNET's "
+                                    "range model), then the most uncertain",
+                  ("min_score", "max_occurrence", "n_candidates", "uncertainty", *_GUARD), seeded=False,
+                  nestable=True),
     StrategyTable("more_like_these", "nearest neighbours of example clips (targeted search)",
                   ("examples", "metric", *_GUARD), seeded=False, offered=False),
 )

@@ -14,6 +14,7 @@ from sampler.cluster_margin import ClusterMargin
 from sampler.cold_start import ColdStart
 from sampler.combined import Combined
 from sampler.core_set import KCenterGreedy
+from sampler.range_conflict import RangeConflict
 from sampler.search import MoreLikeThese
 from sampler.stratified import Stratified
 from sampler.typiclust import TypiClust
@@ -22,7 +23,7 @@ from sampler.uncertain_diverse import UncertainDiverse
 # A run rebuilds its strategy with STRATEGIES[run.strategy](**run.params).
 STRATEGIES: dict[str, type[QueryStrategy]] = {cls.name: cls for cls in (
     UncertainDiverse, UncertaintySampling, RandomSampling, KCenterGreedy, TypiClust, ClusterMargin, Combined,
-    Stratified, ColdStart, MoreLikeThese, Blend, AuditSample)}
+    Stratified, ColdStart, MoreLikeThese, Blend, AuditSample, RangeConflict)}
 
 
 def strategy_spec(strategy: QueryStrategy) -> dict[str, Any]:

@@ -156,7 +156,7 @@ class Replay:
 
 def _subset(pool: Pool, mask: np.ndarray) -> Pool:
     values = {f.name: getattr(pool, f.name) for f in fields(pool) if f.init}
-    return Pool(**{k: (v if k == "model_version" else np.asarray(v)[mask]) for k, v in values.items()})
+    return Pool(**{k: (v if k == "model_version" or v is None else np.asarray(v)[mask]) for k, v in values.items()})
 
 
 def replay(store: Store, run_id: int, *, embedding_space: Optional[str] = None) -> Replay:

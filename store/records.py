@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 from sqlalchemy import delete, exists, func, literal, or_, select
@@ -21,8 +21,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from store.errors import StoreError
+from store.labels import map_labels
+from store.ranges import (DEFAULT_FLOOR, SiteWeek, StoredPrior, check_site_week, pack, prior_source, site_week_at,
+                          top_occurrence, unpack)
 from store.roles import Vectors
-from store.schema import Clip, ClipBox, Matrix, ModelVersion, Prediction, Recording, RecordingStatus, Score
+from store.schema import (Clip, ClipBox, Matrix, ModelVersion, Prediction, RangePrior, Recording, RecordingStatus,
+                          Score)
 from store.sql import SessionFactory, in_chunks, insert_missing, insert_rows
 from store.uncertainty import score_rows, top_k
 
@@ -52,6 +56,9 @@ class Pool:
     top1: np.ndarray
     margin: np.ndarray
     top_label: np.ndarray
+    #: occurrence of each clip's top-1 label at its recording's site-week (``store.ranges``; NaN where unknown),
+    #: or None when the store holds no range priors for the model's classes
+    range_occurrence: Optional[np.ndarray] = None
     # (codes, categories) per string column, filled by the store; see ``codes``
     _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, init=False, repr=False,
                                                              compare=False)
@@ -537,13 +544,14 @@ class SqlRecords:
         return np.setdiff1d(np.asarray(embedded_view.ids), np.asarray(scored_view.ids)).astype(np.int64)
 
     def _recording_table(self) -> dict[str, np.ndarray]:
-        """Recordings by sorted id: site and device codes ('' = unknown) and start (NaT = unknown).
+        """Recordings by sorted id: site and device codes ('' = unknown), start (NaT = unknown) and site-week.
 
         Recordings are few (one per file), so their metadata is joined to clips in numpy.
         """
         with self.engine.connect() as conn:
             recs = conn.execute(select(Recording.id, Recording.site, Recording.device, Recording.start_time,
-                                       Recording.status).order_by(Recording.id)).all()
+                                       Recording.status, Recording.latitude, Recording.longitude)
+                                .order_by(Recording.id)).all()
         out: dict[str, np.ndarray] = {"id": np.array([r[0] for r in recs], dtype=np.int64),
                                       "out": np.array([r[4] in OUT_OF_POOL for r in recs], dtype=bool)}
         for key, col in (("site", 1), ("device", 2)):
@@ -551,6 +559,7 @@ class SqlRecords:
             out[key], out[key + "_categories"] = codes.astype(np.int32).ravel(), cats.astype(object)
         out["start"] = np.array([np.datetime64(r[3], "ms") if r[3] is not None else np.datetime64("NaT", "ms")
                                  for r in recs], dtype="datetime64[ms]")
+        out["site_week"] = [site_week_at(r[5], r[6], r[3]) for r in recs]  # type: ignore[assignment]
         return out
 
     def _assemble_pool(self, mv: ModelVersion, clip_id: np.ndarray, recording_id: np.ndarray,
@@ -579,11 +588,78 @@ class SqlRecords:
                     site=recs["site_categories"][site_codes], device=recs["device_categories"][device_codes],
                     start_time=starts, max_entropy=scores["max_entropy"], mean_entropy=scores["mean_entropy"],
                     top1=scores["top1"], margin=scores["margin"], top_label=top_label)
+        pool.range_occurrence = self._range_occurrence(mv, recs["site_week"], idx, top_label, top_codes)
         pool._codes["site"] = (site_codes, recs["site_categories"])
         pool._codes["device"] = (device_codes, recs["device_categories"])
         if top_codes is not None:
             pool._codes["top_label"] = top_codes
         return pool
+
+    def _range_occurrence(self, mv: ModelVersion, site_weeks: list[Optional[SiteWeek]], idx: np.ndarray, top_label: np.ndarray,
+                          top_codes: Optional[tuple[np.ndarray, np.ndarray]]) -> Optional[np.ndarray]:
+        """Each clip's top-1 label's occurrence at its site-week (NaN unknown); None without stored priors."""
+        source, priors = prior_source(self, mv)
+        if source is None:
+            return None
+        mapping = map_labels(list(mv.labels), source.labels)
+        if top_codes is not None and len(top_codes[1]) == len(mv.labels):
+            top_index = top_codes[0]
+        else:  # a pool read from SQL rows: top labels as strings
+            position = {label: i for i, label in enumerate(mv.labels)}
+            top_index = np.fromiter((position.get(t, -1) for t in top_label), dtype=np.int64, count=top_label.size)
+        occurrence = top_occurrence(site_weeks, idx, np.maximum(top_index, 0), priors, mapping)
+        occurrence[np.asarray(top_index) < 0] = np.nan
+        return occurrence
+
+    # ---------------------------------------------------------------- range priors
+    def add_range_priors(self, model: ModelVersion, range_model: str, priors: Mapping[SiteWeek, np.ndarray],
+                         floor: float = DEFAULT_FLOOR) -> int:
+        """Store (or replace) the occurrence of each of ``model``'s classes per site-week, in one transaction.
+
+        ``priors`` maps (latitude, longitude, week) to a range model's output over ``model.labels``; only
+        classes at or above ``floor`` are kept (see ``store.schema.RangePrior``). Returns the rows written.
+        """
+        if not isinstance(floor, (int, float)) or isinstance(floor, bool) or not 0.0 <= float(floor) < 1.0:
+            raise StoreError(f"floor must be a number in [0, 1), got {floor!r}")
+        n = len(model.labels)
+        if n > 65_536:
+            raise StoreError(f"model {model.name!r} has {n} classes; range priors index at most 65,536")
+        rows = []
+        for key, values in priors.items():
+            try:
+                sw = check_site_week(*key)
+            except (TypeError, ValueError) as e:
+                raise StoreError(f"range prior {key!r}: {e}") from e
+            occ = np.asarray(values, dtype=np.float32)
+            if occ.shape != (n,):
+                raise StoreError(f"range prior at {sw}: model {model.name!r} has {n} classes, got shape {occ.shape}")
+            if not (np.isfinite(occ).all() and occ.min(initial=0.0) >= 0.0 and occ.max(initial=0.0) <= 1.0):
+                raise StoreError(f"range prior at {sw}: occurrences must be finite and in [0, 1]")
+            classes, values_ = pack(occ, float(floor))
+            rows.append(RangePrior(model_version_id=model.id, latitude=sw.latitude, longitude=sw.longitude,
+                                   week=sw.week, range_model=str(range_model), floor=float(floor), n_classes=n,
+                                   classes=classes, occurrence=values_))
+        with self._session(write=True) as s:
+            if s.get(ModelVersion, model.id) is None:
+                raise StoreError(f"no model version with id {model.id}; add it before its range priors")
+            for row in rows:
+                s.merge(row)
+            s.commit()
+        return len(rows)
+
+    def range_priors(self, model: ModelVersion, site_weeks: Optional[Iterable[SiteWeek]] = None
+                     ) -> dict[SiteWeek, StoredPrior]:
+        """The stored priors over ``model``'s classes (of ``site_weeks``, default all), in stored order."""
+        wanted = None if site_weeks is None else {SiteWeek(float(a), float(b), int(w)) for a, b, w in site_weeks}
+        with self._session() as s:
+            stored = s.execute(select(RangePrior).where(RangePrior.model_version_id == model.id)
+                               .order_by(RangePrior.latitude, RangePrior.longitude, RangePrior.week)).scalars().all()
+        out: dict[SiteWeek, StoredPrior] = {}
+        for r in stored:
+            sw = SiteWeek(float(r.latitude), float(r.longitude), int(r.week))
+            if wanted is None or sw in wanted:
+                out[sw] = StoredPrior(sw, unpack(r.classes, r.occurrence, r.n_classes), float(r.floor), r.range_model)
+        return out
 
     def _pool_from_matrices(self, mv: ModelVersion) -> Optional[Pool]:
         """The pool from memory-mapped columns, or None for a model scored only before they existed."""

@@ -16,7 +16,7 @@ run one contract suite per role on every implementation and every database backe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:  # types only: the implementations import this module
     from datetime import datetime
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # types only: the implementations import this module
     from sqlmodel import Session
 
     from store import matrices
+    from store.ranges import SiteWeek, StoredPrior
     from store.records import Box, ClipInfo, Pool
     from store.schema import (Annotation, LabelSet, Matrix, ModelVersion, Recording, SamplingRun, Selection,
                               SimulationRun, Task)
@@ -79,6 +80,12 @@ class Records(Protocol):
     def predictions(self, clip_ids: Iterable[int], model_version_id: int) -> dict[int, list[tuple[str, float]]]: ...
     def pool(self, model_version: ModelVersion | None = None) -> Pool: ...
     def unscored_clip_ids(self, model_version: ModelVersion) -> np.ndarray: ...
+
+    # where the classes occur: a range model's output per site-week (store.ranges reads it for clips)
+    def add_range_priors(self, model: ModelVersion, range_model: str, priors: Mapping[SiteWeek, np.ndarray],
+                         floor: float = 0.001) -> int: ...
+    def range_priors(self, model: ModelVersion, site_weeks: Optional[Iterable[SiteWeek]] = None
+                     ) -> dict[SiteWeek, StoredPrior]: ...
 
 
 @runtime_checkable

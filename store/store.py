@@ -25,7 +25,7 @@ import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ContextManager, Iterable, Optional, Sequence
+from typing import Any, ContextManager, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 from sqlalchemy import event, func, select
@@ -38,6 +38,7 @@ from store.errors import StoreError
 from store.records import (CLIP_COLUMNS, CLIPS_MATRIX, OUT_OF_POOL, SCORE_COLUMNS, TOP_K, Box, ClipInfo, Pool,
                            SqlRecords)
 from store.ledger import SqlLedger
+from store.ranges import DEFAULT_FLOOR, SiteWeek, StoredPrior
 from store.schema import (Annotation, Clip, RecordingStatus, LabelSet, Matrix, ModelVersion, Recording, SamplingRun, Selection,
                           SimulationRun, Task)
 from store.sql import SessionFactory, session_factory, sqlite_begin, sqlite_pragmas, sqlite_read_pragmas
@@ -306,6 +307,16 @@ class Store:
     def unscored_clip_ids(self, model_version: ModelVersion) -> np.ndarray:
         """Clips with an embedding in the model's space that the model has not scored yet (sorted int64 ids)."""
         return self.records.unscored_clip_ids(model_version)
+
+    def add_range_priors(self, model: ModelVersion, range_model: str, priors: Mapping[SiteWeek, np.ndarray],
+                         floor: float = DEFAULT_FLOOR) -> int:
+        """Store (or replace) a range model's occurrence of each of ``model``'s classes per site-week."""
+        return self.records.add_range_priors(model, range_model, priors, floor)
+
+    def range_priors(self, model: ModelVersion, site_weeks: Optional[Iterable[SiteWeek]] = None
+                     ) -> dict[SiteWeek, StoredPrior]:
+        """The stored range priors over ``model``'s classes (of ``site_weeks``, default all)."""
+        return self.records.range_priors(model, site_weeks)
 
     # ---------------------------------------------------------------- ledger (store.ledger)
     def add_sampling_run(self, run: SamplingRun, picks: Sequence[Selection]) -> SamplingRun:

@@ -123,6 +123,9 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
                   f"samples ({sum(report.nonfinite.values())} replaced by silence)")
         for path in report.replaced:
             print(f"  changed since last ingested: {path} (new version stored; the old one's clips left the pool)")
+        if getattr(report, "range_priors_added", 0):
+            print(f"  range priors computed for {report.range_priors_added} new site-week(s) (`workbench range` "
+                  f"lists species in range)")
         if report.crops_added_to:
             print(f"  detector crops added to {len(report.crops_added_to)} frame(s) ingested before")
         if report.duplicates:

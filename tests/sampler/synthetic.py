@@ -10,11 +10,12 @@ p ~ U(0.45, 0.55) (max binary entropy >= 0.99) in ``hot_clusters``, else p ~ U(0
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import numpy as np
 
 from store import Annotation, ModelVersion, Recording, Store
+from store.ranges import SiteWeek, week_of
 
 SPECIES = ["Turdus merula_Eurasian Blackbird", "Erithacus rubecula_European Robin",
            "Fringilla coelebs_Common Chaffinch", "Parus major_Great Tit"]
@@ -44,9 +45,14 @@ class Synthetic:
 def build_pool(store: Store, *, n_clusters: int = 8, per_cluster: int = 40, dim: int = 32,
                sites=SITES, hours=HOURS, hot_clusters=(), noise: float = 0.05, structured: bool = True,
                no_embedding_sites=(), seed: int = 0, name: str = "birdnet-test",
-               space: str = "test-space", rare: tuple[int, int] | None = None) -> Synthetic:
+               space: str = "test-space", rare: tuple[int, int] | None = None,
+               out_of_range: dict[str, str] | None = None) -> Synthetic:
     """``rare=(cluster, size)`` keeps only ``size`` clips of that cluster and makes their top
-    species ``RARE_SPECIES`` (a fifth class): the long tail a sampler must not miss."""
+    species ``RARE_SPECIES`` (a fifth class): the long tail a sampler must not miss.
+
+    ``out_of_range={site: species}`` gives those sites coordinates (site k at latitude 40 + k, longitude
+    5) and stores range priors for their site-week: ``species`` at occurrence 0.001 (absent), every
+    other class at 0.5. Other sites keep no coordinates (their clips' occurrence is unknown)."""
     rng = np.random.default_rng(seed)
     labels = SPECIES + [RARE_SPECIES] if rare else SPECIES
     model = store.ensure_model_version(name, "embedding", space, dim, labels)
@@ -75,12 +81,19 @@ def build_pool(store: Store, *, n_clusters: int = 8, per_cluster: int = 40, dim:
     clip_ids = np.zeros(n, dtype=np.int64)
     for r, (site, hour) in enumerate(recs):
         rows = np.flatnonzero(rec_of == r)
+        placed = out_of_range is not None and site in out_of_range
         rec = store.add_recording(Recording(path=f"/data/{site}/{hour:02d}.wav", content_hash=f"{name}-{site}-{hour}",
                                             site=site, device=f"dev-{site}", start_time=datetime(2024, 5, 1, hour),
-                                            status="done"))
+                                            latitude=40.0 + sites.index(site) if placed else None,
+                                            longitude=5.0 if placed else None, status="done"))
         spans = [(3.0 * j, 3.0 * j + 3.0) for j in range(rows.size)]
         clip_ids[rows] = store.add_clip_batch(rec.id, spans, model, probs[rows],
                                               None if site in no_embedding_sites else emb[rows])
+    for site, absent in (out_of_range or {}).items():
+        occurrence = np.full(len(labels), 0.5, dtype=np.float32)
+        occurrence[labels.index(absent)] = 0.001
+        store.add_range_priors(model, "synthetic", {SiteWeek(40.0 + sites.index(site), 5.0, week_of(date(2024, 5, 1))):
+                                                    occurrence})
     return Synthetic(model=model, clip_ids=clip_ids, cluster=cluster,
                      site=np.array([recs[r][0] for r in rec_of], dtype=object),
                      hour=np.array([recs[r][1] for r in rec_of]),

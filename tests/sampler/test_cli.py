@@ -66,7 +66,7 @@ def test_one_nesting_rule_for_inner_parts_and_the_library(ws, capsys):
         with pytest.raises(ValueError, match="stratified" if name == "stratified" else "plain one"):
             check_nestable(name, "inner")
     assert set(NESTABLE) == {"uncertain_diverse", "uncertainty", "random", "kcenter", "typiclust", "cluster_margin",
-                             "combined"}
+                             "combined", "range_conflict"}
     store = ws[0].open_store()
     try:
         pool, emb = store.pool(), store.embeddings(store.pool().model_version.embedding_space)

@@ -15,7 +15,7 @@ import pytest
 from sklearn.base import clone
 
 from sampler import (AuditSample, NEAR_DUPLICATE_METRICS, STRATA_COLUMNS, STRATEGIES, UNCERTAINTY_MEASURES, Blend, ClusterMargin,
-                     ColdStart, Combined, KCenterGreedy, MoreLikeThese, QueryStrategy, RandomSampling,
+                     ColdStart, Combined, KCenterGreedy, MoreLikeThese, QueryStrategy, RandomSampling, RangeConflict,
                      SamplerWarning, Stratified, TypiClust, UncertainDiverse, UncertaintySampling)
 from tests.sampler.synthetic import build_pool
 
@@ -38,17 +38,19 @@ FACTORIES = {
     "more_like_these": lambda syn, rs: MoreLikeThese(examples=[_example(syn)]),
     "blend": lambda syn, rs: Blend(random_state=rs),
     "audit": lambda syn, rs: AuditSample(random_state=rs),
+    "range_conflict": lambda syn, rs: RangeConflict(),
 }
 NAMES = sorted(FACTORIES)
 
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
-    """One generated pool for the read-only checks (8 clusters x 40 clips, 3 sites x 4 hours)."""
+    """One generated pool for the read-only checks (8 clusters x 40 clips, 3 sites x 4 hours; at site C the
+    range priors call Parus major absent, so its confident detections there are range conflicts)."""
     from workbench.config import Workspace
 
     store = Workspace.resolve(tmp_path_factory.mktemp("contract") / "ws").open_store()
-    syn = build_pool(store)
+    syn = build_pool(store, out_of_range={"C": "Parus major_Great Tit"})
     yield store, syn
     store.close()
 
@@ -199,6 +201,8 @@ BAD = [
     ("inner", "bald", r"unknown strategy 'bald' in inner; expected one of"),
     ("inner", {"strategy": "kcenter", "params": {"k": 3}}, r"bad parameters for strategy 'kcenter' in inner"),
     ("candidate_factor", 0.5, r"candidate_factor must be a number >= 1.*got 0\.5"),
+    ("min_score", 1.5, r"min_score must be a number in \[0, 1\] \(the top-1 score a conflict is above\), got 1\.5"),
+    ("max_occurrence", "low", r"max_occurrence must be a number in \[0, 1\] .*got 'low'"),
 ]
 
 

@@ -279,3 +279,80 @@ def test_records_of_one_store_are_read_by_another_on_the_same_database(records, 
         assert [c.clip_id for c in other.clips(ids)] == ids.tolist()
     finally:
         other.close()
+
+
+# ---------------------------------------------------------------------------- range priors
+def _occurrence(seed: int, n: int = len(LABELS)) -> np.ndarray:
+    occ = np.random.default_rng(seed).random(n).astype(np.float32)
+    occ[::3] = 0.0005  # below the floor: not kept, read back as 0
+    return occ
+
+
+def test_range_priors_round_trip_compactly_and_replace(records, store):
+    from store.ranges import SiteWeek
+
+    mv = _model(records)
+    here, there = SiteWeek(47.05, 6.98, 21), SiteWeek(-33.9, 151.2, -1)
+    assert records.range_priors(mv) == {}
+    assert records.add_range_priors(mv, "meta-v2", {here: _occurrence(0), there: _occurrence(1)}, floor=0.001) == 2
+    got = records.range_priors(mv)
+    assert set(got) == {here, there}
+    for sw, seed in ((here, 0), (there, 1)):
+        want = _occurrence(seed)
+        want[want < np.float32(0.001)] = 0.0
+        np.testing.assert_array_equal(got[sw].occurrence, want)  # float32 values kept exactly
+        assert (got[sw].floor, got[sw].range_model, got[sw].site_week) == (0.001, "meta-v2", sw)
+    assert list(records.range_priors(mv, [there])) == [there]
+    # a refresh replaces the site-week's row; the other stays
+    records.add_range_priors(mv, "meta-v3", {here: np.full(len(LABELS), 0.5, dtype=np.float32)})
+    again = records.range_priors(mv)
+    assert again[here].range_model == "meta-v3" and (again[here].occurrence == 0.5).all()
+    np.testing.assert_array_equal(again[there].occurrence, got[there].occurrence)
+    assert list(again[here].in_range(0.03)) == list(range(len(LABELS)))
+    # another store on the same database reads them
+    other = Store(store.url, store.vectors_dir)
+    try:
+        assert set(other.range_priors(other.model_version(mv.name))) == {here, there}
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("key, values, match", [
+    ((91.0, 0.0, 5), None, r"latitude must be a number in \[-90, 90\].*got 91\.0"),
+    ((0.0, -181.0, 5), None, r"longitude must be a number in \[-180, 180\].*got -181\.0"),
+    ((0.0, 0.0, 49), None, r"week must be an integer 1-48 .* or -1 \(all year\), got 49"),
+    ((0.0, 0.0, 0), None, r"week must be an integer 1-48"),
+    ((0.0, 0.0, 5), np.zeros(3), r"has 8 classes, got shape \(3,\)"),
+    ((0.0, 0.0, 5), np.full(8, 1.5), r"occurrences must be finite and in \[0, 1\]"),
+    ((0.0, 0.0, 5), np.full(8, np.nan), r"occurrences must be finite and in \[0, 1\]"),
+])
+def test_bad_range_priors_are_refused_and_nothing_is_written(records, key, values, match):
+    mv = _model(records)
+    good = {(1.0, 2.0, 3): np.full(len(LABELS), 0.2)}
+    with pytest.raises(StoreError, match=match):
+        records.add_range_priors(mv, "meta", {**good, key: np.full(len(LABELS), 0.1) if values is None else values})
+    with pytest.raises(StoreError, match=r"floor must be a number in \[0, 1\), got 1\.0"):
+        records.add_range_priors(mv, "meta", good, floor=1.0)
+    assert records.range_priors(mv) == {}
+
+
+def test_the_pool_carries_the_range_occurrence_of_each_top_label(records):
+    """Clips of a recording with coordinates and a time read its site-week; the others stay unknown (NaN)."""
+    from store.ranges import SiteWeek, week_of
+
+    mv = _model(records)
+    start = datetime(2024, 5, 22, 6, 0)
+    placed = _recording(records, "placed.wav", latitude=47.05, longitude=6.98, start_time=start, status="done")
+    untimed = _recording(records, "untimed.wav", latitude=47.05, longitude=6.98, status="done")
+    unplaced = _recording(records, "unplaced.wav", start_time=start, status="done")
+    probs = np.full((3, len(LABELS)), 0.01)
+    probs[np.arange(3), [1, 2, 5]] = 0.9
+    for rec in (placed, untimed, unplaced):
+        records.add_clip_batch(rec.id, [(0.0, 3.0), (3.0, 6.0), (6.0, 9.0)], mv, probs, np.zeros((3, 4)))
+    assert records.pool(mv).range_occurrence is None  # no priors stored: nothing to read
+    occ = np.linspace(0.0, 0.7, len(LABELS)).astype(np.float32)
+    records.add_range_priors(mv, "meta", {SiteWeek(47.05, 6.98, week_of(start)): occ})
+    pool = records.pool(mv)
+    by_recording = {r: pool.range_occurrence[pool.recording_id == r] for r in (placed.id, untimed.id, unplaced.id)}
+    np.testing.assert_allclose(by_recording[placed.id], occ[[1, 2, 5]])
+    assert np.isnan(by_recording[untimed.id]).all() and np.isnan(by_recording[unplaced.id]).all()

@@ -1,0 +1,134 @@
+"""Range conflicts: confident detections of species the range model says do not occur there and then.
+
+A clip whose top-1 score is high for a species BirdNET's range model calls absent at the clip's site-week
+(occurrence below BirdNET-Analyzer's 0.03) is either a rarity worth reporting or a confident mistake worth
+correcting: both are worth an expert's look. ``Store.pool`` carries each clip's top-1 occurrence
+(``Pool.range_occurrence``, from the stored range priors); clips without coordinates or a time have none
+and are never taken for conflicts. The batch is the conflicts first (most confident first), then, when
+there are fewer conflicts than the budget, the most uncertain of the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from types import SimpleNamespace
+from typing import Any, Optional
+
+import numpy as np
+
+from sampler.base import (UNCERTAINTY_MEASURES, Choice, QueryContext, QueryStrategy, SamplerWarning, check_int,
+                          most_uncertain, ordinal, take_in_order)
+from sampler.uncertainty import UncertaintyMeasure, check_measure
+
+#: BirdNET-Analyzer's cut (``sf_thresh``): below it the range model calls a species absent.
+DEFAULT_MAX_OCCURRENCE = 0.03
+DEFAULT_MIN_SCORE = 0.5
+
+
+def range_conflicts(top1: np.ndarray, occurrence: Optional[np.ndarray], clip_ids: np.ndarray, *,
+                    min_score: float = DEFAULT_MIN_SCORE, max_occurrence: float = DEFAULT_MAX_OCCURRENCE
+                    ) -> np.ndarray:
+    """Positions of the conflicts (top-1 > ``min_score``, occurrence < ``max_occurrence``), strongest first.
+
+    Strongest: highest top-1, then lowest occurrence, then lowest clip id. Unknown occurrences (NaN,
+    or ``occurrence`` None) are never conflicts.
+    """
+    if occurrence is None:
+        return np.zeros(0, dtype=np.int64)
+    top1 = np.nan_to_num(np.asarray(top1, dtype=np.float64), nan=-np.inf)
+    occurrence = np.asarray(occurrence, dtype=np.float64)
+    known = ~np.isnan(occurrence)
+    hit = np.flatnonzero(known & (top1 > min_score) & (np.where(known, occurrence, np.inf) < max_occurrence))
+    return hit[np.lexsort((np.asarray(clip_ids)[hit], occurrence[hit], -top1[hit]))]
+
+
+def _check_fraction(value: Any, name: str, what: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1] ({what}), got {value!r}")
+    return float(value)
+
+
+class RangeConflict(QueryStrategy):
+    """Confident detections of species out of range at their site-week first, then the most uncertain.
+
+    Parameters
+    ----------
+    min_score : float in [0, 1], default 0.5
+        A conflict's top-1 score must be above this (a confident detection).
+    max_occurrence : float in [0, 1], default 0.03
+        A conflict's species has a range occurrence below this at the clip's site-week (BirdNET-Analyzer's
+        cut: absent there and then).
+    uncertainty : {"max_entropy", "mean_entropy", "margin", "least_confidence", "ratio", "categorical_entropy"} or None, default None
+        How the clips after the conflicts are ranked; None: the measure that fits the pool model's outputs.
+    n_candidates : int >= 1 or None, default None
+        With a near-duplicate radius: how far down the rankings to look (default 10 x budget + 1,000).
+    near_duplicate_radius : float >= 0 or None, default None
+        Skip clips within this distance of an excluded or already picked clip.
+    near_duplicate_metric : {"cosine", "l2"}, default "cosine"
+
+    Deterministic: it has no random state (ties go to the lower clip id). A pool without range
+    occurrences (the store holds no range priors: ``workbench range``) has no conflicts: the batch is
+    the most uncertain clips, with a ``SamplerWarning``.
+    """
+
+    name = "range_conflict"
+
+    def __init__(self, min_score: float = DEFAULT_MIN_SCORE, max_occurrence: float = DEFAULT_MAX_OCCURRENCE,
+                 uncertainty: Optional[UncertaintyMeasure] = None, n_candidates: Optional[int] = None,
+                 near_duplicate_radius: Optional[float] = None, near_duplicate_metric: str = "cosine"):
+        self.min_score = min_score
+        self.max_occurrence = max_occurrence
+        self.uncertainty = uncertainty
+        self.n_candidates = n_candidates
+        self.near_duplicate_radius = near_duplicate_radius
+        self.near_duplicate_metric = near_duplicate_metric
+
+    def _validate_params(self) -> SimpleNamespace:
+        p = super()._validate_params()
+        p.min_score = _check_fraction(self.min_score, "min_score", "the top-1 score a conflict is above")
+        p.max_occurrence = _check_fraction(self.max_occurrence, "max_occurrence",
+                                           "the range occurrence a conflict is below")
+        check_measure(self.uncertainty, allow_none=True)
+        p.n_candidates = check_int(self.n_candidates, "n_candidates", allow_none=True)
+        return p
+
+    def _select(self, avail: np.ndarray, n_pick: int, ctx: QueryContext, params: SimpleNamespace) -> list[Choice]:
+        pool = ctx.pool
+        ids = np.asarray(pool.clip_id)
+        occurrence = getattr(pool, "range_occurrence", None)
+        if occurrence is None:
+            warnings.warn("the pool carries no range occurrences (the store holds no range priors for its model: "
+                          "run `workbench range`): no range conflicts, picking the most uncertain clips",
+                          SamplerWarning, stacklevel=4)
+        top1 = np.asarray(pool.top1, dtype=np.float64)
+        m = n_pick if not ctx.guard.active else min(avail.size, params.n_candidates or 10 * n_pick + 1000)
+        conflicts = avail[range_conflicts(top1[avail], None if occurrence is None else np.asarray(occurrence)[avail],
+                                          ids[avail], min_score=params.min_score,
+                                          max_occurrence=params.max_occurrence)]
+        chosen = take_in_order(ctx, conflicts[:max(m, n_pick)], n_pick)
+        labels = np.asarray(pool.top_label)
+        choices = [Choice(pos=p, score=float(top1[p]), stratum=f"species={labels[p]}",
+                          reason=f"range conflict: {labels[p]} detected with top-1 {top1[p]:.2f} where the range model "
+                                 f"gives it occurrence {float(occurrence[p]):.4f} at this site-week (in range at >= "
+                                 f"{params.max_occurrence:g}); the {ordinal(r)} of {conflicts.size} conflicts")
+                   for r, p in enumerate(chosen, start=1)]
+        if len(choices) < n_pick:
+            rest = np.setdiff1d(avail, conflicts, assume_unique=True)
+            if rest.size:
+                measure_name = ctx.measure(self.uncertainty)
+                scores = ctx.scores(rest, measure_name)
+                order = most_uncertain(scores, ids[rest], min(rest.size, max(m, n_pick)))
+                score_of = dict(zip(rest[order].tolist(), scores[order].tolist()))
+                rank_of = {p: r for r, p in enumerate(rest[order].tolist(), start=1)}
+                measure = UNCERTAINTY_MEASURES[measure_name]
+                for p in take_in_order(ctx, rest[order], n_pick - len(choices)):
+                    occ = float(occurrence[p]) if occurrence is not None else math.nan
+                    where = "unknown at its site-week" if math.isnan(occ) else f"occurrence {occ:.4f} at its site-week"
+                    choices.append(Choice(pos=p, score=score_of[p], reason=(
+                        f"no range conflict left ({conflicts.size} found): {measure} {score_of[p]:.2f}, the "
+                        f"{ordinal(rank_of[p])} most uncertain of the {rest.size} other clips not yet selected "
+                        f"(top-1 {labels[p]} {top1[p]:.2f}, {where})")))
+        return choices
