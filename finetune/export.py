@@ -10,9 +10,10 @@ eBird's code table the Species Code column holds the scientific name. Rows are o
 
 After BirdNET-Analyzer's columns (readers that take them by name are unaffected) every row says where and when
 (``Site``, ``Device``, ``Recorded at``: the recording's start plus the window's offset), whether the detection
-is auto-validated (``yes`` at or above its species' threshold from ``workbench validate``, ``no`` otherwise: it
-goes to review; empty when the model was never validated) and the experts' answer where the window has one
-(``Expert label``). The confidence of a calibrated head is its calibrated probability.
+is in range (``In range``: BirdNET's range model at the site-week, empty where unknown), whether it is
+auto-validated (``yes`` at or above its species' threshold from ``workbench validate`` and not out of range,
+``no`` otherwise: it goes to review; empty when the model was never validated) and the experts' answer where the
+window has one (``Expert label``). The confidence of a calibrated head is its calibrated probability.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from store.atomic import write_atomically
 CSV_HEADER = ["Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File"]
 RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
                 "Common Name", "Species Code", "Confidence", "Begin Path", "File Offset (s)"]
-EXTRA_HEADER = ["Site", "Device", "Recorded at", "Auto-validated", "Expert label"]
+EXTRA_HEADER = ["Site", "Device", "Recorded at", "In range", "Auto-validated", "Expert label"]
 RAVEN_SUFFIX = ".BirdNET.selection.table.txt"
 DEFAULT_MIN_CONFIDENCE = 0.1  # BirdNET-Analyzer's --min_conf
 SIG_FMIN, SIG_FMAX = 0, 15000  # BirdNET's band, as BirdNET-Analyzer fills the Raven frequency columns
@@ -50,12 +51,16 @@ class Detection:
     recorded_at: Optional[datetime] = None  # the window's start in the recorder's wall-clock time
     auto_validated: Optional[bool] = None  # None: the model was never validated
     expert: Optional[str] = None  # the experts' answer for the window ("; "-joined labels)
+    in_range: Optional[bool] = None  # BirdNET's range model at the site-week; None: unknown
 
     def extra(self) -> list[str]:
         """The columns after BirdNET-Analyzer's."""
-        flag = "" if self.auto_validated is None else ("yes" if self.auto_validated else "no")
+        def yes_no(v: Optional[bool]) -> str:
+            return "" if v is None else ("yes" if v else "no")
+
         when = self.recorded_at.isoformat(timespec="seconds") if self.recorded_at else ""
-        return [self.site or "", self.device or "", when, flag, self.expert or ""]
+        return [self.site or "", self.device or "", when, yes_no(self.in_range), yes_no(self.auto_validated),
+                self.expert or ""]
 
     @property
     def names(self) -> tuple[str, str]:
@@ -65,8 +70,14 @@ class Detection:
 
 
 def detections(store: Store, model_version: Optional[ModelVersion] = None, *,
-               min_confidence: float = DEFAULT_MIN_CONFIDENCE, chunk: int = 4096) -> Iterator[Detection]:
-    """Every (window, class) of the current recordings at or above ``min_confidence``, by file and time."""
+               min_confidence: float = DEFAULT_MIN_CONFIDENCE, range_filter: bool = False,
+               chunk: int = 4096) -> Iterator[Detection]:
+    """Every (window, class) of the current recordings at or above ``min_confidence``, by file and time.
+
+    ``range_filter`` drops detections of species the range model calls absent at the window's site-week, as
+    BirdNET-Analyzer's location filter does (unknown site-weeks keep theirs); without it they are marked."""
+    from store.ranges import range_lookup
+
     if not 0.0 < float(min_confidence) <= 1.0:
         raise ValueError(f"min_confidence must be within (0, 1], got {min_confidence!r}")
     mv = model_version or store.current_model_version()
@@ -82,14 +93,19 @@ def detections(store: Store, model_version: Optional[ModelVersion] = None, *,
     experts = _expert_labels(store)
     for start in range(0, len(infos), chunk):
         part = infos[start:start + chunk]
-        probs = rows.take(np.array([i.clip_id for i in part], dtype=np.int64))
-        for info, p in zip(part, probs):
+        ids = np.array([i.clip_id for i in part], dtype=np.int64)
+        probs = rows.take(ids)
+        ranged = range_lookup(store, ids, mv).in_range()
+        for info, p, in_range in zip(part, probs, ranged):
             hits = np.flatnonzero(p >= min_confidence)
+            if range_filter:
+                hits = hits[in_range[hits] != False]  # noqa: E712 (True, False or None)
             when = info.start_time + timedelta(seconds=float(info.start_s)) if info.start_time else None
             expert = experts.get(int(info.clip_id))
             for j in hits[np.argsort(-p[hits], kind="stable")]:
+                auto = None if cut is None else bool(p[j] >= cut[j] and in_range[j] is not False)
                 yield Detection(info.path, float(info.start_s), float(info.end_s), str(labels[j]), float(p[j]),
-                                info.site, info.device, when, None if cut is None else bool(p[j] >= cut[j]), expert)
+                                info.site, info.device, when, auto, expert, in_range[j])
 
 
 def _expert_labels(store: Store) -> dict[int, str]:

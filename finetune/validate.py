@@ -13,6 +13,9 @@ sample of the pool's detections. A species without such a threshold cannot be au
 says how many more audit labels would likely let it be, or that more labels will not help at the current
 precision.
 
+Detections of a species the range model calls absent at the clip's site-week (``store.ranges``) are never
+auto-validated, and the thresholds are learnt on the detections that can be.
+
 The guarantee holds for the model the labels did not train: ``finetune`` keeps audit labels out of a head's
 training for this reason (and fits calibration on them). Thresholds are per species, so the guarantee is too.
 """
@@ -20,7 +23,7 @@ training for this reason (and fits calibration on them). Thresholds are per spec
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Optional, Sequence
 
@@ -68,6 +71,7 @@ class Validation:
     n_audit: int
     species: list[SpeciesThreshold]
     left_out: dict[str, int]
+    out_of_range: dict[str, int] = field(default_factory=dict)  # species -> audit detections cleared by range
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -77,6 +81,7 @@ class Validation:
         return {"target_precision": self.target_precision, "confidence": self.confidence,
                 "fwer_method": self.fwer_method, "n_audit": self.n_audit, "thresholds": self.thresholds,
                 "species": [asdict(s) for s in self.species], "left_out": dict(self.left_out),
+                "out_of_range": dict(self.out_of_range),
                 "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -215,14 +220,30 @@ def validate(store: Store, model_version: Optional[ModelVersion] = None, *, targ
         why = "; ".join(f"{n} {reason}" for reason, n in audit.left_out.items())
         raise ValidationError(f"no audit label can judge model {mv.name} ({why}): draw a new audit batch "
                               "(`workbench sample --strategy audit`), label it and pull")
-    scores = model_scores(store, mv, audit.clip_ids)
+    raw = model_scores(store, mv, audit.clip_ids)
+    scores = out_of_range_cleared(store, mv, audit.clip_ids, raw)
+    low = min(float(x) for x in grid)
+    cleared = ((raw >= low) & (scores < low)).sum(axis=0)
     same = bool(len(audit)) and bool((audit.model_version_ids == mv.id).all())
     result = validate_scores(scores, audit, mv.labels, target_precision=target_precision, confidence=confidence,
                              grid=grid, fwer_method=fwer_method, same_model=same, random_state=random_state,
                              model_version=mv.name)
+    result.out_of_range.update({str(mv.labels[j]): int(cleared[j]) for j in np.flatnonzero(cleared)})
     if record:
         store.update_model_version(mv.id, metrics={**(mv.metrics or {}), "auto_validation": result.as_metrics()})
     return result
+
+
+def out_of_range_cleared(store: Store, model_version: ModelVersion, clip_ids: np.ndarray,
+                         scores: np.ndarray) -> np.ndarray:
+    """``scores`` with 0 where the range model calls the species absent at the clip's site-week: such a
+    detection is never auto-validated, so the guarantee is stated for the detections that can be."""
+    from store.ranges import range_lookup
+
+    if not clip_ids.size:
+        return scores
+    out = range_lookup(store, clip_ids, model_version).in_range()
+    return np.where(out == False, 0.0, scores)  # noqa: E712 (an object array of True, False and None)
 
 
 def auto_validated(model_version: ModelVersion) -> dict[str, float]:
@@ -241,9 +262,10 @@ def pool_counts(store: Store, model_version: ModelVersion, thresholds: dict[str,
     ids = np.asarray(store.pool(model_version).clip_id, dtype=np.int64)
     total = validated = 0
     for start in range(0, ids.size, chunk):
-        p = np.asarray(rows.take(ids[start:start + chunk]))
+        part = ids[start:start + chunk]
+        p = np.asarray(rows.take(part), dtype=np.float64)
         hit = p >= min_confidence
         total += int(hit.sum())
         if cut is not None:
-            validated += int((hit & (p >= cut)).sum())
+            validated += int((hit & (out_of_range_cleared(store, model_version, part, p) >= cut)).sum())
     return total, validated

@@ -35,7 +35,7 @@ def cmd_export_detections(ws: Workspace, args: argparse.Namespace) -> int:
     mv = _named_model_version(store, args.model_version) if args.model_version else store.current_model_version()
     if mv is None:
         raise UserError("the workspace holds no scored clips yet: run `workbench ingest PATH` first")
-    found = detections(store, mv, min_confidence=args.min_confidence)
+    found = detections(store, mv, min_confidence=args.min_confidence, range_filter=args.range_filter)
     out = Path(args.out)
     if args.format == "csv":
         path, n = write_birdnet_csv(found, out if out.suffix else out / "BirdNET_CombinedTable.csv")
@@ -86,6 +86,10 @@ def _detection_options(s: argparse.ArgumentParser, *, out_required: bool) -> Non
     s.add_argument("--out", required=out_required, help="a .csv file or a folder (created if missing)")
     s.add_argument("--min-confidence", type=float, default=0.1, help="BirdNET-Analyzer's --min_conf (0.1)")
     s.add_argument("--model-version", help="BirdNET or a fine-tuned head (default: the newest)")
+    s.add_argument("--range-filter", action="store_true",
+                   help="drop detections of species BirdNET's range model calls absent at the site-week (as "
+                        "BirdNET-Analyzer's location filter; `workbench range` computes the priors); without it "
+                        "they are marked in the 'In range' column")
 
 
 def add_parsers(sub) -> None:

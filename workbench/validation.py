@@ -33,6 +33,9 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
     for s in sorted(shown, key=lambda s: (not s.validated, s.label)):
         mark = f"auto-validated at >= {s.threshold:.3f}" if s.validated else "review"
         print(f"  {mark:<28} {s.label}  (audit positives {s.n_positive}): {s.note}")
+    for label, n in sorted(result.out_of_range.items()):
+        print(f"  out of range: {n} audit detection(s) of {label} where the range model calls it absent: never "
+              "auto-validated")
     if len(shown) < len(result.species):
         print(f"  review                       {len(result.species) - len(shown)} more species scored in audit clips "
               "but never labelled there (--all lists them)")

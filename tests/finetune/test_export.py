@@ -40,7 +40,7 @@ def test_csv_and_raven_exports_match_birdnet_analyzers_detections(workspace, tmp
     with open(tmp_path / "out" / "detections.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File",
-                             "Site", "Device", "Recorded at", "Auto-validated", "Expert label"]
+                             "Site", "Device", "Recorded at", "In range", "Auto-validated", "Expert label"]
     assert all(r["Auto-validated"] == "" and r["Expert label"] == "" for r in rows)  # never validated, unlabelled
     ours = {(r["File"].rsplit("/", 1)[-1], float(r["Start (s)"]), r["Scientific name"]): float(r["Confidence"])
             for r in rows}
@@ -60,8 +60,8 @@ def test_csv_and_raven_exports_match_birdnet_analyzers_detections(workspace, tmp
     lines = tables[0].read_text().splitlines()
     assert lines[0].split("\t") == ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
                                     "High Freq (Hz)", "Common Name", "Species Code", "Confidence", "Begin Path",
-                                    "File Offset (s)", "Site", "Device", "Recorded at", "Auto-validated",
-                                    "Expert label"]
+                                    "File Offset (s)", "Site", "Device", "Recorded at", "In range",
+                                    "Auto-validated", "Expert label"]
     first = lines[1].split("\t")
     assert first[:3] == ["1", "Spectrogram 1", "1"] and first[5:7] == ["0", "15000"]
     assert sum(len(t.read_text().splitlines()) - 1 for t in tables) == len(rows)

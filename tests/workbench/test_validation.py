@@ -24,7 +24,13 @@ def test_audit_validate_finetune_validate_export(workspace, monkeypatch, capsys,
     for rel, label in FOLDERS.items():
         for f in sorted(shared_path("audio", *rel.split("/")).iterdir()):
             label_of[str(f)] = label
-    assert main(["ingest", *label_of]) == 0
+    # the shrikes recorded in the Jura, the wrynecks (a Eurasian bird) "in" Ithaca, NY: out of range there
+    sidecar = tmp_path / "sites.csv"
+    place = {"Lanius": ("jura", 46.6, 6.2), "Jynx": ("ithaca", 42.48, -76.45), "Noise": ("jura", 46.6, 6.2)}
+    sidecar.write_text("file,site,start_time,latitude,longitude\n" + "".join(
+        f"{f},{place[label.split()[0]][0]},2024-05-20T06:00:00,{place[label.split()[0]][1]},"
+        f"{place[label.split()[0]][2]}\n" for f, label in label_of.items()))
+    assert main(["ingest", *label_of, "--metadata", str(sidecar)]) == 0
     assert main(["validate"]) == 2
     assert "no audit labels yet: draw an audit batch (`workbench sample --strategy audit`)" in capsys.readouterr().err
 
@@ -46,6 +52,9 @@ def test_audit_validate_finetune_validate_export(workspace, monkeypatch, capsys,
     birdnet = store.model_version("birdnet-v2.4")
     thresholds = birdnet.metrics["auto_validation"]["thresholds"]
     assert "Lanius collurio_Red-backed Shrike" in thresholds, out
+    # out of range where they were recorded: the wrynecks' detections are never auto-validated
+    assert "Jynx torquilla_Eurasian Wryneck" not in thresholds
+    assert "audit detection(s) of Jynx torquilla_Eurasian Wryneck where the range model calls it absent" in out
     assert "auto-validated at >= " in out and "pool detection(s) at >= 0.1 are auto-validated" in out
 
     assert main(["finetune", "--seed", "0"]) == 0
@@ -68,6 +77,15 @@ def test_audit_validate_finetune_validate_export(workspace, monkeypatch, capsys,
     assert {r["Auto-validated"] for r in rows} == {"yes", "no"}
     for r in rows:
         label = f"{r['Scientific name']}_{r['Common name']}" if r["Scientific name"] != "Noise" else "Noise"
-        assert (r["Auto-validated"] == "yes") == (label in cut and float(r["Confidence"]) >= cut[label] - 5e-5)
+        assert (r["Auto-validated"] == "yes") == (label in cut and float(r["Confidence"]) >= cut[label] - 5e-5
+                                                  and r["In range"] != "no")
         assert r["Expert label"] == label_of[r["File"]] and r["Site"]  # every window here was labelled
+    assert {r["In range"] for r in rows if r["Site"] == "ithaca" and r["Scientific name"] == "Jynx torquilla"} == \
+        {"no"}
+    assert main(["export", "detections", "--out", str(tmp_path / "f.csv"), "--min-confidence", "0.05",
+                 "--range-filter"]) == 0
+    with open(tmp_path / "f.csv", newline="") as fh:
+        kept = list(csv.DictReader(fh))
+    assert kept and all(r["In range"] != "no" for r in kept)
+    assert len(kept) == sum(r["In range"] != "no" for r in rows)
     store.close()
