@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from finetune.audit_labels import AuditLabels, audit_labels, label_truth, model_scores, relevant_strata, thin
+from finetune.calibration import reliability
 from store.schema import ModelVersion
 from store.store import Store
 
@@ -72,6 +73,7 @@ class Validation:
     species: list[SpeciesThreshold]
     left_out: dict[str, int]
     out_of_range: dict[str, int] = field(default_factory=dict)  # species -> audit detections cleared by range
+    reliability: dict[str, dict] = field(default_factory=dict)  # species -> ECE, n and bins on the audit labels
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -81,7 +83,7 @@ class Validation:
         return {"target_precision": self.target_precision, "confidence": self.confidence,
                 "fwer_method": self.fwer_method, "n_audit": self.n_audit, "thresholds": self.thresholds,
                 "species": [asdict(s) for s in self.species], "left_out": dict(self.left_out),
-                "out_of_range": dict(self.out_of_range),
+                "out_of_range": dict(self.out_of_range), "reliability": dict(self.reliability),
                 "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -229,6 +231,12 @@ def validate(store: Store, model_version: Optional[ModelVersion] = None, *, targ
                              grid=grid, fwer_method=fwer_method, same_model=same, random_state=random_state,
                              model_version=mv.name)
     result.out_of_range.update({str(mv.labels[j]): int(cleared[j]) for j in np.flatnonzero(cleared)})
+    # how calibrated the model's own scores are, where audit labels allow (BirdNET's raw scores included)
+    truth = label_truth(audit.labels, list(mv.labels))
+    for j in np.flatnonzero(truth.any(axis=0)):
+        r = reliability(raw[:, j], truth[:, j], audit.weights)
+        result.reliability[str(mv.labels[j])] = {"ece": r.ece, "n": r.n_total,
+                                                  "bins": [list(x) for x in zip(r.confidence, r.observed, r.n)]}
     if record:
         store.update_model_version(mv.id, metrics={**(mv.metrics or {}), "auto_validation": result.as_metrics()})
     return result

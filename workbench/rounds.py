@@ -112,11 +112,13 @@ def validation_table(mv: ModelVersion) -> Optional[pd.DataFrame]:
     v: Any = (mv.metrics or {}).get("auto_validation")
     if not v:
         return None
+    ece = {label: r.get("ece") for label, r in (v.get("reliability") or {}).items()}
     rows = [{"species": s["label"], "threshold": s["threshold"], "audit_positives": s["n_positive"],
-             "audit_detections": s["n_detections"], "audit_precision": s["precision"], "note": s["note"]}
+             "audit_detections": s["n_detections"], "audit_precision": s["precision"], "ece": ece.get(s["label"]),
+             "note": s["note"]}
             for s in v.get("species", []) if s["threshold"] is not None or s["n_positive"]]
     return pd.DataFrame(rows, columns=["species", "threshold", "audit_positives", "audit_detections",
-                                       "audit_precision", "note"])
+                                       "audit_precision", "ece", "note"])
 
 
 __all__ = ["X_AXES", "calibration_table", "class_curves", "confusion_frame", "heads", "learning_curve",

@@ -32,7 +32,9 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
     shown = [s for s in result.species if s.validated or s.n_positive or args.all]
     for s in sorted(shown, key=lambda s: (not s.validated, s.label)):
         mark = f"auto-validated at >= {s.threshold:.3f}" if s.validated else "review"
-        print(f"  {mark:<28} {s.label}  (audit positives {s.n_positive}): {s.note}")
+        rel = result.reliability.get(s.label)
+        ece = f", ECE {rel['ece']:.3f} on n={rel['n']}" if rel else ""
+        print(f"  {mark:<28} {s.label}  (audit positives {s.n_positive}{ece}): {s.note}")
     for label, n in sorted(result.out_of_range.items()):
         print(f"  out of range: {n} audit detection(s) of {label} where the range model calls it absent: never "
               "auto-validated")

@@ -50,6 +50,9 @@ def test_audit_validate_finetune_validate_export(workspace, monkeypatch, capsys,
     out = capsys.readouterr().out
     assert f"model birdnet-v2.4: {n_pool - 40} audit label(s); precision >= 0.8 with confidence 0.9" in out
     birdnet = store.model_version("birdnet-v2.4")
+    # BirdNET's raw scores judged for calibration the same way (ECE with n, on the audit labels)
+    rel = birdnet.metrics["auto_validation"]["reliability"]["Lanius collurio_Red-backed Shrike"]
+    assert rel["n"] == n_pool - 40 and 0 <= rel["ece"] <= 1 and f"ECE {rel['ece']:.3f} on n={n_pool - 40}" in out
     thresholds = birdnet.metrics["auto_validation"]["thresholds"]
     assert "Lanius collurio_Red-backed Shrike" in thresholds, out
     # out of range where they were recorded: the wrynecks' detections are never auto-validated
