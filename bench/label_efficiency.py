@@ -29,7 +29,8 @@ from lab.report import summary_table, write_plot  # noqa: E402
 from lab.simulate import DEFAULT_ALIAS, REFERENCE, SIMULATED, simulate  # noqa: E402
 
 #: labels START:STOP:STEP per set (the training part of each set holds about 70 % of its clips)
-BUDGETS = {"clips": (10, 100, 10), "soundscape": (20, 200, 20), "images": (10, 150, 10), "digits": (20, 200, 20)}
+BUDGETS = {"clips": (10, 100, 10), "soundscape": (20, 200, 20), "soundscape-multi": (10, 150, 20),
+           "images": (10, 150, 10), "digits": (20, 200, 20)}
 OUT = ROOT / ".cache" / "bench-label-efficiency" / "results"
 
 

@@ -206,6 +206,48 @@ def soundscape(n_calls: int = 2400, n_background: int = 400, n_classes: int = 23
     return from_arrays(a["embeddings"], labels=a["labels"], strata=a["strata"], source="soundscape mixes")
 
 
+def soundscape_multi(n_windows: int = 2000, n_classes: int = 23, seed: int = 0,
+                     species_per_window: tuple[float, ...] = (0.16, 0.39, 0.30, 0.15)) -> LabeledPool:
+    """Multi-species soundscapes: each window holds 0, 1, 2 or 3 real calls (shares ``species_per_window``) of
+    distinct species drawn by long-tailed (Zipf) frequency, each at its own offset and SNR, over a real
+    background; labels_multi (a background-only window has no label). Strata = site|hour."""
+    key = {"n_windows": n_windows, "n_classes": n_classes, "seed": seed, "k": list(species_per_window), "v": 1}
+
+    def build() -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        bgs = _backgrounds()
+        calls = _calls()
+        classes = [name for name, _ in sorted(calls.items(), key=lambda kv: (-len(kv[1]), kv[0]))][:n_classes]
+        weights = 1.0 / np.arange(1, len(classes) + 1) ** 1.1
+        weights /= weights.sum()
+        windows, truth, strata = [], np.zeros((n_windows, len(classes)), dtype=bool), []
+        for i in range(n_windows):
+            s, hour, audio = bgs[rng.integers(len(bgs))]
+            if audio.size <= WIN:
+                audio = np.tile(audio, WIN // max(1, audio.size) + 2)
+            start = rng.integers(0, audio.size - WIN)
+            mix = audio[start:start + WIN].astype(np.float64)
+            p_bg = float(np.mean(mix ** 2)) + 1e-12
+            k = int(rng.choice(len(species_per_window), p=species_per_window))
+            for c in rng.choice(len(classes), size=k, replace=False, p=weights):
+                call = np.roll(calls[classes[c]][rng.integers(len(calls[classes[c]]))],
+                               int(rng.integers(-SR, SR)))
+                snr_db = rng.uniform(-6.0, 9.0)
+                mix += np.sqrt(p_bg / (float(np.mean(call ** 2)) + 1e-12) * 10 ** (snr_db / 10)) * call
+                truth[i, c] = True
+            windows.append(mix.astype(np.float32))
+            strata.append(f"{s}|{hour:02d}")
+        shares = np.bincount(truth.sum(axis=1), minlength=4) / n_windows
+        _say(f"soundscape-multi: {n_windows} windows, {len(classes)} species; 0/1/2/3 species in "
+             f"{'/'.join(f'{x:.0%}' for x in shares)} of windows; per class {truth.sum(0).max()}..{truth.sum(0).min()}")
+        return {"embeddings": _embed_audio(windows), "labels_multi": truth, "classes": np.array(classes),
+                "strata": np.array(strata)}
+
+    a = _cached("soundscape-multi", key, build)
+    return from_arrays(a["embeddings"], labels_multi=a["labels_multi"], classes=[str(c) for c in a["classes"]],
+                       strata=a["strata"], source="multi-species soundscape mixes")
+
+
 # ------------------------------------------------------------------------------------------ images
 def _image_rows() -> list[tuple[Path, str, str]]:
     rows = []
@@ -258,7 +300,8 @@ def digits() -> LabeledPool:
     return from_arrays(x / 16.0, labels=[str(v) for v in y], strata=strata, source="scikit-learn digits")
 
 
-SETS: dict[str, Callable[[], LabeledPool]] = {"clips": clips, "soundscape": soundscape, "images": images,
+SETS: dict[str, Callable[[], LabeledPool]] = {"clips": clips, "soundscape": soundscape,
+                                              "soundscape-multi": soundscape_multi, "images": images,
                                               "digits": digits}
 
 
