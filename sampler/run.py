@@ -194,3 +194,32 @@ def replay(store: Store, run_id: int, *, embedding_space: Optional[str] = None) 
     picks = strategy.query(pool, store.embeddings(embedding_space or mv.embedding_space), run.budget,
                            exclude=exclude, probabilities=_probabilities(store, mv))
     return Replay(run=run, picks=picks, stored=selections[run.id])
+
+
+@dataclass(frozen=True)
+class PartialWindows:
+    """How many picks of a run are partial (zero-padded) audio windows, beside the pool's share."""
+
+    picked: int
+    batch: int
+    pool_share: Optional[float]
+
+    def statement(self) -> str:
+        pool = f" (pool: {self.pool_share:.0%})" if self.pool_share is not None else ""
+        return f"{self.picked} of {self.batch} picks are partial windows (a recording's padded tail){pool}"
+
+
+def partial_windows(store: Store, run: SamplingRun) -> PartialWindows:
+    """The share of a run's picks that are partial windows: their uncertainty counts only for their audio
+    (``sampler.uncertainty.uncertainty_scores``), and a lead should see how many the batch still holds."""
+    picks = store.selections(run.id)
+    mv = store.model_version(run.model_version_id) if run.model_version_id is not None else None
+    pool = store.pool(mv) if mv is not None else None
+    content = getattr(pool, "content", None)
+    if pool is None or content is None:
+        return PartialWindows(0, len(picks), None)
+    pos = np.searchsorted(pool.clip_id, np.array([p.clip_id for p in picks], dtype=np.int64))
+    pos = pos[(pos < len(pool))]
+    partial = np.asarray(content) < 0.999
+    return PartialWindows(int(partial[pos].sum()), len(picks), float(partial.mean()) if len(pool) else None)
+

@@ -25,8 +25,8 @@ from store.labels import map_labels
 from store.ranges import (DEFAULT_FLOOR, SiteWeek, StoredPrior, check_site_week, pack, prior_source, site_week_at,
                           top_occurrence, unpack)
 from store.roles import Vectors
-from store.schema import (Clip, ClipBox, Matrix, ModelVersion, Prediction, RangePrior, Recording, RecordingStatus,
-                          Score)
+from store.schema import (Clip, ClipBox, Matrix, Modality, ModelVersion, Prediction, RangePrior, Recording,
+                          RecordingStatus, Score)
 from store.sql import SessionFactory, in_chunks, insert_missing, insert_rows
 from store.uncertainty import score_rows, top_k
 
@@ -37,6 +37,8 @@ SCORE_COLUMNS = ("max_entropy", "mean_entropy", "top1", "margin", "top_index")
 # Columns of the ``clips`` matrix (float64: exact for ids below 2**53): where each clip sits.
 CLIP_COLUMNS = ("recording_id", "start_s")
 CLIPS_MATRIX = "clips"
+#: The audio model's window (BirdNET V2.4: 3 s); a recording's last window is zero-padded to it.
+WINDOW_S = 3.0
 #: Recording states whose clips are no sampling candidates: the file changed (replaced) or could not be read.
 OUT_OF_POOL = (RecordingStatus.REPLACED, RecordingStatus.FAILED)
 
@@ -59,6 +61,10 @@ class Pool:
     #: occurrence of each clip's top-1 label at its recording's site-week (``store.ranges``; NaN where unknown),
     #: or None when the store holds no range priors for the model's classes
     range_occurrence: Optional[np.ndarray] = None
+    #: share of each audio window that holds audio (a recording's last window is zero-padded to the model's
+    #: 3 s: 1 s of audio is 0.333); 1.0 for images and where the recording's length is unknown. Derived from
+    #: the recording's decoded length, so it costs no byte per clip in the store. None: not known at all.
+    content: Optional[np.ndarray] = None
     # (codes, categories) per string column, filled by the store; see ``codes``
     _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, init=False, repr=False,
                                                              compare=False)
@@ -550,7 +556,8 @@ class SqlRecords:
         """
         with self.engine.connect() as conn:
             recs = conn.execute(select(Recording.id, Recording.site, Recording.device, Recording.start_time,
-                                       Recording.status, Recording.latitude, Recording.longitude)
+                                       Recording.status, Recording.latitude, Recording.longitude,
+                                       Recording.duration_s, Recording.modality)
                                 .order_by(Recording.id)).all()
         out: dict[str, np.ndarray] = {"id": np.array([r[0] for r in recs], dtype=np.int64),
                                       "out": np.array([r[4] in OUT_OF_POOL for r in recs], dtype=bool)}
@@ -560,6 +567,9 @@ class SqlRecords:
         out["start"] = np.array([np.datetime64(r[3], "ms") if r[3] is not None else np.datetime64("NaT", "ms")
                                  for r in recs], dtype="datetime64[ms]")
         out["site_week"] = [site_week_at(r[5], r[6], r[3]) for r in recs]  # type: ignore[assignment]
+        # audio recordings' decoded length (s); NaN for images and unknown lengths (their windows count as full)
+        out["duration"] = np.array([r[7] if r[7] is not None and r[8] == Modality.AUDIO else np.nan for r in recs],
+                                   dtype=np.float64)
         return out
 
     def _assemble_pool(self, mv: ModelVersion, clip_id: np.ndarray, recording_id: np.ndarray,
@@ -589,6 +599,9 @@ class SqlRecords:
                     start_time=starts, max_entropy=scores["max_entropy"], mean_entropy=scores["mean_entropy"],
                     top1=scores["top1"], margin=scores["margin"], top_label=top_label)
         pool.range_occurrence = self._range_occurrence(mv, recs["site_week"], idx, top_label, top_codes)
+        with np.errstate(invalid="ignore"):
+            left = recs["duration"][idx] - start_s if idx.size else np.zeros(0)
+        pool.content = np.where(np.isnan(left), 1.0, np.clip(left / WINDOW_S, 0.0, 1.0))
         pool._codes["site"] = (site_codes, recs["site_categories"])
         pool._codes["device"] = (device_codes, recs["device_categories"])
         if top_codes is not None:

@@ -39,7 +39,7 @@ def _print_picks(picks, show: int) -> None:
 
 
 def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
-    from sampler.run import replay, sample
+    from sampler.run import partial_windows, replay, sample
 
     store = open_store(ws)
     if getattr(args, "replay", None) is not None:
@@ -57,6 +57,7 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
     run, picks = sample(store, strategy, args.budget, model_version=mv)
     seed = f"seed {run.seed}" if run.seed is not None else "deterministic"
     print(f"sampling run {run.id}: {len(picks)} clip(s) picked with {run.strategy} ({seed})")
+    print(f"  {partial_windows(store, run).statement()}")
     _print_picks(picks, args.show)
     return 0
 

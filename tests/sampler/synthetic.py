@@ -46,9 +46,10 @@ def build_pool(store: Store, *, n_clusters: int = 8, per_cluster: int = 40, dim:
                sites=SITES, hours=HOURS, hot_clusters=(), noise: float = 0.05, structured: bool = True,
                no_embedding_sites=(), seed: int = 0, name: str = "birdnet-test",
                space: str = "test-space", rare: tuple[int, int] | None = None,
-               out_of_range: dict[str, str] | None = None) -> Synthetic:
+               out_of_range: dict[str, str] | None = None, partial_tails: bool = False) -> Synthetic:
     """``rare=(cluster, size)`` keeps only ``size`` clips of that cluster and makes their top
-    species ``RARE_SPECIES`` (a fifth class): the long tail a sampler must not miss.
+    species ``RARE_SPECIES`` (a fifth class): the long tail a sampler must not miss. ``partial_tails``
+    makes each recording end 1 s into its last window, as real files do (a zero-padded tail window).
 
     ``out_of_range={site: species}`` gives those sites coordinates (site k at latitude 40 + k, longitude
     5) and stores range priors for their site-week: ``species`` at occurrence 0.001 (absent), every
@@ -85,8 +86,11 @@ def build_pool(store: Store, *, n_clusters: int = 8, per_cluster: int = 40, dim:
         rec = store.add_recording(Recording(path=f"/data/{site}/{hour:02d}.wav", content_hash=f"{name}-{site}-{hour}",
                                             site=site, device=f"dev-{site}", start_time=datetime(2024, 5, 1, hour),
                                             latitude=40.0 + sites.index(site) if placed else None,
-                                            longitude=5.0 if placed else None, status="done"))
+                                            longitude=5.0 if placed else None, status="done",
+                                            duration_s=3.0 * rows.size - 2.0 if partial_tails else None))
         spans = [(3.0 * j, 3.0 * j + 3.0) for j in range(rows.size)]
+        if partial_tails and rows.size:  # the recording ends 1 s into its last window (zero-padded by ingest)
+            spans[-1] = (spans[-1][0], spans[-1][0] + 1.0)
         clip_ids[rows] = store.add_clip_batch(rec.id, spans, model, probs[rows],
                                               None if site in no_embedding_sites else emb[rows])
     for site, absent in (out_of_range or {}).items():

@@ -50,7 +50,7 @@ def shared(tmp_path_factory):
     from workbench.config import Workspace
 
     store = Workspace.resolve(tmp_path_factory.mktemp("contract") / "ws").open_store()
-    syn = build_pool(store, out_of_range={"C": "Parus major_Great Tit"})
+    syn = build_pool(store, out_of_range={"C": "Parus major_Great Tit"}, partial_tails=True)
     yield store, syn
     store.close()
 

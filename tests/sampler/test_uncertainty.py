@@ -122,3 +122,30 @@ def test_a_softmax_pool_is_ranked_by_categorical_entropy_unless_told_otherwise(s
     assert all(p.reason.startswith("normalised categorical entropy") for p in picks)
     with pytest.warns(SamplerWarning, match="'max_entropy' does not fit softmax"):
         UncertaintySampling(uncertainty="max_entropy").query(pool, emb, 3, probabilities=probs)
+
+
+def test_a_partial_window_counts_for_its_audio_and_the_batch_says_how_many_it_holds(store):
+    """A recording's zero-padded last window is as 'uncertain' as a call to the model; its uncertainty counts
+    for the share that holds audio, so equally unsure full windows come first, and the run reports the share."""
+    from dataclasses import replace
+
+    from sampler import UncertaintySampling, sample
+    from sampler.run import partial_windows
+    from sampler.uncertainty import uncertainty_scores
+
+    syn = build_pool(store, partial_tails=True)
+    pool = store.pool()
+    partial = pool.content < 0.999
+    assert partial.any() and np.allclose(pool.content[partial], 1 / 3)
+    assert 0.02 < partial.mean() < 0.5
+    flat = replace(pool, margin=np.zeros(len(pool)), content=pool.content)  # every clip maximally unsure
+    scores = uncertainty_scores(flat, "margin")
+    np.testing.assert_allclose(scores[partial], 1 / 3)
+    np.testing.assert_allclose(scores[~partial], 1.0)
+    picks = UncertaintySampling().query(flat, store.embeddings("test-space"), int((~partial).sum()))
+    assert not partial[np.searchsorted(pool.clip_id, [p.clip_id for p in picks])].any()
+    run, _ = sample(store, UncertaintySampling(), 20)
+    share = partial_windows(store, run)
+    assert share.batch == 20 and share.pool_share == pytest.approx(partial.mean())
+    assert share.statement().startswith(f"{share.picked} of 20 picks are partial windows")
+    assert len(syn.clip_ids) == len(pool)
