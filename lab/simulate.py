@@ -29,6 +29,7 @@ from lab.peers import PEERS, PeerStrategy, check_applies, is_peer, labels_vector
 from lab.pool import LabeledPool, from_workspace, load_pool_file
 from sampler.base import QueryStrategy
 from sampler.registry import STRATEGIES, build_strategy, strategy_spec
+from sampler.uncertainty import is_multi_label
 from store import SimulationRun, Store
 from store.matrices import MatrixView
 from store.schema import ModelVersion
@@ -152,8 +153,9 @@ def _metrics(head: ClassifierHead, x: np.ndarray, truth: np.ndarray, classes: Se
 
 
 def _pool(ids: np.ndarray, probs: np.ndarray, classes: Sequence[str], lp: LabeledPool, rows: np.ndarray,
-          output_type: str) -> Pool:
-    """The training part as the sampler sees a store's pool: scores from the head's probabilities."""
+          output_type: str, multi_label: Optional[bool] = None) -> Pool:
+    """The training part as the sampler sees a store's pool: scores from the head's probabilities;
+    ``multi_label`` as the labels paid for so far say (``sampler.uncertainty.is_multi_label``)."""
     scores = score_rows(probs)
     labels = np.array(classes, dtype=object)
     mv = ModelVersion(name="simulated-head", kind="classifier", embedding_space="simulated", dim=len(classes),
@@ -161,7 +163,8 @@ def _pool(ids: np.ndarray, probs: np.ndarray, classes: Sequence[str], lp: Labele
     return Pool(model_version=mv, clip_id=ids, recording_id=np.zeros(ids.size, dtype=np.int64),
                 site=lp.strata[rows], device=np.full(ids.size, "", dtype=object), start_time=lp.times[rows],
                 max_entropy=scores["max_entropy"], mean_entropy=scores["mean_entropy"], top1=scores["top1"],
-                margin=scores["margin"], top_label=labels[scores["top_index"]])
+                margin=scores["margin"], top_label=labels[scores["top_index"]],
+                multi_label=multi_label)
 
 
 def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, seeds: int | Sequence[int] = 3,
@@ -230,7 +233,8 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
                     new = [int(train[r]) for r in rows]
                 else:
                     probs = head.predict_proba(pool.embeddings[train])
-                    sampled = _pool(ids[train], probs, pool.classes, pool, train, head_type)
+                    sampled = _pool(ids[train], probs, pool.classes, pool, train, head_type,
+                                    is_multi_label([labels[i] for i in labelled]))
                     new = [p.clip_id for p in strat.query(sampled, view, n, exclude=labelled, probabilities=MatrixView(
                         "simulated-probabilities", ids[train], probs))]
                 points[-1].query_seconds = time.perf_counter() - t0

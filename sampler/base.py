@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator
 
 from sampler.exclusion import NearDuplicateGuard, check_near_duplicate
 from sampler.strata import STRATA_COLUMNS, UNKNOWN, check_strata, stratum_codes, stratum_keys  # noqa: F401
-from sampler.uncertainty import (UNCERTAINTY_MEASURES, check_scores, output_type_of, resolve_measure,  # noqa: F401
+from sampler.uncertainty import (UNCERTAINTY_MEASURES, check_scores, multi_label_of, output_type_of, resolve_measure,  # noqa: F401
                                  uncertainty_scores)
 from sampler.vectors import MatrixReader, WorkingSpace, chunks, read_embeddings
 from sampler.warnings import SamplerWarning  # noqa: F401 - re-exported
@@ -147,9 +147,10 @@ class QueryContext:
         """The uncertainty measure to use: ``requested``, or (None) the one that fits the pool model's outputs.
 
         A measure that misreads the outputs (binary entropy of softmax outputs, categorical entropy of
-        independent sigmoid outputs) is used as asked, with a ``SamplerWarning``.
+        independent sigmoid outputs) is used as asked, with a ``SamplerWarning``. Where the labels hold several
+        species per clip (``Pool.multi_label``) sigmoid outputs default to the per-label measure.
         """
-        return resolve_measure(requested, output_type_of(self.pool), family)
+        return resolve_measure(requested, output_type_of(self.pool), family, multi_label_of(self.pool))
 
     def scores(self, rows: np.ndarray, measure: str) -> np.ndarray:
         """Uncertainty of pool positions ``rows``; refuses NaN naming the first clip."""

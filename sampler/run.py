@@ -15,6 +15,7 @@ from sklearn.base import clone
 
 from sampler.base import Pick, QueryStrategy, check_budget, exclude_ids, resolve_seed
 from sampler.registry import STRATEGIES
+from sampler.uncertainty import is_multi_label
 from store.locks import LockName
 from store.schema import ModelVersion, SamplingRun, Selection
 from store.store import Pool, Store, StoreError
@@ -70,6 +71,23 @@ def _probabilities(store: Store, mv: ModelVersion) -> Any:
         return None
 
 
+def labels_are_multi(store: Store, before: Any = None) -> Optional[bool]:
+    """Whether the experts' labels (each clip's latest active answer; those given before ``before`` only)
+    hold several species per clip often enough to read sigmoid outputs per label (``Pool.multi_label``)."""
+    latest: dict[int, Any] = {}
+    for a in store.annotations():
+        if before is not None and a.created_at is not None and _naive(a.created_at) > _naive(before):
+            continue
+        if a.clip_id not in latest or (a.updated_at or a.created_at) >= (latest[a.clip_id].updated_at
+                                                                          or latest[a.clip_id].created_at):
+            latest[a.clip_id] = a
+    return is_multi_label([list(a.labels or []) for a in latest.values()])
+
+
+def _naive(t: Any) -> Any:
+    return t.replace(tzinfo=None) if getattr(t, "tzinfo", None) is not None else t
+
+
 def query_store(store: Store, strategy: QueryStrategy, budget: int, model_version: ModelVersion,
                 embedding_space: Optional[str] = None) -> tuple[list[Pick], Pool, np.ndarray]:
     """Run ``strategy`` on the store's pool under ``model_version`` and write nothing: (picks, pool, excluded ids).
@@ -79,6 +97,7 @@ def query_store(store: Store, strategy: QueryStrategy, budget: int, model_versio
     (the app's) picks what a sampling run would.
     """
     pool = store.pool(model_version)
+    pool.multi_label = labels_are_multi(store)
     excluded = _excluded(store)
     picks = strategy.query(pool, store.embeddings(embedding_space or model_version.embedding_space), budget,
                            exclude=excluded, probabilities=_probabilities(store, model_version))
@@ -156,7 +175,8 @@ class Replay:
 
 def _subset(pool: Pool, mask: np.ndarray) -> Pool:
     values = {f.name: getattr(pool, f.name) for f in fields(pool) if f.init}
-    return Pool(**{k: (v if k == "model_version" or v is None else np.asarray(v)[mask]) for k, v in values.items()})
+    keep = lambda k, v: k == "model_version" or v is None or np.ndim(v) == 0  # noqa: E731 (per-pool, not per-clip)
+    return Pool(**{k: (v if keep(k, v) else np.asarray(v)[mask]) for k, v in values.items()})
 
 
 def replay(store: Store, run_id: int, *, embedding_space: Optional[str] = None) -> Replay:
@@ -184,6 +204,7 @@ def replay(store: Store, run_id: int, *, embedding_space: Optional[str] = None) 
         raise StoreError(f"sampling run {run_id} records no model version; it cannot be replayed")
     mv = store.model_version(int(run.model_version_id))
     pool = store.pool(mv)
+    pool.multi_label = labels_are_multi(store, before=run.created_at)
     late = [r.id for r in store.recordings() if r.created_at is not None and run.created_at is not None
             and r.created_at > run.created_at]
     if late:

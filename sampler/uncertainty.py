@@ -49,6 +49,14 @@ DEFAULT_MEASURES: dict[tuple[str, str], str] = {
     ("entropy", "sigmoid"): "margin", ("entropy", "softmax"): "categorical_entropy",
     ("margin", "sigmoid"): "margin", ("margin", "softmax"): "margin",
 }
+#: Where the labels themselves say clips hold several species (``Pool.multi_label``), sigmoid outputs are read
+#: per class: is each label on or off? The margin is near 0 both where two species are confidently present
+#: (0.97 / 0.97) and where none is (0.05 / 0.05), so on multi-species soundscapes it picked such windows and
+#: fell below random; the mean binary entropy over the classes (the expected per-label uncertainty) beat
+#: random there (bench/label_efficiency.py, set soundscape-multi; README "Which strategy?").
+MULTI_LABEL_MEASURE = "mean_entropy"
+#: Share of labelled clips holding two or more species from which a pool counts as multi-label.
+MULTI_LABEL_SHARE = 0.05
 
 
 def check_measure(measure: Any, parameter: str = "uncertainty", allow_none: bool = False) -> Optional[str]:
@@ -66,11 +74,29 @@ def output_type_of(pool: Any) -> str:
     return value if value in OUTPUT_TYPES else "sigmoid"
 
 
-def resolve_measure(measure: Optional[str], output_type: str, family: str = "entropy") -> str:
-    """``measure``, or the default of ``family`` for ``output_type``; warns when ``measure`` misreads the outputs."""
+def multi_label_of(pool: Any) -> bool:
+    """Whether the pool's labels hold several species per clip (``Pool.multi_label``; unknown: no)."""
+    return bool(getattr(pool, "multi_label", None))
+
+
+def is_multi_label(label_lists: Any) -> Optional[bool]:
+    """From the labels experts gave (one list per clip): do at least ``MULTI_LABEL_SHARE`` of the clips carry
+    two or more? None without labels."""
+    counts = [len(row) for row in label_lists]
+    if not counts:
+        return None
+    return sum(c >= 2 for c in counts) >= MULTI_LABEL_SHARE * len(counts)
+
+
+def resolve_measure(measure: Optional[str], output_type: str, family: str = "entropy",
+                    multi_label: bool = False) -> str:
+    """``measure``, or the default of ``family`` for ``output_type`` (and, for sigmoid outputs, for labels that
+    hold several species per clip); warns when ``measure`` misreads the outputs."""
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"output_type must be one of {list(OUTPUT_TYPES)}, got {output_type!r}")
     if measure is None:
+        if multi_label and output_type == OutputType.SIGMOID:
+            return MULTI_LABEL_MEASURE
         return DEFAULT_MEASURES[(family, output_type)]
     check_measure(measure)
     if measure not in FITTING_MEASURES[output_type]:

@@ -65,6 +65,9 @@ class Pool:
     #: 3 s: 1 s of audio is 0.333); 1.0 for images and where the recording's length is unknown. Derived from
     #: the recording's decoded length, so it costs no byte per clip in the store. None: not known at all.
     content: Optional[np.ndarray] = None
+    #: whether the experts' labels hold several species per clip (``sampler.uncertainty.is_multi_label``),
+    #: which decides how sigmoid outputs are read by default; None: not known (no labels yet)
+    multi_label: Optional[bool] = None
     # (codes, categories) per string column, filled by the store; see ``codes``
     _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, init=False, repr=False,
                                                              compare=False)

@@ -136,3 +136,19 @@ def test_sample_passes_the_probability_matrix(store):
     run, picks = sample(store, UncertaintySampling(uncertainty="categorical_entropy"), 4)
     assert run.seed is None and run.params["uncertainty"] == "categorical_entropy"
     assert all(s.reason.startswith("normalised categorical entropy") for s in picks)
+
+
+def test_the_pool_knows_from_the_experts_labels_whether_clips_hold_several_species(store):
+    from sampler import UncertaintySampling
+    from sampler.run import labels_are_multi, query_store
+    from tests.sampler.synthetic import annotate, build_pool
+
+    syn = build_pool(store, per_cluster=10)
+    assert labels_are_multi(store) is None
+    annotate(store, syn.clip_ids[:20], [["Parus major_Great Tit"]] * 20)
+    assert labels_are_multi(store) is False
+    annotate(store, syn.clip_ids[20:24], [["Parus major_Great Tit", "Erithacus rubecula_European Robin"]] * 4,
+             start=100)
+    assert labels_are_multi(store) is True
+    _, pool, _ = query_store(store, UncertaintySampling(), 5, store.current_model_version())
+    assert pool.multi_label is True

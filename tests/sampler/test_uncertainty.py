@@ -149,3 +149,39 @@ def test_a_partial_window_counts_for_its_audio_and_the_batch_says_how_many_it_ho
     assert share.batch == 20 and share.pool_share == pytest.approx(partial.mean())
     assert share.statement().startswith(f"{share.picked} of 20 picks are partial windows")
     assert len(syn.clip_ids) == len(pool)
+
+
+def test_on_multi_label_labels_two_confident_species_and_an_empty_window_are_not_uncertain(store):
+    """Sigmoid outputs of soundscape windows: two species confidently present (0.97 / 0.97) or none (0.05 /
+    0.05) are known answers; one species at 0.5 is the question. The margin calls the first two most uncertain;
+    once labels hold several species per clip the default reads each label on or off and asks the third."""
+    from dataclasses import replace
+
+    from sampler import UncertaintySampling
+    from store.uncertainty import score_rows
+
+    build_pool(store, n_clusters=3, per_cluster=20)
+    pool = store.pool()
+    n, c = len(pool), len(pool.model_version.labels)
+    kind = np.arange(n) % 3  # 0: two confident species, 1: an empty window, 2: one species in doubt
+    probs = np.full((n, c), 0.02)
+    probs[kind == 0, :2] = 0.97
+    probs[kind == 1, :2] = 0.05
+    probs[kind == 2, 0] = 0.5
+    sc = score_rows(probs)
+    scored = replace(pool, max_entropy=sc["max_entropy"], mean_entropy=sc["mean_entropy"], top1=sc["top1"],
+                     margin=sc["margin"])
+    space = store.embeddings("test-space")
+    single = UncertaintySampling().query(replace(scored, multi_label=False), space, n // 3)
+    multi = UncertaintySampling().query(replace(scored, multi_label=True), space, n // 3)
+    kind_of = dict(zip(pool.clip_id.tolist(), kind.tolist()))
+    assert {kind_of[p.clip_id] for p in single} <= {0, 1}  # the margin's picks: the known answers
+    assert {kind_of[p.clip_id] for p in multi} == {2}
+
+
+def test_labels_say_whether_clips_hold_several_species():
+    from sampler.uncertainty import is_multi_label
+
+    assert is_multi_label([]) is None
+    assert is_multi_label([["a"]] * 99 + [["a", "b"]]) is False
+    assert is_multi_label([["a"]] * 90 + [["a", "b"]] * 10 + [[]] * 5) is True
