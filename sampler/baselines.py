@@ -60,7 +60,7 @@ class UncertaintySampling(QueryStrategy):
         measure = UNCERTAINTY_MEASURES[measure_name]
         score_of = dict(zip(avail[order].tolist(), scores[order].tolist()))
         return [Choice(pos=p, score=score_of[p],
-                       reason=f"{measure} {score_of[p]:.2f}, the {ordinal(rank_of[p])} most uncertain of "
+                       reason=f"{measure} {score_of[p]:.3f}, the {ordinal(rank_of[p])} most uncertain of "
                               f"{avail.size} clips not yet selected") for p in chosen]
 
 

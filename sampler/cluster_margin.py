@@ -117,7 +117,7 @@ class ClusterMargin(QueryStrategy):
         measure = UNCERTAINTY_MEASURES[measure_name]
         n_nonempty = int((sizes > 0).sum())
         return [Choice(pos=int(rows[i]), score=float(scores[i]), cluster=int(labels[i]),
-                       reason=f"cluster-margin: {measure} {scores[i]:.2f} ({ordinal(i + 1)} most uncertain of "
+                       reason=f"cluster-margin: {measure} {scores[i]:.3f} ({ordinal(i + 1)} most uncertain of "
                               f"{rows.size} candidates); random clip of cluster {int(labels[i])} ({sizes[labels[i]]} "
                               f"candidates; clusters visited smallest first, {n_nonempty} in all)")
                 for i in order]

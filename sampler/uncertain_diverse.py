@@ -246,7 +246,7 @@ class UncertainDiverse(QueryStrategy):
             else:
                 cluster_note = f"{ordinal(per_cluster[c])} pick from it ({len(covered)} of {n_clusters} covered)"
             parts = [
-                f"{measure} {cand_scores[pos]:.2f} ({ordinal(pos + 1)} most uncertain of {n_cand} candidates "
+                f"{measure} {cand_scores[pos]:.3f} ({ordinal(pos + 1)} most uncertain of {n_cand} candidates "
                 f"among {n_available} clips not yet selected)",
                 f"cluster {c} (of {n_clusters}), {cluster_note}",
             ]

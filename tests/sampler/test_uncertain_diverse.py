@@ -135,14 +135,14 @@ def test_every_pick_has_a_reason(store):
     pool, emb = _inputs(store)
     picks = UncertainDiverse(random_state=0).query(pool, emb, 12)
     n_cand = min(len(pool), 12 * 20)  # the default candidate factor is 20
-    pattern = re.compile(r"^1 - margin \(top-1 minus top-2 probability\) (\d\.\d\d) \((\d+)(st|nd|rd|th) most uncertain of "
+    pattern = re.compile(r"^1 - margin \(top-1 minus top-2 probability\) (\d\.\d\d\d) \((\d+)(st|nd|rd|th) most uncertain of "
                          rf"{n_cand} candidates among {len(pool)} clips not yet selected\); cluster (\d+) \(of (\d+)\), "
                          r"(first pick from it|\d+(st|nd|rd|th) pick from it \(\d+ of \d+ covered\)); "
                          r"stratum (site=[ABC]\|hour=0[5-8]\|species=[^,]+), quota (\d+) of (\d+)$")
     for p in picks:
         m = pattern.match(p.reason)
         assert m, p.reason
-        assert m.group(1) == f"{p.score:.2f}"
+        assert m.group(1) == f"{p.score:.3f}"
         assert int(m.group(4)) == p.cluster
         assert m.group(8) == p.stratum
         assert 1 <= int(m.group(9)) <= int(m.group(10))
