@@ -323,11 +323,48 @@ def record(store: Store, result: SimulationResult) -> SimulationRun:
         summary=data["summary"], curves=data["curves"], seconds=float(result.seconds)))
 
 
-def simulate_workspace(store: Store, strategies: Sequence[Any] = (DEFAULT_ALIAS,), *,
-                       pool_file: Optional[str | Path] = None, seeds: int | Sequence[int] = 3,
-                       budgets: Sequence[int] = (20, 120, 20), test_size: float = 0.3,
-                       progress: Optional[Progress] = None) -> SimulationRun:
-    """Simulate on the workspace's labelled clips (or ``pool_file``) and store the run (the app's Lab page)."""
-    pool = load_pool(store, pool_file)
-    return record(store, simulate(pool, strategies, seeds=seeds, budgets=budgets, test_size=test_size,
-                                  progress=progress))
+@dataclass(frozen=True)
+class SimulationSettings:
+    """What to replay: strategies compared with random, on a pool file or the workspace's labels, how often."""
+
+    strategies: tuple[str, ...] = (DEFAULT_ALIAS,)
+    pool_file: Optional[Path] = None
+    seeds: int = 3
+    budgets: tuple[int, int, int] = (20, 120, 20)
+    test_size: float = 0.3
+
+
+@dataclass
+class WorkspaceSimulation:
+    """A simulation stored in the workspace, and the files written of it."""
+
+    run: SimulationRun
+    result: SimulationResult
+    files: list[Path] = field(default_factory=list)
+
+
+def simulate_workspace(store: Store, settings: SimulationSettings = SimulationSettings(), *,
+                       out: Optional[Path] = None, out_dir: Optional[Path] = None,
+                       progress: Optional[Progress] = None) -> WorkspaceSimulation:
+    """Simulate on ``settings.pool_file`` (else the workspace's labelled clips), store the run, write its files.
+
+    What ``workbench simulate`` and the app's Lab page run. The JSON (CSV and PNG beside it) goes to
+    ``out``, else to ``out_dir/simulation-<run id>.json``; with neither nothing is written. ``progress``
+    is first called once with ``done`` 0: what is about to be replayed.
+    """
+    pool = load_pool(store, settings.pool_file)
+    start, stop, step = check_budgets(tuple(settings.budgets))
+    if progress:
+        progress(0, 0, f"{len(pool)} labelled clips from {pool.source}, {len(pool.classes)} classes; strategies "
+                       f"{', '.join(settings.strategies)} against random, {settings.seeds} seed(s), labels "
+                       f"{start}:{stop}:{step}")
+    result = simulate(pool, list(settings.strategies), seeds=settings.seeds, budgets=(start, stop, step),
+                      test_size=settings.test_size, progress=progress)
+    run = record(store, result)
+    if out is None and out_dir is not None:
+        out = Path(out_dir) / f"simulation-{run.id}.json"
+    if out is None:
+        return WorkspaceSimulation(run, result)
+    from lab.report import write_all
+
+    return WorkspaceSimulation(run, result, write_all(result, out))

@@ -117,25 +117,25 @@ def _print_calibration(m: dict) -> None:
 
 def cmd_simulate(ws: Workspace, args: argparse.Namespace) -> int:
     """Replay active learning on labelled data: each strategy against random, same splits and seeds."""
-    from lab.report import summary_table, write_all
-    from lab.simulate import load_pool, parse_budgets, record, simulate
+    from lab.report import summary_table
+    from lab.simulate import SimulationSettings, parse_budgets, simulate_workspace
 
-    budgets = parse_budgets(args.budgets)
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    store = open_store(ws)
-    pool = load_pool(store, args.pool)
-    _progress(f"[simulate] {len(pool)} labelled clips from {pool.source}, {len(pool.classes)} classes; "
-              f"strategies {', '.join(strategies)} against random, {args.seeds} seed(s), labels {args.budgets}")
-    result = simulate(pool, strategies, seeds=args.seeds, budgets=budgets, test_size=args.test_size,
-                      progress=lambda done, total, msg: print(f"\r[simulate] {done}/{total} {msg[:70]:<70}", end="",
-                                                              file=sys.stderr, flush=True))
+    settings = SimulationSettings(strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
+                                  pool_file=args.pool, seeds=args.seeds, budgets=parse_budgets(args.budgets),
+                                  test_size=args.test_size)
+    done = simulate_workspace(open_store(ws), settings, out=Path(args.out) if args.out else None,
+                              out_dir=ws.root / "simulations", progress=_simulate_progress)
     print(file=sys.stderr)
-    run = record(store, result)
-    out = Path(args.out) if args.out else ws.root / "simulations" / f"simulation-{run.id}.json"
-    files = write_all(result, out)
-    print(summary_table(result))
-    print(f"simulation {run.id} stored; written: {', '.join(str(f) for f in files)}")
+    print(summary_table(done.result))
+    print(f"simulation {done.run.id} stored; written: {', '.join(str(f) for f in done.files)}")
     return 0
+
+
+def _simulate_progress(done: int, total: int, message: str) -> None:
+    if done == 0:  # what is about to run, on a line of its own
+        _progress(f"[simulate] {message}")
+    else:
+        print(f"\r[simulate] {done}/{total} {message[:70]:<70}", end="", file=sys.stderr, flush=True)
 
 
 def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
