@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+from sklearn.base import clone
 
 from finetune.audit_labels import AuditLabels, audit_labels, label_truth
 from finetune.calibration import calibrate_logits, fold_into
 from finetune.evaluate import evaluate, split_key, stratified_split
-from finetune.head import ClassifierHead, label_matrix
+from finetune.head import ClassifierHead, head_for, label_matrix
 from store.locks import LockName
 from store.schema import ModelKind, ModelVersion
 from store.store import Store
@@ -141,20 +142,17 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
     truth = label_matrix(labels, classes)
 
     train, test, stratified = stratified_split(split_key(labels), test_size, random_state)
-    # the head reads its outputs as the embedding model does: one species per image crop (softmax) stays
-    # single-label; BirdNET's windows (sigmoid) may hold several
-    single = all(len(row) == 1 for row in labels)
-    output_type = "softmax" if parent.output_type == "softmax" and single else "sigmoid"
-    params = {"C": C, "class_weight": class_weight, "max_iter": max_iter, "random_state": random_state,
-              "output_type": output_type}
-    head = ClassifierHead(**params).fit(X[train], [labels[i] for i in train], classes=classes)
+    unfitted = head_for(parent.output_type, labels, C=C, class_weight=class_weight, max_iter=max_iter,
+                        random_state=random_state)
+    params, output_type = unfitted.get_params(), unfitted.output_type
+    head = clone(unfitted).fit(X[train], [labels[i] for i in train], classes=classes)
     sites = [c.site or "unknown" for c in store.clips(clip_ids[test].tolist())]
     metrics = evaluate(truth[test], head.predict(X[test]), classes, sites, random_state=random_state or 0)
     metrics.update({"n_annotations": n_annotations, "n_clips": int(clip_ids.size), "n_train": int(train.size),
                     "test_size": test_size, "stratified_split": stratified, "threshold": 0.5,
                     "constant_classes": list(head.constant_classes_)})
     if refit:
-        head = ClassifierHead(**params).fit(X, labels, classes=classes)
+        head = clone(unfitted).fit(X, labels, classes=classes)
     metrics["n_fit"] = int(clip_ids.size if refit else train.size)
     metrics["audit_held_out"] = len(held_out) if held_out is not None else 0
     if trained_on_audit:

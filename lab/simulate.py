@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.metrics import average_precision_score
 
 from finetune.evaluate import evaluate, split_key, stratified_split
-from finetune.head import ClassifierHead
+from finetune.head import ClassifierHead, head_for
 from lab.peers import PEERS, PeerStrategy, check_applies, is_peer, labels_vector, peer_strategy
 from lab.pool import LabeledPool, from_workspace, load_pool_file
 from sampler.base import QueryStrategy
@@ -181,7 +182,8 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
     strats = resolve_strategies(strategies)
     check_applies(strats, pool.multi_label)
     labels = pool.label_lists()
-    head_type = "softmax" if pool.output_type == "softmax" and all(len(row) == 1 for row in labels) else "sigmoid"
+    unfitted = head_for(pool.output_type, labels, C=C)
+    head_type = unfitted.output_type
     ids = np.arange(len(pool), dtype=np.int64)
     train_size = len(pool) - max(1, int(round(len(pool) * test_size)))
     if stop > train_size:
@@ -197,7 +199,7 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
         x_test, t_test, s_test = pool.embeddings[test], pool.truth[test], pool.strata[test]
         present = np.asarray(t_test, dtype=bool).sum(axis=0)
         held_out.append((int(test.size), int(present[present > 0].min()) if (present > 0).any() else 0))
-        full_head = ClassifierHead(C=C, random_state=seed, output_type=head_type).fit(
+        full_head = clone(unfitted).set_params(random_state=seed).fit(
             pool.embeddings[train], [labels[i] for i in train], classes=pool.classes)
         full[seed] = _metrics(full_head, x_test, t_test, pool.classes, s_test)[0]
         done += 1
@@ -209,7 +211,7 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
             labelled = initial.tolist()
             points: list[CurvePoint] = []
             while True:
-                head = ClassifierHead(C=C, random_state=seed, output_type=head_type).fit(
+                head = clone(unfitted).set_params(random_state=seed).fit(
                     pool.embeddings[labelled], [labels[i] for i in labelled], classes=pool.classes)
                 points.append(CurvePoint(len(labelled), *_metrics(head, x_test, t_test, pool.classes, s_test)))
                 done += 1
