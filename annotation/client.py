@@ -44,7 +44,8 @@ from annotation.labelset import derive_label_set, display_label
 from annotation.vocabulary import NOISE, OTHER, Vocabulary, store_vocabulary
 from annotation.images import CutImage, cut_image_clip
 from annotation.errors import AnnotationError, AnnotationServerError
-from store import Annotation, AnnotationState, ClipInfo, LabelSet, ModelVersion, SamplingRun, Store, StoreError, Task
+from store import (Annotation, AnnotationState, ClipInfo, LabelSet, LockName, Modality, ModelVersion, SamplingRun, Store,
+                   StoreError, Task)
 from annotation.settings import LabelStudioSettings
 
 log = logging.getLogger(__name__)
@@ -315,7 +316,7 @@ class LabelStudioClient:
         return min(found) if found else None
 
     def ensure_project(self, label_set: LabelSet, title: Optional[str] = None, *,
-                       clips_dir: Optional[Path] = None, modality: str = "audio", boxes: bool = False,
+                       clips_dir: Optional[Path] = None, modality: str = Modality.AUDIO, boxes: bool = False,
                        vocabulary: Optional[Vocabulary] = None, single: bool = False) -> int:
         """The id of the project titled ``title`` (default from the label set's name), created if missing.
 
@@ -335,7 +336,7 @@ class LabelStudioClient:
             n_classes = sum(1 for x in vocabulary.labels if x not in (NOISE, OTHER))
         config = config_for(label_set.labels, modality, boxes, taxonomy_url=taxonomy_url, single=single,
                             n_classes=n_classes)
-        verb = "hear" if modality == "audio" else "see"
+        verb = "hear" if modality == Modality.AUDIO else "see"
         how = "the species" if single else "every species"
         description = (f"Clips picked by the active-learning workbench. Tick {how} you {verb}.\n"
                        f"{LABEL_SET_MARKER}{label_set.name}")
@@ -430,7 +431,7 @@ class LabelStudioClient:
         if not 0.0 <= float(overlap) <= 1.0:
             raise AnnotationError(f"overlap must be a share within [0, 1] (0.1: a tenth of each batch labelled "
                                   f"twice), got {overlap!r}")
-        with store.lock("annotation"):  # two pushes at once would import the same clips twice
+        with store.lock(LockName.ANNOTATION):  # two pushes at once would import the same clips twice
             return self._push(store, clips_dir, project_id, run_id, model_version, context_s=context_s,
                               min_probability=min_probability, batch_size=batch_size, overlap=float(overlap),
                               show_source=show_source, random_state=random_state)
@@ -607,7 +608,7 @@ class LabelStudioClient:
             if problems.get(info.recording_id) is not None:
                 return problems[info.recording_id]
             try:
-                if info.modality == "image":
+                if info.modality == Modality.IMAGE:
                     return cut_image_clip(info, clips_dir)
                 cut = cut_clip(info, clips_dir, context_s=context_s)
                 clip_spectrogram(cut)  # task_data links it: an unrenderable clip fails like an uncut one
@@ -649,7 +650,7 @@ class LabelStudioClient:
         Tasks updated after the stored watermark minus ``overlap_s`` are read (the overlap covers
         transactions that committed out of order); upserting is idempotent, so rereading is harmless.
         """
-        with store.lock("annotation"):
+        with store.lock(LockName.ANNOTATION):
             return self._pull(store, project_id, overlap_s=overlap_s)
 
     def _pull(self, store: Store, project_id: int, *, overlap_s: float = 2.0) -> PullReport:
@@ -821,7 +822,7 @@ class LabelStudioClient:
 def _when(info: ClipInfo) -> str:
     if info.start_time is None:
         return "time unknown"
-    offset = timedelta(seconds=float(info.start_s)) if info.modality == "audio" else timedelta(0)
+    offset = timedelta(seconds=float(info.start_s)) if info.modality == Modality.AUDIO else timedelta(0)
     return (info.start_time + offset).isoformat(sep=" ", timespec="seconds")
 
 

@@ -23,14 +23,11 @@ from typing import Iterable, Optional, Sequence
 
 from annotation.labelset import DEFAULT_EXTRA, display_label
 from store.atomic import write_atomically
-from store.labels import LabelIndex, normalise_name  # noqa: F401 - normalise_name is re-exported
+from store.labels import NON_TAXA, LabelIndex, normalise_name  # noqa: F401 - normalise_name is re-exported
 
 GENUS_SUFFIX = " sp."
 NOISE, OTHER = "Noise", "Other"
 _GENUS = re.compile(r"^[A-Z][a-z]+$")
-# BirdNET V2.4's classes that are sounds, not taxa ("Human vocal_Human vocal" reads like a binomial)
-NON_TAXA = frozenset({"Dog", "Engine", "Environmental", "Fireworks", "Gun", "Human non-vocal", "Human vocal",
-                      "Human whistle", "Noise", "Power tools", "Siren"})
 
 
 def genus_of(label: str) -> Optional[str]:

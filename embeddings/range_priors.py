@@ -83,7 +83,7 @@ def compute_range_priors(store: Store, *, range_model: Optional[RangeModel] = No
         return report
     report.model_version = base.name
     for head in descendants(store, base):
-        missing = map_labels(list(head.labels), base.labels).unmapped
+        missing = map_labels(list(head.labels), base.labels, taxa_only=True).unmapped
         if missing:
             report.unmapped[head.name] = missing
 

@@ -256,3 +256,16 @@ class ClassifierHead(BaseEstimator):
         head.class_counts_ = np.array(meta.get("class_counts", [0] * len(classes)), dtype=np.int64)
         head.constant_classes_ = list(meta.get("constant_classes", []))
         return head
+
+
+def head_for(output_type: str, labels: Sequence[Sequence[str]], **params: Any) -> ClassifierHead:
+    """The head to train on ``labels`` in the space of a model with ``output_type`` outputs (unfitted).
+
+    It reads its outputs as the embedding model does: one species per image crop (softmax) stays
+    single-label, so a softmax head when every clip carries one label; BirdNET's windows (sigmoid) may
+    hold several, so one sigmoid per class. ``finetune`` and the lab's replay both ask here, so the lab
+    predicts what a real round trains. ``params`` are the other ``ClassifierHead`` parameters.
+    """
+    single = all(len(row) == 1 for row in labels)
+    chosen = OutputType.SOFTMAX if output_type == OutputType.SOFTMAX and single else OutputType.SIGMOID
+    return ClassifierHead(**params, output_type=chosen.value)

@@ -7,16 +7,18 @@ by the head's uncertainty instead of BirdNET's.
 from __future__ import annotations
 
 import logging
-
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+from sklearn.base import clone
 
 from finetune.audit_labels import AuditLabels, audit_labels, label_truth
 from finetune.calibration import calibrate_logits, fold_into
 from finetune.evaluate import evaluate, split_key, stratified_split
-from finetune.head import ClassifierHead, label_matrix
+from finetune.head import ClassifierHead, head_for, label_matrix
+from finetune.labelled import FinetuneError, labelled_clips, resolve_space
 from store.locks import LockName
 from store.schema import ModelKind, ModelVersion
 from store.store import Store
@@ -25,48 +27,6 @@ DEFAULT_CHUNK = 8192  # rows per re-scoring step; also keeps SQL IN-lists under 
 
 
 log = logging.getLogger(__name__)
-
-
-class FinetuneError(Exception):
-    """Training cannot start or finish: no labels, nothing to contrast, clips without embeddings."""
-
-
-def _resolve_space(store: Store, embedding_space: Optional[str]) -> tuple[str, ModelVersion]:
-    """The embedding space to train in and the embedding model version that produced it."""
-    models = store.model_versions()
-    embedders = [m for m in models if m.kind == ModelKind.EMBEDDING]
-    if embedding_space is None:
-        current = store.current_model_version()
-        if current is not None:
-            embedding_space = current.embedding_space
-        elif embedders:
-            embedding_space = embedders[-1].embedding_space
-        else:
-            raise FinetuneError("the store holds no embedding model yet: ingest some audio first")
-    parents = [m for m in embedders if m.embedding_space == embedding_space]
-    if not parents:
-        known = sorted({m.embedding_space for m in embedders})
-        raise FinetuneError(f"no embedding model in this store makes embedding space {embedding_space!r}; "
-                            f"known spaces: {known}")
-    return embedding_space, parents[-1]
-
-
-def _labelled_clips(store: Store) -> tuple[np.ndarray, list[list[str]], int]:
-    """Clip ids (sorted) and their labels: one answer per clip (``annotation.agreement.consensus``: the
-    adjudicated one, the only one, or the majority's), never both copies of a doubly labelled clip; clips
-    whose experts split evenly wait for adjudication."""
-    from annotation.agreement import consensus
-
-    anns = store.annotations()
-    if not anns:
-        raise FinetuneError("no active annotations in the store: label some clips in Label Studio and pull "
-                            "them (`workbench pull`) before fine-tuning")
-    by_clip, split = consensus(anns)
-    if split:
-        log.warning("%d clip(s) left out of training: their experts disagree and nobody adjudicated yet "
-                    "(`workbench agreement` lists them; e.g. clip %s)", len(split), split[0])
-    ids = np.array(sorted(by_clip), dtype=np.int64)
-    return ids, [sorted(by_clip[int(i)]) for i in ids], len(anns)
 
 
 def _next_name(store: Store, space: str) -> str:
@@ -109,8 +69,13 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
              class_weight: Optional[str] = "balanced", max_iter: int = 1000, refit: bool = True,
              chunk_size: int = DEFAULT_CHUNK, calibrate: bool = True,
              progress: Optional[Callable[[int, int], None]] = None) -> ModelVersion:
-    space, parent = _resolve_space(store, embedding_space)
-    clip_ids, labels, n_annotations = _labelled_clips(store)
+    space, _ = resolve_space(store, embedding_space)  # an empty store is told to ingest first
+    clips = labelled_clips(store, space)
+    if clips is None:
+        raise FinetuneError("no active annotations in the store: label some clips in Label Studio and pull "
+                            "them (`workbench pull`) before fine-tuning")
+    space, parent, clip_ids, labels, n_annotations = (clips.space, clips.parent, clips.clip_ids, clips.labels,
+                                                      clips.n_annotations)
     audit = audit_labels(store) if calibrate else None
     held_out: Optional[AuditLabels] = None
     trained_on_audit: list[int] = []
@@ -130,31 +95,22 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
         raise FinetuneError(f"all {len(labels)} labelled clips carry the same labels {labels[0]!r}: a classifier "
                             "needs at least two classes (or clips labelled with no species) to contrast")
 
-    view = store.embeddings(space)
-    missing = clip_ids[~view.contains(clip_ids)]
-    if missing.size:
-        raise FinetuneError(f"{missing.size} of {clip_ids.size} labelled clips have no embeddings in space "
-                            f"{space!r} (first clip ids: {missing[:5].tolist()}); re-ingest their recordings "
-                            "with embeddings or fine-tune in another space")
-    X = view.take(clip_ids)
+    X = replace(clips, clip_ids=clip_ids, labels=labels).embeddings(store)  # the clips left after the audit
     classes = sorted({label for row in labels for label in row})
     truth = label_matrix(labels, classes)
 
     train, test, stratified = stratified_split(split_key(labels), test_size, random_state)
-    # the head reads its outputs as the embedding model does: one species per image crop (softmax) stays
-    # single-label; BirdNET's windows (sigmoid) may hold several
-    single = all(len(row) == 1 for row in labels)
-    output_type = "softmax" if parent.output_type == "softmax" and single else "sigmoid"
-    params = {"C": C, "class_weight": class_weight, "max_iter": max_iter, "random_state": random_state,
-              "output_type": output_type}
-    head = ClassifierHead(**params).fit(X[train], [labels[i] for i in train], classes=classes)
+    unfitted = head_for(parent.output_type, labels, C=C, class_weight=class_weight, max_iter=max_iter,
+                        random_state=random_state)
+    params, output_type = unfitted.get_params(), unfitted.output_type
+    head = clone(unfitted).fit(X[train], [labels[i] for i in train], classes=classes)
     sites = [c.site or "unknown" for c in store.clips(clip_ids[test].tolist())]
     metrics = evaluate(truth[test], head.predict(X[test]), classes, sites, random_state=random_state or 0)
     metrics.update({"n_annotations": n_annotations, "n_clips": int(clip_ids.size), "n_train": int(train.size),
                     "test_size": test_size, "stratified_split": stratified, "threshold": 0.5,
                     "constant_classes": list(head.constant_classes_)})
     if refit:
-        head = ClassifierHead(**params).fit(X, labels, classes=classes)
+        head = clone(unfitted).fit(X, labels, classes=classes)
     metrics["n_fit"] = int(clip_ids.size if refit else train.size)
     metrics["audit_held_out"] = len(held_out) if held_out is not None else 0
     if trained_on_audit:

@@ -24,7 +24,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from store.schema import ModelKind
 
 
 class PoolFileError(ValueError):
@@ -235,43 +234,33 @@ def _read_parquet(path: Path) -> dict[str, np.ndarray]:
 
 
 def from_workspace(store, embedding_space: Optional[str] = None) -> LabeledPool:
-    """The store's own labelled clips (active annotations) with their embeddings, sites and start times.
+    """The store's own labelled clips with their embeddings, sites and start times.
 
-    The pretrained model's probabilities (BirdNET's, for the audio space) come along, so a replay's first
-    batch can be chosen as the workbench's first round is: by the pretrained model's uncertainty.
+    The clips, their labels and the space are those ``finetune`` trains on (``finetune.labelled``: one
+    answer per clip, the current model's space, a labelled clip without an embedding an error), so a
+    replay describes the rounds the workspace runs. The pretrained model's probabilities (BirdNET's, for
+    the audio space) come along, so a replay's first batch can be chosen as the workbench's first round
+    is: by the pretrained model's uncertainty.
     """
+    from finetune.labelled import labelled_clips
     from store import StoreError
 
-    anns = store.annotations()
-    if not anns:
+    clips = labelled_clips(store, embedding_space)
+    if clips is None:
         raise PoolFileError("the workspace holds no active annotations to simulate on: label clips (push, annotate, "
                             "pull) or give a pool file with --pool")
-    by_clip: dict[int, set[str]] = {}
-    for a in anns:
-        by_clip.setdefault(int(a.clip_id), set()).update(a.labels or [])
-    ids = np.array(sorted(by_clip), dtype=np.int64)
-    models = [m for m in store.model_versions() if m.kind == ModelKind.EMBEDDING]
-    if embedding_space is None:
-        if not models:
-            raise PoolFileError("the workspace holds no embedding model")
-        embedding_space = models[-1].embedding_space
-    view = store.embeddings(embedding_space)
-    have = view.contains(ids)
-    ids = ids[have]
-    x = view.take(ids)
+    ids, x = clips.clip_ids, clips.embeddings(store)
     infos = store.clips(ids.tolist())
-    classes = sorted({label for labels in by_clip.values() for label in labels})
-    truth = np.array([[c in by_clip[int(i)] for c in classes] for i in ids], dtype=bool)
+    classes = sorted({label for labels in clips.labels for label in labels})
+    truth = np.array([[c in labels for c in classes] for labels in clips.labels], dtype=bool)
     times = [np.datetime64(c.start_time) + np.timedelta64(int(round(c.start_s * 1000)), "ms")
              if c.start_time is not None else np.datetime64("NaT") for c in infos]
     probs, pcls, out_type = None, None, "sigmoid"
-    parent = next((m for m in reversed(models) if m.embedding_space == embedding_space), None)
-    if parent is not None:
-        try:
-            probs = store.probabilities(parent).take(ids)
-            pcls, out_type = list(parent.labels), parent.output_type
-        except (StoreError, KeyError):
-            probs = None
+    try:
+        probs = store.probabilities(clips.parent).take(ids)
+        pcls, out_type = list(clips.parent.labels), clips.parent.output_type
+    except (StoreError, KeyError):
+        probs = None
     return from_arrays(x, labels_multi=truth, classes=classes, strata=[c.site or "" for c in infos],
                        probabilities=probs, probability_classes=pcls,
                        times=np.array(times, dtype="datetime64[s]"), source="workspace", output_type=out_type)

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.metrics import average_precision_score
 
 from finetune.evaluate import evaluate, split_key, stratified_split
-from finetune.head import ClassifierHead
+from finetune.head import ClassifierHead, head_for
 from lab.peers import PEERS, PeerStrategy, check_applies, is_peer, labels_vector, peer_strategy
 from lab.pool import LabeledPool, from_workspace, load_pool_file
 from sampler.base import QueryStrategy
@@ -184,7 +185,8 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
     strats = resolve_strategies(strategies)
     check_applies(strats, pool.multi_label)
     labels = pool.label_lists()
-    head_type = "softmax" if pool.output_type == "softmax" and all(len(row) == 1 for row in labels) else "sigmoid"
+    unfitted = head_for(pool.output_type, labels, C=C)
+    head_type = unfitted.output_type
     ids = np.arange(len(pool), dtype=np.int64)
     train_size = len(pool) - max(1, int(round(len(pool) * test_size)))
     if stop > train_size:
@@ -200,7 +202,7 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
         x_test, t_test, s_test = pool.embeddings[test], pool.truth[test], pool.strata[test]
         present = np.asarray(t_test, dtype=bool).sum(axis=0)
         held_out.append((int(test.size), int(present[present > 0].min()) if (present > 0).any() else 0))
-        full_head = ClassifierHead(C=C, random_state=seed, output_type=head_type).fit(
+        full_head = clone(unfitted).set_params(random_state=seed).fit(
             pool.embeddings[train], [labels[i] for i in train], classes=pool.classes)
         full[seed] = _metrics(full_head, x_test, t_test, pool.classes, s_test)[0]
         done += 1
@@ -212,7 +214,7 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
             labelled = initial.tolist()
             points: list[CurvePoint] = []
             while True:
-                head = ClassifierHead(C=C, random_state=seed, output_type=head_type).fit(
+                head = clone(unfitted).set_params(random_state=seed).fit(
                     pool.embeddings[labelled], [labels[i] for i in labelled], classes=pool.classes)
                 points.append(CurvePoint(len(labelled), *_metrics(head, x_test, t_test, pool.classes, s_test)))
                 done += 1
@@ -327,11 +329,48 @@ def record(store: Store, result: SimulationResult) -> SimulationRun:
         summary=data["summary"], curves=data["curves"], seconds=float(result.seconds)))
 
 
-def simulate_workspace(store: Store, strategies: Sequence[Any] = (DEFAULT_ALIAS,), *,
-                       pool_file: Optional[str | Path] = None, seeds: int | Sequence[int] = 3,
-                       budgets: Sequence[int] = (20, 120, 20), test_size: float = 0.3,
-                       progress: Optional[Progress] = None) -> SimulationRun:
-    """Simulate on the workspace's labelled clips (or ``pool_file``) and store the run (the app's Lab page)."""
-    pool = load_pool(store, pool_file)
-    return record(store, simulate(pool, strategies, seeds=seeds, budgets=budgets, test_size=test_size,
-                                  progress=progress))
+@dataclass(frozen=True)
+class SimulationSettings:
+    """What to replay: strategies compared with random, on a pool file or the workspace's labels, how often."""
+
+    strategies: tuple[str, ...] = (DEFAULT_ALIAS,)
+    pool_file: Optional[Path] = None
+    seeds: int = 3
+    budgets: tuple[int, int, int] = (20, 120, 20)
+    test_size: float = 0.3
+
+
+@dataclass
+class WorkspaceSimulation:
+    """A simulation stored in the workspace, and the files written of it."""
+
+    run: SimulationRun
+    result: SimulationResult
+    files: list[Path] = field(default_factory=list)
+
+
+def simulate_workspace(store: Store, settings: SimulationSettings = SimulationSettings(), *,
+                       out: Optional[Path] = None, out_dir: Optional[Path] = None,
+                       progress: Optional[Progress] = None) -> WorkspaceSimulation:
+    """Simulate on ``settings.pool_file`` (else the workspace's labelled clips), store the run, write its files.
+
+    What ``workbench simulate`` and the app's Lab page run. The JSON (CSV and PNG beside it) goes to
+    ``out``, else to ``out_dir/simulation-<run id>.json``; with neither nothing is written. ``progress``
+    is first called once with ``done`` 0: what is about to be replayed.
+    """
+    pool = load_pool(store, settings.pool_file)
+    start, stop, step = check_budgets(tuple(settings.budgets))
+    if progress:
+        progress(0, 0, f"{len(pool)} labelled clips from {pool.source}, {len(pool.classes)} classes; strategies "
+                       f"{', '.join(settings.strategies)} against random, {settings.seeds} seed(s), labels "
+                       f"{start}:{stop}:{step}")
+    result = simulate(pool, list(settings.strategies), seeds=settings.seeds, budgets=(start, stop, step),
+                      test_size=settings.test_size, progress=progress)
+    run = record(store, result)
+    if out is None and out_dir is not None:
+        out = Path(out_dir) / f"simulation-{run.id}.json"
+    if out is None:
+        return WorkspaceSimulation(run, result)
+    from lab.report import write_all
+
+    return WorkspaceSimulation(run, result, write_all(result, out))

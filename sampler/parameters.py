@@ -322,6 +322,12 @@ def given_parameters(options: Mapping[str, Any]) -> dict[str, Any]:
             if name in PARAMETERS and value is not None and value != []}
 
 
+def strategy_from_args(args: argparse.Namespace):
+    """The strategy of parsed ``add_sampling_options`` options (and ``--seed``): what ``workbench sample`` runs."""
+    options = {p.name: getattr(args, p.name, None) for p in sampling_parameters()}
+    return strategy_from_options(args.strategy, options, seed=args.seed, inner=getattr(args, "inner", None))
+
+
 def strategy_from_options(name: str, options: Mapping[str, Any], *, seed: int, inner: Optional[str] = None):
     """The strategy ``name`` with every option given (unparsed option values by parameter name), seeded.
 
@@ -364,4 +370,4 @@ __all__ = ["CANDIDATE_MODES", "DEFAULT_INNER", "HEMISPHERES", "NEAR_DUPLICATE_ME
            "QUOTA_MODES", "STRATA_COLUMNS", "STRATEGY_TABLES", "UNCERTAINTY_MEASURES", "WEIGHT_NAMES", "Parameter",
            "StrategyTable", "add_sampling_options", "check_nestable", "given_parameters", "offered_strategies",
            "parse_custom_columns", "parse_parts", "parse_quotas", "parse_strata", "parse_weights",
-           "sampling_parameters", "strategy_from_options"]
+           "sampling_parameters", "strategy_from_args", "strategy_from_options"]

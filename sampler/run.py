@@ -8,7 +8,7 @@ and every pick's reason, so any past batch can be explained and reproduced.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from sklearn.base import clone
@@ -142,6 +142,35 @@ def sample(store: Store, strategy: QueryStrategy, budget: int, *,
                                 stratum=p.stratum, reason=p.reason) for p in picks]
         run = store.add_sampling_run(run, selections)
     return run, selections
+
+
+#: score_new_clips(store, model_version, progress=progress(done, total)) -> clips scored: a head scoring the
+#: clips ingested after it was trained (``finetune.train.score_new_clips``; the sampler knows no heads)
+ScoreNewClips = Callable[..., int]
+
+
+@dataclass
+class SampleResult:
+    """A stored batch, and how many new clips the model scored before it was picked."""
+
+    run: SamplingRun
+    picks: list[Selection]
+    scored: int = 0
+
+
+def sample_batch(store: Store, strategy: QueryStrategy, budget: int, *,
+                 model_version: ModelVersion | str | int | None = None,
+                 score_new_clips: Optional[ScoreNewClips] = None,
+                 progress: Optional[Callable[[int, int], None]] = None) -> SampleResult:
+    """What ``workbench sample`` and the app's Save run: new clips scored by the model first, then ``sample``.
+
+    ``sample`` refuses a pool the model has not scored completely; ``score_new_clips`` (called with
+    ``progress(done, total)``) makes it complete, so clips ingested after a fine-tune can be picked.
+    """
+    mv = _resolve_model(store, model_version)
+    scored = score_new_clips(store, mv, progress=progress) if score_new_clips is not None else 0
+    run, picks = sample(store, strategy, budget, model_version=mv)
+    return SampleResult(run=run, picks=picks, scored=int(scored))
 
 
 @dataclass

@@ -78,8 +78,21 @@ class LabelMapping:
         return sum(1 for i in self.index if i >= 0)
 
 
-def map_labels(labels: Sequence[str], classes: Sequence[str]) -> LabelMapping:
-    """Each of ``labels`` as a class of ``classes``: by exact label, scientific name or common name (any case)."""
+#: BirdNET V2.4's classes that are sounds, not taxa ("Human vocal_Human vocal" reads like a binomial): they
+#: have no range, and a head's "Noise" must never be filtered by a range model.
+NON_TAXA = frozenset({"Dog", "Engine", "Environmental", "Fireworks", "Gun", "Human non-vocal", "Human vocal",
+                      "Human whistle", "Noise", "Power tools", "Siren"})
+
+
+def is_taxon(label: str) -> bool:
+    """Whether a ``"Scientific_Common"`` (or plain) label names a taxon rather than a kind of sound."""
+    return label.partition("_")[0].strip() not in NON_TAXA
+
+
+def map_labels(labels: Sequence[str], classes: Sequence[str], *, taxa_only: bool = False) -> LabelMapping:
+    """Each of ``labels`` as a class of ``classes``: by exact label, scientific name or common name (any case);
+    with ``taxa_only`` a label meaning one of BirdNET's non-taxa (Noise, Dog, Engine, ...) names none."""
     index = LabelIndex(tuple(classes))
-    found = tuple(-1 if (i := index.find(label)) is None else i for label in labels)
+    found = tuple(-1 if (i := index.find(label)) is None or (taxa_only and not is_taxon(classes[i])) else i
+                  for label in labels)
     return LabelMapping(tuple(labels), tuple(classes), found)

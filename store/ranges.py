@@ -192,7 +192,7 @@ def range_lookup(store, clip_ids: Iterable[int], model_version: "ModelVersion",
     ids = np.asarray([int(c) for c in clip_ids], dtype=np.int64)
     labels = list(model_version.labels if labels is None else labels)
     source, priors = prior_source(store, model_version)
-    mapping = map_labels(labels, source.labels if source is not None else ())
+    mapping = map_labels(labels, source.labels if source is not None else (), taxa_only=True)
     rows, table = occurrence_table(priors, mapping)
     by_recording = {r.id: site_week_of(r) for r in store.recordings()}
     site_weeks = tuple(by_recording.get(c.recording_id) for c in store.clips(ids.tolist()))

@@ -617,7 +617,7 @@ class SqlRecords:
         source, priors = prior_source(self, mv)
         if source is None:
             return None
-        mapping = map_labels(list(mv.labels), source.labels)
+        mapping = map_labels(list(mv.labels), source.labels, taxa_only=True)
         if top_codes is not None and len(top_codes[1]) == len(mv.labels):
             top_index = top_codes[0]
         else:  # a pool read from SQL rows: top labels as strings

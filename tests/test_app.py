@@ -282,6 +282,7 @@ def test_save_scores_new_clips_first_as_workbench_sample_does(ws_env, tmp_path):
 
 
 def test_the_form_builds_what_the_command_line_builds(ws_env):
+    from sampler.parameters import strategy_from_args
     from workbench import cli
     from workbench.strategy_form import build_strategy, command_line, strategy_controls, strategy_names
 
@@ -294,7 +295,7 @@ def test_the_form_builds_what_the_command_line_builds(ws_env):
         from_form = build_strategy(name, given, seed=4, inner=inner)
         line = command_line(name, given, budget=9, seed=4, inner=inner)
         args = cli.build_parser().parse_args(shlex.split(line)[1:])
-        from_cli = cli._strategy(args)
+        from_cli = strategy_from_args(args)  # what `workbench sample` runs
         assert repr(from_form) == repr(from_cli), line
         assert args.budget == 9
 

@@ -168,9 +168,9 @@ def test_experts_name_any_species_disagree_and_train_one_answer(expert_env, caps
     assert f"clip {split_clip} (task {disagree})" in out
 
     # fine-tuning takes one answer per clip: the split clip waits for adjudication ...
-    from finetune.train import _labelled_clips
+    from finetune.labelled import labelled_clips
 
-    ids, _, _ = _labelled_clips(store)
+    ids = labelled_clips(store).clip_ids
     assert split_clip not in ids and len(ids) == 14  # 16 clips: the empty one still rejected, one split evenly
     # ... until a reviewer marks one answer as ground truth in Label Studio
     ours = next(a for a in store.annotations() if a.ls_task_id == disagree and a.annotator != "bob@example.org")

@@ -15,20 +15,14 @@ from pathlib import Path
 from typing import Sequence
 
 from annotation.settings import DEFAULT_PROJECT
-from sampler.parameters import add_sampling_options, offered_strategies, sampling_parameters, strategy_from_options
+from sampler.parameters import add_sampling_options, offered_strategies, strategy_from_args
 from workbench import experts, exports, ingest_cmds, range_cmds, services, validation
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
-from workbench.console import UserError, is_user_error, open_store, progress, score_new_clips
+from workbench.console import UserError, is_user_error, open_store, progress, score_progress
 
 log = logging.getLogger("workbench")
 
 _progress = progress
-
-
-def _strategy(args: argparse.Namespace):
-    """The strategy ``--strategy`` names, with every option the user gave as a parameter."""
-    return strategy_from_options(args.strategy, {p.name: getattr(args, p.name, None) for p in sampling_parameters()},
-                                 seed=args.seed, inner=args.inner)
 
 
 def _print_picks(picks, show: int) -> None:
@@ -39,7 +33,7 @@ def _print_picks(picks, show: int) -> None:
 
 
 def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
-    from sampler.run import partial_windows, replay, sample
+    from sampler.run import partial_windows, replay
 
     store = open_store(ws)
     if getattr(args, "replay", None) is not None:
@@ -51,10 +45,7 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
             print(f"  {line}")
         _print_picks(r.picks, args.show)
         return 0 if r.identical else 1
-    mv = store.model_version(args.model_version) if args.model_version else None
-    strategy = _strategy(args)
-    score_new_clips(store, mv)
-    run, picks = sample(store, strategy, args.budget, model_version=mv)
+    run, picks = _sample(store, strategy_from_args(args), args)
     seed = f"seed {run.seed}" if run.seed is not None else "deterministic"
     print(f"sampling run {run.id}: {len(picks)} clip(s) picked with {run.strategy} ({seed})")
     print(f"  {partial_windows(store, run).statement()}")
@@ -62,17 +53,26 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
     return 0
 
 
+def _sample(store, strategy, args: argparse.Namespace):
+    """The batch ``strategy`` picks from the pool of ``--model-version``, new clips scored first (on stderr)."""
+    from finetune.train import score_new_clips
+    from sampler.run import sample_batch
+
+    result = sample_batch(store, strategy, args.budget, model_version=args.model_version or None,
+                          score_new_clips=score_new_clips, progress=score_progress)
+    if result.scored:
+        print(file=sys.stderr)
+    return result.run, result.picks
+
+
 def cmd_search(ws: Workspace, args: argparse.Namespace) -> int:
     from sampler import MoreLikeThese
-    from sampler.run import sample
 
     store = open_store(ws)
-    mv = store.model_version(args.model_version) if args.model_version else None
-    score_new_clips(store, mv)
     strategy = MoreLikeThese(examples=list(args.clip_ids), metric=args.metric,
                              near_duplicate_radius=args.near_duplicate_radius,
                              near_duplicate_metric=args.near_duplicate_metric)
-    run, picks = sample(store, strategy, args.budget, model_version=mv)
+    run, picks = _sample(store, strategy, args)
     print(f"sampling run {run.id}: {len(picks)} clip(s) like clip(s) {', '.join(map(str, args.clip_ids))}")
     _print_picks(picks, args.show)
     return 0
@@ -117,25 +117,25 @@ def _print_calibration(m: dict) -> None:
 
 def cmd_simulate(ws: Workspace, args: argparse.Namespace) -> int:
     """Replay active learning on labelled data: each strategy against random, same splits and seeds."""
-    from lab.report import summary_table, write_all
-    from lab.simulate import load_pool, parse_budgets, record, simulate
+    from lab.report import summary_table
+    from lab.simulate import SimulationSettings, parse_budgets, simulate_workspace
 
-    budgets = parse_budgets(args.budgets)
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    store = open_store(ws)
-    pool = load_pool(store, args.pool)
-    _progress(f"[simulate] {len(pool)} labelled clips from {pool.source}, {len(pool.classes)} classes; "
-              f"strategies {', '.join(strategies)} against random, {args.seeds} seed(s), labels {args.budgets}")
-    result = simulate(pool, strategies, seeds=args.seeds, budgets=budgets, test_size=args.test_size,
-                      progress=lambda done, total, msg: print(f"\r[simulate] {done}/{total} {msg[:70]:<70}", end="",
-                                                              file=sys.stderr, flush=True))
+    settings = SimulationSettings(strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
+                                  pool_file=args.pool, seeds=args.seeds, budgets=parse_budgets(args.budgets),
+                                  test_size=args.test_size)
+    done = simulate_workspace(open_store(ws), settings, out=Path(args.out) if args.out else None,
+                              out_dir=ws.root / "simulations", progress=_simulate_progress)
     print(file=sys.stderr)
-    run = record(store, result)
-    out = Path(args.out) if args.out else ws.root / "simulations" / f"simulation-{run.id}.json"
-    files = write_all(result, out)
-    print(summary_table(result))
-    print(f"simulation {run.id} stored; written: {', '.join(str(f) for f in files)}")
+    print(summary_table(done.result))
+    print(f"simulation {done.run.id} stored; written: {', '.join(str(f) for f in done.files)}")
     return 0
+
+
+def _simulate_progress(done: int, total: int, message: str) -> None:
+    if done == 0:  # what is about to run, on a line of its own
+        _progress(f"[simulate] {message}")
+    else:
+        print(f"\r[simulate] {done}/{total} {message[:70]:<70}", end="", file=sys.stderr, flush=True)
 
 
 def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:

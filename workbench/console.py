@@ -35,15 +35,18 @@ def open_store(ws: Workspace, reading: bool = False):
     return ws.open_store(on_wait=lambda message: progress(f"[wait] {message}"), read_only=None if reading else False)
 
 
+def score_progress(done: int, total: int) -> None:
+    """New clips scored by a head so far, as one overwritten stderr line."""
+    print(f"\r[score] new clips scored by the current head: {done}/{total}", end="", file=sys.stderr, flush=True)
+
+
 def score_new_clips(store, model_version=None) -> None:
-    """Clips ingested after the current head was trained join its pool before anything samples from it
-    (progress on stderr); the app's Sample page calls ``finetune.train.score_new_clips`` the same way."""
+    """Clips ingested after the current head was trained join its pool at once (progress on stderr);
+    sampling does it itself (``sampler.run.sample_batch``)."""
     mv = model_version or store.current_model_version()
     if mv is None or mv.kind != ModelKind.CLASSIFIER:
         return  # BirdNET or a vision model scored its clips at ingest (and scikit-learn need not load)
     from finetune.train import score_new_clips as score
 
-    n = score(store, mv, progress=lambda done, total: print(
-        f"\r[score] new clips scored by the current head: {done}/{total}", end="", file=sys.stderr, flush=True))
-    if n:
+    if score(store, mv, progress=score_progress):
         print(file=sys.stderr)

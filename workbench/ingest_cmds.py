@@ -1,7 +1,7 @@
 """The command line of ingest: audio and image files into the store (parsing and printing only).
 
-The work is done by ``embeddings`` (audio through BirdNET, images through a vision model, a Ray cluster's
-shards); this module finds the files under the paths given, picks the model and prints each report.
+The work is done by ``embeddings.ingest_paths.ingest_paths`` (audio through BirdNET, images through a vision
+model, a Ray cluster's shards); this module turns the options into its settings and prints each report.
 """
 
 from __future__ import annotations
@@ -10,138 +10,114 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Optional
 
+from store.schema import Modality
 from workbench.config import Workspace
 from workbench.console import UserError, open_store, score_new_clips
 
-
-def _ingest_progress(files_done: int, files_total: int, windows_done: int, current: str | None) -> None:
-    name = Path(current).name if current else ""
-    print(f"\r[ingest] {files_done}/{files_total} files, {windows_done} windows {name[:48]:<48}",
-          end="", file=sys.stderr, flush=True)
+if TYPE_CHECKING:
+    from embeddings.ingest_paths import IngestSettings
 
 
-def _split_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path], list[Path], list[tuple[str, str]]]:
-    """(audio files, image files, image folders given, folders holding neither, (folder, reason) of folders that
-    cannot be read) under the paths given."""
-    from embeddings.files import unreadable_folder
-    from embeddings.image_files import IMAGE_EXTENSIONS, find_image_files
-    from embeddings.ingest import find_audio_files
+class _IngestProgress:
+    """One overwritten stderr line per modality ingested (a new line when the next one starts)."""
 
-    explicit_images = [p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-    others = [p for p in paths if p not in explicit_images]
-    no_audio: list[Path] = []
-    no_images: list[Path] = []
-    unreadable: list[tuple[Path, str]] = []
-    audio = find_audio_files(others, no_audio, unreadable) if others else []
-    folders = [p for p in others if p.is_dir()]
-    images = find_image_files([*explicit_images, *folders], no_images) if explicit_images or folders else []
-    empty = [p for p in no_audio if p in no_images]
-    image_roots = [p for p in folders if p not in no_images]
-    failed = [unreadable_folder(folder, reason) for folder, reason in dict(unreadable).items()]
-    return audio, images, image_roots, empty, failed
+    def __init__(self) -> None:
+        self.part: Optional[Modality] = None
+
+    def __call__(self, part: Modality, files_done: int, files_total: int, windows_done: int,
+                 current: Optional[str]) -> None:
+        if self.part is not None and part != self.part:
+            print(file=sys.stderr)
+        self.part = part
+        name = Path(current).name if current else ""
+        print(f"\r[ingest] {files_done}/{files_total} files, {windows_done} windows {name[:48]:<48}",
+              end="", file=sys.stderr, flush=True)
 
 
-def _vision_model(ws: Workspace, args: argparse.Namespace):
-    """The model named by --vision-model: a registered name (from --model-dir or fetched, pinned and
-    checksummed, into the workspace), or a .tflite/.onnx file with --labels."""
-    from embeddings.vision import (DEFAULT_MODEL, REGISTRY, ModelDownloadError, fetch_model, model_from_file,
-                                   registered_model)
+def _settings(ws: Workspace, args: argparse.Namespace) -> IngestSettings:
+    """The options as plain settings; the workspace gives the model cache and the default shard folder."""
+    from embeddings.ingest_paths import IngestSettings
 
-    name = args.vision_model or DEFAULT_MODEL
-    if name in REGISTRY:
-        if args.model_dir:
-            return registered_model(name, args.model_dir)
-        try:
-            return fetch_model(name, ws.models / "vision", base=os.environ.get("WORKBENCH_MODELS_MIRROR") or None)
-        except ModelDownloadError as e:  # offline on the first image ingest: what to do, in one line
-            raise UserError(str(e)) from e
-    path = Path(name)
-    if not path.exists():
-        raise UserError(f"--vision-model {name!r} is neither a registered model ({', '.join(REGISTRY)}) nor a file")
-    return model_from_file(path, labels_path=args.labels)
+    cluster = getattr(args, "cluster", None)
+    shards, workers = getattr(args, "shards", None), getattr(args, "workers", None)
+    keep_shards = getattr(args, "keep_shards", False)
+    if cluster is None and (shards is not None or workers is not None or keep_shards):
+        raise UserError("--shards, --workers and --keep-shards apply to a cluster ingest: add --cluster ADDRESS "
+                        "(or --cluster local)")
+    return IngestSettings(
+        metadata=args.metadata, vision_model=getattr(args, "vision_model", None), labels=getattr(args, "labels", None),
+        model_dir=getattr(args, "model_dir", None), vision_cache=ws.models / "vision",
+        models_mirror=os.environ.get("WORKBENCH_MODELS_MIRROR") or None, detections=getattr(args, "detections", None),
+        threshold=getattr(args, "threshold", 0.2), cluster=cluster,
+        shards=(shards if shards is not None else ws.root / "shards") if cluster is not None else None,
+        workers=workers, keep_shards=keep_shards, resample=getattr(args, "resample", None))
 
 
 def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
     """Audio files through BirdNET, image files through the vision model, into the same store."""
-    from embeddings.ingest import IngestReport, ingest
+    from embeddings.cluster import ClusterError
+    from embeddings.ingest_paths import ingest_paths
+    from embeddings.vision import ModelDownloadError
 
-    audio, images, image_roots, empty, unreadable = _split_inputs(args.paths)
-    cluster = getattr(args, "cluster", None)
-    if cluster is None and (getattr(args, "shards", None) is not None or getattr(args, "workers", None) is not None
-                            or getattr(args, "keep_shards", False)):
-        raise UserError("--shards, --workers and --keep-shards apply to a cluster ingest: add --cluster ADDRESS "
-                        "(or --cluster local)")
+    settings = _settings(ws, args)
     store = open_store(ws)
-    reports: list[IngestReport] = []
-    if (audio or not images) and cluster is not None:
-        from embeddings.cluster import ClusterError, cluster_ingest
-
-        # audio on the Ray cluster (images, if any, still go through the vision model on this machine)
-        shards = args.shards if args.shards is not None else ws.root / "shards"
-        try:
-            report = cluster_ingest(audio, store, address=cluster, shard_dir=shards, metadata_csv=args.metadata,
-                                    workers=args.workers, keep_shards=args.keep_shards,
-                                    resample=getattr(args, "resample", None), progress=_ingest_progress)
-        except ClusterError as e:
-            raise UserError(str(e)) from e
-        reports.append(report)
-        print(file=sys.stderr)
+    shown = _IngestProgress()
+    try:
+        result = ingest_paths(args.paths, store, settings, progress=shown)
+    except (ClusterError, ModelDownloadError) as e:  # unreachable, or offline on the first image ingest
+        raise UserError(str(e)) from e
+    finally:
+        if shown.part is not None:
+            print(file=sys.stderr)
+    if result.shards is not None:
+        report = result.parts[0][1]
         print(f"[cluster] {report.workers} worker(s) on {len(report.nodes)} node(s) embedded {report.shards_computed} "
-              f"file(s), {report.shards_reused} taken from shards an earlier run left in {shards}; listing "
+              f"file(s), {report.shards_reused} taken from shards an earlier run left in {result.shards}; listing "
               f"{report.list_seconds:.1f} s, workers busy {report.worker_seconds:.1f} s, committing "
               f"{report.commit_seconds:.1f} s", file=sys.stderr)
-    elif audio or not images:
-        reports.append(ingest(audio, store, metadata_csv=args.metadata, progress=_ingest_progress,
-                              resample=getattr(args, "resample", None)))
-        print(file=sys.stderr)
-    if images:
-        from embeddings.image_ingest import ingest_images
-
-        model = _vision_model(ws, args)
-        root = image_roots[0] if len(image_roots) == 1 else None
-        reports.append(ingest_images(images, store, model, metadata_csv=args.metadata, detections=args.detections,
-                                     threshold=args.threshold, root=root, progress=_ingest_progress))
-        print(file=sys.stderr)
-    if sum(r.windows_added for r in reports):
+    if result.windows_added:
         score_new_clips(store)
-    for report, kind in zip(reports, (["audio"] if audio or not images else []) + (["images"] if images else [])):
-        what = (f"{report.windows_added} windows ({report.audio_seconds:.0f} s of audio in {report.wall_seconds:.1f} s)"
-                if kind == "audio" else
-                f"{report.windows_added} image regions (frames or detector crops) in {report.wall_seconds:.1f} s")
-        print(f"ingested {report.files_new} new file(s), skipped {report.files_skipped} already stored, "
-              f"{len(report.files_failed)} failed; {what}")
-        for path, reason in report.files_failed:  # most reasons name their file already
-            print(f"  failed: {reason if str(path) in reason else f'{path}: {reason}'}")
-        for path, message in report.warnings:
-            print(f"  warning: {message}")
-        if kind == "images" and report.truncated:
-            print(f"  {len(report.truncated)} truncated image(s): the part that decodes was ingested")
-        elif report.truncated or report.nonfinite:
-            print(f"  {len(report.truncated)} truncated file(s), {len(report.nonfinite)} file(s) with NaN/infinite "
-                  f"samples ({sum(report.nonfinite.values())} replaced by silence)")
-        for path in report.replaced:
-            print(f"  changed since last ingested: {path} (new version stored; the old one's clips left the pool)")
-        if getattr(report, "range_priors_added", 0):
-            print(f"  range priors computed for {report.range_priors_added} new site-week(s) (`workbench range` "
-                  f"lists species in range)")
-        if report.crops_added_to:
-            print(f"  detector crops added to {len(report.crops_added_to)} frame(s) ingested before")
-        if report.duplicates:
-            print(f"  {len(report.duplicates)} file(s) hold the same bytes as another recording at another site, "
-                  f"device or time; each is stored as a recording of its own (a recorder writing identical files?):")
-            for path, other in report.duplicates:
-                print(f"    duplicate: {path} = {other}")
-    for folder in empty:
+    for kind, report in result.parts:
+        _print_report(kind, report)
+    for folder in result.empty:
         print(f"  failed: {folder}: a folder holding no audio or image files: give the files or the folder that "
               f"holds them")
-    for _folder, reason in unreadable:
+    for _folder, reason in result.unreadable:
         print(f"  failed: {reason}")
-    failed = sum(len(r.files_failed) for r in reports) + len(empty) + len(unreadable)
-    if failed:  # a cron or Slurm job notices: any file not ingested is a non-zero exit
-        print(f"{failed} file(s) or folder(s) not ingested (named above): exit status 1", file=sys.stderr)
-    return 1 if failed else 0
+    if result.failed:  # a cron or Slurm job notices: any file not ingested is a non-zero exit
+        print(f"{result.failed} file(s) or folder(s) not ingested (named above): exit status 1", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _print_report(kind: Modality, report) -> None:
+    what = (f"{report.windows_added} windows ({report.audio_seconds:.0f} s of audio in {report.wall_seconds:.1f} s)"
+            if kind == Modality.AUDIO else
+            f"{report.windows_added} image regions (frames or detector crops) in {report.wall_seconds:.1f} s")
+    print(f"ingested {report.files_new} new file(s), skipped {report.files_skipped} already stored, "
+          f"{len(report.files_failed)} failed; {what}")
+    for path, reason in report.files_failed:  # most reasons name their file already
+        print(f"  failed: {reason if str(path) in reason else f'{path}: {reason}'}")
+    for path, message in report.warnings:
+        print(f"  warning: {message}")
+    if kind == Modality.IMAGE and report.truncated:
+        print(f"  {len(report.truncated)} truncated image(s): the part that decodes was ingested")
+    elif report.truncated or report.nonfinite:
+        print(f"  {len(report.truncated)} truncated file(s), {len(report.nonfinite)} file(s) with NaN/infinite "
+              f"samples ({sum(report.nonfinite.values())} replaced by silence)")
+    for path in report.replaced:
+        print(f"  changed since last ingested: {path} (new version stored; the old one's clips left the pool)")
+    if getattr(report, "range_priors_added", 0):
+        print(f"  range priors computed for {report.range_priors_added} new site-week(s) (`workbench range` "
+              f"lists species in range)")
+    if report.crops_added_to:
+        print(f"  detector crops added to {len(report.crops_added_to)} frame(s) ingested before")
+    if report.duplicates:
+        print(f"  {len(report.duplicates)} file(s) hold the same bytes as another recording at another site, "
+              f"device or time; each is stored as a recording of its own (a recorder writing identical files?):")
+        for path, other in report.duplicates:
+            print(f"    duplicate: {path} = {other}")
 
 
 def add_parser(sub) -> None:

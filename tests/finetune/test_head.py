@@ -175,3 +175,12 @@ def test_softmax_head_for_single_label_data_sums_to_one_and_round_trips(tmp_path
         ClassifierHead(output_type="softmax").fit(X[:2], [["ant", "bee"], ["ant"]])
     with pytest.raises(ValueError, match="output_type must be"):
         ClassifierHead(output_type="gauss").fit(X, Y)
+
+
+def test_head_for_reads_outputs_as_the_embedding_model_does():
+    from finetune.head import head_for
+
+    assert head_for("softmax", [["a"], ["b"]], C=2.0).get_params() == ClassifierHead(C=2.0, output_type="softmax").get_params()
+    assert head_for("softmax", [["a"], ["a", "b"]]).output_type == "sigmoid"  # several labels on one crop
+    assert head_for("sigmoid", [["a"], ["b"]]).output_type == "sigmoid"
+    assert head_for("sigmoid", [["a"], ["b"]], random_state=3).random_state == 3

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from lab.simulate import REFERENCE, parse_budgets, simulate
+from lab.simulate import REFERENCE, SimulationSettings, parse_budgets, simulate, simulate_workspace
+from tests.lab.conftest import rare_clusters
 
 
 def test_kcenter_beats_random_where_rare_classes_hide_in_small_clusters(rare_pool):
@@ -61,3 +63,25 @@ def test_a_softmax_single_label_pool_gets_a_softmax_head_and_its_measure(rare_po
     result = simulate(rare_pool, ["uncertainty"], seeds=1, budgets=(5, 15, 10))
     assert result.params["head_output_type"] == "softmax"
     assert result.summary["uncertainty"]["final"] > 0
+
+
+def test_simulate_workspace_says_what_it_replays_stores_the_run_and_writes_its_files(tmp_path):
+    from store import Store
+
+    x, labels, strata = rare_clusters()
+    np.savez(tmp_path / "pool.npz", embeddings=x, labels=labels, strata=strata)
+    messages: list[tuple[int, str]] = []
+    store = Store.open(tmp_path / "ws")
+    try:
+        done = simulate_workspace(store, SimulationSettings(strategies=("kcenter",), pool_file=tmp_path / "pool.npz",
+                                                            seeds=1, budgets=(5, 15, 10)),
+                                  out_dir=tmp_path / "sims", progress=lambda n, total, msg: messages.append((n, msg)))
+        assert [r.id for r in store.simulation_runs()] == [done.run.id]
+        assert simulate_workspace(store, SimulationSettings(strategies=("kcenter",), pool_file=tmp_path / "pool.npz",
+                                                            seeds=1, budgets=(5, 15, 10))).files == []
+    finally:
+        store.close()
+    assert messages[0][0] == 0 and messages[0][1].endswith("kcenter against random, 1 seed(s), labels 5:15:10")
+    assert all(n > 0 for n, _ in messages[1:])
+    assert done.files[0] == tmp_path / "sims" / f"simulation-{done.run.id}.json" and all(f.exists() for f in done.files)
+    assert set(done.result.summary) == {"random", "kcenter"}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from sampler import STRATEGIES, UncertainDiverse, sample
-from store import StoreError
+from sampler.run import sample_batch
+from store import ModelVersion, StoreError
 from tests.sampler.synthetic import build_pool
 
 
@@ -152,3 +153,26 @@ def test_the_pool_knows_from_the_experts_labels_whether_clips_hold_several_speci
     assert labels_are_multi(store) is True
     _, pool, _ = query_store(store, UncertaintySampling(), 5, store.current_model_version())
     assert pool.multi_label is True
+
+
+def test_sample_batch_has_a_head_score_the_clips_it_has_not_then_samples_its_pool(store, tmp_path):
+    from finetune.head import ClassifierHead
+    from finetune.train import score_new_clips
+
+    build_pool(store, per_cluster=6)
+    view = store.embeddings("test-space")
+    x = np.asarray(view.data)
+    head = ClassifierHead().fit(x, [["a"], ["b"]] * (len(view) // 2), classes=["a", "b"])
+    mv = store.add_model_version(ModelVersion(name="head-1", kind="classifier", embedding_space="test-space", dim=2,
+                                              labels=["a", "b"], artifact_path=str(head.save(tmp_path / "h.npz"))))
+    store.write_model_outputs(mv, view.ids[:2], head.predict_proba(x[:2]))  # the rest came after it
+    with pytest.raises(StoreError, match="not scored by model 'head-1'"):
+        sample(store, UncertainDiverse(random_state=0), 4, model_version=mv)
+
+    seen: list[tuple[int, int]] = []
+    result = sample_batch(store, UncertainDiverse(random_state=0, strata=()), 4, model_version="head-1",
+                          score_new_clips=score_new_clips, progress=lambda done, total: seen.append((done, total)))
+    assert result.scored == len(view) - 2 and seen[-1] == (result.scored, result.scored)
+    assert store.unscored_clip_ids(mv).size == 0
+    assert result.run.model_version_id == mv.id and [s.clip_id for s in store.selections(result.run.id)] == \
+        [p.clip_id for p in result.picks] and len(result.picks) == 4

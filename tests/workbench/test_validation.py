@@ -36,11 +36,11 @@ def test_audit_validate_finetune_validate_export(workspace, monkeypatch, capsys,
 
     store = workspace.open_store()
     n_pool = len(store.pool())
-    assert main(["sample", "--strategy", "uncertainty", "--budget", "40", "--seed", "0"]) == 0
+    assert main(["sample", "--strategy", "random", "--budget", "40", "--seed", "0"]) == 0
     assert main(["sample", "--strategy", "audit", "--bins", "5", "--budget", str(n_pool - 40), "--seed", "1"]) == 0
     capsys.readouterr()
     runs = store.sampling_runs()
-    assert [r.strategy for r in runs] == ["uncertainty", "audit"] and sum(runs[-1].frame["picked"]) == n_pool - 40
+    assert [r.strategy for r in runs] == ["random", "audit"] and sum(runs[-1].frame["picked"]) == n_pool - 40
     for k, run in enumerate(runs):
         ids = [s.clip_id for s in store.selections(run.id)]
         annotate(store, ids, [[label_of[i.path]] for i in store.clips(ids)], start=1 + 10_000 * k)

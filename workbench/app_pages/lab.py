@@ -15,7 +15,7 @@ st.caption("Simulations replay active learning on labelled clips: each strategy 
 s = store()
 
 try:  # the lab package may be absent from an older installation: the stored runs are still shown
-    from lab.simulate import DEFAULT_ALIAS, SIMULATED, simulate_workspace
+    from lab.simulate import DEFAULT_ALIAS, SIMULATED, SimulationSettings, simulate_workspace
 except ImportError:
     simulate_workspace = None
 
@@ -34,10 +34,11 @@ if simulate_workspace is not None:
         if st.form_submit_button("Run simulation", type="primary", key="lab_run"):
             bar = st.progress(0.0, text="Starting...")
             with shown_errors():
-                run = simulate_workspace(s, strategies or [DEFAULT_ALIAS], seeds=int(seeds),
-                                         budgets=(int(start), int(stop), int(step)), test_size=float(test_size),
-                                         progress=lambda done, total, msg: bar.progress(
-                                             min(1.0, done / max(1, total)), text=msg[:120]))
+                run = simulate_workspace(s, SimulationSettings(
+                    strategies=tuple(strategies or [DEFAULT_ALIAS]), seeds=int(seeds),
+                    budgets=(int(start), int(stop), int(step)), test_size=float(test_size)),
+                    progress=lambda done, total, msg: bar.progress(min(1.0, done / max(1, total)),
+                                                                   text=msg[:120])).run
                 bar.empty()
                 st.session_state["lab_chosen"] = [run.id]
                 st.success(f"Simulation {run.id} stored ({run.seconds:.0f} s).")

@@ -93,16 +93,16 @@ if buttons[0].button("Preview", key="sample_preview", type="secondary"):
         st.session_state["sample_last_preview"] = {"preview": result, "settings": settings}
 if buttons[1].button("Save", key="sample_save", type="primary"):
     from finetune.train import score_new_clips
-    from sampler.run import sample
+    from sampler.run import sample_batch
 
     with shown_errors():
         strategy = build_strategy(name, values, seed=seed, inner=inner)
-        bar = st.progress(0.0, text="Scoring new clips with the model...")
-        score_new_clips(s, mv, progress=lambda done, total: bar.progress(done / max(1, total),
-                                                                         text=f"Scoring new clips: {done}/{total}"))
-        bar.progress(1.0, text="Picking and storing the batch...")
+        bar = st.progress(0.0, text="Scoring new clips with the model, then picking and storing the batch...")
         with sampler_notes() as notes:
-            run, picks = sample(s, strategy, budget, model_version=mv)
+            saved = sample_batch(s, strategy, budget, model_version=mv, score_new_clips=score_new_clips,
+                                 progress=lambda done, total: bar.progress(
+                                     done / max(1, total), text=f"Scoring new clips: {done}/{total}"))
+        run, picks = saved.run, saved.picks
         bar.empty()
         for note in notes:
             st.warning(plain(note))
