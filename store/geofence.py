@@ -144,20 +144,22 @@ def taxon_name(key: str) -> str:
     return parts[-1].capitalize()
 
 
-def scientific_name(label: str) -> Optional[tuple[str, str]]:
-    """(genus, species) of a model label, lower case, or None when it names no binomial.
+def scientific_names(label: str) -> list[tuple[str, str]]:
+    """(genus, species) of each binomial a model label names, lower case, most likely the accepted name first.
 
-    ``Cyanocitta cristata (Blue Jay)``, ``Turdus merula_Eurasian Blackbird``, ``African elephant, Loxodonta
-    africana``, ``Loxodonta africana``; a trinomial gives its genus and species.
+    ``Cyanocitta cristata (Blue Jay)``, ``Turdus merula_Eurasian Blackbird``, ``Loxodonta africana``, a trinomial's
+    genus and species; ImageNet's ``American black bear, black bear, Ursus americanus, Euarctos americanus`` gives
+    both of its binomials (the accepted one, then the synonym). A common name alone gives none.
     """
     text = " ".join(str(label).split())
     m = _PARENS.match(text)
-    candidates = [m["name"]] if m else [text.partition("_")[0], text.split(",")[-1]]
+    candidates = [m["name"]] if m else [text.partition("_")[0], *text.split(",")[1:]]
+    out = []
     for c in candidates:
         b = _BINOMIAL.match(c.strip())
-        if b:
-            return b[1].lower(), b[2].lower()
-    return None
+        if b and (b[1].lower(), b[2].lower()) not in out:
+            out.append((b[1].lower(), b[2].lower()))
+    return out
 
 
 def _regions(value: Any, where: str) -> dict[str, tuple[str, ...]]:
@@ -253,12 +255,11 @@ class Geofence:
             parts = _parts(label)
             key = ";".join(parts) if parts is not None else None
         else:
-            name = scientific_name(label)
-            if name is not None:
-                species, lineage = self._index
-                key = species.get(name)
-                if key is None and lineage.get(name[0]):
-                    key = f"{lineage[name[0]]};{name[1]}"
+            names = scientific_names(label)
+            species, lineage = self._index
+            key = next((species[n] for n in names if n in species), None)
+            if key is None:
+                key = next((f"{lineage[g]};{sp}" for g, sp in names if lineage.get(g)), None)
         self._mapped[label] = key
         return key
 
@@ -344,4 +345,4 @@ class Geofence:
 
 
 __all__ = ["GEOFENCE_LEVELS", "KINGDOM", "LEVELS", "TOP_K", "UNKNOWN", "Geofence", "GeofenceMapping", "RollUp",
-           "Rule", "ancestor", "check_country", "scientific_name", "taxon_name"]
+           "Rule", "ancestor", "check_country", "scientific_names", "taxon_name"]

@@ -73,8 +73,8 @@ class Pool:
     def codes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         """Integer codes and categories of a string column: ``column == categories[codes]``.
 
-        For ``site``, ``device``, ``top_label``, ``country`` and ``admin1_region``. Grouping millions of clips by integer codes
-        (np.bincount, np.unique on ints) is far cheaper than by Python strings. A pool from the
+        For ``site``, ``device``, ``top_label``, ``country`` and ``admin1_region``. Grouping millions of clips by
+        integer codes (np.bincount, np.unique on ints) is far cheaper than by Python strings. A pool from the
         store comes with them (no per-clip string work); for a pool built by hand they are
         computed here once. Categories may include values no clip holds (e.g. every label of
         the model); they describe the arrays as built, not later in-place edits.

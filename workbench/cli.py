@@ -16,7 +16,7 @@ from typing import Sequence
 
 from annotation.settings import DEFAULT_PROJECT
 from sampler.parameters import add_sampling_options, offered_strategies, sampling_parameters, strategy_from_options
-from workbench import experts, exports, ingest_cmds, range_cmds, services, validation
+from workbench import experts, exports, geofence_cmds, ingest_cmds, range_cmds, services, validation
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 from workbench.console import UserError, is_user_error, open_store, progress, score_new_clips
 
@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     exports.add_parsers(sub)
     validation.add_parsers(sub)
     range_cmds.add_parsers(sub)
+    geofence_cmds.add_parsers(sub)
 
     s = sub.add_parser("finetune", help="train a classifier head on the labels and re-score the pool")
     s.add_argument("--test-size", type=float, default=0.25)
