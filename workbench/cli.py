@@ -52,7 +52,7 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
         _print_picks(r.picks, args.show)
         return 0 if r.identical else 1
     mv = store.model_version(args.model_version) if args.model_version else None
-    strategy = _strategy(args)
+    strategy = geofence_cmds.with_workspace_geofence(ws, _strategy(args))
     score_new_clips(store, mv)
     run, picks = sample(store, strategy, args.budget, model_version=mv)
     seed = f"seed {run.seed}" if run.seed is not None else "deterministic"

@@ -32,6 +32,21 @@ def workspace_geofence(ws: Workspace) -> Optional[Geofence]:
         raise UserError(f"{e}; set it again with `workbench geofence FILE`, or `workbench geofence --clear`") from e
 
 
+def with_workspace_geofence(ws: Workspace, strategy):
+    """``strategy`` with the workspace's geofence given to every range-conflict strategy in it (itself, a
+    stratified inner one) that was given none: `workbench sample` and the app's Sample page fence with it."""
+    from sampler.range_conflict import RangeConflict
+
+    path = geofence_file(ws)
+    if not path.exists():
+        return strategy
+    inner = strategy.get_params(deep=False).get("inner")
+    for s in (strategy, inner):
+        if isinstance(s, RangeConflict) and s.geofence is None:
+            s.set_params(geofence=str(path))
+    return strategy
+
+
 def _image_models(store) -> list:
     """Model versions whose pool holds image clips (an image model and the heads trained on it)."""
     out = []

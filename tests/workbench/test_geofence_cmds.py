@@ -47,3 +47,19 @@ def test_a_bad_rules_file_is_one_line_naming_file_and_key_and_nothing_is_kept(tm
     err = capsys.readouterr().err.strip()
     assert str(rules) in err and "key 'mammalia;carnivora;canidae' is not a taxonomy string" in err
     assert len(err.splitlines()) == 1 and not (ws.root / "geofence.json").exists()
+
+
+def test_sample_fences_with_the_workspaces_geofence(tmp_path, capsys):
+    ws = Workspace.resolve(tmp_path / "ws")
+    placed_images(ws.root, {"domestic_dog.jpg": ("Kent", "GBR", "")}).close()
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(CANID_RULES))
+    assert main(["--workspace", str(ws.root), "geofence", str(rules)]) == 0
+    capsys.readouterr()
+    assert main(["--workspace", str(ws.root), "sample", "--strategy", "range_conflict", "--min-score", "0.3",
+                 "--budget", "2"]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[1]
+    assert first.startswith("  #1   clip ") and "geofence: timber wolf, grey wolf, gray wolf, Canis lupus detected " \
+        "with top-1 0.33 in GBR, where the geofence does not allow it; SpeciesNet would call it Canidae (family) " \
+        "0.71" in first
