@@ -19,7 +19,7 @@ from workbench.preview import MAP_METHODS, embedding_map, group_counts, preview,
 from workbench.strategy_form import (Control, build_strategy, command_line, inner_names, strategy_controls,
                                      strategy_description, strategy_names)
 
-TABLE_COLUMNS = ["rank", "clip_id", "site", "time", "top_label", "score", "cluster", "stratum", "reason"]
+TABLE_COLUMNS = ["rank", "clip_id", "site", "country", "time", "top_label", "score", "cluster", "stratum", "reason"]
 
 
 def control_widget(col: Any, control: Control, key: str) -> Any:
