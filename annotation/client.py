@@ -43,9 +43,11 @@ from annotation.config import (AUDIO, BOX, BOX_LABEL, FRAME, IMAGE, REVIEW, SPEC
 from annotation.labelset import derive_label_set, display_label
 from annotation.vocabulary import NOISE, OTHER, Vocabulary, store_vocabulary
 from annotation.images import CutImage, cut_image_clip
+from annotation.geofencing import fenced_choices
 from annotation.errors import AnnotationError, AnnotationServerError
 from store import (Annotation, AnnotationState, ClipInfo, LabelSet, LockName, Modality, ModelVersion, SamplingRun, Store,
                    StoreError, Task)
+from store.geofence import Geofence
 from annotation.settings import LabelStudioSettings
 
 log = logging.getLogger(__name__)
@@ -415,7 +417,8 @@ class LabelStudioClient:
     def push(self, store: Store, clips_dir: Path, project_id: int, run_id: Optional[int] = None,
              model_version: ModelVersion | str | int | None = None, *, context_s: float = 2.0,
              min_probability: Optional[float] = None, batch_size: int = 100, overlap: float = 0.0,
-             show_source: bool = False, random_state: Optional[int] = 0) -> PushReport:
+             show_source: bool = False, random_state: Optional[int] = 0, geofence: Optional[Geofence] = None
+             ) -> PushReport:
         """Send a sampling run's clips (default: the last run) to the project as tasks with pre-annotations.
 
         Clips already in the project are skipped (and recorded in the store if a crashed push left them
@@ -426,7 +429,8 @@ class LabelStudioClient:
         Species are pre-ticked from ``min_probability`` up (default: the model's decision threshold, see
         ``decision_threshold``). ``overlap``: the share of the new tasks (seeded by ``random_state`` and the
         run) that asks two experts, to measure agreement. Tasks are blind (clip number only) unless
-        ``show_source`` puts file, site and time in the header.
+        ``show_source`` puts file, site and time in the header. ``geofence``: image species not allowed at a
+        clip's country are never pre-ticked (``annotation.geofencing``).
         """
         if not 0.0 <= float(overlap) <= 1.0:
             raise AnnotationError(f"overlap must be a share within [0, 1] (0.1: a tenth of each batch labelled "
@@ -434,11 +438,12 @@ class LabelStudioClient:
         with store.lock(LockName.ANNOTATION):  # two pushes at once would import the same clips twice
             return self._push(store, clips_dir, project_id, run_id, model_version, context_s=context_s,
                               min_probability=min_probability, batch_size=batch_size, overlap=float(overlap),
-                              show_source=show_source, random_state=random_state)
+                              show_source=show_source, random_state=random_state, geofence=geofence)
 
     def _push(self, store: Store, clips_dir: Path, project_id: int, run_id: Optional[int],
               model_version: ModelVersion | str | int | None, *, context_s: float, min_probability: Optional[float],
-              batch_size: int, overlap: float, show_source: bool, random_state: Optional[int]) -> PushReport:
+              batch_size: int, overlap: float, show_source: bool, random_state: Optional[int],
+              geofence: Optional[Geofence] = None) -> PushReport:
         run = self._run(store, run_id)
         mv = self._model_version(store, model_version, run.model_version_id)
         threshold = decision_threshold(mv) if min_probability is None else float(min_probability)
@@ -478,7 +483,7 @@ class LabelStudioClient:
 
         payload, failed = self._build_tasks(store, clips_dir, self._document_root(clips_dir), todo, mv, labels,
                                             interface, context_s, threshold, dynamic=dynamic,
-                                            show_source=show_source)
+                                            show_source=show_source, geofence=geofence)
         stream = "audit" if run.strategy == "audit" else "active learning"  # the lead filters on it in Label Studio
         for task in payload:
             task["data"]["stream"] = stream
@@ -589,8 +594,8 @@ class LabelStudioClient:
     @staticmethod
     def _build_tasks(store: Store, clips_dir: Path, document_root: Path, clip_ids: list[int], mv: ModelVersion,
                      labels: Sequence[str], interface: LabelInterface, context_s: float,
-                     min_probability: float, *, dynamic: bool = True, show_source: bool = False
-                     ) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
+                     min_probability: float, *, dynamic: bool = True, show_source: bool = False,
+                     geofence: Optional[Geofence] = None) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
         """Task payloads of the clips that could be prepared, and (clip id, file, reason) of those that could not.
 
         ``dynamic``: the project offers each clip's own likely species (``suggestions``) beside Noise and
@@ -632,7 +637,9 @@ class LabelStudioClient:
             offered = suggestions(clip_preds)
             choices = [o["alias"] for o in offered] + [NOISE, OTHER] if dynamic else labels
             if isinstance(cut, CutImage):
-                pred = build_prediction(info.clip_id, clip_preds, choices, None, mv.name, interface,
+                tickable, offered = fenced_choices(clip_preds, offered, choices, geofence, info.country,
+                                                   info.admin1_region)
+                pred = build_prediction(info.clip_id, clip_preds, tickable, None, mv.name, interface,
                                         min_probability, box=cut.box, dynamic=dynamic)
                 data = image_task_data(info, cut, document_root, show_source)
             else:

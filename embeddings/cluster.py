@@ -345,7 +345,8 @@ class _Committer:
     def _fields(self, entry: _Entry, info: AudioInfo) -> dict[str, Any]:
         meta = entry.meta or RecordingMetadata()
         return dict(path=str(entry.path), site=meta.site, device=meta.device, start_time=meta.start_time,
-                    latitude=meta.latitude, longitude=meta.longitude, sample_rate=info.sample_rate,
+                    latitude=meta.latitude, longitude=meta.longitude, country=meta.country,
+                    admin1_region=meta.admin1_region, sample_rate=info.sample_rate,
                     channels=info.channels, duration_s=info.duration_s, modality="audio", file_size=entry.size,
                     file_mtime_ns=entry.mtime_ns)
 

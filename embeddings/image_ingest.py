@@ -259,7 +259,8 @@ def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, 
     finishes (regions already stored are skipped)."""
     fields = {id(job): dict(path=str(job.path), modality=Modality.IMAGE, site=job.meta.site, device=job.meta.device,
                             start_time=job.meta.start_time, latitude=job.meta.latitude,
-                            longitude=job.meta.longitude, file_size=job.size, file_mtime_ns=job.mtime_ns)
+                            longitude=job.meta.longitude, country=job.meta.country,
+                            admin1_region=job.meta.admin1_region, file_size=job.size, file_mtime_ns=job.mtime_ns)
               for job in batch}
     new = [job for job in batch if job.existing is None]
     recs = store.add_recordings([Recording(content_hash=job.content_hash, status=RecordingStatus.PENDING,

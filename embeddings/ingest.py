@@ -277,6 +277,7 @@ class _Ingester:
     def start(self, job: _Job) -> None:
         fields = dict(path=str(job.path), site=job.meta.site, device=job.meta.device,
                       start_time=job.meta.start_time, latitude=job.meta.latitude, longitude=job.meta.longitude,
+                      country=job.meta.country, admin1_region=job.meta.admin1_region,
                       sample_rate=job.info.sample_rate, channels=job.info.channels,
                       duration_s=job.info.duration_s, modality="audio", file_size=job.size,
                       file_mtime_ns=job.mtime_ns)

@@ -19,7 +19,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-SIDECAR_COLUMNS = ("file", "site", "device", "start_time", "latitude", "longitude")
+SIDECAR_COLUMNS = ("file", "site", "device", "start_time", "latitude", "longitude", "country", "admin1_region")
+# ISO 3166-1 alpha-3 (SpeciesNet's and Wildlife Insights' country codes: the geofence is keyed by them)
+_COUNTRY = re.compile(r"^[A-Z]{3}$")
+# ISO 3166-2's subdivision part (``CA`` of ``US-CA``): one to three letters or digits
+_ADMIN1 = re.compile(r"^(?:[A-Z]{2}-)?(?P<code>[A-Z0-9]{1,3})$")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class RecordingMetadata:
     start_time: Optional[datetime] = None
     latitude: Optional[float] = None
     longitude: Optional[float] = None
+    country: Optional[str] = None  # ISO 3166-1 alpha-3, upper case (the sidecar only: never guessed)
+    admin1_region: Optional[str] = None  # ISO 3166-2 subdivision code within it (``CA``), upper case
 
     def filled_from(self, other: "RecordingMetadata") -> "RecordingMetadata":
         """This metadata with its unknown fields taken from ``other``."""
@@ -111,11 +117,14 @@ def parse_folders(path: str | Path) -> RecordingMetadata:
 
 # ---------------------------------------------------------------------------- CSV sidecar
 class Sidecar:
-    """Per-file metadata from a CSV with columns file, site, device, start_time, latitude, longitude.
+    """Per-file metadata from a CSV with columns file, site, device, start_time, latitude, longitude, country,
+    admin1_region.
 
     ``file`` is a file name, or a path relative to the CSV's folder (or absolute). Any other column
     may be missing or blank. Rows are matched by path first, then by file name when that name is
-    unique in the CSV.
+    unique in the CSV. ``country`` is an ISO 3166-1 alpha-3 code (``KEN``, ``IND``: what geofence rules
+    are keyed by) and ``admin1_region`` an ISO 3166-2 subdivision of it (``CA`` or ``US-CA``); both are
+    upper-cased.
     """
 
     def __init__(self, path: str | Path):
@@ -175,8 +184,23 @@ class Sidecar:
             except ValueError as e:
                 raise ValueError(f"metadata CSV {self.path}, line {row_no}: start_time {start!r} is not an ISO "
                                  f"date-time such as 2021-05-22T05:30:00") from e
+        given_country, given_admin1 = text("country"), text("admin1_region")
+        country, admin1 = (given_country or "").upper() or None, (given_admin1 or "").upper() or None
+        if country is not None and not _COUNTRY.match(country):
+            raise ValueError(f"metadata CSV {self.path}, line {row_no}: country {given_country!r} is not an ISO "
+                             f"3166-1 alpha-3 code (three letters, e.g. KEN, IND, USA)")
+        if admin1 is not None:
+            m = _ADMIN1.match(admin1)
+            if m is None:
+                raise ValueError(f"metadata CSV {self.path}, line {row_no}: admin1_region {given_admin1!r} is not "
+                                 f"an ISO 3166-2 subdivision code (1-3 letters or digits, e.g. CA or US-CA)")
+            if country is None:
+                raise ValueError(f"metadata CSV {self.path}, line {row_no}: admin1_region {admin1!r} needs a country "
+                                 f"(ISO 3166-1 alpha-3) in the same row")
+            admin1 = m["code"]
         return RecordingMetadata(site=text("site"), device=text("device"), start_time=start_time,
-                                 latitude=number("latitude", -90, 90), longitude=number("longitude", -180, 180))
+                                 latitude=number("latitude", -90, 90), longitude=number("longitude", -180, 180),
+                                 country=country, admin1_region=admin1)
 
     def lookup(self, path: str | Path) -> Optional[RecordingMetadata]:
         """The CSV row for ``path``, or None."""

@@ -23,7 +23,8 @@ and is registered in ``STRATEGIES`` under the name stored with its runs:
 ``blend``              shares of one batch from several strategies (exploit + explore)
 ``audit``              random within top-1 score bins: labels that estimate precision
 ``range_conflict``     confident detections of species the range model calls absent at
-                       the clip's site-week, then the most uncertain
+                       the clip's site-week, or a geofence does not allow in its country,
+                       then the most uncertain
 =====================  =================================================================
 
 Each pick carries its score, cluster, stratum and a reason sentence. ``sample`` runs a strategy

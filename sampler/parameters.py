@@ -218,6 +218,9 @@ _PARAMETERS = (
     Parameter("min_score", "float", "range_conflict: a conflict's top-1 score is above this (default 0.5)"),
     Parameter("max_occurrence", "float", "range_conflict: a conflict's species has a range occurrence below this at "
                                          "the clip's site-week (default 0.03, BirdNET-Analyzer's cut)"),
+    Parameter("geofence", "text", "range_conflict: SpeciesNet-style geofence rules (JSON); images whose top label is "
+                                  "fenced at their country are conflicts too (`workbench sample` uses the "
+                                  "workspace's, set by `workbench geofence FILE`)", metavar="FILE"),
     Parameter("examples", "text", "example clip ids"),
     Parameter("metric", "choice", "embedding distance (default cosine)", choices=tuple(NEAR_DUPLICATE_METRICS)),
 )
@@ -269,8 +272,8 @@ _TABLES = (
     StrategyTable("audit", "random within top-1 score bins: labels that estimate precision (not active learning)",
                   ("bins", *_GUARD)),
     StrategyTable("range_conflict", "confident detections of species out of range at their site-week (BirdNET's "
-                                    "range model), then the most uncertain",
-                  ("min_score", "max_occurrence", "n_candidates", "uncertainty", *_GUARD), seeded=False,
+                                    "range model) or fenced at their country (a geofence), then the most uncertain",
+                  ("min_score", "max_occurrence", "geofence", "n_candidates", "uncertainty", *_GUARD), seeded=False,
                   nestable=True),
     StrategyTable("more_like_these", "nearest neighbours of example clips (targeted search)",
                   ("examples", "metric", *_GUARD), seeded=False, offered=False),

@@ -1,11 +1,15 @@
-"""Range conflicts: confident detections of species the range model says do not occur there and then.
+"""Range conflicts: confident detections of species the range model says do not occur there and then, or that a
+geofence does not allow in the clip's country.
 
 A clip whose top-1 score is high for a species BirdNET's range model calls absent at the clip's site-week
 (occurrence below BirdNET-Analyzer's 0.03) is either a rarity worth reporting or a confident mistake worth
 correcting: both are worth an expert's look. ``Store.pool`` carries each clip's top-1 occurrence
 (``Pool.range_occurrence``, from the stored range priors); clips without coordinates or a time have none
-and are never taken for conflicts. The batch is the conflicts first (most confident first), then, when
-there are fewer conflicts than the budget, the most uncertain of the rest.
+and are never taken for conflicts. Images get the same from a geofence (SpeciesNet's rules, ``store.geofence``):
+a confident top label fenced at the recording's country (``Pool.country``, ``Pool.admin1_region``) is a
+conflict, and its reason says what SpeciesNet would call the clip instead (the roll-up). Clips without a
+country are never fenced. The batch is the conflicts first (most confident first), then, when there are
+fewer conflicts than the budget, the most uncertain of the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 from sampler.base import (UNCERTAINTY_MEASURES, Choice, QueryContext, QueryStrategy, SamplerWarning, check_int,
                           most_uncertain, ordinal, take_in_order)
 from sampler.uncertainty import UncertaintyMeasure, check_measure
+from store.geofence import Geofence
 
 #: BirdNET-Analyzer's cut (``sf_thresh``): below it the range model calls a species absent.
 DEFAULT_MAX_OCCURRENCE = 0.03
@@ -68,19 +73,24 @@ class RangeConflict(QueryStrategy):
     near_duplicate_radius : float >= 0 or None, default None
         Skip clips within this distance of an excluded or already picked clip.
     near_duplicate_metric : {"cosine", "l2"}, default "cosine"
+    geofence : path or None, default None
+        SpeciesNet-style geofence rules (``store.geofence.Geofence.from_file``): a clip whose top-1 label (above
+        ``min_score``) is fenced at its recording's country is a conflict too. Read when ``query`` runs.
 
     Deterministic: it has no random state (ties go to the lower clip id). A pool without range
-    occurrences (the store holds no range priors: ``workbench range``) has no conflicts: the batch is
-    the most uncertain clips, with a ``SamplerWarning``.
+    occurrences (the store holds no range priors: ``workbench range``) and without a geofence has no
+    conflicts: the batch is the most uncertain clips, with a ``SamplerWarning``.
     """
 
     name = "range_conflict"
 
     def __init__(self, min_score: float = DEFAULT_MIN_SCORE, max_occurrence: float = DEFAULT_MAX_OCCURRENCE,
                  uncertainty: Optional[UncertaintyMeasure] = None, n_candidates: Optional[int] = None,
-                 near_duplicate_radius: Optional[float] = None, near_duplicate_metric: str = "cosine"):
+                 near_duplicate_radius: Optional[float] = None, near_duplicate_metric: str = "cosine",
+                 geofence: Optional[str] = None):
         self.min_score = min_score
         self.max_occurrence = max_occurrence
+        self.geofence = geofence
         self.uncertainty = uncertainty
         self.n_candidates = n_candidates
         self.near_duplicate_radius = near_duplicate_radius
@@ -93,28 +103,46 @@ class RangeConflict(QueryStrategy):
                                            "the range occurrence a conflict is below")
         check_measure(self.uncertainty, allow_none=True)
         p.n_candidates = check_int(self.n_candidates, "n_candidates", allow_none=True)
+        p.fence = Geofence.from_file(self.geofence) if self.geofence is not None else None
         return p
 
     def _select(self, avail: np.ndarray, n_pick: int, ctx: QueryContext, params: SimpleNamespace) -> list[Choice]:
         pool = ctx.pool
         ids = np.asarray(pool.clip_id)
         occurrence = getattr(pool, "range_occurrence", None)
-        if occurrence is None:
+        fenced = _fenced(pool, params.fence)
+        if occurrence is None and params.fence is None:
             warnings.warn("the pool carries no range occurrences (the store holds no range priors for its model: "
-                          "run `workbench range`): no range conflicts, picking the most uncertain clips",
-                          SamplerWarning, stacklevel=4)
+                          "run `workbench range`) and no geofence was given (images: `workbench geofence FILE`): "
+                          "no range conflicts, picking the most uncertain clips", SamplerWarning, stacklevel=4)
+        elif params.fence is not None and (fenced is None or not (np.asarray(pool.country)[avail] != "").any()):
+            warnings.warn("no clip of the pool has a country (give one in the metadata CSV, `workbench ingest "
+                          "--metadata FILE`, column country): the geofence fences nothing", SamplerWarning,
+                          stacklevel=4)
         top1 = np.asarray(pool.top1, dtype=np.float64)
         m = n_pick if not ctx.guard.active else min(avail.size, params.n_candidates or 10 * n_pick + 1000)
         conflicts = avail[range_conflicts(top1[avail], None if occurrence is None else np.asarray(occurrence)[avail],
                                           ids[avail], min_score=params.min_score,
                                           max_occurrence=params.max_occurrence)]
+        if fenced is not None:
+            conflicts = _strongest_first(np.union1d(conflicts, avail[fenced[avail] & (top1[avail] > params.min_score)]),
+                                         top1, occurrence, ids)
         chosen = take_in_order(ctx, conflicts[:max(m, n_pick)], n_pick)
         labels = np.asarray(pool.top_label)
-        choices = [Choice(pos=p, score=float(top1[p]), stratum=f"species={labels[p]}",
-                          reason=f"range conflict: {labels[p]} detected with top-1 {top1[p]:.2f} where the range model "
-                                 f"gives it occurrence {float(occurrence[p]):.4f} at this site-week (in range at >= "
-                                 f"{params.max_occurrence:g}); the {ordinal(r)} of {conflicts.size} conflicts")
-                   for r, p in enumerate(chosen, start=1)]
+        choices = []
+        for r, p in enumerate(chosen, start=1):
+            occ = float(occurrence[p]) if occurrence is not None else math.nan
+            out_of_range = not math.isnan(occ) and occ < params.max_occurrence
+            range_part = (f"the range model gives it occurrence {occ:.4f} at this site-week (in range at >= "
+                          f"{params.max_occurrence:g})")
+            if fenced is not None and fenced[p]:
+                why = (f"geofence: {labels[p]} detected with top-1 {top1[p]:.2f} in {_place(pool, p)}, where the "
+                       f"geofence does not allow it; SpeciesNet would call it {_rolled_up(ctx, params.fence, p)}"
+                       + (f"; and {range_part}" if out_of_range else ""))
+            else:
+                why = f"range conflict: {labels[p]} detected with top-1 {top1[p]:.2f} where {range_part}"
+            choices.append(Choice(pos=p, score=float(top1[p]), stratum=f"species={labels[p]}",
+                                  reason=f"{why}; the {ordinal(r)} of {conflicts.size} conflicts"))
         if len(choices) < n_pick:
             rest = np.setdiff1d(avail, conflicts, assume_unique=True)
             if rest.size:
@@ -132,3 +160,41 @@ class RangeConflict(QueryStrategy):
                         f"{ordinal(rank_of[p])} most uncertain of the {rest.size} other clips not yet selected "
                         f"(top-1 {labels[p]} {top1[p]:.2f}, {where})")))
         return choices
+
+
+def _fenced(pool: Any, fence: Optional[Geofence]) -> Optional[np.ndarray]:
+    """Whether each clip's top label is fenced at its recording's country (None: no geofence, or no countries)."""
+    if fence is None or getattr(pool, "country", None) is None:
+        return None
+    admin1 = pool.codes("admin1_region") if getattr(pool, "admin1_region", None) is not None else \
+        (np.zeros(len(pool), dtype=np.int32), np.asarray([""], dtype=object))
+    return fence.fenced_codes(*pool.codes("top_label"), *pool.codes("country"), *admin1)
+
+
+def _strongest_first(rows: np.ndarray, top1: np.ndarray, occurrence: Optional[np.ndarray],
+                     ids: np.ndarray) -> np.ndarray:
+    """Pool positions by highest top-1, then lowest range occurrence (unknown last), then lowest clip id."""
+    occ = np.full(rows.size, np.inf) if occurrence is None else np.nan_to_num(
+        np.asarray(occurrence, dtype=np.float64)[rows], nan=np.inf)
+    return rows[np.lexsort((ids[rows], occ, -top1[rows]))]
+
+
+def _place(pool: Any, p: int) -> str:
+    admin1 = str(pool.admin1_region[p]) if getattr(pool, "admin1_region", None) is not None else ""
+    return str(pool.country[p]) + (f"/{admin1}" if admin1 else "")
+
+
+def _rolled_up(ctx: QueryContext, fence: Geofence, p: int) -> str:
+    """The clip's roll-up (over its top 5 labels when the model's probability rows are at hand, else its top-1)."""
+    pool = ctx.pool
+    labels = list(pool.model_version.labels)
+    scores: Optional[np.ndarray] = None
+    if ctx.probabilities is not None and len(labels):
+        try:
+            scores = np.asarray(ctx.probabilities.take([int(pool.clip_id[p])]), dtype=np.float64)[0]
+        except KeyError:  # a row the matrix lacks: the top-1 the pool holds
+            scores = None
+    if scores is None or scores.size != len(labels):
+        scores, labels = np.asarray([float(pool.top1[p])]), [str(pool.top_label[p])]
+    admin1 = (str(pool.admin1_region[p]) or None) if getattr(pool, "admin1_region", None) is not None else None
+    return str(fence.roll_up(scores, labels, str(pool.country[p]), admin1))

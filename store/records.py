@@ -68,6 +68,10 @@ class Pool:
     #: whether the experts' labels hold several species per clip (``sampler.uncertainty.is_multi_label``),
     #: which decides how sigmoid outputs are read by default; None: not known (no labels yet)
     multi_label: Optional[bool] = None
+    #: each clip's recording's country (ISO 3166-1 alpha-3) and admin1 region, '' where unknown (geofence rules
+    #: read them: ``store.geofence``); None in a pool built without them
+    country: Optional[np.ndarray] = None
+    admin1_region: Optional[np.ndarray] = None
     # (codes, categories) per string column, filled by the store; see ``codes``
     _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, init=False, repr=False,
                                                              compare=False)
@@ -78,14 +82,17 @@ class Pool:
     def codes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         """Integer codes and categories of a string column: ``column == categories[codes]``.
 
-        For ``site``, ``device`` and ``top_label``. Grouping millions of clips by integer codes
-        (np.bincount, np.unique on ints) is far cheaper than by Python strings. A pool from the
+        For ``site``, ``device``, ``top_label``, ``country`` and ``admin1_region``. Grouping millions of clips by
+        integer codes (np.bincount, np.unique on ints) is far cheaper than by Python strings. A pool from the
         store comes with them (no per-clip string work); for a pool built by hand they are
         computed here once. Categories may include values no clip holds (e.g. every label of
         the model); they describe the arrays as built, not later in-place edits.
         """
-        if column not in ("site", "device", "top_label"):
-            raise ValueError(f"codes are kept for the string columns site, device and top_label, not {column!r}")
+        if column not in ("site", "device", "top_label", "country", "admin1_region"):
+            raise ValueError(f"codes are kept for the string columns site, device, top_label, country and "
+                             f"admin1_region, not {column!r}")
+        if getattr(self, column) is None:
+            raise ValueError(f"this pool has no {column} column (built without it)")
         if column not in self._codes:
             categories, codes = np.unique(np.asarray(getattr(self, column)).astype(str), return_inverse=True)
             self._codes[column] = (codes.astype(np.int32).ravel(), categories.astype(object))
@@ -125,6 +132,8 @@ class ClipInfo:
     frames: Optional[int] = None  # decoded frames of the recording (None: ingested before 0.2)
     status: str = RecordingStatus.DONE
     box: Optional[Box] = None  # image regions: (x, y, w, h, category, confidence), normalised to the frame
+    country: Optional[str] = None  # ISO 3166-1 alpha-3 of the recording (geofence rules apply there)
+    admin1_region: Optional[str] = None
 
 
 class SqlRecords:
@@ -349,7 +358,8 @@ class SqlRecords:
                                   .where(Clip.id.in_(chunk))).all()
         by_id = {c.id: ClipInfo(c.id, r.id, r.path, r.modality, c.start_s, c.end_s, r.site, r.device,
                                 r.start_time, r.sample_rate, r.content_hash, r.file_size, r.file_mtime_ns, r.frames,
-                                r.status, None if b is None else (b.x, b.y, b.w, b.h, b.category, b.confidence))
+                                r.status, None if b is None else (b.x, b.y, b.w, b.h, b.category, b.confidence),
+                                r.country, r.admin1_region)
                  for c, r, b in rows}
         missing = [i for i in ids if i not in by_id]
         if missing:
@@ -553,18 +563,20 @@ class SqlRecords:
         return np.setdiff1d(np.asarray(embedded_view.ids), np.asarray(scored_view.ids)).astype(np.int64)
 
     def _recording_table(self) -> dict[str, np.ndarray]:
-        """Recordings by sorted id: site and device codes ('' = unknown), start (NaT = unknown) and site-week.
+        """Recordings by sorted id: site, device, country and admin1 codes ('' = unknown), start (NaT = unknown)
+        and site-week.
 
         Recordings are few (one per file), so their metadata is joined to clips in numpy.
         """
         with self.engine.connect() as conn:
             recs = conn.execute(select(Recording.id, Recording.site, Recording.device, Recording.start_time,
                                        Recording.status, Recording.latitude, Recording.longitude,
-                                       Recording.duration_s, Recording.modality)
+                                       Recording.duration_s, Recording.modality, Recording.country,
+                                       Recording.admin1_region)
                                 .order_by(Recording.id)).all()
         out: dict[str, np.ndarray] = {"id": np.array([r[0] for r in recs], dtype=np.int64),
                                       "out": np.array([r[4] in OUT_OF_POOL for r in recs], dtype=bool)}
-        for key, col in (("site", 1), ("device", 2)):
+        for key, col in (("site", 1), ("device", 2), ("country", 9), ("admin1_region", 10)):
             cats, codes = np.unique(np.array([r[col] or "" for r in recs], dtype=str), return_inverse=True)
             out[key], out[key + "_categories"] = codes.astype(np.int32).ravel(), cats.astype(object)
         out["start"] = np.array([np.datetime64(r[3], "ms") if r[3] is not None else np.datetime64("NaT", "ms")
@@ -600,13 +612,17 @@ class SqlRecords:
         pool = Pool(model_version=mv, clip_id=clip_id, recording_id=recording_id,
                     site=recs["site_categories"][site_codes], device=recs["device_categories"][device_codes],
                     start_time=starts, max_entropy=scores["max_entropy"], mean_entropy=scores["mean_entropy"],
-                    top1=scores["top1"], margin=scores["margin"], top_label=top_label)
+                    top1=scores["top1"], margin=scores["margin"], top_label=top_label,
+                    country=recs["country_categories"][recs["country"][idx]],
+                    admin1_region=recs["admin1_region_categories"][recs["admin1_region"][idx]])
         pool.range_occurrence = self._range_occurrence(mv, recs["site_week"], idx, top_label, top_codes)
         with np.errstate(invalid="ignore"):
             left = recs["duration"][idx] - start_s if idx.size else np.zeros(0)
         pool.content = np.where(np.isnan(left), 1.0, np.clip(left / WINDOW_S, 0.0, 1.0))
         pool._codes["site"] = (site_codes, recs["site_categories"])
         pool._codes["device"] = (device_codes, recs["device_categories"])
+        for key in ("country", "admin1_region"):
+            pool._codes[key] = (recs[key][idx], recs[f"{key}_categories"])
         if top_codes is not None:
             pool._codes["top_label"] = top_codes
         return pool

@@ -78,6 +78,10 @@ class Recording(SQLModel, table=True):
     start_time: Optional[NaiveDatetime] = Field(default=None, description="recording start, local wall-clock time at the site")
     latitude: Optional[float] = None
     longitude: Optional[float] = None
+    country: Optional[str] = Field(default=None, description="ISO 3166-1 alpha-3 (KEN, IND): where geofence "
+                                                             "rules apply; None: never fenced")
+    admin1_region: Optional[str] = Field(default=None, description="ISO 3166-2 subdivision code within the "
+                                                                   "country (CA)")
     sample_rate: Optional[int] = None
     channels: Optional[int] = None
     duration_s: Optional[float] = Field(default=None, description="decoded length (s), not the header's estimate")

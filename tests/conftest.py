@@ -52,6 +52,36 @@ def tflite_runtime_shim():
                 sys.modules[name] = old
 
 
+#: SpeciesNet-style rules for ``placed_images``: wolves, coyotes and red wolves where they live, dogs' family in
+#: Britain too (red foxes). The default vision model calls SpeciesNet's test dog a grey wolf (0.33), then a red
+#: wolf and a coyote: in Britain that top label is fenced and rolls up to Canidae.
+CANID_RULES = {
+    "mammalia;carnivora;canidae;canis;lupus": {"allow": {"CAN": [], "IND": [], "POL": [], "USA": ["AK", "MN"]}},
+    "mammalia;carnivora;canidae;canis;latrans": {"allow": {"CAN": [], "MEX": [], "USA": []}},
+    "mammalia;carnivora;canidae;canis;rufus": {"allow": {"USA": ["NC"]}},
+    "mammalia;carnivora;canidae;canis;": {"allow": {"CAN": [], "IND": [], "MEX": [], "POL": [], "USA": []}},
+    "mammalia;carnivora;canidae;;": {"allow": {"CAN": [], "GBR": [], "IND": [], "MEX": [], "POL": [], "USA": []}},
+}
+
+
+def placed_images(root: Path, places: dict[str, tuple[str, str, str]]):
+    """A store at ``root`` holding SpeciesNet's test images (read in place) ingested with the default vision model,
+    each file named in ``places`` at its (site, country, admin1_region); the others without a country."""
+    from embeddings.image_ingest import ingest_images
+    from embeddings.vision import DEFAULT_MODEL, registered_model
+    from store import Store
+
+    folder = shared_path("images", "speciesnet_test")
+    model = registered_model(DEFAULT_MODEL, shared_path("models", "vision")).load()
+    root.mkdir(parents=True, exist_ok=True)
+    sidecar = root / "places.csv"
+    sidecar.write_text("file,site,country,admin1_region\n" + "".join(
+        f"{folder / name},{site},{country},{admin1}\n" for name, (site, country, admin1) in places.items()))
+    store = Store.open(root)
+    ingest_images(folder, store, model, metadata_csv=sidecar)
+    return store
+
+
 @pytest.fixture
 def workspace(tmp_path):
     from workbench.config import Workspace

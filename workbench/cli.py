@@ -16,7 +16,7 @@ from typing import Sequence
 
 from annotation.settings import DEFAULT_PROJECT
 from sampler.parameters import add_sampling_options, offered_strategies, strategy_from_args
-from workbench import experts, exports, ingest_cmds, range_cmds, services, validation
+from workbench import experts, exports, geofence_cmds, ingest_cmds, range_cmds, services, validation
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 from workbench.console import UserError, is_user_error, open_store, progress, score_progress
 
@@ -45,10 +45,12 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
             print(f"  {line}")
         _print_picks(r.picks, args.show)
         return 0 if r.identical else 1
-    run, picks = _sample(store, strategy_from_args(args), args)
+    run, picks = _sample(store, geofence_cmds.with_workspace_geofence(ws, strategy_from_args(args)), args)
     seed = f"seed {run.seed}" if run.seed is not None else "deterministic"
     print(f"sampling run {run.id}: {len(picks)} clip(s) picked with {run.strategy} ({seed})")
-    print(f"  {partial_windows(store, run).statement()}")
+    partial = partial_windows(store, run)
+    if partial.pool_share:  # a pool without padded tails (images, whole-window audio) says nothing of them
+        print(f"  {partial.statement()}")
     _print_picks(picks, args.show)
     return 0
 
@@ -262,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     exports.add_parsers(sub)
     validation.add_parsers(sub)
     range_cmds.add_parsers(sub)
+    geofence_cmds.add_parsers(sub)
 
     s = sub.add_parser("finetune", help="train a classifier head on the labels and re-score the pool")
     s.add_argument("--test-size", type=float, default=0.25)

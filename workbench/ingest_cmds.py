@@ -125,7 +125,8 @@ def add_parser(sub) -> None:
     s = sub.add_parser("ingest", help="store audio (BirdNET windows) and images (vision-model regions) of files "
                                       "or folders")
     s.add_argument("paths", nargs="+", type=Path)
-    s.add_argument("--metadata", type=Path, help="CSV sidecar: file, site, device, start_time, latitude, longitude")
+    s.add_argument("--metadata", type=Path, help="CSV sidecar: file, site, device, start_time, latitude, longitude, "
+                                                        "country (ISO3), admin1_region")
     s.add_argument("--vision-model", help="images: a registered model (default mobilenet-v2-imagenet, fetched once, "
                                           "pinned and checksummed) or a .tflite/.onnx file (with --labels)")
     s.add_argument("--labels", type=Path, help="images: the labels file of a --vision-model FILE")

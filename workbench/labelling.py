@@ -71,9 +71,13 @@ def ensure_project(store: Store, client: LabelStudioClient, choice: ProjectChoic
 def push(ws: Workspace, store: Store, client: LabelStudioClient, choice: ProjectChoice,
          run_id: Optional[int] = None, *, overlap: float = 0.0, show_source: bool = False) -> PushReport:
     """``workbench push [--run ID] [--overlap SHARE] [--show-source]``: the run's clips (with their
-    spectrograms) as tasks, never twice; a share of them for two experts."""
+    spectrograms) as tasks, never twice; a share of them for two experts; image species the workspace's
+    geofence does not allow at a clip's country never pre-ticked."""
+    from workbench.geofence_cmds import workspace_geofence
+
     project_id = ensure_project(store, client, choice, ws, run_id)
-    return client.push(store, ws.clips, project_id, run_id=run_id, overlap=overlap, show_source=show_source)
+    return client.push(store, ws.clips, project_id, run_id=run_id, overlap=overlap, show_source=show_source,
+                       geofence=workspace_geofence(ws))
 
 
 def pull(store: Store, client: LabelStudioClient, choice: ProjectChoice, ws: Workspace) -> tuple[int, PullReport]:

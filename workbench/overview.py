@@ -123,7 +123,7 @@ class PickLike(Protocol):
 
 
 def pick_rows(store: Store, picks: Sequence[PickLike], model_version_id: Optional[int]) -> list[dict[str, Any]]:
-    """One row per pick with the clip's site, time, file and the model's top label, in rank order."""
+    """One row per pick with the clip's site (and country), time, file and the model's top label, in rank order."""
     infos = {c.clip_id: c for c in store.clips([p.clip_id for p in picks])}
     preds = store.predictions(infos.keys(), model_version_id) if model_version_id else {}
     rows = []
@@ -134,7 +134,7 @@ def pick_rows(store: Store, picks: Sequence[PickLike], model_version_id: Optiona
         if when is not None:
             when = when + timedelta(seconds=float(info.start_s))
         rows.append({
-            "rank": p.rank, "clip_id": p.clip_id, "site": info.site, "device": info.device,
+            "rank": p.rank, "clip_id": p.clip_id, "site": info.site, "country": info.country, "device": info.device,
             "time": f"{when:%Y-%m-%d %H:%M:%S}" if when is not None else None,
             "file": Path(info.path).name, "start_s": info.start_s, "end_s": info.end_s,
             "top_label": f"{top[0][0]} ({top[0][1]:.2f})" if top else "",

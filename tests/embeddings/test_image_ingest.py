@@ -143,3 +143,25 @@ def test_detections_after_a_plain_ingest_add_crops_once_and_a_new_run_a_new_set(
     assert [t for t, _ in regions] == [0.0, 1.0, 2.0, 3.0] and regions[3][1][:4] == (0.6, 0.1, 0.3, 0.3)
     assert [r.status for r in store.recordings()] == ["done"] * 3
     store.close()
+
+
+def test_the_sidecars_country_and_region_reach_recordings_pool_and_clips(tmp_path, tiny):
+    """SpeciesNet's own test images, read in place, placed by a sidecar: two in Kenya, one in a US state."""
+    folder = shared_path("images", "speciesnet_test")
+    csv = tmp_path / "meta.csv"
+    csv.write_text("file,site,country,admin1_region\n"
+                   f"{folder / 'african_elephants.jpg'},Mara,ken,\n{folder / 'domestic_cattle.jpg'},Mara,KEN,\n"
+                   f"{folder / 'american_black_bear.jpg'},Yosemite,USA,US-CA\n")
+    store = Store.open(tmp_path / "ws")
+    report = ingest_images(folder, store, tiny, metadata_csv=csv)
+    assert report.files_new == len([p for p in folder.iterdir() if p.suffix == ".jpg"])
+    placed = {r.path.split("/")[-1]: (r.site, r.country, r.admin1_region) for r in store.recordings()}
+    assert placed["african_elephants.jpg"] == ("Mara", "KEN", None)
+    assert placed["american_black_bear.jpg"] == ("Yosemite", "USA", "CA")
+    assert placed["ocelot.jpg"][1:] == (None, None)  # no row: never guessed
+    pool = store.pool()
+    clips = {c.path.split("/")[-1]: c for c in store.clips(pool.clip_id)}
+    assert (clips["american_black_bear.jpg"].country, clips["american_black_bear.jpg"].admin1_region) == ("USA", "CA")
+    country = dict(zip(clips, pool.country.tolist()))  # clips() keeps the order asked for
+    assert country["domestic_cattle.jpg"] == "KEN" and country["ocelot.jpg"] == ""
+    store.close()

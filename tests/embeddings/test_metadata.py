@@ -100,12 +100,24 @@ def test_sidecar_ambiguous_name_needs_a_path(tmp_path):
     ("file,latitude\na.wav,north\n", "line 2: latitude 'north' is not a number"),
     ("file,longitude\na.wav,200\n", r"line 2: longitude 200.0 is outside \[-180, 180\]"),
     ("file,site\n,X\n", "line 2: the 'file' column is empty"),
+    ("file,country\na.jpg,KEN\nb.jpg,US\n", "line 3: country 'US' is not an ISO 3166-1 alpha-3 code"),
+    ("file,country\na.jpg,Kenya\n", "line 2: country 'Kenya' is not an ISO 3166-1 alpha-3 code"),
+    ("file,country,admin1_region\na.jpg,USA,California\n", "line 2: admin1_region 'California' is not an ISO 3166-2"),
+    ("file,admin1_region\na.jpg,CA\n", "line 2: admin1_region 'CA' needs a country"),
 ])
 def test_sidecar_errors_name_file_line_and_field(tmp_path, text, match):
     csv = _csv(tmp_path, text)
     with pytest.raises(ValueError, match=match) as info:
         Sidecar(csv).read()
     assert "meta.csv" in str(info.value)
+
+
+def test_sidecar_country_and_region_are_upper_cased(tmp_path):
+    csv = _csv(tmp_path, "file,site,country,admin1_region\na.jpg,Kibale,uga,\nb.jpg,Yosemite, usa ,us-ca\n"
+                         "c.jpg,Bronx,USA,NY\nd.jpg,Nowhere,,\n")
+    side = Sidecar(csv).read()
+    assert [(m.country, m.admin1_region) for m in map(side.lookup, ("a.jpg", "b.jpg", "c.jpg", "d.jpg"))] == [
+        ("UGA", None), ("USA", "CA"), ("USA", "NY"), (None, None)]
 
 
 def test_missing_sidecar(tmp_path):

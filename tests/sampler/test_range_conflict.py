@@ -73,3 +73,53 @@ def test_a_pool_without_range_priors_is_said_so_and_falls_back_to_uncertainty(st
     with pytest.warns(SamplerWarning, match=r"no range occurrences .* run `workbench range`"):
         picks = RangeConflict().query(store.pool(mv), store.embeddings("space"), 2)
     assert len(picks) == 2 and all("no range conflict left" in p.reason for p in picks)
+
+
+def test_an_image_whose_top_label_is_fenced_at_its_country_is_picked_with_the_roll_up(tmp_path):
+    """SpeciesNet's test dog, which the default vision model calls a grey wolf (0.33), on a camera in Kent: no
+    wolves in Britain, so it is a conflict, and its reason says what SpeciesNet would call it (the dog family,
+    summed over the wolves and the coyote among its top 5). The ocelot (top label a monitor, no binomial) and
+    the bear in California (a terrier) are never fenced."""
+    import json
+
+    from tests.conftest import CANID_RULES, placed_images
+
+    store = placed_images(tmp_path / "ws", {"domestic_dog.jpg": ("Kent", "GBR", ""),
+                                            "ocelot.jpg": ("Kent", "GBR", ""),
+                                            "american_black_bear.jpg": ("Yosemite", "USA", "CA")})
+    try:
+        rules = tmp_path / "rules.json"
+        rules.write_text(json.dumps(CANID_RULES))
+        dog = next(c.clip_id for c in store.clips(store.pool().clip_id) if c.path.endswith("domestic_dog.jpg"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SamplerWarning)
+            run, picks = sample(store, RangeConflict(geofence=str(rules), min_score=0.3), 3)
+        assert picks[0].clip_id == dog and picks[0].score == pytest.approx(0.33, abs=0.01)
+        assert picks[0].reason.startswith("geofence: timber wolf, grey wolf, gray wolf, Canis lupus detected with "
+                                          "top-1 0.33 in GBR, where the geofence does not allow it; SpeciesNet would "
+                                          "call it Canidae (family) 0.7")
+        assert picks[0].reason.endswith("the 1st of 1 conflicts") and picks[0].stratum.startswith("species=timber")
+        assert all(p.reason.startswith("no range conflict left (1 found)") for p in picks[1:])
+        assert run.params["geofence"] == str(rules)
+        # wolves allowed in Britain: nothing conflicts; the default min_score (0.5) is above the wolf's 0.33 anyway
+        rules.write_text(json.dumps({**CANID_RULES, "mammalia;carnivora;canidae;canis;lupus": {"allow": {"GBR": []}}}))
+        pool = store.pool()
+        for strategy in (RangeConflict(geofence=str(rules), min_score=0.3), RangeConflict(geofence=str(rules))):
+            again = strategy.query(pool, store.embeddings(pool.model_version.embedding_space), 2,
+                                   probabilities=store.probabilities(pool.model_version))
+            assert all(p.reason.startswith("no range conflict left (0 found)") for p in again)
+    finally:
+        store.close()
+
+
+def test_a_geofence_without_countries_is_said_so_and_a_bad_file_named(store, tmp_path):
+    mv = store.ensure_model_version("birdnet-syn", "embedding", "space", 8, LABELS)
+    rec = store.add_recording(Recording(path="/data/x.wav", content_hash="x", status="done"))
+    store.add_clip_batch(rec.id, [(0.0, 3.0), (3.0, 6.0)], mv, np.full((2, 3), 0.5), np.ones((2, 8)))
+    rules = tmp_path / "rules.json"
+    rules.write_text('{"aves;piciformes;picidae;jynx;torquilla": {"allow": {"CHE": []}}}')
+    with pytest.warns(SamplerWarning, match=r"no clip of the pool has a country .* the geofence fences nothing"):
+        RangeConflict(geofence=str(rules)).query(store.pool(mv), store.embeddings("space"), 2)
+    rules.write_text('{"aves;piciformes": {}}')
+    with pytest.raises(ValueError, match=f"{rules}: key 'aves;piciformes' is not a taxonomy string"):
+        RangeConflict(geofence=str(rules)).query(store.pool(mv), store.embeddings("space"), 2)
