@@ -27,7 +27,7 @@ def _named_model_version(store, name: str):
 
 
 def cmd_export_detections(ws: Workspace, args: argparse.Namespace) -> int:
-    from finetune.export import detections, write_birdnet_csv, write_raven_tables
+    from finetune.export import detections, write_birdnet_csv, write_parquet, write_raven_tables
 
     if not args.out:
         raise UserError("export needs --out PATH: a .csv file or a folder (`workbench export detections --help`)")
@@ -39,6 +39,9 @@ def cmd_export_detections(ws: Workspace, args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.format == "csv":
         path, n = write_birdnet_csv(found, out if out.suffix else out / "BirdNET_CombinedTable.csv")
+        print(f"{n} detection(s) of model {mv.name} at confidence >= {args.min_confidence:g} -> {path}")
+    elif args.format == "parquet":
+        path, n = write_parquet(found, out if out.suffix else out / "detections.parquet")
         print(f"{n} detection(s) of model {mv.name} at confidence >= {args.min_confidence:g} -> {path}")
     else:
         tables = write_raven_tables(found, out)
@@ -81,9 +84,10 @@ def cmd_export_classifier(ws: Workspace, args: argparse.Namespace) -> int:
 
 
 def _detection_options(s: argparse.ArgumentParser, *, out_required: bool) -> None:
-    s.add_argument("--format", choices=["csv", "raven"], default="csv",
-                   help="csv: BirdNET-Analyzer's combined table; raven: one selection table per recording")
-    s.add_argument("--out", required=out_required, help="a .csv file or a folder (created if missing)")
+    s.add_argument("--format", choices=["csv", "raven", "parquet"], default="csv",
+                   help="csv: BirdNET-Analyzer's combined table; raven: one selection table per recording; "
+                        "parquet: the same rows typed, for pandas, R or DuckDB")
+    s.add_argument("--out", required=out_required, help="a .csv / .parquet file or a folder (created if missing)")
     s.add_argument("--min-confidence", type=float, default=0.1, help="BirdNET-Analyzer's --min_conf (0.1)")
     s.add_argument("--model-version", help="BirdNET or a fine-tuned head (default: the newest)")
     s.add_argument("--range-filter", action="store_true",

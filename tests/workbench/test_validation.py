@@ -91,4 +91,15 @@ def test_audit_validate_finetune_validate_export(workspace, monkeypatch, capsys,
         kept = list(csv.DictReader(fh))
     assert kept and all(r["In range"] != "no" for r in kept)
     assert len(kept) == sum(r["In range"] != "no" for r in rows)
+    # the same rows, typed, as Parquet
+    import pyarrow.parquet as pq
+
+    assert main(["export", "detections", "--format", "parquet", "--out", str(tmp_path / "d.parquet"),
+                 "--min-confidence", "0.05"]) == 0
+    table = pq.read_table(tmp_path / "d.parquet").to_pylist()
+    assert len(table) == len(rows) and [t["confidence"] for t in table] == \
+        pytest.approx([float(r["Confidence"]) for r in rows], abs=1e-4)
+    assert [t["auto_validated"] for t in table] == [r["Auto-validated"] == "yes" for r in rows]
+    assert [t["in_range"] for t in table] == [{"yes": True, "no": False, "": None}[r["In range"]] for r in rows]
+    assert all(t["recorded_at"] is not None and t["site"] for t in table)
     store.close()
