@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from finetune.audit_labels import AuditLabels, uniform  # noqa: E402
-from finetune.head import ClassifierHead  # noqa: E402
+from finetune.head import head_for  # noqa: E402
 from finetune.validate import DEFAULT_GRID, validate_scores  # noqa: E402
 
 TARGET, CONFIDENCE = 0.95, 0.9
@@ -56,8 +56,9 @@ def _head_scores(name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pool))
     train, rest = order[: int(0.3 * len(pool))], order[int(0.3 * len(pool)):]
-    head = ClassifierHead(random_state=seed).fit(pool.embeddings[train], pool.label_lists(train),
-                                                 classes=list(pool.classes))
+    labels = pool.label_lists(train)
+    head = head_for(pool.output_type, labels, random_state=seed).fit(pool.embeddings[train], labels,
+                                                                     classes=list(pool.classes))
     scores = head.predict_proba(pool.embeddings[rest]).astype(np.float64)
     return scores[:, species], pool.truth[rest][:, species], [pool.classes[j] for j in species]
 

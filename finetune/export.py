@@ -91,11 +91,12 @@ def detections(store: Store, model_version: Optional[ModelVersion] = None, *,
     thresholds = auto_validated(mv)
     cut = np.array([thresholds.get(str(c), np.inf) for c in labels]) if thresholds else None
     experts = _expert_labels(store)
+    lookup = range_lookup(store, [i.clip_id for i in infos], mv)  # once: it reads every recording's site-week
     for start in range(0, len(infos), chunk):
         part = infos[start:start + chunk]
         ids = np.array([i.clip_id for i in part], dtype=np.int64)
         probs = rows.take(ids)
-        ranged = range_lookup(store, ids, mv).in_range()
+        ranged = lookup.in_range(positions=np.arange(start, start + len(part)))
         for info, p, in_range in zip(part, probs, ranged):
             hits = np.flatnonzero(p >= min_confidence)
             if range_filter:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -243,14 +243,17 @@ def validate(store: Store, model_version: Optional[ModelVersion] = None, *, targ
 
 
 def out_of_range_cleared(store: Store, model_version: ModelVersion, clip_ids: np.ndarray,
-                         scores: np.ndarray) -> np.ndarray:
+                         scores: np.ndarray, lookup: Any = None, positions: Optional[np.ndarray] = None) -> np.ndarray:
     """``scores`` with 0 where the range model calls the species absent at the clip's site-week: such a
-    detection is never auto-validated, so the guarantee is stated for the detections that can be."""
+    detection is never auto-validated, so the guarantee is stated for the detections that can be. A caller
+    walking a pool in chunks passes one ``lookup`` (``store.ranges.range_lookup``) and each chunk's positions."""
     from store.ranges import range_lookup
 
     if not clip_ids.size:
         return scores
-    out = range_lookup(store, clip_ids, model_version).in_range()
+    if lookup is None:
+        lookup, positions = range_lookup(store, clip_ids, model_version), None
+    out = lookup.in_range(positions=positions)
     return np.where(out == False, 0.0, scores)  # noqa: E712 (an object array of True, False and None)
 
 
@@ -266,8 +269,11 @@ def pool_counts(store: Store, model_version: ModelVersion, thresholds: dict[str,
         cut = None
     else:
         cut = np.array([thresholds.get(str(c), np.inf) for c in model_version.labels])
+    from store.ranges import range_lookup
+
     rows = store.probabilities(model_version)
     ids = np.asarray(store.pool(model_version).clip_id, dtype=np.int64)
+    lookup = range_lookup(store, ids, model_version) if cut is not None and ids.size else None
     total = validated = 0
     for start in range(0, ids.size, chunk):
         part = ids[start:start + chunk]
@@ -275,5 +281,6 @@ def pool_counts(store: Store, model_version: ModelVersion, thresholds: dict[str,
         hit = p >= min_confidence
         total += int(hit.sum())
         if cut is not None:
-            validated += int((hit & (out_of_range_cleared(store, model_version, part, p) >= cut)).sum())
+            cleared = out_of_range_cleared(store, model_version, part, p, lookup, np.arange(start, start + part.size))
+            validated += int((hit & (cleared >= cut)).sum())
     return total, validated

@@ -164,16 +164,18 @@ class RangeLookup:
     mapping: LabelMapping
     uncomputed: tuple[SiteWeek, ...]
 
-    def occurrence(self) -> np.ndarray:
-        """(clips x labels) float32 occurrences; NaN where unknown (no site-week, not computed, unmapped)."""
-        out = np.full((self.row.size, len(self.mapping.labels)), np.nan, dtype=np.float32)
-        known = self.row >= 0
-        out[known] = self.table[self.row[known]]
+    def occurrence(self, positions: Optional[np.ndarray] = None) -> np.ndarray:
+        """(clips x labels) float32 occurrences (of the clips at ``positions``, default all); NaN where unknown
+        (no site-week, not computed, unmapped). One lookup serves a whole export chunk by chunk."""
+        row = self.row if positions is None else self.row[np.asarray(positions, dtype=np.int64)]
+        out = np.full((row.size, len(self.mapping.labels)), np.nan, dtype=np.float32)
+        known = row >= 0
+        out[known] = self.table[row[known]]
         return out
 
-    def in_range(self, threshold: float = IN_RANGE) -> np.ndarray:
+    def in_range(self, threshold: float = IN_RANGE, positions: Optional[np.ndarray] = None) -> np.ndarray:
         """(clips x labels) of True (occurrence >= ``threshold``), False, or None where unknown (object array)."""
-        occ = self.occurrence()
+        occ = self.occurrence(positions)
         out = np.full(occ.shape, None, dtype=object)
         known = ~np.isnan(occ)
         out[known] = occ[known] >= np.float32(threshold)
