@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -263,7 +263,8 @@ def auto_validated(model_version: ModelVersion) -> dict[str, float]:
 
 
 def pool_counts(store: Store, model_version: ModelVersion, thresholds: dict[str, float], *,
-                min_confidence: float = 0.1, chunk: int = 8192) -> tuple[int, int]:
+                min_confidence: float = 0.1, chunk: int = 8192,
+                progress: Optional[Callable[[int, int], None]] = None) -> tuple[int, int]:
     """(detections at >= ``min_confidence`` in the pool, of them auto-validated): what review is spared."""
     if not thresholds:
         cut = None
@@ -283,4 +284,6 @@ def pool_counts(store: Store, model_version: ModelVersion, thresholds: dict[str,
         if cut is not None:
             cleared = out_of_range_cleared(store, model_version, part, p, lookup, np.arange(start, start + part.size))
             validated += int((hit & (cleared >= cut)).sum())
+        if progress is not None:
+            progress(min(start + chunk, ids.size), int(ids.size))  # clips counted so far, of the pool
     return total, validated

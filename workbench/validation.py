@@ -4,6 +4,7 @@ guarantee (parsing and printing; the work is ``finetune.validate``)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from workbench.config import Workspace
 from workbench.console import UserError, open_store
@@ -42,7 +43,10 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"  review                       {len(result.species) - len(shown)} more species scored in audit clips "
               "but never labelled there (--all lists them)")
     total, auto = pool_counts(store, store.model_version(result.model_version), result.thresholds,
-                              min_confidence=args.min_confidence)
+                              min_confidence=args.min_confidence,
+                              progress=lambda done, total: print(f"\r[validate] counted {done}/{total} pool clips",
+                                                                 end="", file=sys.stderr, flush=True))
+    print(file=sys.stderr)
     print(f"{len(ok)} of {len(result.species)} species with audit evidence can be auto-validated; "
           f"{auto} of {total} pool detection(s) at >= {args.min_confidence:g} are auto-validated, the rest go to "
           "review (`workbench export detections` marks them)")
