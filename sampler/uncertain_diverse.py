@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -28,7 +28,8 @@ EXACT_WORK = 5e9
 AUTO_PCA = 64
 
 __all__ = ["UncertainDiverse", "kmeans_labels", "l2_normalize", "most_uncertain", "relabel_by_first",
-           "round_robin_fill", "stratified_quotas"]
+           "round_robin_fill", "stratified_quotas", "cover_clusters",
+           "quota_shares"]
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -44,14 +45,15 @@ def relabel_by_first(labels: np.ndarray) -> np.ndarray:
     return np.array([mapping[int(x)] for x in labels], dtype=np.int64)
 
 
-def stratified_quotas(counts: Mapping[str, int], budget: int,
-                      priority: Optional[Sequence[str]] = None) -> dict[str, int]:
-    """Equal quotas per stratum, capped by what each stratum holds, leftovers to strata with room.
+def quota_shares(counts: Mapping[str, int], budget: int,
+                 priority: Optional[Sequence[str]] = None) -> tuple[dict[str, int], list[str], int]:
+    """Equal quotas before the last, uneven slots: ``(base, open strata in priority order, slots left)``.
 
     Water-filling: every stratum with clips left gets an equal share of what remains; a stratum
-    that runs out keeps what it holds and its unused share goes round again. When the remainder
-    does not split evenly, the extra clips go to strata in ``priority`` order (default: by name).
-    The total is ``min(budget, sum(counts))``.
+    that runs out keeps what it holds and its unused share goes round again. Once fewer slots remain
+    than strata with room, equality cannot decide who gets them: any of those strata may take one
+    (``stratified_quotas`` gives them in ``priority`` order; ``round_robin_fill`` first to strata
+    that let the batch cover another cluster).
     """
     if budget < 0:
         raise ValueError(f"budget must be >= 0, got {budget}")
@@ -63,40 +65,141 @@ def stratified_quotas(counts: Mapping[str, int], budget: int,
     while remaining > 0:
         open_strata = [s for s in order if quotas[s] < counts[s]]
         share, extra = divmod(remaining, len(open_strata))
+        if share == 0:
+            return quotas, open_strata, remaining
         for i, s in enumerate(open_strata):
             give = min(share + (1 if i < extra else 0), counts[s] - quotas[s])
             quotas[s] += give
             remaining -= give
+    return quotas, [], 0
+
+
+def stratified_quotas(counts: Mapping[str, int], budget: int,
+                      priority: Optional[Sequence[str]] = None) -> dict[str, int]:
+    """Equal quotas per stratum, capped by what each stratum holds, leftovers to strata with room.
+
+    ``quota_shares``, with the last uneven slots given in ``priority`` order (default: by name).
+    The total is ``min(budget, sum(counts))``.
+    """
+    quotas, open_strata, extra = quota_shares(counts, budget, priority)
+    for s in open_strata[:extra]:
+        quotas[s] += 1
     return quotas
 
 
-def round_robin_fill(clusters: np.ndarray, strata: np.ndarray, quotas: Mapping[str, int],
-                     accept: Optional[Callable[[int], bool]] = None) -> list[int]:
-    """Positions picked, in pick order, taking clusters in turn until every quota is filled.
+def cover_clusters(clusters: np.ndarray, strata: Sequence[Any], quotas: Mapping[Any, int],
+                   flexible: Sequence[Any] = (), extra: int = 0) -> tuple[dict[int, int], dict[Any, int]]:
+    """One row per cluster for as many clusters as the quotas allow: ``({cluster: position}, quotas)``.
 
-    Rows must be sorted most uncertain first. Each round visits every cluster that still has a clip
-    in a stratum with quota left, best cluster first (the one whose best such clip is most
-    uncertain), and takes that clip; so every cluster is covered once before any is taken twice,
-    as far as the quotas allow. Quotas must not exceed the rows available per stratum.
-    ``accept(pos)`` may veto a clip (a near-duplicate of an earlier pick); the cluster's next
-    clip is tried instead.
+    A b-matching of clusters to strata (a stratum takes at most its quota; ``extra`` more slots go one
+    each to strata of ``flexible``, wherever they let another cluster in, the rest in ``flexible``
+    order). Clusters are served best first (the one whose best row is most uncertain), each through an
+    augmenting path, so a cluster served earlier may move to another of its strata to make room but
+    never loses its place. With fixed quotas this covers the most clusters any batch within them can
+    (at most their sum), each by its most uncertain row in the stratum it was given. Rows must be
+    sorted most uncertain first. The quotas returned have every extra slot given.
     """
+    room = {s: int(q) for s, q in quotas.items()}
+    bonus = {s: 1 for s in flexible}  # one extra slot each, while ``extra`` lasts
+    extra = int(extra)
+    first_in: dict[int, dict[Any, int]] = defaultdict(dict)  # cluster -> stratum -> its best row there
+    for pos, (c, s) in enumerate(zip(np.asarray(clusters).tolist(), strata)):
+        if room.get(s, 0) > 0 or s in bonus:
+            first_in[int(c)].setdefault(s, pos)
+
+    def has_room(s: Any) -> bool:
+        return room.get(s, 0) > 0 or (extra > 0 and bonus.get(s, 0) > 0)
+
+    given: dict[int, Any] = {}  # cluster -> stratum
+    holders: dict[Any, list[int]] = defaultdict(list)  # stratum -> clusters given it
+    for c in sorted(first_in, key=lambda c: min(first_in[c].values())):
+        # breadth-first search from c over strata; a stratum with room ends the path
+        parent: dict[Any, int] = {}  # stratum -> the cluster that reached it
+        came: dict[int, Any] = {c: None}  # cluster -> the stratum it holds and was reached through
+        queue, end = [c], None
+        while queue and end is None:
+            nxt = []
+            for c1 in queue:
+                for s in sorted(first_in[c1], key=first_in[c1].get):
+                    if s in parent:
+                        continue
+                    parent[s] = c1
+                    if has_room(s):
+                        end = s
+                        break
+                    for c2 in holders[s]:
+                        if c2 not in came:
+                            came[c2] = s
+                            nxt.append(c2)
+                if end is not None:
+                    break
+            queue = nxt
+        if end is None:
+            continue
+        if room.get(end, 0) > 0:
+            room[end] -= 1
+        else:
+            bonus[end] -= 1
+            extra -= 1
+        s = end
+        while s is not None:  # shift each cluster on the path into the stratum it reached
+            c1 = parent[s]
+            if c1 in given:
+                holders[given[c1]].remove(c1)
+            given[c1] = s
+            holders[s].append(c1)
+            s = came[c1]
+    final = dict(quotas)
+    for s in flexible:
+        if bonus[s] == 0 or extra > 0:
+            final[s] = final.get(s, 0) + 1
+            extra -= bonus[s]
+    return {c: first_in[c][s] for c, s in given.items()}, final
+
+
+def round_robin_fill(clusters: np.ndarray, strata: np.ndarray, quotas: Mapping[str, int],
+                     accept: Optional[Callable[[int], bool]] = None, flexible: Sequence[str] = (),
+                     extra: int = 0) -> list[int]:
+    """Positions picked, in pick order: every cluster the quotas allow once, then clusters in turn.
+
+    Rows must be sorted most uncertain first. The first round covers as many clusters as the quotas
+    permit (``cover_clusters``: min(batch, clusters) unless a quota forbids it), in order of
+    uncertainty; each later round visits every cluster that still has a clip in a stratum with quota
+    left, best cluster first (the one whose best such clip is most uncertain), and takes that clip.
+    Quotas must not exceed the rows available per stratum. ``accept(pos)`` may veto a clip (a
+    near-duplicate of an earlier pick); the cluster's next clip is tried instead. ``flexible`` and
+    ``extra``: slots any of those strata may take (``quota_shares``), given where they cover a cluster.
+    """
+    cover, quotas = cover_clusters(clusters, list(strata), quotas, flexible, extra)
     left = dict(quotas)
     members: dict[int, list[int]] = defaultdict(list)
     for pos, c in enumerate(np.asarray(clusters).tolist()):
         members[int(c)].append(pos)
     heads = {c: 0 for c in members}  # index into members[c] of the next unexamined row
     strata_list = list(strata)
+    done: set[int] = set()  # rows taken or vetoed
 
     def next_eligible(c: int) -> Optional[int]:
         # Strata only ever fill up, so a row skipped here can never become eligible again.
         rows = members[c]
-        while heads[c] < len(rows) and left.get(strata_list[rows[heads[c]]], 0) <= 0:
+        while heads[c] < len(rows) and (rows[heads[c]] in done or left.get(strata_list[rows[heads[c]]], 0) <= 0):
             heads[c] += 1
         return rows[heads[c]] if heads[c] < len(rows) else None
 
     picked: list[int] = []
     target = sum(quotas.values())
+    for c, pos in sorted(cover.items(), key=lambda item: item[1]):
+        stratum = strata_list[pos]
+        while accept is not None and not accept(pos):  # vetoed: the cluster's next row in the same stratum
+            done.add(pos)
+            pos = next((p for p in members[c] if p > pos and p not in done and strata_list[p] == stratum), None)
+            if pos is None:
+                break
+        if pos is None or left[stratum] <= 0:
+            continue
+        picked.append(pos)
+        done.add(pos)
+        left[stratum] -= 1
     while len(picked) < target:
         firsts = {c: next_eligible(c) for c in members}
         round_order = sorted((pos, c) for c, pos in firsts.items() if pos is not None)
@@ -105,13 +208,13 @@ def round_robin_fill(clusters: np.ndarray, strata: np.ndarray, quotas: Mapping[s
         for _, c in round_order:
             pos = next_eligible(c)
             while pos is not None and accept is not None and not accept(pos):
-                heads[c] += 1
+                done.add(pos)
                 pos = next_eligible(c)
             if pos is None:
                 continue
             picked.append(pos)
+            done.add(pos)
             left[strata_list[pos]] -= 1
-            heads[c] += 1
             if len(picked) == target:
                 break
     return picked
@@ -218,12 +321,14 @@ class UncertainDiverse(QueryStrategy):
         keys = stratum_keys(pool, params.strata, cand)
         priority = list(dict.fromkeys(keys.tolist()))
         counts = {s: int(n) for s, n in zip(*np.unique(keys, return_counts=True))}
-        quotas = stratified_quotas(counts, min(n_pick, n_cand), priority)
+        base, flexible, extra = quota_shares(counts, min(n_pick, n_cand), priority)
 
-        # 5. fill the quotas cluster by cluster
-        order = round_robin_fill(clusters, keys, quotas,
+        # 5. fill the quotas cluster by cluster, every cluster the quotas allow first
+        order = round_robin_fill(clusters, keys, base,
                                  accept=(lambda pos: ctx.guard.accept(int(cand_ids[pos]), x[pos]))
-                                 if ctx.guard.active else None)
+                                 if ctx.guard.active else None, flexible=flexible, extra=extra)
+        taken = Counter(keys[order].tolist())
+        quotas = {s: max(q, taken.get(s, 0)) for s, q in base.items()}
         return self._choices(order, cand, cand_scores, clusters, n_clusters_found, keys, quotas, avail.size,
                              bool(params.strata), measure_name)
 

@@ -247,3 +247,62 @@ def test_params_like_scikit_learn():
                               "near_duplicate_metric": "cosine", "random_state": 4}
     assert s.set_params(n_clusters=6) is s and s.n_clusters == 6
     assert "candidate_factor=3" in repr(s)
+
+
+# --------------------------------------------------------------------------- coverage
+def test_quotas_do_not_cost_coverage_when_another_assignment_keeps_both():
+    # cluster 0 holds rows in strata a and b, cluster 1 only in a: taking cluster 0's best row (a) first
+    # would leave cluster 1 out; moving cluster 0 to b keeps every cluster and every quota
+    strata = np.array(["a", "b", "a"], dtype=object)
+    assert round_robin_fill(np.array([0, 0, 1]), strata, {"a": 1, "b": 1}) == [1, 2]
+
+
+def _max_coverage(clusters, strata, quotas) -> int:
+    """Oracle: the most clusters a batch within the quotas can cover (scipy's max flow)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_flow
+
+    cs, ss = sorted(set(clusters)), sorted(set(strata))
+    n = 2 + len(cs) + len(ss)
+    cap = np.zeros((n, n), dtype=np.int32)
+    for c in cs:
+        cap[0, 1 + cs.index(c)] = 1
+    for c, s in zip(clusters, strata):
+        cap[1 + cs.index(c), 1 + len(cs) + ss.index(s)] = 1
+    for s in ss:
+        cap[1 + len(cs) + ss.index(s), n - 1] = quotas.get(s, 0)
+    return int(maximum_flow(csr_matrix(cap), 0, n - 1).flow_value)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_first_round_covers_as_many_clusters_as_the_quotas_allow(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 60))
+    clusters = rng.integers(0, int(rng.integers(2, 15)), n)
+    strata = np.array([f"s{v}" for v in rng.integers(0, int(rng.integers(1, 8)), n)], dtype=object)
+    counts = Counter(strata.tolist())
+    quotas = stratified_quotas(counts, int(rng.integers(1, n + 1)))
+    picked = round_robin_fill(clusters, strata, quotas)
+    assert Counter(strata[picked].tolist()) == {s: q for s, q in quotas.items() if q}  # quotas met exactly
+    assert len(set(picked)) == len(picked)
+    best = _max_coverage(clusters.tolist(), strata.tolist(), quotas)
+    assert len(set(clusters[picked].tolist())) == best
+    assert len(set(clusters[picked[:best]].tolist())) == best  # ... in its first round
+
+
+def test_a_default_batch_covers_min_budget_clusters(store):
+    build_pool(store)
+    pool, emb = _inputs(store)
+    for budget in (10, 20, 30):
+        picks = UncertainDiverse(random_state=0).query(pool, emb, budget)  # site x hour x species quotas
+        assert len(picks) == budget
+        assert len({p.cluster for p in picks}) == budget, f"budget {budget}"
+
+
+def test_uneven_slots_go_where_they_cover_a_cluster():
+    # 3 strata, 2 slots: equal quotas cannot decide; priority alone would give them to a and b, both
+    # only in cluster 0, and leave cluster 1 (only in c) out
+    clusters, strata = np.array([0, 0, 1]), np.array(["a", "b", "c"], dtype=object)
+    assert stratified_quotas({"a": 1, "b": 1, "c": 1}, 2, priority=["a", "b", "c"]) == {"a": 1, "b": 1, "c": 0}
+    picked = round_robin_fill(clusters, strata, {"a": 0, "b": 0, "c": 0}, flexible=["a", "b", "c"], extra=2)
+    assert picked == [0, 2]
