@@ -7,7 +7,11 @@ and the labels paid for so far (unlabelled ones missing); those that take a clas
 ``LogisticRegression`` (the same model family as the lab's softmax head, same ``C``) wrapped by
 scikit-activeml and fitted on those labels. scikit-activeml is an optional extra (``pip install -e .[lab]``).
 
-Peers take one label per clip: on a multi-label pool they do not apply, and say so.
+Peers take one label per clip. On a multi-label pool (soundscape windows with 0-3 species) those that take
+no classifier (TypiClust, MaxHerding, CoreSet, ProbCover, RandomSampling) see only which clips are labelled,
+as on any pool; those that take one see each labelled clip's set of species as one class (the label
+powerset of the clips paid for so far, "nothing" included), the usual way to run a single-label strategy
+on multi-label data. The judging head is the lab's multi-label head either way.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ PEERS = {"RandomSampling": False, "UncertaintySampling": True, "TypiClust": Fals
 
 
 class PeerError(ValueError):
-    """A peer strategy that cannot run here (the library missing, an unknown name, a multi-label pool)."""
+    """A peer strategy that cannot run here (the library missing, an unknown name)."""
 
 
 def is_peer(spec: Any) -> bool:
@@ -90,18 +94,23 @@ def peer_strategy(spec: str) -> PeerStrategy:
     return PeerStrategy(name)
 
 
-def check_applies(strategies: dict[str, Any], multi_label: bool) -> None:
-    """Peers take one label per clip: refuse them, by name, on a multi-label pool."""
-    peers = [n for n, s in strategies.items() if isinstance(s, PeerStrategy)]
-    if peers and multi_label:
-        raise PeerError(f"{', '.join(peers)}: scikit-activeml's strategies take one label per clip, and this pool "
-                        f"has clips with several (labels_multi); run them on a single-label pool")
+def labels_vector(truth: np.ndarray, rows: Sequence[int], labelled: Sequence[int]) -> tuple[np.ndarray, int]:
+    """(class index per row of ``rows``, ``MISSING`` where the row is not labelled yet; number of classes).
 
-
-def labels_vector(truth: np.ndarray, rows: Sequence[int], labelled: Sequence[int]) -> np.ndarray:
-    """Class index per row of ``rows`` (one label per clip), ``MISSING`` where the row is not labelled yet."""
+    One label per clip: the class itself, out of every class of the pool. Several (or none) on some
+    clip: the label set as one class, numbered over the sets the labelled clips hold (sorted, so the
+    same labels give the same numbering).
+    """
+    truth = np.asarray(truth, dtype=bool)
     position = {int(r): i for i, r in enumerate(rows)}
     y = np.full(len(rows), MISSING, dtype=np.int64)
-    for r in labelled:
-        y[position[int(r)]] = int(np.argmax(truth[int(r)]))
-    return y
+    paid = [int(r) for r in labelled]
+    if (truth.sum(axis=1) == 1).all():
+        for r in paid:
+            y[position[r]] = int(np.argmax(truth[r]))
+        return y, truth.shape[1]
+    sets = {r: tuple(np.flatnonzero(truth[r]).tolist()) for r in paid}
+    index = {t: i for i, t in enumerate(sorted(set(sets.values())))}
+    for r in paid:
+        y[position[r]] = index[sets[r]]
+    return y, len(index)

@@ -26,7 +26,7 @@ from sklearn.metrics import average_precision_score
 
 from finetune.evaluate import evaluate, split_key, stratified_split
 from finetune.head import ClassifierHead, head_for
-from lab.peers import PEERS, PeerStrategy, check_applies, is_peer, labels_vector, peer_strategy
+from lab.peers import PEERS, PeerStrategy, is_peer, labels_vector, peer_strategy
 from lab.pool import LabeledPool, from_workspace, load_pool_file
 from sampler.base import QueryStrategy
 from sampler.registry import STRATEGIES, build_strategy, strategy_spec
@@ -183,7 +183,6 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
     if not seed_list or (isinstance(seeds, (int, np.integer)) and seeds < 1):
         raise ValueError(f"seeds must be a positive number of seeds or a list of seeds, got {seeds!r}")
     strats = resolve_strategies(strategies)
-    check_applies(strats, pool.multi_label)
     labels = pool.label_lists()
     unfitted = head_for(pool.output_type, labels, C=C)
     head_type = unfitted.output_type
@@ -230,8 +229,8 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
                 t0 = time.perf_counter()
                 if isinstance(strat, PeerStrategy):  # the library's own query: embeddings and the labels paid for
                     strat.set_params(C=C)
-                    rows = strat.query_labelled(pool.embeddings[train], labels_vector(pool.truth, train, labelled),
-                                                len(pool.classes), n)
+                    rows = strat.query_labelled(pool.embeddings[train],
+                                                *labels_vector(pool.truth, train, labelled), n)
                     new = [int(train[r]) for r in rows]
                 else:
                     probs = head.predict_proba(pool.embeddings[train])

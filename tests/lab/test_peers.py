@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab.peers import PEERS, PeerError
+from lab.peers import MISSING, PEERS, labels_vector
 from lab.simulate import simulate
 
 pytest.importorskip("skactiveml", reason="needs scikit-activeml (pip install -e '.[lab]')")
@@ -36,12 +36,36 @@ def test_typicality_first_beats_random_where_rare_classes_hide_in_small_clusters
 
 
 def test_peers_refuse_what_they_cannot_do_by_name(rare_pool):
-    from lab.pool import from_arrays
-
     with pytest.raises(ValueError, match="unknown scikit-activeml strategy 'Nope'"):
         simulate(rare_pool, ["skactiveml:Nope"], seeds=[0], budgets=(10, 20, 10))
+
+
+@pytest.fixture
+def multi_pool():
+    """Soundscape-like windows: 0-2 of 3 species each, one cluster per label set."""
+    from lab.pool import from_arrays
+
     rng = np.random.default_rng(0)
-    multi = from_arrays(rng.normal(size=(60, 4)).astype(np.float32), labels_multi=rng.random((60, 3)) > 0.5,
-                        classes=["a", "b", "c"], source="multi")
-    with pytest.raises(PeerError, match="take one label per clip"):
-        simulate(multi, ["skactiveml:CoreSet"], seeds=[0], budgets=(10, 20, 10))
+    sets = rng.integers(0, 2, size=(90, 3)) * (rng.random((90, 1)) > 0.15)
+    centres = rng.normal(size=(8, 6)) * 3
+    x = centres[sets @ np.array([1, 2, 4])] + rng.normal(size=(90, 6))
+    return from_arrays(x.astype(np.float32), labels_multi=sets.astype(bool), classes=["a", "b", "c"], source="multi")
+
+
+@pytest.mark.parametrize("peer", sorted(PEERS))
+def test_every_peer_runs_on_a_multi_label_pool(multi_pool, peer):
+    assert multi_pool.multi_label
+    name = f"skactiveml:{peer}"
+    result = simulate(multi_pool, ["default", name], seeds=[0], budgets=(10, 30, 10))
+    assert [p.labels for p in result.curves[name][0]] == [10, 20, 30]
+    assert result.params["head_output_type"] == "sigmoid" and 0.0 <= result.summary[name]["aulc"] <= 1.0
+
+
+def test_a_classifier_peer_sees_label_sets_as_classes():
+    truth = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 1, 0], [0, 0, 1]], dtype=bool)
+    y, n = labels_vector(truth, [0, 1, 2, 3, 4], [0, 1, 2, 3])
+    # sets (0,), (0, 1), (), (0, 1): numbered over the sorted sets the labelled clips hold
+    assert n == 3 and y.tolist() == [1, 2, 0, 2, MISSING]
+    one = np.eye(3, dtype=bool)[[2, 0, 1]]
+    y, n = labels_vector(one, [0, 1, 2], [1, 2])
+    assert n == 3 and y.tolist() == [MISSING, 0, 1]  # one label per clip: the pool's own classes
