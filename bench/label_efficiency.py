@@ -9,7 +9,11 @@ macro recall. The workbench's default strategy must never be below random at any
 
     .venv/bin/python bench/label_efficiency.py [--sets soundscape,digits] [--seeds 3] [--strategies a,b]
 
-Last line: ``default strategy labels to reach random's final macro recall: X of random's`` (soundscape set).
+With scikit-activeml installed (``pip install -e '.[lab]'``) its pool strategies run in the same run, under
+the same protocol (``lab.peers``), and the default must stay within 0.01 of the best of them on every set.
+
+Last lines: ``default strategy labels to reach random's final macro recall: X of random's`` (soundscape set)
+and ``default AULC minus best peer (worst set): X``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import label_sets  # noqa: E402
-from lab.report import summary_table, write_plot  # noqa: E402
+from lab.peers import PEERS, PREFIX, available  # noqa: E402
+from lab.report import summary_table, versus_peers, write_plot  # noqa: E402
 from lab.simulate import DEFAULT_ALIAS, REFERENCE, SIMULATED, simulate  # noqa: E402
 
 #: labels START:STOP:STEP per set (the training part of each set holds about 70 % of its clips)
@@ -38,10 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sets", default=",".join(label_sets.SETS))
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--strategies", default=",".join([DEFAULT_ALIAS, *[s for s in SIMULATED if s != REFERENCE]]))
+    ours = [DEFAULT_ALIAS, *[s for s in SIMULATED if s != REFERENCE]]
+    peers = [PREFIX + name for name in PEERS if name != "RandomSampling"] if available() else []
+    p.add_argument("--strategies", default=",".join(ours + peers))
     args = p.parse_args(argv)
     strategies = [s for s in args.strategies.split(",") if s]
     verdicts: dict[str, dict] = {}
+    gaps: dict[str, tuple] = {}
     started = time.perf_counter()
     for name in [s for s in args.sets.split(",") if s]:
         pool = label_sets.SETS[name]()
@@ -57,16 +65,23 @@ def main(argv: list[str] | None = None) -> int:
         write_plot(result, OUT / f"{name}.png", title=f"{name}: {pool.source}")
         if DEFAULT_ALIAS in result.summary:
             verdicts[name] = result.summary[DEFAULT_ALIAS]
+            if versus_peers(result.summary):
+                gaps[name] = versus_peers(result.summary)
     print(f"\n== default strategy across sets ({time.perf_counter() - started:.0f} s in all)")
     for name, s in verdicts.items():
         below = ", ".join(map(str, s["below_random_at"])) or "never"
         ratio = s["labels_to_random_final_ratio"]
         print(f"  {name:<11} AULC {s['aulc']:.3f}  below random at: {below}  labels to random's final: "
               f"{'never' if ratio is None else f'{ratio:.2f} of random' + chr(39) + 's'}")
+    for name, (_, ours_aulc, best, theirs) in gaps.items():
+        print(f"  {name:<11} default AULC {ours_aulc:.3f}, best peer {best} {theirs:.3f}: {ours_aulc - theirs:+.3f}")
     if "soundscape" in verdicts:
         ratio = verdicts["soundscape"]["labels_to_random_final_ratio"]
         print(f"default strategy labels to reach random's final macro recall: "
               f"{'never' if ratio is None else f'{ratio:.2f}'} of random's")
+    if gaps:
+        worst = min(gaps, key=lambda n: gaps[n][1] - gaps[n][3])
+        print(f"default AULC minus best peer (worst set): {gaps[worst][1] - gaps[worst][3]:+.3f} ({worst})")
     return 0
 
 

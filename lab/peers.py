@@ -84,6 +84,11 @@ class PeerStrategy:
         return [int(p) for p in np.atleast_1d(picks)]
 
 
+def peer_specs() -> list[str]:
+    """``skactiveml:NAME`` of every peer the lab can run here (none without scikit-activeml)."""
+    return [PREFIX + name for name in PEERS] if available() else []
+
+
 def peer_strategy(spec: str) -> PeerStrategy:
     """``"skactiveml:TypiClust"`` -> the peer; a one-line error for an unknown name or a missing library."""
     name = spec[len(PREFIX):]

@@ -40,10 +40,36 @@ def summary_table(result: SimulationResult) -> str:
         lines.append(f"{name:<{width}} {s['aulc']:6.3f} {s['final']:6.3f} {s['final_map']:6.3f} "
                      f"{'  -  ' if worst is None else f'{worst:6.3f}'}  {reach_txt:>22}  "
                      f"{'never' if full90 is None else full90:>11}  {s['seconds_per_query']:7.3f}  {below}")
+    if peer_line(result.summary):
+        lines.append(peer_line(result.summary))
     lines.append(f"(macro recall on the held-out part, means over seeds {result.params['seeds']}, labels "
                  f"{start}..{stop}; full-data macro recall "
                  f"{sum(result.full_data.values()) / len(result.full_data):.3f}; {held_out_note(result.params)})")
     return "\n".join(lines)
+
+
+def versus_peers(summary: dict[str, dict]) -> Optional[tuple[str, float, str, float]]:
+    """(ours, its AULC, best peer, its AULC): the default (or our best strategy when the default did not
+    run) against scikit-activeml's best, from a summary; None without peers or without ours."""
+    from lab.peers import is_peer
+    from lab.simulate import DEFAULT_ALIAS
+
+    peers = {n: s["aulc"] for n, s in summary.items() if is_peer(n)}
+    ours = {n: s["aulc"] for n, s in summary.items() if not is_peer(n) and n != REFERENCE}
+    if not peers or not ours:
+        return None
+    name = DEFAULT_ALIAS if DEFAULT_ALIAS in ours else max(ours, key=ours.get)
+    best = max(peers, key=peers.get)
+    return name, ours[name], best, peers[best]
+
+
+def peer_line(summary: dict[str, dict]) -> Optional[str]:
+    """``default AULC minus best peer (skactiveml:TypiClust): +0.012`` or None without peers."""
+    v = versus_peers(summary)
+    if v is None:
+        return None
+    name, ours, best, theirs = v
+    return f"{name} AULC minus best peer ({best}): {ours - theirs:+.3f} ({ours:.3f} against {theirs:.3f})"
 
 
 def write_json(result: SimulationResult, path: Path | str) -> Path:

@@ -498,6 +498,23 @@ def test_lab_page_runs_a_simulation(ws_env, tmp_path):
     assert set(run.summary) == {"random", "uncertainty"}
 
 
+def test_lab_page_runs_the_published_library_beside_ours(ws_env, tmp_path):
+    pytest.importorskip("skactiveml", reason="needs scikit-activeml (pip install -e '.[lab]')")
+    built = build(ws_env, tmp_path)
+    annotate(ws_env, built, slice(0, 54))
+    at = app("lab")
+    assert "skactiveml:TypiClust" in at.multiselect(key="lab_strategies").options
+    at.multiselect(key="lab_strategies").set_value(["default", "skactiveml:TypiClust"])
+    at.number_input(key="lab_seeds").set_value(1)
+    at.number_input(key="lab_start").set_value(8)
+    at.number_input(key="lab_stop").set_value(16)
+    at.number_input(key="lab_step").set_value(4)
+    at.button(key="lab_run").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    [line] = [c.value for c in at.caption if "minus best peer" in c.value]
+    assert line.startswith("default AULC minus best peer (skactiveml:TypiClust): ")
+
+
 # ------------------------------------------------------------------------------------ the helpers, no Streamlit
 def test_pool_breakdown_coverage_and_tail(ws_env, tmp_path):
     from workbench.overview import coverage, pool_breakdown, species_tail

@@ -6,7 +6,7 @@ import streamlit as st
 
 from workbench.app_pages import charts
 from workbench.app_pages.ui import plain, require, shown_errors, store, table
-from lab.report import held_out_note
+from lab.report import held_out_note, peer_line
 from workbench.simulations import mean_curves, runs_table, summary_frame
 
 st.title("Lab")
@@ -15,6 +15,7 @@ st.caption("Simulations replay active learning on labelled clips: each strategy 
 s = store()
 
 try:  # the lab package may be absent from an older installation: the stored runs are still shown
+    from lab.peers import peer_specs
     from lab.simulate import DEFAULT_ALIAS, SIMULATED, SimulationSettings, simulate_workspace
 except ImportError:
     simulate_workspace = None
@@ -23,8 +24,9 @@ if simulate_workspace is not None:
     with st.expander("Run a simulation on this workspace's labelled clips",
                      expanded=not s.simulation_runs()), st.form("lab_form", border=False):
         cols = st.columns([3, 1, 1, 1, 1, 1])
-        strategies = cols[0].multiselect("Strategies (random always runs)", [DEFAULT_ALIAS, *SIMULATED],
-                                         default=[DEFAULT_ALIAS], key="lab_strategies")
+        strategies = cols[0].multiselect("Strategies (random always runs; skactiveml: the published library's)",
+                                         [DEFAULT_ALIAS, *SIMULATED, *peer_specs()], default=[DEFAULT_ALIAS],
+                                         key="lab_strategies")
         seeds = cols[1].number_input("Seeds", min_value=1, max_value=20, value=3, key="lab_seeds")
         start = cols[2].number_input("Start labels", min_value=1, value=20, key="lab_start")
         stop = cols[3].number_input("Stop labels", min_value=2, value=120, key="lab_stop")
@@ -64,6 +66,8 @@ for n, run_id in enumerate(chosen):
                                       y_title="macro recall (mean over seeds)", dashed="random"), width="stretch",
                         key=f"lab_curves_{run.id}")
         st.caption(plain(held_out_note(run.params or {})))
+        if peer_line(run.summary or {}):
+            st.caption(plain(peer_line(run.summary or {})))
         table(summary_frame(run), f"lab_summary_{run.id}",
               column_config={"aulc": st.column_config.NumberColumn(format="%.3f"),
                              "final": st.column_config.NumberColumn(format="%.3f")})
