@@ -307,10 +307,12 @@ def check_nestable(name: str, parameter: str) -> None:
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
     """``--strategy``, ``--inner`` and one option per strategy parameter, generated from the tables."""
+    from sampler.defaults import DEFAULT_STRATEGY
+
     offered = offered_strategies()
     summaries = "; ".join(f"{n}: {d}" for n, d in offered.items())
-    parser.add_argument("--strategy", default="uncertain_diverse", choices=list(offered), metavar="NAME",
-                        help=f"query strategy (default uncertain_diverse). {summaries}")
+    parser.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=list(offered), metavar="NAME",
+                        help=f"query strategy (default {DEFAULT_STRATEGY}). {summaries}")
     for p in sampling_parameters():
         p.add_to(parser)
     parser.add_argument("--inner", choices=list(NESTABLE), metavar="NAME",

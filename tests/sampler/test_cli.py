@@ -133,8 +133,9 @@ def test_stratified_passes_options_to_its_inner_strategy(ws):
 def test_default_sample_is_unchanged(ws, capsys):
     assert _run(ws, "sample", "--budget", "4") == 0
     run, _ = _last_run(ws)
-    assert run.strategy == "uncertain_diverse" and run.seed == 0
-    assert run.params["strata"] == ["site", "hour", "species"] and run.params["candidate_factor"] == 20
+    assert run.strategy == "combined" and run.seed == 0
+    assert run.params["strata"] == ["site", "hour", "species"] and run.params["quotas"] == "equal"
+    assert run.params["weights"] is None and run.params["pca"] == 128  # all three weights 1
     assert "(seed 0)" in capsys.readouterr().out
 
 

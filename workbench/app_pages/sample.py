@@ -16,6 +16,7 @@ from workbench.app_pages.ui import clip_cards, plain, require, shown_errors, sto
 from workbench.geofence_cmds import with_workspace_geofence
 from workbench.overview import pick_rows, pool_summary, selection_table
 from workbench.preview import MAP_METHODS, embedding_map, group_counts, preview, sampler_notes, umap_available
+from sampler.defaults import DEFAULT_STRATEGY
 from workbench.strategy_form import (Control, build_strategy, command_line, inner_names, strategy_controls,
                                      strategy_description, strategy_names)
 
@@ -62,7 +63,9 @@ require(summary, f"The workspace {ws.root} holds no scored clips yet. Run `workb
 models = [mv for mv in reversed(s.model_versions()) if mv.ready]
 top = st.columns([2, 2, 1, 1])
 name = top[0].selectbox("Strategy", strategy_names(), key="sample_strategy",
-                        format_func=lambda n: n.replace("_", " "))
+                        index=strategy_names().index(DEFAULT_STRATEGY), format_func=lambda n: n.replace("_", " "),
+                        help=f"`--strategy`; default {DEFAULT_STRATEGY}, the benchmark's choice (README, 'Which "
+                             f"strategy?').")
 model_name = top[1].selectbox("Model version", [mv.name for mv in models], key="sample_model",
                               index=[mv.name for mv in models].index(summary["model"]),
                               help="Whose scores rank the pool (`--model-version`; default: the newest head).")
