@@ -16,6 +16,7 @@ from typing import Sequence
 
 from annotation.settings import DEFAULT_PROJECT
 from sampler.parameters import add_sampling_options, offered_strategies, strategy_from_args
+from sampler.range_conflict import with_geofence
 from workbench import experts, exports, geofence_cmds, ingest_cmds, range_cmds, services, validation
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 from workbench.console import UserError, is_user_error, open_store, progress, score_progress
@@ -45,7 +46,7 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
             print(f"  {line}")
         _print_picks(r.picks, args.show)
         return 0 if r.identical else 1
-    run, picks = _sample(store, geofence_cmds.with_workspace_geofence(ws, strategy_from_args(args)), args)
+    run, picks = _sample(store, with_geofence(strategy_from_args(args), ws.geofence_file), args)
     seed = f"seed {run.seed}" if run.seed is not None else "deterministic"
     print(f"sampling run {run.id}: {len(picks)} clip(s) picked with {run.strategy} ({seed})")
     partial = partial_windows(store, run)

@@ -11,9 +11,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from sampler.range_conflict import with_geofence
 from workbench.app_pages import charts
 from workbench.app_pages.ui import clip_cards, plain, require, shown_errors, store, table, workspace
-from workbench.geofence_cmds import with_workspace_geofence
 from workbench.overview import pick_rows, pool_summary, selection_table
 from workbench.preview import MAP_METHODS, embedding_map, group_counts, preview, sampler_notes, umap_available
 from workbench.strategy_form import (Control, build_strategy, command_line, inner_names, strategy_controls,
@@ -90,15 +90,15 @@ buttons = st.columns([1, 1, 6])
 if buttons[0].button("Preview", key="sample_preview", type="secondary"):
     with shown_errors():
         with st.spinner("Picking..."):
-            result = preview(s, with_workspace_geofence(ws, build_strategy(name, values, seed=seed, inner=inner)),
-                             budget, mv)
+            strategy = with_geofence(build_strategy(name, values, seed=seed, inner=inner), ws.geofence_file)
+            result = preview(s, strategy, budget, mv)
         st.session_state["sample_last_preview"] = {"preview": result, "settings": settings}
 if buttons[1].button("Save", key="sample_save", type="primary"):
     from finetune.train import score_new_clips
     from sampler.run import sample_batch
 
     with shown_errors():
-        strategy = with_workspace_geofence(ws, build_strategy(name, values, seed=seed, inner=inner))
+        strategy = with_geofence(build_strategy(name, values, seed=seed, inner=inner), ws.geofence_file)
         bar = st.progress(0.0, text="Scoring new clips with the model, then picking and storing the batch...")
         with sampler_notes() as notes:
             saved = sample_batch(s, strategy, budget, model_version=mv, score_new_clips=score_new_clips,
