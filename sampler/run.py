@@ -145,7 +145,7 @@ def sample(store: Store, strategy: QueryStrategy, budget: int, *,
 
 
 #: score_new_clips(store, model_version, progress=progress(done, total)) -> clips scored: a head scoring the
-#: clips ingested after it was trained (``finetune.train.score_new_clips``; the sampler knows no heads)
+#: clips ingested after it was trained (``finetune.scoring.score_new_clips``; the sampler knows no heads)
 ScoreNewClips = Callable[..., int]
 
 

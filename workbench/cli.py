@@ -58,11 +58,10 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
 
 def _sample(store, strategy, args: argparse.Namespace):
     """The batch ``strategy`` picks from the pool of ``--model-version``, new clips scored first (on stderr)."""
-    from finetune.train import score_new_clips
-    from sampler.run import sample_batch
+    from finetune.scoring import sample_scored
 
-    result = sample_batch(store, strategy, args.budget, model_version=args.model_version or None,
-                          score_new_clips=score_new_clips, progress=score_progress)
+    result = sample_scored(store, strategy, args.budget, model_version=args.model_version or None,
+                           progress=score_progress)
     if result.scored:
         print(file=sys.stderr)
     return result.run, result.picks

@@ -94,16 +94,15 @@ if buttons[0].button("Preview", key="sample_preview", type="secondary"):
             result = preview(s, strategy, budget, mv)
         st.session_state["sample_last_preview"] = {"preview": result, "settings": settings}
 if buttons[1].button("Save", key="sample_save", type="primary"):
-    from finetune.train import score_new_clips
-    from sampler.run import sample_batch
+    from finetune.scoring import sample_scored
 
     with shown_errors():
         strategy = with_geofence(build_strategy(name, values, seed=seed, inner=inner), ws.geofence_file)
         bar = st.progress(0.0, text="Scoring new clips with the model, then picking and storing the batch...")
         with sampler_notes() as notes:
-            saved = sample_batch(s, strategy, budget, model_version=mv, score_new_clips=score_new_clips,
-                                 progress=lambda done, total: bar.progress(
-                                     done / max(1, total), text=f"Scoring new clips: {done}/{total}"))
+            saved = sample_scored(s, strategy, budget, model_version=mv,
+                                  progress=lambda done, total: bar.progress(
+                                      done / max(1, total), text=f"Scoring new clips: {done}/{total}"))
         run, picks = saved.run, saved.picks
         bar.empty()
         for note in notes:
