@@ -142,19 +142,19 @@ def _simulate_progress(done: int, total: int, message: str) -> None:
 
 def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
     from store import mask_password
+    from store.status import store_status
 
-    store = open_store(ws, reading=True)
-    counts = store.counts()
+    status = store_status(open_store(ws, reading=True))
     print(f"workspace: {ws.root}")
     print(f"database:  {mask_password(ws.db_url) if ws.db_url else 'SQLite (workbench.db in the workspace)'}")
-    for key, value in counts.items():
+    for key, value in status.counts.items():
         print(f"  {key:<18} {value}")
-    mv = store.current_model_version()
+    mv = status.model
     if mv is not None:
-        print(f"current model: {mv.name} ({mv.kind})" +
-              (f", macro recall {mv.metrics['macro_recall']:.3f}" if "macro_recall" in mv.metrics else ""))
-        unscored = store.unscored_clip_ids(mv).size
-        print(f"  unscored by it     {unscored}" + (" (scored before the next sample)" if unscored else ""))
+        recall = status.macro_recall
+        print(f"current model: {mv.name} ({mv.kind})" + (f", macro recall {recall:.3f}" if recall is not None else ""))
+        print(f"  unscored by it     {status.unscored}" + (" (scored before the next sample)" if status.unscored
+                                                           else ""))
     for name, state in services.status(ws).items():
         print(f"{name}: {state}")
     return 0

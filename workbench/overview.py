@@ -1,4 +1,5 @@
-"""Read-only summaries of a workspace for the app and ``status``: plain dicts and DataFrames, no UI.
+"""Read-only summaries of a workspace for the app: plain dicts and DataFrames, no UI (the counts and the current
+model that `workbench status` prints too are ``store.status.store_status``).
 
 The app's Pool page is drawn from these; every function takes the store (or a pool read from it) and
 is tested without Streamlit.
@@ -18,17 +19,6 @@ from store import ClipInfo, ModelKind, Pool, SamplingRun, Store, StoreError
 
 UNCERTAINTY_COLUMNS = ("max_entropy", "mean_entropy", "top1", "margin")
 UNKNOWN = "unknown"
-
-
-def pool_summary(store: Store) -> Optional[dict[str, Any]]:
-    """Counts and the current model, or None when nothing is scored yet."""
-    mv = store.current_model_version()
-    if mv is None:
-        return None
-    counts = store.counts()
-    return {"model": mv.name, "clips": counts["clips"], "recordings": counts["recordings"],
-            "selected": counts["selected"], "tasks": counts["tasks"], "annotations": counts["annotations"],
-            "unscored": int(store.unscored_clip_ids(mv).size)}
 
 
 # ------------------------------------------------------------------------------------ the pool
@@ -219,4 +209,4 @@ def model_history(store: Store) -> list[dict[str, Any]]:
 
 
 __all__ = ["ClipMedia", "StoreError", "clip_media", "coverage", "model_history", "pick_rows", "pool_breakdown",
-           "pool_summary", "selection_table", "species_tail", "uncertainty_by_model"]
+           "selection_table", "species_tail", "uncertainty_by_model"]

@@ -12,9 +12,10 @@ import pandas as pd
 import streamlit as st
 
 from sampler.range_conflict import with_geofence
+from store.status import store_status
 from workbench.app_pages import charts
 from workbench.app_pages.ui import clip_cards, plain, require, shown_errors, store, table, workspace
-from workbench.overview import pick_rows, pool_summary, selection_table
+from workbench.overview import pick_rows, selection_table
 from workbench.preview import MAP_METHODS, embedding_map, group_counts, preview, sampler_notes, umap_available
 from workbench.strategy_form import (Control, build_strategy, command_line, inner_names, strategy_controls,
                                      strategy_description, strategy_names)
@@ -54,9 +55,9 @@ st.title("Sample")
 st.caption("Pick the next batch: any strategy, every parameter. Preview runs it on today's pool without storing "
            "anything; Save stores it as `workbench sample` does.")
 s, ws = store(), workspace()
-summary = pool_summary(s)
-require(summary, f"The workspace {ws.root} holds no scored clips yet. Run `workbench ingest PATH` or "
-                 f"`workbench demo`.")
+current = store_status(s).model
+require(current, f"The workspace {ws.root} holds no scored clips yet. Run `workbench ingest PATH` or "
+         f"`workbench demo`.")
 
 # ------------------------------------------------------------------------------------ the strategy
 models = [mv for mv in reversed(s.model_versions()) if mv.ready]
@@ -64,7 +65,7 @@ top = st.columns([2, 2, 1, 1])
 name = top[0].selectbox("Strategy", strategy_names(), key="sample_strategy",
                         format_func=lambda n: n.replace("_", " "))
 model_name = top[1].selectbox("Model version", [mv.name for mv in models], key="sample_model",
-                              index=[mv.name for mv in models].index(summary["model"]),
+                              index=[mv.name for mv in models].index(current.name),
                               help="Whose scores rank the pool (`--model-version`; default: the newest head).")
 budget = int(top[2].number_input("Budget", min_value=1, value=20, step=1, key="sample_budget",
                                  help="Clips to pick (`--budget`)."))
