@@ -19,8 +19,9 @@ import soundfile as sf
 
 from annotation.errors import AnnotationError
 from embeddings.audio import AudioInfo, AudioReadError, probe, read_span
-from store import ClipInfo, Store
+from store import ClipInfo
 from store.atomic import atomic_path
+from store.roles import Records
 from store.sources import check_source
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def clip_filename(clip_id: int) -> str:
     return f"clip-{int(clip_id)}.wav"
 
 
-def check_sources(store: Store, infos: Iterable[ClipInfo]) -> dict[int, Optional[str]]:
+def check_sources(store: Records, infos: Iterable[ClipInfo]) -> dict[int, Optional[str]]:
     """Per recording of ``infos``: None when its file is still the content that was ingested, else why not.
 
     Each recording is checked once (size + mtime; a full hash only when they differ). When a hash

@@ -30,6 +30,7 @@ from finetune.labelled import FinetuneError
 from finetune.validate import auto_validated
 from store import ModelVersion, Store, StoreError
 from store.atomic import write_atomically
+from store.roles import Ledger, Records
 
 CSV_HEADER = ["Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File"]
 RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
@@ -111,7 +112,7 @@ def detections(store: Store, model_version: Optional[ModelVersion] = None, *,
                                 info.site, info.device, when, auto, expert, in_range[j])
 
 
-def _expert_labels(store: Store) -> dict[int, str]:
+def _expert_labels(store: Ledger) -> dict[int, str]:
     """One answer per labelled clip, as fine-tuning reads it (``annotation.agreement.consensus``)."""
     from annotation.agreement import consensus
 
@@ -202,7 +203,7 @@ def write_raven_tables(found: Iterator[Detection], folder: Path | str) -> list[t
 
 
 # ------------------------------------------------------------------------------------ the service
-def named_model_version(store: Store, name: str) -> ModelVersion:
+def named_model_version(store: Records, name: str) -> ModelVersion:
     """The model version called ``name``; one the store does not hold is a ``FinetuneError`` saying where to look."""
     try:
         return store.model_version(name)

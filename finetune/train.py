@@ -21,13 +21,14 @@ from finetune.head import ClassifierHead, head_for, label_matrix
 from finetune.labelled import FinetuneError, labelled_clips, resolve_space
 from finetune.scoring import DEFAULT_CHUNK
 from store.locks import LockName
+from store.roles import Records, Vectors
 from store.schema import ModelKind, ModelVersion
 from store.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def _next_name(store: Store, space: str) -> str:
+def _next_name(store: Records, space: str) -> str:
     versions = store.model_versions()
     taken = {m.name for m in versions}
     n = 1 + sum(1 for m in versions if m.kind == ModelKind.CLASSIFIER and m.embedding_space == space)
@@ -127,7 +128,7 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
     return rescore(store, mv, head, chunk_size=chunk_size, progress=progress)
 
 
-def _calibrate(store: Store, head: ClassifierHead, audit: AuditLabels, space: str, output_type: str,
+def _calibrate(store: Vectors, head: ClassifierHead, audit: AuditLabels, space: str, output_type: str,
                random_state: Optional[int]) -> dict:
     """Fit the calibration map on the held-out audit labels and fold it into ``head`` (in place)."""
     view = store.embeddings(space)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from store import ClipInfo, ModelKind, Pool, SamplingRun, Store, StoreError
+from store.roles import Records
 
 UNCERTAINTY_COLUMNS = ("max_entropy", "mean_entropy", "top1", "margin")
 UNKNOWN = "unknown"
@@ -69,7 +70,7 @@ def species_tail(pool: Pool) -> pd.DataFrame:
     return frame
 
 
-def uncertainty_by_model(store: Store, metric: str = "max_entropy", bins: int = 20,
+def uncertainty_by_model(store: Records, metric: str = "max_entropy", bins: int = 20,
                          models: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Histogram of one score over each model version's pool (long form: model, bin, clips, share).
 
@@ -112,7 +113,7 @@ class PickLike(Protocol):
     reason: str
 
 
-def pick_rows(store: Store, picks: Sequence[PickLike], model_version_id: Optional[int]) -> list[dict[str, Any]]:
+def pick_rows(store: Records, picks: Sequence[PickLike], model_version_id: Optional[int]) -> list[dict[str, Any]]:
     """One row per pick with the clip's site (and country), time, file and the model's top label, in rank order."""
     infos = {c.clip_id: c for c in store.clips([p.clip_id for p in picks])}
     preds = store.predictions(infos.keys(), model_version_id) if model_version_id else {}
@@ -195,7 +196,7 @@ def selection_table(store: Store, run_id: int | None = None) -> Optional[tuple[S
 
 
 # ------------------------------------------------------------------------------------ rounds
-def model_history(store: Store) -> list[dict[str, Any]]:
+def model_history(store: Records) -> list[dict[str, Any]]:
     """One row per model version: the rounds of fine-tuning and their metrics."""
     rows = []
     for mv in store.model_versions():
