@@ -48,6 +48,7 @@ from annotation.errors import AnnotationError, AnnotationServerError
 from store import (Annotation, AnnotationState, ClipInfo, LabelSet, LockName, Modality, ModelVersion, SamplingRun, Store,
                    StoreError, Task)
 from store.geofence import Geofence
+from store.roles import Ledger, Records
 from annotation.settings import LabelStudioSettings
 
 log = logging.getLogger(__name__)
@@ -546,7 +547,7 @@ class LabelStudioClient:
         log.info("project %s: %d task(s) of an earlier release got suggestions and a blind title", project_id, len(old))
 
     @staticmethod
-    def _run(store: Store, run_id: Optional[int]) -> SamplingRun:
+    def _run(store: Ledger, run_id: Optional[int]) -> SamplingRun:
         if run_id is None:
             run = store.last_sampling_run()
             if run is None:
@@ -558,7 +559,7 @@ class LabelStudioClient:
         raise AnnotationError(f"no sampling run {run_id} in this store; `workbench status` lists the runs")
 
     @staticmethod
-    def _model_version(store: Store, model_version: ModelVersion | str | int | None,
+    def _model_version(store: Records, model_version: ModelVersion | str | int | None,
                        run_model_version_id: Optional[int]) -> ModelVersion:
         if isinstance(model_version, ModelVersion):
             return model_version
@@ -573,7 +574,7 @@ class LabelStudioClient:
         return mv
 
     @staticmethod
-    def _label_set_of(store: Store, project: Any) -> Optional[LabelSet]:
+    def _label_set_of(store: Ledger, project: Any) -> Optional[LabelSet]:
         """The store's label set named in the project's description (set by ``ensure_project``)."""
         m = re.search(re.escape(LABEL_SET_MARKER) + r"(.+)$", project.description or "", flags=re.M)
         if not m:
@@ -757,7 +758,7 @@ class LabelStudioClient:
         with self._call(f"write the review note of task {task_id}"):
             self.sdk.tasks.update(id=task_id, data={**data, REVIEW: text})
 
-    def _deleted_tasks(self, store: Store, project_id: int, report: PullReport, recorded: dict[int, int]) -> int:
+    def _deleted_tasks(self, store: Ledger, project_id: int, report: PullReport, recorded: dict[int, int]) -> int:
         """Annotations of tasks deleted in Label Studio (a deleted task never shows up as updated)."""
         if not recorded:
             return 0

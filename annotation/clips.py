@@ -10,8 +10,6 @@ reuses finished clips.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Optional
@@ -21,7 +19,9 @@ import soundfile as sf
 
 from annotation.errors import AnnotationError
 from embeddings.audio import AudioInfo, AudioReadError, probe, read_span
-from store import ClipInfo, Store
+from store import ClipInfo
+from store.atomic import atomic_path
+from store.roles import Records
 from store.sources import check_source
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def clip_filename(clip_id: int) -> str:
     return f"clip-{int(clip_id)}.wav"
 
 
-def check_sources(store: Store, infos: Iterable[ClipInfo]) -> dict[int, Optional[str]]:
+def check_sources(store: Records, infos: Iterable[ClipInfo]) -> dict[int, Optional[str]]:
     """Per recording of ``infos``: None when its file is still the content that was ingested, else why not.
 
     Each recording is checked once (size + mtime; a full hash only when they differ). When a hash
@@ -115,19 +115,14 @@ def cut_clip(info: ClipInfo, out_dir: Path | str, context_s: float = 2.0) -> Cut
     source_peak = float(np.max(np.abs(audio[w0 - a:w1 - a]), initial=0.0))
     if _is_complete(out, b - a, sr) and not _silenced(out, source_peak):
         return result
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # app sessions are threads
-    try:
-        subtype = _clip_subtype(head)
+    subtype = _clip_subtype(head)
+    with atomic_path(out) as tmp:  # a name of its own per call: app sessions are threads
         sf.write(tmp, np.clip(audio, -1.0, 1.0) if subtype == "PCM_16" else audio, sr, subtype=subtype,
                  format="WAV")
         if _silenced(tmp, source_peak):
             raise AnnotationError(f"clip {info.clip_id} of {src} came out silent although its window holds sound "
                                   f"(peak {source_peak:.2g} of full scale, subtype {head.subtype or head.format}): "
                                   f"not pushed; report this file")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.debug("cut clip %s: %s [%.2f s, %.2f s] -> %s", info.clip_id, src, a / sr, b / sr, out)
     return replace(result, samples=np.clip(audio, -1.0, 1.0) if subtype == "PCM_16" else audio)
 

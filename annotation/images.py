@@ -9,8 +9,6 @@ annotator sees is what the model saw. Callers check the source first (``annotati
 
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -20,6 +18,7 @@ from PIL import Image, ImageDraw
 from annotation.config import WINDOW_COLOR
 from annotation.errors import AnnotationError
 from store import ClipInfo
+from store.atomic import write_atomically
 
 MAX_SIDE = 1280  # px: enough to identify a species, small enough to load fast in Label Studio
 QUALITY = 88
@@ -83,9 +82,4 @@ def cut_image_clip(info: ClipInfo, out_dir: Path | str) -> CutImage:
 def _save(image: Image.Image, path: Path) -> None:
     image = image.copy()
     image.thumbnail((MAX_SIDE, MAX_SIDE))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        image.save(tmp, format="JPEG", quality=QUALITY)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, lambda fh: image.save(fh, format="JPEG", quality=QUALITY), binary=True)

@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Iterable, Optional, Sequence
 
 from store import LabelSet, Store
+from store.roles import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def label_set_from_pool(store: Store, *, min_confidence: float = 0.5, max_specie
     return store.add_label_set(name or _default_name(pool.model_version.name, labels), labels)
 
 
-def derive_label_set(store: Store, base: LabelSet, *, add: Iterable[str] = (), remove: Iterable[str] = (),
+def derive_label_set(store: Ledger, base: LabelSet, *, add: Iterable[str] = (), remove: Iterable[str] = (),
                      name: Optional[str] = None) -> LabelSet:
     """A new named label set: ``base`` with labels added (at the end, before Other/Noise) and removed."""
     remove = set(remove)

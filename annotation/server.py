@@ -27,6 +27,7 @@ import httpx
 
 from annotation.errors import LabelStudioServerError
 from annotation.settings import DEFAULT_LS_PORT, LabelStudioSettings
+from store.atomic import PRIVATE, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +187,10 @@ class LocalLabelStudio:
         return state
 
     def _write_state(self, pid: int, detached: bool) -> None:
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": pid, "port": self.resolved_port, "detached": detached,
-                                   "started_at": datetime.now(timezone.utc).isoformat()}))
-        os.replace(tmp, self.state_file)
+        # private, as every file of the data dir is (``protect``: its database holds the API token)
+        write_atomically(self.state_file, json.dumps({"pid": pid, "port": self.resolved_port, "detached": detached,
+                                                      "started_at": datetime.now(timezone.utc).isoformat()}),
+                         mode=PRIVATE)
 
     def _child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lab.pool import LabeledPool, from_arrays  # noqa: E402
+from store.atomic import write_atomically  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 CACHE = ROOT / ".cache" / "bench-label-efficiency"
@@ -52,10 +53,7 @@ def _cached(name: str, key: dict, build: Callable[[], dict[str, np.ndarray]]) ->
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     arrays = build()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+    write_atomically(path, lambda fh: np.savez_compressed(fh, **arrays), binary=True)
     return arrays
 
 

@@ -124,7 +124,7 @@ def float16_effect() -> None:
     """The default batch and the head's macro recall on real BirdNET windows, float32 against float16."""
     import label_sets
     from finetune.evaluate import evaluate, split_key, stratified_split
-    from finetune.head import ClassifierHead
+    from finetune.head import head_for
     from lab.simulate import _pool
     from sampler.defaults import default_strategy
     from store.matrices import MatrixView
@@ -136,7 +136,8 @@ def float16_effect() -> None:
     recalls = {}
     for dtype in ("float32", "float16"):
         x = pool.embeddings.astype(dtype).astype(np.float32)
-        head = ClassifierHead(random_state=0).fit(x[labelled], [labels[i] for i in labelled], classes=pool.classes)
+        fit_on = [labels[i] for i in labelled]
+        head = head_for(pool.output_type, fit_on, random_state=0).fit(x[labelled], fit_on, classes=pool.classes)
         recalls[dtype] = evaluate(pool.truth[test], head.predict(x[test]), pool.classes,
                                   pool.strata[test])["macro_recall"]
         ids = np.arange(len(pool))

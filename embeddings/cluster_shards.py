@@ -36,7 +36,6 @@ import json
 import os
 import re
 import time
-import uuid
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,10 +43,11 @@ from typing import Any, Optional
 
 import numpy as np
 
+from store.atomic import TMP_SUFFIX, write_atomically
+
 #: Bumped when the layout changes; a shard of another format is ignored (recomputed).
 SHARD_FORMAT = 1
 SHARD_SUFFIX = ".npz"
-TMP_SUFFIX = ".tmp"
 WORKING_SUFFIX = ".working"
 
 
@@ -127,28 +127,10 @@ def write_shard(path: Path, meta: ShardMeta, start_s: np.ndarray, end_s: np.ndar
     if not (len(end_s) == n and probabilities.shape == (n, meta.n_classes) and embeddings.shape == (n, meta.dim)):
         raise ValueError(f"shard {path}: {n} starts, {len(end_s)} ends, probabilities {probabilities.shape}, "
                          f"embeddings {embeddings.shape} do not fit {meta.n_classes} classes x {meta.dim}-d")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, start_s=np.asarray(start_s, dtype=np.float64), end_s=np.asarray(end_s, dtype=np.float64),
-                     probabilities=np.asarray(probabilities, dtype=np.float32),
-                     embeddings=np.asarray(embeddings, dtype=np.float32), meta=np.array(meta.to_json()))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable (not possible on every filesystem; the shard is complete either way)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-    return path
+    return write_atomically(path, lambda fh: np.savez(
+        fh, start_s=np.asarray(start_s, dtype=np.float64), end_s=np.asarray(end_s, dtype=np.float64),
+        probabilities=np.asarray(probabilities, dtype=np.float32), embeddings=np.asarray(embeddings, dtype=np.float32),
+        meta=np.array(meta.to_json())), binary=True, fsync=True)  # the rename made durable too, where it can be
 
 
 def read_shard_meta(path: Path) -> ShardMeta:

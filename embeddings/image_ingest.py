@@ -34,6 +34,7 @@ from embeddings.ingest import IngestReport, ProgressCallback
 from embeddings.known_files import FileState, KnownFile, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, image_metadata
 from store import LockName, Modality, ModelKind, Recording, RecordingStatus, Store
+from store.roles import Records
 from store.store import Box
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def _box_key(box: Box) -> tuple:
     return (*(round(float(v), 6) for v in box[:4]), box[4])
 
 
-def _new_detection_set(store: Store, recording_id: int, found: ImageDetections) -> list[tuple[int, Optional[Box]]]:
+def _new_detection_set(store: Records, recording_id: int, found: ImageDetections) -> list[tuple[int, Optional[Box]]]:
     """Regions for a stored frame's detections, or [] when each of those boxes is stored already (a rerun).
 
     A detector's boxes for a frame are one detection set: crops numbered after the frame's clips already
@@ -252,7 +253,7 @@ def _decide_in_run(run: KnownFiles, job: _Image, report: IngestReport) -> None:
         report.duplicates.append((str(job.path), duplicate.reason))
 
 
-def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, embs: np.ndarray,
+def _store_batch(store: Records, mv: Any, batch: list[_Image], probs: np.ndarray, embs: np.ndarray,
                  report: IngestReport) -> None:
     """Store a batch in three transactions: its recordings (pending), all their regions with scores, boxes and
     embeddings, and the recordings done. A crash in between leaves pending recordings that the next run
@@ -292,7 +293,7 @@ def _store_batch(store: Store, mv: Any, batch: list[_Image], probs: np.ndarray, 
     report.crops_added_to += [str(job.path) for job in batch if job.adds_crops]
 
 
-def _fail(store: Store, job: _Image, report: IngestReport) -> None:
+def _fail(store: Records, job: _Image, report: IngestReport) -> None:
     log.warning("not ingested: %s", job.error)
     if job.content_hash is not None and not job.adds_crops:  # a stored frame keeps what it has
         if job.existing is None:

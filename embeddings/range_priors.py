@@ -17,6 +17,7 @@ from embeddings.range_model import RangeModel
 from store.labels import map_labels
 from store.locks import LockName
 from store.ranges import DEFAULT_FLOOR, IN_RANGE, SiteWeek, site_week_of
+from store.roles import Records
 from store.schema import ModelKind, ModelVersion, RecordingStatus
 from store.store import Store
 
@@ -49,13 +50,13 @@ class RangeReport:
         return sum(1 for s in self.site_weeks if s.computed)
 
 
-def birdnet_model_version(store: Store, labels: list[str]) -> Optional[ModelVersion]:
+def birdnet_model_version(store: Records, labels: list[str]) -> Optional[ModelVersion]:
     """The store's embedding model version whose classes are ``labels`` (BirdNET's), or None."""
     return next((mv for mv in store.model_versions()
                  if mv.kind == ModelKind.EMBEDDING and list(mv.labels) == labels), None)
 
 
-def descendants(store: Store, base: ModelVersion) -> list[ModelVersion]:
+def descendants(store: Records, base: ModelVersion) -> list[ModelVersion]:
     """The heads trained on ``base`` (and on those), oldest first."""
     out, ids = [], {base.id}
     for mv in store.model_versions():
@@ -92,7 +93,7 @@ def compute_range_priors(store: Store, *, range_model: Optional[RangeModel] = No
     return report
 
 
-def _compute(store: Store, model: RangeModel, base: ModelVersion, report: RangeReport, threshold: float,
+def _compute(store: Records, model: RangeModel, base: ModelVersion, report: RangeReport, threshold: float,
              refresh: bool, floor: float) -> None:
     where: dict[SiteWeek, list] = {}
     for rec in store.recordings():

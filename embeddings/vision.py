@@ -35,7 +35,6 @@ import functools
 import math
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -51,6 +50,7 @@ from PIL import Image
 from embeddings.image_files import IMAGE_EXTENSIONS, ImageReadError, read_image
 from embeddings.litert_outputs import with_outputs
 from embeddings.model_threads import lease
+from store.atomic import PRIVATE, atomic_path
 from store.probability import activate
 from store.sources import file_sha256
 
@@ -897,19 +897,13 @@ def fetch_pinned(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Pa
     dest = Path(dest)
     if dest.is_file() and file_sha256(dest) == sha256:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+    with atomic_path(dest, mode=PRIVATE) as tmp:  # kept only when it holds the pinned bytes (0600, as ever)
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             while block := resp.read(1 << 20):
                 out.write(block)
         got = file_sha256(tmp)
         if got != sha256:
             raise ModelDownloadError(f"{url}: sha256 {got} does not match the pinned {sha256}; not cached")
-        tmp.replace(dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 

@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from store.store import Store
+from store.roles import Ledger, Vectors
 
 AUDIT_STRATEGY = "audit"
 
@@ -59,7 +59,7 @@ def uniform(clip_ids: np.ndarray, labels: list[list[str]]) -> AuditLabels:
                        np.zeros(n, dtype=np.int64), np.ones(n), np.full(n, -1, dtype=np.int64))
 
 
-def audit_labels(store: Store) -> AuditLabels:
+def audit_labels(store: Ledger) -> AuditLabels:
     """Every labelled clip of the store's audit runs, with its inclusion probability from its run's frame."""
     from annotation.agreement import consensus
 
@@ -130,7 +130,7 @@ def label_truth(labels: list[list[str]], classes: list[str]) -> np.ndarray:
     return out
 
 
-def model_scores(store: Store, model_version, clip_ids: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def model_scores(store: Vectors, model_version, clip_ids: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """The model's probabilities (n x classes, float64) for the given clips, stored or recomputed."""
     rows = store.probabilities(model_version)
     out = np.zeros((clip_ids.size, len(model_version.labels)), dtype=np.float64)

@@ -179,3 +179,39 @@ def export_model_version(model_version: ModelVersion, out_dir: Path | str, *,
     if list(head.classes_) != list(mv.labels):
         raise ValueError(f"the head saved at {mv.artifact_path} has other labels than model version {mv.name!r}")
     return export_classifier(head, out_dir, base_model=base_model)
+
+
+class ClassifierExport(NamedTuple):
+    """What ``export_head`` wrote: the head exported and its two files."""
+
+    model: ModelVersion
+    files: ClassifierFiles
+
+
+def export_head(store, out_dir: Path | str, *, model_version: Optional[str] = None,
+                base_model: Optional[Path | str] = None) -> ClassifierExport:
+    """A fine-tuned head of the store as a BirdNET custom classifier in ``out_dir``: the one named
+    ``model_version``, or by default the newest ready head on BirdNET V2.4's embeddings."""
+    from finetune.export import named_model_version
+    from finetune.labelled import FinetuneError
+
+    if model_version:
+        mv = named_model_version(store, model_version)
+        if mv.kind != ModelKind.CLASSIFIER:
+            raise FinetuneError(f"--model-version {mv.name} is an embedding model, not a fine-tuned head: name a "
+                                "head (`workbench status` lists them) or leave the flag out for the newest")
+        if mv.embedding_space != BIRDNET_SPACE:
+            raise FinetuneError(f"--model-version {mv.name} was trained on {mv.embedding_space!r} embeddings; a "
+                                f"BirdNET custom classifier needs a head on BirdNET V2.4's ({BIRDNET_SPACE!r})")
+    else:
+        heads = [m for m in store.model_versions() if m.kind == ModelKind.CLASSIFIER and m.ready
+                 and m.embedding_space == BIRDNET_SPACE]
+        if not heads:
+            raise FinetuneError("no fine-tuned head on BirdNET embeddings yet: label clips, run `workbench "
+                                "finetune`, then export (or name one with --model-version)")
+        mv = heads[-1]
+    try:
+        files = export_model_version(mv, out_dir, base_model=base_model)
+    except ValueError as e:
+        raise FinetuneError(f"--model-version {mv.name}: {e}") from e
+    return ClassifierExport(model=mv, files=files)

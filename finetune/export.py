@@ -26,9 +26,11 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from store import ModelVersion, Store
+from finetune.labelled import FinetuneError
 from finetune.validate import auto_validated
+from store import ModelVersion, Store, StoreError
 from store.atomic import write_atomically
+from store.roles import Ledger, Records
 
 CSV_HEADER = ["Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File"]
 RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
@@ -36,6 +38,7 @@ RAVEN_HEADER = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)"
 EXTRA_HEADER = ["Site", "Device", "Recorded at", "In range", "Auto-validated", "Expert label"]
 RAVEN_SUFFIX = ".BirdNET.selection.table.txt"
 DEFAULT_MIN_CONFIDENCE = 0.1  # BirdNET-Analyzer's --min_conf
+FORMATS = ("csv", "raven", "parquet")  # what ``export_detections`` writes
 SIG_FMIN, SIG_FMAX = 0, 15000  # BirdNET's band, as BirdNET-Analyzer fills the Raven frequency columns
 
 
@@ -109,7 +112,7 @@ def detections(store: Store, model_version: Optional[ModelVersion] = None, *,
                                 info.site, info.device, when, auto, expert, in_range[j])
 
 
-def _expert_labels(store: Store) -> dict[int, str]:
+def _expert_labels(store: Ledger) -> dict[int, str]:
     """One answer per labelled clip, as fine-tuning reads it (``annotation.agreement.consensus``)."""
     from annotation.agreement import consensus
 
@@ -197,3 +200,49 @@ def write_raven_tables(found: Iterator[Detection], folder: Path | str) -> list[t
 
         out.append((write_atomically(Path(folder) / f"{name}{RAVEN_SUFFIX}", write, newline=""), len(rows)))
     return out
+
+
+# ------------------------------------------------------------------------------------ the service
+def named_model_version(store: Records, name: str) -> ModelVersion:
+    """The model version called ``name``; one the store does not hold is a ``FinetuneError`` saying where to look."""
+    try:
+        return store.model_version(name)
+    except StoreError as e:
+        raise FinetuneError(f"--model-version {name}: no such model version in this workspace (`workbench status` "
+                            "lists them)") from e
+
+
+@dataclass(frozen=True)
+class DetectionExport:
+    """What ``export_detections`` wrote: whose detections, from which confidence, and each file with its rows."""
+
+    model: ModelVersion
+    format: str
+    min_confidence: float
+    files: list[tuple[Path, int]]
+
+    @property
+    def detections(self) -> int:
+        return sum(n for _, n in self.files)
+
+
+def export_detections(store: Store, out: Path | str, *, format: str = "csv", model_version: Optional[str] = None,
+                      min_confidence: float = DEFAULT_MIN_CONFIDENCE, range_filter: bool = False) -> DetectionExport:
+    """The detections of ``model_version`` (a name; default: the current model) written in ``format``:
+    ``csv`` (one BirdNET-Analyzer combined table; ``out`` a .csv file, or a folder to hold
+    ``BirdNET_CombinedTable.csv``), ``parquet`` (the same rows typed; a .parquet file or a folder to hold
+    ``detections.parquet``) or ``raven`` (one selection table per recording in the folder ``out``)."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    mv = named_model_version(store, model_version) if model_version else store.current_model_version()
+    if mv is None:
+        raise FinetuneError("the workspace holds no scored clips yet: run `workbench ingest PATH` first")
+    found = detections(store, mv, min_confidence=min_confidence, range_filter=range_filter)
+    out = Path(out)
+    if format == "csv":
+        files = [write_birdnet_csv(found, out if out.suffix else out / "BirdNET_CombinedTable.csv")]
+    elif format == "parquet":
+        files = [write_parquet(found, out if out.suffix else out / "detections.parquet")]
+    else:
+        files = write_raven_tables(found, out)
+    return DetectionExport(model=mv, format=format, min_confidence=float(min_confidence), files=files)

@@ -9,7 +9,6 @@ matters). The head saves as plain numbers (.npz, no pickle) so a workspace can b
 from __future__ import annotations
 
 import json
-import os
 import numbers
 import zipfile
 from pathlib import Path
@@ -20,6 +19,7 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from store.atomic import write_atomically
 from store.probability import OutputType, activate
 
 FORMAT_VERSION = 1
@@ -222,14 +222,9 @@ class ClassifierHead(BaseEstimator):
             "class_counts": [int(x) for x in self.class_counts_],
             "constant_classes": list(self.constant_classes_),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")  # a crash never leaves a half-written head behind
-        with open(tmp, "wb") as fh:
-            np.savez(fh, coef=self.coef_, intercept=self.intercept_, meta=np.array(json.dumps(meta)))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        return path
+        # a crash never leaves a half-written head behind
+        return write_atomically(path, lambda fh: np.savez(fh, coef=self.coef_, intercept=self.intercept_,
+                                                          meta=np.array(json.dumps(meta))), binary=True, fsync=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "ClassifierHead":

@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from store.roles import Records, Vectors
 from store.schema import ModelKind, ModelVersion
 from store.store import Store
 
@@ -24,7 +25,7 @@ class FinetuneError(Exception):
     """Training cannot start or finish: no labels, nothing to contrast, clips without embeddings."""
 
 
-def resolve_space(store: Store, embedding_space: str | None = None) -> tuple[str, ModelVersion]:
+def resolve_space(store: Records, embedding_space: str | None = None) -> tuple[str, ModelVersion]:
     """The embedding space to train in (default: the current model's) and the embedding model that makes it."""
     embedders = [m for m in store.model_versions() if m.kind == ModelKind.EMBEDDING]
     if embedding_space is None:
@@ -56,7 +57,7 @@ class LabelledClips:
     def __len__(self) -> int:
         return int(self.clip_ids.size)
 
-    def embeddings(self, store: Store) -> np.ndarray:
+    def embeddings(self, store: Vectors) -> np.ndarray:
         """The clips' embeddings in ``space``, in order; a clip without one is a ``FinetuneError`` naming it."""
         view = store.embeddings(self.space)
         missing = self.clip_ids[~view.contains(self.clip_ids)]

@@ -19,17 +19,16 @@ from finetune.calibration import calibrate_logits, fold_into
 from finetune.evaluate import evaluate, split_key, stratified_split
 from finetune.head import ClassifierHead, head_for, label_matrix
 from finetune.labelled import FinetuneError, labelled_clips, resolve_space
+from finetune.scoring import DEFAULT_CHUNK
 from store.locks import LockName
+from store.roles import Records, Vectors
 from store.schema import ModelKind, ModelVersion
 from store.store import Store
-
-DEFAULT_CHUNK = 8192  # rows per re-scoring step; also keeps SQL IN-lists under SQLite's variable limit
-
 
 log = logging.getLogger(__name__)
 
 
-def _next_name(store: Store, space: str) -> str:
+def _next_name(store: Records, space: str) -> str:
     versions = store.model_versions()
     taken = {m.name for m in versions}
     n = 1 + sum(1 for m in versions if m.kind == ModelKind.CLASSIFIER and m.embedding_space == space)
@@ -129,7 +128,7 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
     return rescore(store, mv, head, chunk_size=chunk_size, progress=progress)
 
 
-def _calibrate(store: Store, head: ClassifierHead, audit: AuditLabels, space: str, output_type: str,
+def _calibrate(store: Vectors, head: ClassifierHead, audit: AuditLabels, space: str, output_type: str,
                random_state: Optional[int]) -> dict:
     """Fit the calibration map on the held-out audit labels and fold it into ``head`` (in place)."""
     view = store.embeddings(space)
@@ -172,31 +171,3 @@ def rescore(store: Store, model_version: ModelVersion, head: Optional[Classifier
             progress(stop, len(view))  # clips re-scored so far, of all
     return store.update_model_version(model_version.id, ready=True,
                                       metrics={**model_version.metrics, "scored_clips": len(view)})
-
-
-def score_new_clips(store: Store, model_version: Optional[ModelVersion] = None, *, chunk_size: int = DEFAULT_CHUNK,
-                    progress: Optional[Callable[[int, int], None]] = None) -> int:
-    """Score with a head the clips it has not scored yet (ingested after it was trained); return how many.
-
-    Every clip belongs to every current model's pool: audio ingested after a fine-tune is scored by
-    BirdNET during ingest, but the head that is current only learns of it here. Only the unscored
-    clips are read (chunk by chunk), so this is cheap when called before every sampling. A model
-    that is not a fine-tuned head (BirdNET itself) scores its clips at ingest: nothing to do.
-    """
-    mv = model_version or store.current_model_version()
-    if mv is None or mv.kind != ModelKind.CLASSIFIER:
-        return 0
-    with store.lock(LockName.SCORING):  # read under the lock: a concurrent caller has just scored them
-        ids = store.unscored_clip_ids(mv)
-        if not ids.size:
-            return 0
-        if not mv.artifact_path:
-            raise FinetuneError(f"model version {mv.name!r} has no saved head to score new clips with")
-        head = ClassifierHead.load(mv.artifact_path)
-        view = store.embeddings(mv.embedding_space)
-        for start in range(0, ids.size, chunk_size):
-            chunk = ids[start:start + chunk_size]
-            store.write_model_outputs(mv, chunk, head.predict_proba(view.take(chunk)))
-            if progress is not None:
-                progress(int(min(start + chunk_size, ids.size)), int(ids.size))
-    return int(ids.size)

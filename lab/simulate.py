@@ -33,6 +33,7 @@ from sampler.registry import STRATEGIES, build_strategy, strategy_spec
 from sampler.uncertainty import is_multi_label
 from store import SimulationRun, Store
 from store.matrices import MatrixView
+from store.roles import Ledger
 from store.schema import ModelVersion
 from store.store import Pool
 from store.uncertainty import score_rows
@@ -318,7 +319,7 @@ def load_pool(store: Optional[Store], pool_file: Optional[str | Path]) -> Labele
     return from_workspace(store)
 
 
-def record(store: Store, result: SimulationResult) -> SimulationRun:
+def record(store: Ledger, result: SimulationResult) -> SimulationRun:
     """Keep a finished simulation in the store (the app's Lab page lists them)."""
     data = result.to_json()
     return store.add_simulation_run(SimulationRun(

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Optional
 
@@ -198,3 +200,18 @@ def _rolled_up(ctx: QueryContext, fence: Geofence, p: int) -> str:
         scores, labels = np.asarray([float(pool.top1[p])]), [str(pool.top_label[p])]
     admin1 = (str(pool.admin1_region[p]) or None) if getattr(pool, "admin1_region", None) is not None else None
     return str(fence.roll_up(scores, labels, str(pool.country[p]), admin1))
+
+
+def with_geofence(strategy: QueryStrategy, geofence_file: Optional[str | os.PathLike]) -> QueryStrategy:
+    """``strategy`` with the geofence file given to every range-conflict strategy in it (itself, a stratified
+    inner one) that was given none; no file (None, or a path that does not exist) leaves it as it is.
+
+    `workbench sample` and the app's Sample page fence with the workspace's geofence this way.
+    """
+    if geofence_file is None or not Path(geofence_file).exists():
+        return strategy
+    inner = strategy.get_params(deep=False).get("inner")
+    for s in (strategy, inner):
+        if isinstance(s, RangeConflict) and s.geofence is None:
+            s.set_params(geofence=str(geofence_file))
+    return strategy

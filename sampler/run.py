@@ -13,10 +13,11 @@ from typing import Any, Callable, Optional
 import numpy as np
 from sklearn.base import clone
 
-from sampler.base import Pick, QueryStrategy, check_budget, exclude_ids, resolve_seed
+from sampler.base import Pick, QueryStrategy, check_budget, resolve_seed
 from sampler.registry import STRATEGIES
 from sampler.uncertainty import is_multi_label
 from store.locks import LockName
+from store.roles import Ledger, Records, Vectors
 from store.schema import ModelVersion, SamplingRun, Selection
 from store.store import Pool, Store, StoreError
 
@@ -46,7 +47,7 @@ def _pin_seeds(strategy: QueryStrategy) -> None:
             _pin_seeds(value)
 
 
-def _resolve_model(store: Store, model_version: ModelVersion | str | int | None) -> ModelVersion:
+def _resolve_model(store: Records, model_version: ModelVersion | str | int | None) -> ModelVersion:
     if model_version is None:
         mv = store.current_model_version()
         if mv is None:
@@ -57,13 +58,12 @@ def _resolve_model(store: Store, model_version: ModelVersion | str | int | None)
     return store.model_version(model_version)
 
 
-def _excluded(store: Store) -> np.ndarray:
+def _excluded(store: Ledger) -> np.ndarray:
     """Clips never to pick again, as a sorted int64 array (no Python set of millions of ids)."""
-    as_array = getattr(store, "excluded_clip_ids_array", None)
-    return as_array() if callable(as_array) else exclude_ids(store.excluded_clip_ids())
+    return store.excluded_clip_ids_array()
 
 
-def _probabilities(store: Store, mv: ModelVersion) -> Any:
+def _probabilities(store: Vectors, mv: ModelVersion) -> Any:
     """The model's probability matrix, or None when the store holds none for it."""
     try:
         return store.probabilities(mv)
@@ -71,7 +71,7 @@ def _probabilities(store: Store, mv: ModelVersion) -> Any:
         return None
 
 
-def labels_are_multi(store: Store, before: Any = None) -> Optional[bool]:
+def labels_are_multi(store: Ledger, before: Any = None) -> Optional[bool]:
     """Whether the experts' labels (each clip's latest active answer; those given before ``before`` only)
     hold several species per clip often enough to read sigmoid outputs per label (``Pool.multi_label``)."""
     latest: dict[int, Any] = {}
@@ -145,7 +145,7 @@ def sample(store: Store, strategy: QueryStrategy, budget: int, *,
 
 
 #: score_new_clips(store, model_version, progress=progress(done, total)) -> clips scored: a head scoring the
-#: clips ingested after it was trained (``finetune.train.score_new_clips``; the sampler knows no heads)
+#: clips ingested after it was trained (``finetune.scoring.score_new_clips``; the sampler knows no heads)
 ScoreNewClips = Callable[..., int]
 
 

@@ -24,11 +24,11 @@ from store.errors import StoreError
 from store.labels import map_labels
 from store.ranges import (DEFAULT_FLOOR, SiteWeek, StoredPrior, check_site_week, pack, prior_source, site_week_at,
                           top_occurrence, unpack)
-from store.roles import Vectors
 from store.schema import (Clip, ClipBox, Matrix, Modality, ModelVersion, Prediction, RangePrior, Recording,
                           RecordingStatus, Score)
 from store.sql import SessionFactory, in_chunks, insert_missing, insert_rows
 from store.uncertainty import score_rows, top_k
+from store.vectors import MatrixVectors
 
 TOP_K = 5
 # Columns of the per-model ``scores:<model>`` matrix (float32 since 0.2, one row per clip and scoring; the top
@@ -139,19 +139,13 @@ class ClipInfo:
 class SqlRecords:
     """Records in SQL tables, with the per-clip columns the pool reads kept as matrices by ``vectors``."""
 
-    def __init__(self, engine: Engine, session: SessionFactory, vectors: Vectors):
+    def __init__(self, engine: Engine, session: SessionFactory, vectors: MatrixVectors):
         """``engine`` and ``session`` reach the store's database; ``vectors`` keeps the matrices written with clips."""
         self.engine = engine
         self._session = session
         self.vectors = vectors
 
     # ---------------------------------------------------------------- recordings and clips
-    def find_recording(self, content_hash: str) -> Optional[Recording]:
-        """The first recording (lowest id) of this content, or None; ``find_recordings`` gives them all."""
-        with self._session() as s:
-            return s.execute(select(Recording).where(Recording.content_hash == content_hash)
-                             .order_by(Recording.id)).scalars().first()
-
     def find_recordings(self, content_hash: str) -> list[Recording]:
         """Every recording of this content (the same bytes at other sites or times too), oldest first."""
         with self._session() as s:

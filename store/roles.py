@@ -10,7 +10,9 @@ plays, so each can be implemented, read and tested on its own:
 
 Each part of the store implements one role (``store.records.SqlRecords``, ``store.vectors.MatrixVectors``,
 ``store.ledger.SqlLedger``) and ``Store`` implements all three by delegating to them. Method names and
-signatures are ``Store``'s own. ``tests/store/test_records.py``, ``test_vectors.py`` and ``test_ledger.py``
+signatures are ``Store``'s own. A role holds what its consumers use: a consumer that needs one role is typed
+against it (``sampler.run.labels_are_multi(store: Ledger)``), and what the parts use only among themselves
+(a matrix's bookkeeping, the append inside the records' transaction) stays on the parts. ``tests/store/test_records.py``, ``test_vectors.py`` and ``test_ledger.py``
 run one contract suite per role on every implementation and every database backend.
 """
 
@@ -22,12 +24,11 @@ if TYPE_CHECKING:  # types only: the implementations import this module
     from datetime import datetime
 
     import numpy as np
-    from sqlmodel import Session
 
     from store import matrices
     from store.ranges import SiteWeek, StoredPrior
     from store.records import Box, ClipInfo, Pool
-    from store.schema import (Annotation, LabelSet, Matrix, ModelVersion, Recording, SamplingRun, Selection,
+    from store.schema import (Annotation, LabelSet, ModelVersion, Recording, SamplingRun, Selection,
                               SimulationRun, Task)
     from store.vectors import ComputedProbabilities, OutputLayer
 
@@ -39,11 +40,10 @@ class Records(Protocol):
     A role because its writes are the ones that must be whole: a batch of clips goes in with its
     model's outputs (scores, top predictions, embeddings through ``Vectors``) in one SQL transaction,
     and the pool is read back from them. Its backend is SQL rows plus the columnar mirrors the pool
-    reads; it needs ``Vectors`` only as a place to append inside its own transaction.
+    reads; it needs the vectors part (``MatrixVectors``) only as a place to append inside its own transaction.
     """
 
     # recordings
-    def find_recording(self, content_hash: str) -> Optional[Recording]: ...
     def find_recordings(self, content_hash: str) -> list[Recording]: ...
     def add_recording(self, recording: Recording) -> Recording: ...
     def add_recordings(self, recordings: Sequence[Recording]) -> list[Recording]: ...
@@ -93,21 +93,16 @@ class Vectors(Protocol):
     """Embeddings and probabilities as append-only matrices keyed by clip id, and models' output layers.
 
     A role because vectors are bulk numbers read by memory map (FAISS, k-means, the lab), never by SQL:
-    the backend is raw files plus, in SQL, only each matrix's committed row count. A writer appends
-    within its own transaction (``append_matrix``), so rows become visible exactly when the records
-    that own them commit, and rows of a crashed writer stay invisible.
+    the backend is raw files plus, in SQL, only each matrix's committed row count. Rows are appended by
+    the records inside their own transaction (``MatrixVectors.append_matrix``, not part of the role: no
+    consumer writes matrices), so they become visible exactly when the records that own them commit, and
+    rows of a crashed writer stay invisible.
     """
 
     @property
     def embedding_dtype(self) -> str: ...
 
-    # writers (inside their own SQL transaction)
-    def append_matrix(self, s: Session, name: str, dtype: str, model: Optional[ModelVersion],
-                      ids: np.ndarray, rows: np.ndarray) -> None: ...
-
     # readers
-    def matrix(self, name: str) -> matrices.MatrixView: ...
-    def matrix_info(self, name: str) -> Optional[Matrix]: ...
     def embeddings(self, embedding_space: str) -> matrices.MatrixView: ...
     def probabilities(self, model: ModelVersion) -> matrices.MatrixView | ComputedProbabilities: ...
 

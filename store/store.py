@@ -39,7 +39,7 @@ from store.records import (CLIP_COLUMNS, CLIPS_MATRIX, OUT_OF_POOL, SCORE_COLUMN
                            SqlRecords)
 from store.ledger import SqlLedger
 from store.ranges import DEFAULT_FLOOR, SiteWeek, StoredPrior
-from store.schema import (Annotation, Clip, RecordingStatus, LabelSet, Matrix, ModelVersion, Recording, SamplingRun, Selection,
+from store.schema import (Annotation, Clip, RecordingStatus, LabelSet, ModelVersion, Recording, SamplingRun, Selection,
                           SimulationRun, Task)
 from store.sql import SessionFactory, session_factory, sqlite_begin, sqlite_pragmas, sqlite_read_pragmas
 from store.vectors import EMBEDDING_DTYPES, ComputedProbabilities, EmbeddingDtype, MatrixVectors, OutputLayer
@@ -178,19 +178,6 @@ class Store:
         return self._sessions(write)
 
     # ---------------------------------------------------------------- vectors (store.vectors)
-    def append_matrix(self, s: Session, name: str, dtype: str, model: Optional[ModelVersion],
-                      ids: np.ndarray, rows: np.ndarray) -> None:
-        """Append rows to a matrix inside the caller's transaction ``s``; see ``MatrixVectors.append_matrix``."""
-        self.vectors.append_matrix(s, name, dtype, model, ids, rows)
-
-    def matrix(self, name: str) -> matrices.MatrixView:
-        """Committed rows of a matrix (memory-mapped), e.g. ``embeddings:birdnet-v2.4``."""
-        return self.vectors.matrix(name)
-
-    def matrix_info(self, name: str) -> Optional[Matrix]:
-        """The bookkeeping row of a matrix (dim, dtype, committed rows), or None when there is none."""
-        return self.vectors.matrix_info(name)
-
     def embeddings(self, embedding_space: str) -> matrices.MatrixView:
         """Committed embeddings of a space."""
         return self.vectors.embeddings(embedding_space)
@@ -208,10 +195,6 @@ class Store:
         return self.vectors.output_layer(model)
 
     # ---------------------------------------------------------------- records (store.records)
-    def find_recording(self, content_hash: str) -> Optional[Recording]:
-        """The first recording of this content, or None."""
-        return self.records.find_recording(content_hash)
-
     def find_recordings(self, content_hash: str) -> list[Recording]:
         """Every recording of this content (the same bytes at other sites or times too), oldest first."""
         return self.records.find_recordings(content_hash)

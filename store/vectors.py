@@ -9,7 +9,6 @@ Embedding matrices may be kept as float16 (``embedding_dtype``); reads always re
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -18,6 +17,7 @@ import numpy as np
 from sqlmodel import Session
 
 from store import matrices
+from store.atomic import write_atomically
 from store.errors import StoreError
 from store.probability import OutputType, activate
 from store.schema import Matrix, ModelKind, ModelVersion
@@ -181,13 +181,8 @@ class MatrixVectors:
             if existing.weights.shape != weights.shape or existing.activation != activation:
                 raise StoreError(f"model {model.name!r} already has another output layer in {path}")
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, weights=weights, bias=bias, activation=np.array(activation))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, lambda fh: np.savez(fh, weights=weights, bias=bias, activation=np.array(activation)),
+                         binary=True, fsync=True)
         self._layers.pop(model.name, None)
 
     def output_layer(self, model: ModelVersion) -> Optional[OutputLayer]:

@@ -9,8 +9,13 @@ import sys
 from tests.conftest import REPO
 
 LIBRARY = ("store", "embeddings", "sampler", "annotation", "finetune", "lab")
-#: The data flow, bottom up: a package imports only packages of a lower rank (peers not each other).
-RANK = {"store": 0, "embeddings": 1, "sampler": 1, "annotation": 2, "finetune": 3, "lab": 4, "workbench": 5}
+#: The data flow, bottom up: a package imports only packages of a lower rank (peers not each other). The
+#: faces (workbench, and app.py beside it) come last among the shipped code; the benchmarks and the tests may
+#: import anything of it, and nothing imports them.
+RANK = {"store": 0, "embeddings": 1, "sampler": 1, "annotation": 2, "finetune": 3, "lab": 4, "workbench": 5,
+        "bench": 6, "tests": 7}
+#: files at the top of the repository, each with the package it belongs with
+TOP_FILES = {"app.py": "workbench"}
 
 
 def _imports(path):
@@ -24,13 +29,20 @@ def _imports(path):
 
 def test_every_import_follows_the_data_flow():
     """store imports none of the others; embeddings and sampler only store (and not each other); annotation
-    store and embeddings; finetune not lab; lab not workbench; only workbench (the faces) imports everything."""
+    store and embeddings; finetune not lab; lab not workbench; only workbench (the faces) imports everything
+    shipped; no shipped code imports the benchmarks or the tests."""
     offenders = []
-    for package, rank in RANK.items():
-        for path in sorted((REPO / package).rglob("*.py")):
-            offenders += [f"{path.relative_to(REPO)}:{line} imports {top}" for line, top in _imports(path)
-                          if top in RANK and top != package and RANK[top] >= rank]
+    files = [(path, package, rank) for package, rank in RANK.items() for path in sorted((REPO / package).rglob("*.py"))]
+    files += [(REPO / name, package, RANK[package]) for name, package in TOP_FILES.items()]
+    for path, package, rank in files:
+        offenders += [f"{path.relative_to(REPO)}:{line} imports {top}" for line, top in _imports(path)
+                      if top in RANK and top != package and RANK[top] >= rank]
     assert offenders == []
+
+
+def test_the_rank_table_names_every_package_of_the_repository():
+    """A package added later is given its place in the data flow (bench/ is a folder of scripts, no package)."""
+    assert {p.parent.name for p in REPO.glob("*/__init__.py")} | {"bench"} == set(RANK)
 
 
 def test_library_packages_never_import_the_cli_package():

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from annotation.settings import DEFAULT_PROJECT
 from sampler.parameters import add_sampling_options, offered_strategies, strategy_from_args
+from sampler.range_conflict import with_geofence
 from workbench import experts, exports, geofence_cmds, ingest_cmds, range_cmds, services, validation
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 from workbench.console import UserError, is_user_error, open_store, progress, score_progress
@@ -45,7 +46,7 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
             print(f"  {line}")
         _print_picks(r.picks, args.show)
         return 0 if r.identical else 1
-    run, picks = _sample(store, geofence_cmds.with_workspace_geofence(ws, strategy_from_args(args)), args)
+    run, picks = _sample(store, with_geofence(strategy_from_args(args), ws.geofence_file), args)
     seed = f"seed {run.seed}" if run.seed is not None else "deterministic"
     print(f"sampling run {run.id}: {len(picks)} clip(s) picked with {run.strategy} ({seed})")
     partial = partial_windows(store, run)
@@ -57,11 +58,10 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
 
 def _sample(store, strategy, args: argparse.Namespace):
     """The batch ``strategy`` picks from the pool of ``--model-version``, new clips scored first (on stderr)."""
-    from finetune.train import score_new_clips
-    from sampler.run import sample_batch
+    from finetune.scoring import sample_scored
 
-    result = sample_batch(store, strategy, args.budget, model_version=args.model_version or None,
-                          score_new_clips=score_new_clips, progress=score_progress)
+    result = sample_scored(store, strategy, args.budget, model_version=args.model_version or None,
+                           progress=score_progress)
     if result.scored:
         print(file=sys.stderr)
     return result.run, result.picks
@@ -142,19 +142,19 @@ def _simulate_progress(done: int, total: int, message: str) -> None:
 
 def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
     from store import mask_password
+    from store.status import store_status
 
-    store = open_store(ws, reading=True)
-    counts = store.counts()
+    status = store_status(open_store(ws, reading=True))
     print(f"workspace: {ws.root}")
     print(f"database:  {mask_password(ws.db_url) if ws.db_url else 'SQLite (workbench.db in the workspace)'}")
-    for key, value in counts.items():
+    for key, value in status.counts.items():
         print(f"  {key:<18} {value}")
-    mv = store.current_model_version()
+    mv = status.model
     if mv is not None:
-        print(f"current model: {mv.name} ({mv.kind})" +
-              (f", macro recall {mv.metrics['macro_recall']:.3f}" if "macro_recall" in mv.metrics else ""))
-        unscored = store.unscored_clip_ids(mv).size
-        print(f"  unscored by it     {unscored}" + (" (scored before the next sample)" if unscored else ""))
+        recall = status.macro_recall
+        print(f"current model: {mv.name} ({mv.kind})" + (f", macro recall {recall:.3f}" if recall is not None else ""))
+        print(f"  unscored by it     {status.unscored}" + (" (scored before the next sample)" if status.unscored
+                                                           else ""))
     for name, state in services.status(ws).items():
         print(f"{name}: {state}")
     return 0

@@ -61,6 +61,11 @@ class Workspace:
         return self.root / "samples"
 
     @property
+    def geofence_file(self) -> Path:
+        """The image geofence (SpeciesNet's rules) ``workbench geofence FILE`` keeps; absent when none is set."""
+        return self.root / "geofence.json"
+
+    @property
     def models(self) -> Path:
         return self.root / "models"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 
-from store.schema import ModelKind
 from workbench import services
 from workbench.config import Workspace
 
@@ -38,15 +37,3 @@ def open_store(ws: Workspace, reading: bool = False):
 def score_progress(done: int, total: int) -> None:
     """New clips scored by a head so far, as one overwritten stderr line."""
     print(f"\r[score] new clips scored by the current head: {done}/{total}", end="", file=sys.stderr, flush=True)
-
-
-def score_new_clips(store, model_version=None) -> None:
-    """Clips ingested after the current head was trained join its pool at once (progress on stderr);
-    sampling does it itself (``sampler.run.sample_batch``)."""
-    mv = model_version or store.current_model_version()
-    if mv is None or mv.kind != ModelKind.CLASSIFIER:
-        return  # BirdNET or a vision model scored its clips at ingest (and scikit-learn need not load)
-    from finetune.train import score_new_clips as score
-
-    if score(store, mv, progress=score_progress):
-        print(file=sys.stderr)

@@ -17,34 +17,15 @@ from workbench.config import Workspace
 from workbench.console import UserError, open_store
 
 
-def geofence_file(ws: Workspace) -> Path:
-    return ws.root / "geofence.json"
-
-
 def workspace_geofence(ws: Workspace) -> Optional[Geofence]:
     """The workspace's geofence, or None when none is set; a damaged copy is a ``UserError`` saying what to do."""
-    path = geofence_file(ws)
+    path = ws.geofence_file
     if not path.exists():
         return None
     try:
         return Geofence.from_file(path)
     except ValueError as e:
         raise UserError(f"{e}; set it again with `workbench geofence FILE`, or `workbench geofence --clear`") from e
-
-
-def with_workspace_geofence(ws: Workspace, strategy):
-    """``strategy`` with the workspace's geofence given to every range-conflict strategy in it (itself, a
-    stratified inner one) that was given none: `workbench sample` and the app's Sample page fence with it."""
-    from sampler.range_conflict import RangeConflict
-
-    path = geofence_file(ws)
-    if not path.exists():
-        return strategy
-    inner = strategy.get_params(deep=False).get("inner")
-    for s in (strategy, inner):
-        if isinstance(s, RangeConflict) and s.geofence is None:
-            s.set_params(geofence=str(path))
-    return strategy
 
 
 def _image_models(store) -> list:
@@ -100,7 +81,7 @@ def _report(ws: Workspace, fence: Geofence, show: int) -> None:
 def cmd_geofence(ws: Workspace, args: argparse.Namespace) -> int:
     from store.atomic import write_atomically
 
-    kept = geofence_file(ws)
+    kept = ws.geofence_file
     if args.clear:
         if args.file is not None:
             raise UserError("give a rules FILE or --clear, not both")

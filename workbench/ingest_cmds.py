@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional
 
 from store.schema import Modality
 from workbench.config import Workspace
-from workbench.console import UserError, open_store, score_new_clips
+from workbench.console import UserError, open_store, score_progress
 
 if TYPE_CHECKING:
     from embeddings.ingest_paths import IngestSettings
@@ -77,8 +77,11 @@ def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> int:
               f"file(s), {report.shards_reused} taken from shards an earlier run left in {result.shards}; listing "
               f"{report.list_seconds:.1f} s, workers busy {report.worker_seconds:.1f} s, committing "
               f"{report.commit_seconds:.1f} s", file=sys.stderr)
-    if result.windows_added:
-        score_new_clips(store)
+    if result.windows_added:  # the current head scores them at once (BirdNET or a vision model did at ingest)
+        from finetune.scoring import score_new_clips
+
+        if score_new_clips(store, progress=score_progress):
+            print(file=sys.stderr)
     for kind, report in result.parts:
         _print_report(kind, report)
     for folder in result.empty:

@@ -17,6 +17,7 @@ from annotation.client import DOCUMENT_ROOT_ENV, LabelStudioClient, PullReport, 
 from annotation.projects import DEFAULT_MIN_CONFIDENCE, ensure_batch_project
 from annotation.settings import DEFAULT_PROJECT
 from store import Store
+from store.roles import Ledger
 from workbench.config import Workspace, labelstudio_settings
 from workbench.console import progress
 
@@ -86,7 +87,7 @@ def pull(store: Store, client: LabelStudioClient, choice: ProjectChoice, ws: Wor
     return project_id, client.pull(store, project_id)
 
 
-def batch_progress(store: Store, project_ids: Iterable[int] = ()) -> pd.DataFrame:
+def batch_progress(store: Ledger, project_ids: Iterable[int] = ()) -> pd.DataFrame:
     """One row per sampling run: its picks, how many are tasks in the given projects, how many are labelled.
 
     Tasks are counted in ``project_ids`` (the store records tasks per project); active annotations in
@@ -113,7 +114,7 @@ def batch_progress(store: Store, project_ids: Iterable[int] = ()) -> pd.DataFram
     return pd.DataFrame(rows, columns=columns)
 
 
-def known_project_ids(store: Store) -> set[int]:
+def known_project_ids(store: Ledger) -> set[int]:
     """Projects the store has seen annotations from (when Label Studio cannot be asked)."""
     return {int(a.project_id) for a in store.annotations(state=None)}
 

@@ -1,4 +1,5 @@
-"""Read-only summaries of a workspace for the app and ``status``: plain dicts and DataFrames, no UI.
+"""Read-only summaries of a workspace for the app: plain dicts and DataFrames, no UI (the counts and the current
+model that `workbench status` prints too are ``store.status.store_status``).
 
 The app's Pool page is drawn from these; every function takes the store (or a pool read from it) and
 is tested without Streamlit.
@@ -15,20 +16,10 @@ import numpy as np
 import pandas as pd
 
 from store import ClipInfo, ModelKind, Pool, SamplingRun, Store, StoreError
+from store.roles import Records
 
 UNCERTAINTY_COLUMNS = ("max_entropy", "mean_entropy", "top1", "margin")
 UNKNOWN = "unknown"
-
-
-def pool_summary(store: Store) -> Optional[dict[str, Any]]:
-    """Counts and the current model, or None when nothing is scored yet."""
-    mv = store.current_model_version()
-    if mv is None:
-        return None
-    counts = store.counts()
-    return {"model": mv.name, "clips": counts["clips"], "recordings": counts["recordings"],
-            "selected": counts["selected"], "tasks": counts["tasks"], "annotations": counts["annotations"],
-            "unscored": int(store.unscored_clip_ids(mv).size)}
 
 
 # ------------------------------------------------------------------------------------ the pool
@@ -79,7 +70,7 @@ def species_tail(pool: Pool) -> pd.DataFrame:
     return frame
 
 
-def uncertainty_by_model(store: Store, metric: str = "max_entropy", bins: int = 20,
+def uncertainty_by_model(store: Records, metric: str = "max_entropy", bins: int = 20,
                          models: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Histogram of one score over each model version's pool (long form: model, bin, clips, share).
 
@@ -122,7 +113,7 @@ class PickLike(Protocol):
     reason: str
 
 
-def pick_rows(store: Store, picks: Sequence[PickLike], model_version_id: Optional[int]) -> list[dict[str, Any]]:
+def pick_rows(store: Records, picks: Sequence[PickLike], model_version_id: Optional[int]) -> list[dict[str, Any]]:
     """One row per pick with the clip's site (and country), time, file and the model's top label, in rank order."""
     infos = {c.clip_id: c for c in store.clips([p.clip_id for p in picks])}
     preds = store.predictions(infos.keys(), model_version_id) if model_version_id else {}
@@ -205,7 +196,7 @@ def selection_table(store: Store, run_id: int | None = None) -> Optional[tuple[S
 
 
 # ------------------------------------------------------------------------------------ rounds
-def model_history(store: Store) -> list[dict[str, Any]]:
+def model_history(store: Records) -> list[dict[str, Any]]:
     """One row per model version: the rounds of fine-tuning and their metrics."""
     rows = []
     for mv in store.model_versions():
@@ -219,4 +210,4 @@ def model_history(store: Store) -> list[dict[str, Any]]:
 
 
 __all__ = ["ClipMedia", "StoreError", "clip_media", "coverage", "model_history", "pick_rows", "pool_breakdown",
-           "pool_summary", "selection_table", "species_tail", "uncertainty_by_model"]
+           "selection_table", "species_tail", "uncertainty_by_model"]

@@ -22,6 +22,7 @@ from sampler import Pick, QueryStrategy, SamplerWarning
 from sampler.base import check_budget
 from sampler.run import query_store
 from store import ModelVersion, Store, StoreError
+from store.roles import Vectors
 
 MAP_METHODS = ("PCA", "UMAP")
 
@@ -84,7 +85,7 @@ def pick_group(pick: Pick, colour_by: str) -> str:
     return pick.stratum or "no stratum"
 
 
-def embedding_map(store: Store, pool_clip_ids: np.ndarray, picks: Sequence[Pick], embedding_space: str, *,
+def embedding_map(store: Vectors, pool_clip_ids: np.ndarray, picks: Sequence[Pick], embedding_space: str, *,
                   sample_size: int = 2000, seed: int = 0, method: str = "PCA",
                   colour_by: str = "cluster") -> pd.DataFrame:
     """2-D coordinates of a seeded sample of the pool plus every pick (columns x, y, clip_id, kind, group,

@@ -11,12 +11,13 @@ from typing import Any, Literal, Optional
 import pandas as pd
 
 from store import ModelVersion, Store
+from store.roles import Records
 
 XAxis = Literal["n_train", "n_clips"]
 X_AXES: tuple[str, ...] = ("n_train", "n_clips")
 
 
-def heads(store: Store) -> list[ModelVersion]:
+def heads(store: Records) -> list[ModelVersion]:
     """The fine-tuned heads (kind "classifier"), oldest first: one per real round."""
     return [mv for mv in store.model_versions() if mv.kind == "classifier"]
 

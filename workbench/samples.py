@@ -20,6 +20,7 @@ from typing import Callable, Optional
 import numpy as np
 import soundfile as sf
 
+from store.atomic import atomic_path
 from store.sources import file_sha256 as sha256_of
 
 log = logging.getLogger(__name__)
@@ -93,16 +94,13 @@ def fetch_sample(sample: Sample, dest_root: Path, base: str | None = None, timeo
     if dest.exists() and sha256_of(dest) == sample.sha256:
         return dest
     base = base or os.environ.get("WORKBENCH_SAMPLES_MIRROR") or DEFAULT_BASE
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(dest.suffix + ".part")
-    with urllib.request.urlopen(sample.url(base), timeout=timeout) as resp, open(tmp, "wb") as out:
-        while block := resp.read(1 << 20):
-            out.write(block)
-    got = sha256_of(tmp)
-    if got != sample.sha256:
-        tmp.unlink()
-        raise ChecksumError(f"{sample.url(base)}: sha256 {got} does not match the pinned {sample.sha256}")
-    tmp.replace(dest)
+    with atomic_path(dest) as tmp:  # kept only when it holds the pinned bytes
+        with urllib.request.urlopen(sample.url(base), timeout=timeout) as resp, open(tmp, "wb") as out:
+            while block := resp.read(1 << 20):
+                out.write(block)
+        got = sha256_of(tmp)
+        if got != sample.sha256:
+            raise ChecksumError(f"{sample.url(base)}: sha256 {got} does not match the pinned {sample.sha256}")
     return dest
 
 

@@ -65,3 +65,32 @@ def test_csv_and_raven_exports_match_birdnet_analyzers_detections(workspace, tmp
     first = lines[1].split("\t")
     assert first[:3] == ["1", "Spectrogram 1", "1"] and first[5:7] == ["0", "15000"]
     assert sum(len(t.read_text().splitlines()) - 1 for t in tables) == len(rows)
+
+
+def test_export_detections_returns_the_model_and_each_file_with_its_rows(store, tmp_path):
+    from finetune import FinetuneError
+    from finetune.custom_classifier import export_head
+    from finetune.export import export_detections
+    from tests.sampler.synthetic import build_pool
+
+    with pytest.raises(FinetuneError, match="holds no scored clips yet"):
+        export_detections(store, tmp_path / "none.csv")
+    syn = build_pool(store, per_cluster=3)
+    done = export_detections(store, tmp_path / "csv", min_confidence=0.5)
+    assert done.model.id == syn.model.id and done.format == "csv" and done.min_confidence == 0.5
+    [(path, n)] = done.files
+    assert path == tmp_path / "csv" / "BirdNET_CombinedTable.csv" and n == done.detections == len(syn.clip_ids)
+    assert len(path.read_text().splitlines()) == n + 1  # every clip's top species is above 0.5, the header
+    raven = export_detections(store, tmp_path / "raven", format="raven", min_confidence=0.5,
+                              model_version=syn.model.name)
+    assert [p.name for p, _ in raven.files] == [f"0{h}.BirdNET.selection.table.txt" for h in (5, 6, 7)]  # with clips
+    assert raven.detections == n
+    assert all(p.parent == tmp_path / "raven" and p.exists() for p, _ in raven.files)
+    with pytest.raises(FinetuneError, match="--model-version nope: no such model version"):
+        export_detections(store, tmp_path / "x.csv", model_version="nope")
+    with pytest.raises(ValueError, match="format must be one of"):
+        export_detections(store, tmp_path / "x.txt", format="txt")
+    with pytest.raises(FinetuneError, match="no fine-tuned head on BirdNET embeddings yet"):
+        export_head(store, tmp_path / "cc")
+    with pytest.raises(FinetuneError, match=f"--model-version {syn.model.name} is an embedding model"):
+        export_head(store, tmp_path / "cc", model_version=syn.model.name)

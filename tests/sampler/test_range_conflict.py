@@ -123,3 +123,18 @@ def test_a_geofence_without_countries_is_said_so_and_a_bad_file_named(store, tmp
     rules.write_text('{"aves;piciformes": {}}')
     with pytest.raises(ValueError, match=f"{rules}: key 'aves;piciformes' is not a taxonomy string"):
         RangeConflict(geofence=str(rules)).query(store.pool(mv), store.embeddings("space"), 2)
+
+
+def test_with_geofence_fences_every_range_conflict_given_none_and_nothing_without_a_file(tmp_path):
+    from sampler import Stratified, UncertaintySampling
+    from sampler.range_conflict import with_geofence
+
+    rules = tmp_path / "geofence.json"
+    assert with_geofence(RangeConflict(), rules).geofence is None  # no file kept: nothing to fence with
+    assert with_geofence(RangeConflict(), None).geofence is None
+    rules.write_text("{}")
+    assert with_geofence(RangeConflict(), rules).geofence == str(rules)
+    assert with_geofence(RangeConflict(geofence="/own.json"), rules).geofence == "/own.json"  # its own kept
+    inner = with_geofence(Stratified(inner=RangeConflict()), rules).get_params(deep=False)["inner"]
+    assert inner.geofence == str(rules)
+    assert "geofence" not in with_geofence(UncertaintySampling(), rules).get_params(deep=False)

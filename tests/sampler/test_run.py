@@ -157,7 +157,7 @@ def test_the_pool_knows_from_the_experts_labels_whether_clips_hold_several_speci
 
 def test_sample_batch_has_a_head_score_the_clips_it_has_not_then_samples_its_pool(store, tmp_path):
     from finetune.head import ClassifierHead
-    from finetune.train import score_new_clips
+    from finetune.scoring import score_new_clips
 
     build_pool(store, per_cluster=6)
     view = store.embeddings("test-space")

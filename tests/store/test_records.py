@@ -41,10 +41,10 @@ def test_implementations_conform_to_the_role(store):
 
 # ---------------------------------------------------------------------------- recordings
 def test_recordings_are_found_by_hash_and_updated(records):
-    assert records.find_recording("hash-a.wav") is None
+    assert records.find_recordings("hash-a.wav") == []
     rec = _recording(records, site="S1")
     assert rec.id is not None and rec.status == "pending"
-    assert records.find_recording("hash-a.wav").id == rec.id
+    assert [r.id for r in records.find_recordings("hash-a.wav")] == [rec.id]
     done = records.update_recording(rec.id, status="done", duration_s=9.0)
     assert (done.status, done.duration_s) == ("done", 9.0)
     other = _recording(records, "b.wav")
@@ -66,7 +66,7 @@ def test_unknown_recordings_and_fields_are_refused_and_change_nothing(records):
     with pytest.raises(StoreError, match="'hash-a.wav' is already stored"):
         records.add_recordings([Recording(path="/data/c.wav", content_hash="hash-c.wav"),
                                 Recording(path="/data/a.wav", content_hash="hash-a.wav")])
-    assert records.find_recording("hash-c.wav") is None
+    assert records.find_recordings("hash-c.wav") == []
 
 
 def test_replaced_and_failed_recordings_leave_the_pool_but_keep_their_clips(records, store):

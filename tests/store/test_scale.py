@@ -128,7 +128,7 @@ def test_pool_from_matrices_follows_clip_ids_not_recordings(store):
     b = store.add_clip_batch(recs[2], [tuple(x) for x in spans[8:]], mv, probs[8:], emb[8:])
     c = store.add_clips(rec[6:8], spans[6:8], mv, probs[6:8], emb[6:8])  # ids no longer follow recordings
     pool = store.pool(mv)
-    assert store.matrix_info(f"scores:{mv.name}").rows == 12
+    assert store.vectors.matrix_info(f"scores:{mv.name}").rows == 12
     assert pool.clip_id.tolist() == a.tolist() + b.tolist() + c.tolist()
     _assert_pool_scores(pool, np.concatenate([probs[:6], probs[8:], probs[6:8]]))
     assert pool.recording_id.tolist() == rec[:6].tolist() + [recs[2]] * 4 + rec[6:8].tolist()
@@ -149,7 +149,7 @@ def test_no_sql_row_and_no_probability_row_per_clip_once_the_output_layer_is_kep
     with store._session() as s:
         assert s.scalar(select(func.count()).select_from(Score)) == 0
         assert s.scalar(select(func.count()).select_from(Prediction)) == 0
-    assert store.matrix_info(f"probabilities:{mv.name}") is None
+    assert store.vectors.matrix_info(f"probabilities:{mv.name}") is None
     np.testing.assert_allclose(store.probabilities(mv).take(ids[::-1]), probs[::-1], atol=1e-5)
     preds = store.predictions(ids[:2], mv.id)
     assert preds[int(ids[0])][0] == (LABELS[int(probs[0].argmax())], pytest.approx(float(probs[0].max()), abs=1e-6))
@@ -205,7 +205,7 @@ def test_a_store_of_release_0_1_0_is_read_from_sql_then_backfilled(store):
     _assert_pools_equal(store.pool(mv), expected)
     # the next write creates both matrices with every row stored before them, in the same transaction
     new = store.add_clips(rec[:2], [(99.0, 102.0), (102.0, 105.0)], mv, probs[:2], emb[:2])
-    assert store.matrix_info("clips").rows == 11 and store.matrix_info(f"scores:{mv.name}").rows == 11
+    assert store.vectors.matrix_info("clips").rows == 11 and store.vectors.matrix_info(f"scores:{mv.name}").rows == 11
     pool = store.records._pool_from_matrices(mv)
     assert pool is not None and len(pool) == 11 and pool.clip_id[-2:].tolist() == new.tolist()
     _assert_pool_scores(pool, np.concatenate([probs, probs[:2]]))
@@ -248,7 +248,7 @@ def test_float16_embeddings_are_recorded_and_read_as_float32(store):
     recs = _recordings(half)
     rec, spans, probs, emb = _clips(recs, per=3)
     ids = half.add_clips(rec, spans, mv, probs, emb)
-    assert half.matrix_info("embeddings:bulk-space").dtype == "float16"
+    assert half.vectors.matrix_info("embeddings:bulk-space").dtype == "float16"
     assert (half.vectors_dir / "embeddings__bulk-space.float16").stat().st_size == 9 * DIM * 2
     got = half.embeddings("bulk-space").take(ids)
     assert got.dtype == np.float32

@@ -79,3 +79,17 @@ def test_store_reopens_with_its_data(workspace):
     assert len(again.embeddings("test-space")) == 2
     assert len(again.pool()) == 2
     assert [a.labels for a in again.annotations()] == [["A"]]
+
+
+def test_a_consumer_typed_against_a_role_runs_on_that_roles_part_alone(store):
+    """What a function typed ``Records`` or ``Ledger`` reads is in that role: the part alone answers as the store."""
+    from sampler.run import labels_are_multi
+    from tests.sampler.synthetic import annotate, build_pool
+    from workbench.overview import model_history, pick_rows
+
+    syn = build_pool(store, per_cluster=2)
+    annotate(store, syn.clip_ids[:3], [["Parus major_Great Tit"]] * 3)
+    assert labels_are_multi(store.ledger) is labels_are_multi(store) is False
+    assert model_history(store.records) == model_history(store)
+    picks = [Selection(clip_id=int(c), rank=i + 1, score=0.5, reason="t") for i, c in enumerate(syn.clip_ids[:2])]
+    assert pick_rows(store.records, picks, syn.model.id) == pick_rows(store, picks, syn.model.id)

@@ -59,12 +59,12 @@ def test_embeddings_are_kept_in_the_stores_dtype_and_read_as_float32(vectors, st
     spans, probs, emb = window_batch(5)
     ids = store.add_clip_batch(rec.id, spans, mv, probs, emb)
     assert vectors.embedding_dtype == store.embedding_dtype
-    info = vectors.matrix_info("embeddings:test-space")
+    info = store.vectors.matrix_info("embeddings:test-space")
     assert (info.dtype, info.dim, info.rows) == (store.embedding_dtype, 4, 5)
     data_file = store.vectors_dir / f"embeddings__test-space.{store.embedding_dtype}"
     assert data_file.stat().st_size == 5 * 4 * ITEMSIZE[store.embedding_dtype]
     view = vectors.embeddings("test-space")
-    assert view is vectors.matrix("embeddings:test-space")  # one view until rows are committed
+    assert view is store.vectors.matrix("embeddings:test-space")  # one view until rows are committed
     assert len(view) == 5 and view.ids.tolist() == ids.tolist()
     got = view.take(ids[[3, 0, 4]])
     assert got.dtype == np.float32
@@ -74,8 +74,8 @@ def test_embeddings_are_kept_in_the_stores_dtype_and_read_as_float32(vectors, st
 
 def test_unknown_matrices_and_clips_are_named(vectors, store):
     with pytest.raises(StoreError, match="no matrix 'nope' in this store"):
-        vectors.matrix("nope")
-    assert vectors.matrix_info("nope") is None
+        store.vectors.matrix("nope")
+    assert store.vectors.matrix_info("nope") is None
     with pytest.raises(StoreError, match="no matrix 'embeddings:test-space'"):
         vectors.embeddings("test-space")
     mv = _model(store)
@@ -110,7 +110,7 @@ def test_vectors_written_by_a_crashed_transaction_stay_invisible(vectors, store,
     assert data_file.stat().st_size == 4 * 4 * ITEMSIZE[store.embedding_dtype]  # four rows on disk, two committed
     monkeypatch.undo()
     assert len(vectors.embeddings("test-space")) == 2
-    assert vectors.matrix_info("clips").rows == 2  # the clips' own matrix did not advance either
+    assert store.vectors.matrix_info("clips").rows == 2  # the clips' own matrix did not advance either
     assert store.counts()["clips"] == 2
     ids = store.add_clip_batch(rec.id, spans[2:], mv, probs[2:], emb[2:])
     view = vectors.embeddings("test-space")
@@ -122,25 +122,25 @@ def test_an_append_is_visible_only_when_the_writers_transaction_commits(vectors,
     ids, rows, dtype = np.array([5, 7, 9]), np.arange(6, dtype=np.float32).reshape(3, 2), store.embedding_dtype
     mv = _model(store)
     with store._session(write=True) as s:
-        vectors.append_matrix(s, "test:m", dtype, mv, ids, rows)
-        assert vectors.matrix_info("test:m") is None  # another session does not see it yet
+        store.vectors.append_matrix(s, "test:m", dtype, mv, ids, rows)
+        assert store.vectors.matrix_info("test:m") is None  # another session does not see it yet
         s.rollback()
-    assert vectors.matrix_info("test:m") is None
+    assert store.vectors.matrix_info("test:m") is None
     with store._session(write=True) as s:
-        vectors.append_matrix(s, "test:m", dtype, mv, ids[:2], rows[:2] + 10)
+        store.vectors.append_matrix(s, "test:m", dtype, mv, ids[:2], rows[:2] + 10)
         s.commit()
-    assert vectors.matrix_info("test:m").model_version_id == mv.id  # the model whose rows it holds
+    assert store.vectors.matrix_info("test:m").model_version_id == mv.id  # the model whose rows it holds
     with store._session(write=True) as s:  # written, then abandoned
-        vectors.append_matrix(s, "test:m", dtype, None, ids[2:], rows[2:] + 20)
+        store.vectors.append_matrix(s, "test:m", dtype, None, ids[2:], rows[2:] + 20)
     assert (store.vectors_dir / f"test__m.{dtype}").stat().st_size == 3 * 2 * ITEMSIZE[dtype]  # on disk: 3 rows
-    assert vectors.matrix_info("test:m").rows == 2
-    view = vectors.matrix("test:m")
+    assert store.vectors.matrix_info("test:m").rows == 2
+    view = store.vectors.matrix("test:m")
     assert view.ids.tolist() == [5, 7]
     np.testing.assert_array_equal(view.take([7, 5]), rows[[1, 0]] + 10)
     with store._session(write=True) as s:
-        vectors.append_matrix(s, "test:m", dtype, None, ids[2:], rows[2:] + 30)
+        store.vectors.append_matrix(s, "test:m", dtype, None, ids[2:], rows[2:] + 30)
         s.commit()
-    np.testing.assert_array_equal(vectors.matrix("test:m").take([9]), rows[2:] + 30)  # the abandoned row is gone
+    np.testing.assert_array_equal(store.vectors.matrix("test:m").take([9]), rows[2:] + 30)  # the abandoned row is gone
 
 
 def test_a_matrix_of_another_dim_under_the_same_name_is_refused(vectors, store):
@@ -152,12 +152,12 @@ def test_a_matrix_of_another_dim_under_the_same_name_is_refused(vectors, store):
     with pytest.raises(StoreError, match="matrix 'embeddings:test-space' holds 4-d rows; refusing 8-d rows"):
         store.add_clip_batch(rec.id, spans[2:], wide, probs[2:], np.ones((1, 8)))
     assert store.counts()["clips"] == 2  # the whole batch was refused
-    assert len(vectors.embeddings("test-space")) == 2 and vectors.matrix_info("clips").rows == 2
+    assert len(vectors.embeddings("test-space")) == 2 and store.vectors.matrix_info("clips").rows == 2
     with store._session(write=True) as s:
         with pytest.raises(StoreError, match="holds 4-d rows; refusing 2-d rows"):
-            vectors.append_matrix(s, "embeddings:test-space", store.embedding_dtype, None, np.array([1]),
+            store.vectors.append_matrix(s, "embeddings:test-space", store.embedding_dtype, None, np.array([1]),
                                   np.zeros((1, 2)))
-    assert vectors.matrix_info("embeddings:test-space").dim == 4
+    assert store.vectors.matrix_info("embeddings:test-space").dim == 4
 
 
 def test_values_beyond_float16_are_refused_by_a_float16_matrix_only(vectors, store):
@@ -185,7 +185,7 @@ def test_probabilities_are_stored_when_no_output_layer_is_kept(vectors, store):
     spans, probs, emb = window_batch(4)
     ids = store.add_clip_batch(rec.id, spans, mv, probs, emb)
     assert vectors.output_layer(mv) is None
-    assert vectors.matrix_info("probabilities:test-model").dtype == "float16"  # whatever the embeddings keep
+    assert store.vectors.matrix_info("probabilities:test-model").dtype == "float16"  # whatever the embeddings keep
     stored = vectors.probabilities(mv)
     assert not isinstance(stored, ComputedProbabilities)
     np.testing.assert_allclose(stored.take(ids[::-1]), probs[::-1], atol=1e-3)
@@ -201,7 +201,7 @@ def test_probabilities_are_recomputed_from_embeddings_with_the_output_layer(vect
     spans, _, emb = window_batch(5)
     layer = OutputLayer(weights, bias.astype(np.float32), activation)
     ids = store.add_clip_batch(rec.id, spans, mv, layer.probabilities(emb), emb)
-    assert vectors.matrix_info("probabilities:test-model") is None  # no row per clip kept
+    assert store.vectors.matrix_info("probabilities:test-model") is None  # no row per clip kept
     computed = vectors.probabilities(mv)
     assert isinstance(computed, ComputedProbabilities)
     assert len(computed) == 5 and computed.ids.tolist() == ids.tolist()

@@ -10,6 +10,7 @@ import pandas as pd
 
 from annotation.agreement import agreement
 from store import Store
+from store.roles import Ledger
 from workbench.app_pages.ui import plain, require, shown_errors, store, table, workspace
 from workbench.labelling import (DEFAULT_PROJECT, ProjectChoice, batch_progress, connect, find_project,
                                  known_project_ids, project_url, pull, push)
@@ -26,7 +27,7 @@ def show_progress(s: Store, project_id: Optional[int]) -> None:
         st.caption("Pushed tasks are counted once Label Studio can be asked for the project.")
 
 
-def show_agreement(s: Store) -> None:
+def show_agreement(s: Ledger) -> None:
     """How far experts agree on the clips two of them labelled, what each did, and what to adjudicate."""
     r = agreement(s.annotations())
     st.subheader("Experts")

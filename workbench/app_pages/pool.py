@@ -4,33 +4,34 @@ from __future__ import annotations
 
 import streamlit as st
 
+from store.status import store_status
 from workbench.app_pages import charts
 from workbench.app_pages.ui import plain, require, store, table, workspace
-from workbench.overview import (UNCERTAINTY_COLUMNS, coverage, pool_breakdown, pool_summary, species_tail,
-                                uncertainty_by_model)
+from workbench.overview import UNCERTAINTY_COLUMNS, coverage, pool_breakdown, species_tail, uncertainty_by_model
 
 st.title("Pool")
 st.caption("Where the clips come from, how uncertain each model version is about them, and the long tail of "
            "species they seem to hold.")
 s, ws = store(), workspace()
-summary = pool_summary(s)
-require(summary, f"The workspace {ws.root} holds no scored clips yet. Run `workbench ingest PATH` or "
-                 f"`workbench demo`.")
+status = store_status(s)
+require(status.model, f"The workspace {ws.root} holds no scored clips yet. Run `workbench ingest PATH` or "
+                      f"`workbench demo`.")
 
-st.caption(f"Model version **{plain(summary['model'])}**")
+current = status.model.name
+st.caption(f"Model version **{plain(current)}**")
 cols = st.columns(5)
 for col, (label, key) in zip(cols, [("Clips in pool", "clips"), ("Recordings", "recordings"),
                                     ("Selected", "selected"), ("Tasks in Label Studio", "tasks"),
                                     ("Labels", "annotations")]):
-    col.metric(label, f"{summary[key]:,}")
-if summary["unscored"]:
-    st.warning(f"{summary['unscored']:,} clips ingested after {plain(summary['model'])} was trained are not scored "
+    col.metric(label, f"{status.counts[key]:,}")
+if status.unscored:
+    st.warning(f"{status.unscored:,} clips ingested after {plain(current)} was trained are not scored "
                f"by it yet, so they are not in this pool: the next `workbench sample` (or Save on the Sample page) "
                f"scores them first.")
 
 models = [mv for mv in reversed(s.model_versions()) if mv.ready]
 names = [mv.name for mv in models]
-chosen = st.selectbox("Model version", names, index=names.index(summary["model"]), key="pool_model",
+chosen = st.selectbox("Model version", names, index=names.index(current), key="pool_model",
                       help="The pool as this model version scored it (its top labels and uncertainty).")
 pool = s.pool(next(mv for mv in models if mv.name == chosen))
 require(len(pool), f"Model version {chosen} has scored no clips.")
@@ -61,7 +62,7 @@ metric = st.radio("Score", list(UNCERTAINTY_COLUMNS), horizontal=True, key="hist
                   help="max_entropy / mean_entropy: binary entropy of the classes (high = unsure); top1: the top "
                        "probability; margin: top1 minus the second.")
 embedders = [mv.name for mv in models if mv.kind == "embedding"]
-compared = st.multiselect("Model versions", names, default=list(dict.fromkeys([summary["model"], *embedders[:1]])),
+compared = st.multiselect("Model versions", names, default=list(dict.fromkeys([current, *embedders[:1]])),
                           key="pool_compare", help="Each pool is read in full: compare a few at a time.")
 hist = uncertainty_by_model(s, metric=metric, bins=20, models=compared)
 st.altair_chart(charts.histograms(hist, metric), width="stretch", key="pool_uncertainty")

@@ -11,10 +11,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from sampler.range_conflict import with_geofence
+from store.status import store_status
 from workbench.app_pages import charts
 from workbench.app_pages.ui import clip_cards, plain, require, shown_errors, store, table, workspace
-from workbench.geofence_cmds import with_workspace_geofence
-from workbench.overview import pick_rows, pool_summary, selection_table
+from workbench.overview import pick_rows, selection_table
 from workbench.preview import MAP_METHODS, embedding_map, group_counts, preview, sampler_notes, umap_available
 from sampler.defaults import DEFAULT_STRATEGY
 from workbench.strategy_form import (Control, build_strategy, command_line, inner_names, strategy_controls,
@@ -55,9 +56,9 @@ st.title("Sample")
 st.caption("Pick the next batch: any strategy, every parameter. Preview runs it on today's pool without storing "
            "anything; Save stores it as `workbench sample` does.")
 s, ws = store(), workspace()
-summary = pool_summary(s)
-require(summary, f"The workspace {ws.root} holds no scored clips yet. Run `workbench ingest PATH` or "
-                 f"`workbench demo`.")
+current = store_status(s).model
+require(current, f"The workspace {ws.root} holds no scored clips yet. Run `workbench ingest PATH` or "
+         f"`workbench demo`.")
 
 # ------------------------------------------------------------------------------------ the strategy
 models = [mv for mv in reversed(s.model_versions()) if mv.ready]
@@ -67,7 +68,7 @@ name = top[0].selectbox("Strategy", strategy_names(), key="sample_strategy",
                         help=f"`--strategy`; default {DEFAULT_STRATEGY}, the benchmark's choice (README, 'Which "
                              f"strategy?').")
 model_name = top[1].selectbox("Model version", [mv.name for mv in models], key="sample_model",
-                              index=[mv.name for mv in models].index(summary["model"]),
+                              index=[mv.name for mv in models].index(current.name),
                               help="Whose scores rank the pool (`--model-version`; default: the newest head).")
 budget = int(top[2].number_input("Budget", min_value=1, value=20, step=1, key="sample_budget",
                                  help="Clips to pick (`--budget`)."))
@@ -93,20 +94,19 @@ buttons = st.columns([1, 1, 6])
 if buttons[0].button("Preview", key="sample_preview", type="secondary"):
     with shown_errors():
         with st.spinner("Picking..."):
-            result = preview(s, with_workspace_geofence(ws, build_strategy(name, values, seed=seed, inner=inner)),
-                             budget, mv)
+            strategy = with_geofence(build_strategy(name, values, seed=seed, inner=inner), ws.geofence_file)
+            result = preview(s, strategy, budget, mv)
         st.session_state["sample_last_preview"] = {"preview": result, "settings": settings}
 if buttons[1].button("Save", key="sample_save", type="primary"):
-    from finetune.train import score_new_clips
-    from sampler.run import sample_batch
+    from finetune.scoring import sample_scored
 
     with shown_errors():
-        strategy = with_workspace_geofence(ws, build_strategy(name, values, seed=seed, inner=inner))
+        strategy = with_geofence(build_strategy(name, values, seed=seed, inner=inner), ws.geofence_file)
         bar = st.progress(0.0, text="Scoring new clips with the model, then picking and storing the batch...")
         with sampler_notes() as notes:
-            saved = sample_batch(s, strategy, budget, model_version=mv, score_new_clips=score_new_clips,
-                                 progress=lambda done, total: bar.progress(
-                                     done / max(1, total), text=f"Scoring new clips: {done}/{total}"))
+            saved = sample_scored(s, strategy, budget, model_version=mv,
+                                  progress=lambda done, total: bar.progress(
+                                      done / max(1, total), text=f"Scoring new clips: {done}/{total}"))
         run, picks = saved.run, saved.picks
         bar.empty()
         for note in notes:
