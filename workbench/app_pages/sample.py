@@ -11,13 +11,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from sampler.defaults import DEFAULT_STRATEGY
 from sampler.range_conflict import with_geofence
 from store.status import store_status
 from workbench.app_pages import charts
 from workbench.app_pages.ui import clip_cards, plain, require, shown_errors, store, table, workspace
 from workbench.overview import pick_rows, selection_table
 from workbench.preview import MAP_METHODS, embedding_map, group_counts, preview, sampler_notes, umap_available
-from sampler.defaults import DEFAULT_STRATEGY
 from workbench.strategy_form import (Control, build_strategy, command_line, inner_names, strategy_controls,
                                      strategy_description, strategy_names)
 
