@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from sampler.base import (UNCERTAINTY_MEASURES, Choice, QueryContext, QueryStrategy, candidate_count, check_int,
-                          most_uncertain)
+                          most_uncertain, ordinal)
 from sampler.greedy import lazy_greedy
 from sampler.parameters import WEIGHT_NAMES
 from sampler.strata import allocate_quotas, check_custom_columns, check_hemisphere, check_quotas, check_strata
@@ -196,12 +196,17 @@ class Combined(QueryStrategy):
         steps = lazy_greedy(z, n_pick, gain=gain, w_d=w_d, scale=scale, cap=1.0, reference=ref, groups=groups,
                             targets=np.asarray(targets, dtype=np.float64), w_b=w_b, accept=accept)
         measure = UNCERTAINTY_MEASURES[measure_name]
+        finite = np.where(np.isfinite(shown), shown, -np.inf)
+        rank = np.empty(len(shown), dtype=np.int64)  # 1 = the most uncertain candidate
+        rank[np.argsort(-finite, kind="stable")] = np.arange(1, len(shown) + 1)
         picked_in = np.zeros(len(keys), dtype=np.int64)
         out = []
         for step in steps:
             i, g = step.index, int(groups[step.index])
             u = shown[i]
-            u_txt = f"{u:.2f}" if np.isfinite(u) else "n/a"
+            u_txt = f"{u:.3f}" if np.isfinite(u) else "n/a"
+            u_why = f"{measure}; {ordinal(int(rank[i]))} most uncertain of {len(shown)} candidates" \
+                if np.isfinite(u) else measure
             if not w_d:
                 d_txt = "not measured"
             elif step.nearest >= 0:
@@ -214,9 +219,9 @@ class Combined(QueryStrategy):
             b_txt = (f"stratum {keys[g]}: {picked_in[g]} picked before it of a {targets[g]:.3g}-clip share, "
                      f"{describe_quotas(params.quotas, float(weights[g]), params.min_per_stratum)}") if balanced \
                 else "no strata"
-            reason = (f"combined {step.total:.3f} = uncertainty {u_txt} x {w_u:g} ({measure}) "
-                      f"+ diversity {step.diversity:.2f} x {w_d:g} ({d_txt}; typical spacing {scale:.3f}) "
-                      f"+ balance {step.balance:.2f} x {w_b:g} ({b_txt})")
+            reason = (f"combined {step.total:.3f} = uncertainty {u_txt} x {w_u:g} ({u_why}) "
+                      f"+ diversity {step.diversity:.3f} x {w_d:g} ({d_txt}; typical spacing {scale:.3f}) "
+                      f"+ balance {step.balance:.3f} x {w_b:g} ({b_txt})")
             picked_in[g] += 1
             out.append(Choice(pos=int(rows[i]), score=float(step.total), stratum=keys[g] if balanced else None,
                               reason=reason))

@@ -11,9 +11,10 @@ import pytest
 from sampler import Combined, most_uncertain
 from tests.sampler.synthetic import build_pool
 
-REASON = re.compile(r"^combined (-?\d+\.\d+) = uncertainty (\d\.\d\d) x ([\d.]+) \(max binary entropy\) "
-                    r"\+ diversity (\d\.\d\d) x ([\d.]+) \((.+); typical spacing (\d\.\d+)\) "
-                    r"\+ balance (\d\.\d\d) x ([\d.]+) \((.+)\)$")
+REASON = re.compile(r"^combined (-?\d+\.\d+) = uncertainty (\d\.\d{3}) x ([\d.]+) \(max binary entropy; "
+                    r"\d+(?:st|nd|rd|th) most uncertain of \d+ candidates\) "
+                    r"\+ diversity (\d\.\d{3}) x ([\d.]+) \((.+); typical spacing (\d\.\d+)\) "
+                    r"\+ balance (\d\.\d{3}) x ([\d.]+) \((.+)\)$")
 
 
 def _inputs(store):
@@ -76,10 +77,11 @@ def test_reasons_give_the_three_terms_and_add_up(store):
         assert m, p.reason
         total, u, wu, d, wd, d_txt, _, b, wb, b_txt = m.groups()
         assert float(total) == pytest.approx(p.score, abs=1e-3)
-        assert float(u) * float(wu) + float(d) * float(wd) + float(b) * float(wb) == pytest.approx(p.score, abs=0.02)
+        assert float(u) * float(wu) + float(d) * float(wd) + float(b) * float(wb) == pytest.approx(p.score, abs=0.005)
         assert (float(wu), float(wd), float(wb)) == (1.0, 0.5, 2.0)
         assert b_txt.startswith(f"stratum {p.stratum}: ")
     assert "nothing picked or labelled yet" in picks[0].reason
+    assert len({p.reason.split(" + ")[0] for p in picks}) == len(picks)  # the uncertainty parts tell picks apart
     assert "to picked clip" in picks[-1].reason
 
 
