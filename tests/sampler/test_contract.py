@@ -232,3 +232,21 @@ def test_nan_uncertainty_is_refused_naming_the_clip(shared, name):
         strategy.set_params(uncertainty="max_entropy")
     with pytest.raises(ValueError, match=rf"'(max_entropy|margin)' is NaN for 1 clips \(first: clip {pool.clip_id[7]}\)"):
         strategy.query(pool, store.embeddings("test-space"), 4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_multi_label_pools_rank_by_a_per_label_measure(shared, name):
+    """Once labels hold several species per clip, every strategy still picks a ranked, explained batch, and
+    those that rank by uncertainty ask "is each label on or off?" (the mean binary entropy), not the margin."""
+    from dataclasses import replace
+
+    store, syn = shared
+    pool = replace(store.pool(), multi_label=True)
+    picks = FACTORIES[name](syn, 3).query(pool, store.embeddings("test-space"), 10,
+                                           probabilities=store.probabilities(syn.model))
+    assert [p.rank for p in picks] == list(range(1, 11)) and len({p.clip_id for p in picks}) == 10
+    reasons = " ".join(p.reason for p in picks)
+    assert UNCERTAINTY_MEASURES["margin"] not in reasons, picks[0].reason
+    single = _run(shared, name, 10)
+    if UNCERTAINTY_MEASURES["margin"] in " ".join(p.reason for p in single):
+        assert UNCERTAINTY_MEASURES["mean_entropy"] in reasons, picks[0].reason
