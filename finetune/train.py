@@ -169,5 +169,5 @@ def rescore(store: Store, model_version: ModelVersion, head: Optional[Classifier
         store.write_model_outputs(model_version, ids, probs)
         if progress is not None:
             progress(stop, len(view))  # clips re-scored so far, of all
-    return store.update_model_version(model_version.id, ready=True,
-                                      metrics={**model_version.metrics, "scored_clips": len(view)})
+    store.merge_model_metrics(model_version.id, scored_clips=len(view))
+    return store.update_model_version(model_version.id, ready=True)

@@ -238,7 +238,7 @@ def validate(store: Store, model_version: Optional[ModelVersion] = None, *, targ
         result.reliability[str(mv.labels[j])] = {"ece": r.ece, "n": r.n_total,
                                                   "bins": [list(x) for x in zip(r.confidence, r.observed, r.n)]}
     if record:
-        store.update_model_version(mv.id, metrics={**(mv.metrics or {}), "auto_validation": result.as_metrics()})
+        store.merge_model_metrics(mv.id, auto_validation=result.as_metrics())
     return result
 
 

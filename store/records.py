@@ -401,6 +401,19 @@ class SqlRecords:
             s.refresh(mv)
             return mv
 
+    def merge_model_metrics(self, model_version_id: int, **metrics: Any) -> ModelVersion:
+        """Set some keys of a model version's metrics, keeping the others as stored NOW (read and written in one
+        transaction, the row locked): ``validate`` and a rescoring writing at once both keep their figures."""
+        with self._session(write=True) as s:
+            mv = s.get(ModelVersion, model_version_id, with_for_update=True, populate_existing=True)
+            if mv is None:
+                raise StoreError(f"no model version with id {model_version_id}")
+            mv.metrics = {**(mv.metrics or {}), **metrics}
+            s.add(mv)
+            s.commit()
+            s.refresh(mv)
+            return mv
+
     def model_version(self, name_or_id: str | int) -> ModelVersion:
         with self._session() as s:
             if isinstance(name_or_id, int):

@@ -263,6 +263,10 @@ class Store:
         """Set fields of one model version; refuses an unknown id."""
         return self.records.update_model_version(model_version_id, **fields)
 
+    def merge_model_metrics(self, model_version_id: int, **metrics: Any) -> ModelVersion:
+        """Set some metrics of one model version, keeping the others as stored now (one locked transaction)."""
+        return self.records.merge_model_metrics(model_version_id, **metrics)
+
     def model_version(self, name_or_id: str | int) -> ModelVersion:
         """The model version with this name or id; refuses an unknown one."""
         return self.records.model_version(name_or_id)

@@ -206,6 +206,24 @@ def test_model_versions_are_made_once_and_found_by_name_or_id(records):
     assert records.current_model_version() is None  # nothing scored yet
 
 
+def test_metrics_written_by_two_commands_at_once_are_both_kept(records, store, db_url, workspace):
+    from store import Store
+
+    head = records.ensure_model_version("head-1", "classifier", "test-space", 2, ["a", "b"])
+    records.update_model_version(head.id, metrics={"macro_recall": 0.8})
+    other = Store(db_url, workspace.root / "vectors")  # validate, in another process, read the same version ...
+    try:
+        stale = other.model_version(head.id)
+        records.merge_model_metrics(head.id, scored_clips=42)  # ... while a rescoring finished
+        other.merge_model_metrics(stale.id, auto_validation={"thresholds": {"a": 0.9}})
+    finally:
+        other.close()
+    assert records.model_version(head.id).metrics == {"macro_recall": 0.8, "scored_clips": 42,
+                                                      "auto_validation": {"thresholds": {"a": 0.9}}}
+    with pytest.raises(StoreError, match="no model version with id 999"):
+        records.merge_model_metrics(999, x=1)
+
+
 def test_rescoring_replaces_outputs_and_becomes_current(records):
     mv = _model(records)
     rec = _recording(records)
