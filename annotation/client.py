@@ -170,15 +170,15 @@ def build_prediction(clip_id: int, predictions: Sequence[tuple[str, float]], lab
                      min_probability: float = BASE_MODEL_THRESHOLD,
                      box: Optional[tuple[float, float, float, float]] = None, dynamic: bool = False) -> dict[str, Any]:
     """One pre-annotation: the species of ``labels`` (what the task offers) the model predicts at or above
-    ``min_probability`` ticked (see ``preticked``), and the window drawn (audio), or the detector's box on the
-    frame (images, when the config has boxes).
+    ``min_probability`` ticked (see ``preticked``; only the best one where the project asks for one species),
+    and the window drawn (audio), or the detector's box on the frame (images, when the config has boxes).
 
     ``score`` is the top-1 probability. The result is validated against ``interface`` (the project's
     config); a mismatch raises ``AnnotationError`` naming the clip and the label. ``dynamic``: the species
     choices come with the task (``labels`` are the task's own), which the SDK cannot check, so they are
     checked here and the rest of the result by the SDK.
     """
-    ticked = preticked(predictions, labels, min_probability)
+    ticked = preticked(predictions, labels, min_probability, max_species=1 if _asks_one(interface) else MAX_PRETICKED)
     target = AUDIO if window is not None else IMAGE
     result: list[dict[str, Any]] = []
     if ticked:
@@ -210,6 +210,14 @@ def build_prediction(clip_id: int, predictions: Sequence[tuple[str, float]], lab
             f"edited in Label Studio: recreate it from the label set with ensure_project(), or push with a "
             f"label set that matches it")
     return pred
+
+
+def _asks_one(interface: LabelInterface) -> bool:
+    """The project's species control takes one choice (``choice="single"``): pre-tick one species, not three."""
+    try:
+        return str(interface.get_control(SPECIES).attr.get("choice", "")).lower() == "single"
+    except Exception:  # noqa: BLE001 - the SDK raises a bare Exception for a missing tag
+        return False
 
 
 def _single_choice(xml: str) -> bool:

@@ -41,12 +41,12 @@ def test_a_fenced_top_label_ticks_nothing_and_its_suggestion_is_the_roll_up():
     assert fenced_choices(preds, _offered(preds), choices, fence, None) == (choices, _offered(preds))
 
 
-@pytest.mark.parametrize("country, ticked", [("GBR", []), ("POL", [WOLF, "dhole, Cuon alpinus"])])
+@pytest.mark.parametrize("country, ticked", [("GBR", []), ("POL", [WOLF])])
 def test_image_tasks_of_a_push_never_pretick_a_fenced_species(tmp_path, country, ticked):
     """SpeciesNet's dog, called a grey wolf (0.33), red wolf (0.25), coyote (0.14), dhole by the default vision
     model, on a camera in Britain (no wolves: nothing ticked, the suggestion is Canidae) or in Poland (wolves
     allowed, red wolves and coyotes not: those two are not ticked; the dhole, whose genus the rules lack, is
-    never fenced)."""
+    never fenced, but the project takes one species, so only the best is ticked)."""
     from annotation.client import LabelStudioClient, decision_threshold
 
     store = placed_images(tmp_path / "ws", {"domestic_dog.jpg": ("Site", country, "")})
@@ -68,3 +68,14 @@ def test_image_tasks_of_a_push_never_pretick_a_fenced_species(tmp_path, country,
         assert top["value"].startswith("Canidae (family) 0.7") == (country == "GBR")
     finally:
         store.close()
+
+
+def test_a_multi_choice_project_may_have_several_species_preticked():
+    from annotation.client import build_prediction
+
+    labels = ["Canis lupus", "Cuon alpinus", "Noise", "Other"]
+    preds = [("Canis lupus", 0.6), ("Cuon alpinus", 0.55), ("Noise", 0.01)]
+    for single, ticked in ((True, ["Canis lupus"]), (False, ["Canis lupus", "Cuon alpinus"])):
+        interface = validate_config(config_for(labels, "image", single=single))
+        pred = build_prediction(1, preds, labels, None, "m", interface, min_probability=0.5)
+        assert [c for r in pred["result"] for c in r["value"]["choices"]] == ticked
