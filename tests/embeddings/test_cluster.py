@@ -75,10 +75,19 @@ def _ray_available() -> None:
 
 
 # ---------------------------------------------------------------------------- a real two-node cluster
+_GIVEN: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never one handed out before in this run: the OS may give a port just closed
+    again, and Ray refuses two of its components on one port (it did: metrics export = dashboard agent)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def _session_pids(sid: int) -> list[int]:
