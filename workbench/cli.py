@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from annotation.settings import DEFAULT_PROJECT
+from lab.peers import PEERS
 from sampler.parameters import add_sampling_options, offered_strategies, strategy_from_args
 from sampler.range_conflict import with_geofence
 from workbench import experts, exports, geofence_cmds, ingest_cmds, range_cmds, services, validation
@@ -277,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "optional strata, probabilities, times); default: the workspace's labelled clips")
     s.add_argument("--strategies", default="default",
                    help="comma-separated strategies to compare with random ('default' = the workbench's default; "
-                        f"any of {', '.join(offered_strategies())})")
+                        f"any of {', '.join(offered_strategies())}; or scikit-activeml's as skactiveml:NAME, NAME "
+                        f"one of {', '.join(PEERS)}, with pip install -e '.[lab]')")
     s.add_argument("--seeds", type=int, default=3, help="seeds (splits and initial sets) to average over")
     s.add_argument("--budgets", default="20:120:20", help="START:STOP:STEP labels (random initial set, last round, "
                                                           "batch size)")
