@@ -475,13 +475,7 @@ class LabelStudioClient:
         in_project = {c: tid for c, (tid, _) in tasks_now.items()}
         recorded = store.tasks(project_id)
         label_set_id = label_set.id if label_set is not None else None
-        healed = [Task(project_id=int(project_id), clip_id=c, ls_task_id=in_project[c], label_set_id=label_set_id,
-                       run_id=run.id) for c in dict.fromkeys(p.clip_id for p in picks)
-                  if c in in_project and c not in recorded]
-        if healed:
-            log.info("project %s already holds %d task(s) of run %s the store had not recorded; recording them",
-                     project_id, len(healed), run.id)
-            store.add_tasks(healed)
+        unrecorded = [c for c in dict.fromkeys(p.clip_id for p in picks) if c in in_project and c not in recorded]
         if dynamic:
             self._upgrade_tasks(store, project_id, tasks_now, mv, show_source)
         gone = [p.clip_id for p in picks if p.clip_id in recorded and p.clip_id not in in_project]
@@ -489,6 +483,16 @@ class LabelStudioClient:
             log.warning("%d clip(s) of run %s were pushed to project %s before but their tasks were deleted "
                         "there; not pushing them again (e.g. clip %s)", len(gone), run.id, project_id, gone[0])
         todo = list(dict.fromkeys(p.clip_id for p in picks if p.clip_id not in in_project and p.clip_id not in recorded))
+        if unrecorded:  # a push killed after its import: its tasks get the overlap it was about to give them
+            log.info("project %s already holds %d task(s) of run %s the store had not recorded; recording them",
+                     project_id, len(unrecorded), run.id)
+            again = set(overlap_share(unrecorded, overlap, random_state, run.id))
+            for c in sorted(again):  # setting it again is harmless
+                with self._call(f"ask two experts for task {in_project[c]} (clip {c})"):
+                    self.sdk.tasks.update(id=in_project[c], overlap=2)
+            store.add_tasks([Task(project_id=int(project_id), clip_id=c, ls_task_id=in_project[c],
+                                  label_set_id=label_set_id, run_id=run.id, overlap=2 if c in again else 1)
+                             for c in unrecorded])
 
         payload, failed = self._build_tasks(store, clips_dir, self._document_root(clips_dir), todo, mv, labels,
                                             interface, context_s, threshold, dynamic=dynamic,

@@ -106,6 +106,33 @@ def test_push_after_a_crash_between_import_and_record_creates_no_duplicates(
     assert ls_store.tasks(pid) == {t.data["clip_id"]: t.id for t in tasks}
 
 
+def test_push_killed_before_asking_two_experts_asks_them_when_run_again(
+        ls_client, ls_store, labelstudio, tmp_path, monkeypatch):
+    gen, _, pid = setup_project(ls_client, ls_store, labelstudio, tmp_path)
+    calls = []
+
+    def killed(**kw):
+        calls.append(kw)
+        raise KeyboardInterrupt  # the push is killed between the import and the overlap it asks for
+
+    with monkeypatch.context() as m:
+        m.setattr(ls_client.sdk.tasks, "update", killed)
+        with pytest.raises(KeyboardInterrupt):
+            ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id, overlap=0.5)
+    assert calls and ls_store.tasks(pid) == {} and {t.overlap for t in tasks_of(ls_client, pid)} == {1}
+    report = ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id, overlap=0.5)
+    assert (report.created, report.skipped) == (0, 6)
+    twice = {t.data["clip_id"] for t in tasks_of(ls_client, pid) if t.overlap == 2}
+    assert len(twice) == 3  # half of the 6 tasks: those the killed push was asking for
+    assert calls[0]["id"] in {t.id for t in tasks_of(ls_client, pid) if t.overlap == 2}
+    from sqlmodel import select
+
+    from store.schema import Task
+    with ls_store._session() as s:  # noqa: SLF001 - reading what the store recorded
+        recorded = {t.clip_id: t.overlap for t in s.execute(select(Task).where(Task.project_id == pid)).scalars()}
+    assert {c for c, o in recorded.items() if o == 2} == twice and len(recorded) == 6
+
+
 def test_a_clip_whose_source_vanished_is_reported_and_pushed_once_it_is_back(ls_client, ls_store, labelstudio,
                                                                              tmp_path):
     gen, _, pid = setup_project(ls_client, ls_store, labelstudio, tmp_path, n_clips=3)
