@@ -63,7 +63,7 @@ from embeddings.cluster_shards import (Shard, ShardError, matches, model_folder,
                                        remove_stale_temporaries, shard_path, working_path)
 from embeddings import resample as resampling
 from embeddings.files import unreadable_folder
-from embeddings.ingest import IngestReport, ProgressCallback, find_audio_files
+from embeddings.ingest import IngestReport, ProgressCallback, add_range_priors, find_audio_files
 from embeddings.known_files import FileState, KnownFiles, stat_and_hash
 from embeddings.metadata import RecordingMetadata, Sidecar, recording_metadata
 from store import LockName, ModelKind, Recording, RecordingStatus, Store
@@ -529,6 +529,8 @@ def cluster_ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store
         report.files_failed.append((str(folder_), f"{folder_} is a folder holding no audio files "
                                                    f"({', '.join(AUDIO_EXTENSIONS)}): give the files or the folder "
                                                    f"that holds them"))
+    if isinstance(model, BirdNET) and report.files_new:  # as single-machine ingest: the new site-weeks' priors
+        add_range_priors(store, report)
     report.wall_seconds = time.perf_counter() - started
     return report
 

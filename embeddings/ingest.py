@@ -420,12 +420,12 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
                                                   f"({', '.join(AUDIO_EXTENSIONS)}): give the files or the folder "
                                                   f"that holds them"))
     if isinstance(model, BirdNET) and report.files_new:
-        _add_range_priors(store, report)
+        add_range_priors(store, report)
     report.wall_seconds = time.perf_counter() - started
     return report
 
 
-def _add_range_priors(store: Store, report: IngestReport) -> None:
+def add_range_priors(store: Store, report: IngestReport) -> None:
     """Range priors for the site-weeks new recordings brought (~1 ms each); a missing range model is a
     warning of the run, never a failed ingest (``workbench range`` computes them later)."""
     from embeddings.range_priors import compute_range_priors

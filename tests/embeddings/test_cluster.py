@@ -485,11 +485,16 @@ def test_the_command_line_ingests_on_the_cluster(ray_cluster, audio, tmp_path):
 
     wrong = workbench("ingest", *files, "--shards", str(tmp_path / "s"))
     assert wrong.returncode == 2 and "--cluster" in wrong.stderr
-    proc = workbench("ingest", *files, "--cluster", ray_cluster.address)
+    sidecar = tmp_path / "meta.csv"  # placed and dated: the range model's priors come with the ingest
+    sidecar.write_text("file,site,start_time,latitude,longitude\n" +
+                       "".join(f"{Path(f).name},jura,2024-05-10T05:00:00,46.6,6.2\n" for f in files))
+    proc = workbench("ingest", *files, "--cluster", ray_cluster.address, "--metadata", str(sidecar))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ingested 2 new file(s)" in proc.stdout and "[cluster] 2 worker(s) on " in proc.stderr
+    assert "range priors computed for 1 new site-week(s)" in proc.stdout
     st = Store.open(ws)
     assert len(st.recordings(status="done")) == 2
+    assert len(st.range_priors(st.model_version(MODEL))) == 1
     st.close()
     assert not list((ws / "shards").rglob("*.npz"))  # the workspace's shard folder, emptied by the commits
 
