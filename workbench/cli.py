@@ -20,7 +20,7 @@ from sampler.parameters import add_sampling_options, offered_strategies, strateg
 from sampler.range_conflict import with_geofence
 from workbench import experts, exports, geofence_cmds, ingest_cmds, range_cmds, services, validation
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
-from workbench.console import UserError, is_user_error, open_store, progress, score_progress
+from workbench.console import UserError, close_stores, is_user_error, open_store, progress, score_progress
 
 log = logging.getLogger("workbench")
 
@@ -347,6 +347,8 @@ def _run_command(args: argparse.Namespace) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        close_stores()
 
 
 _is_user_error = is_user_error

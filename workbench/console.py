@@ -28,10 +28,22 @@ def progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+_OPENED: list = []  # stores this command opened; ``close_stores`` closes them when it ends
+
+
 def open_store(ws: Workspace, reading: bool = False):
     """The workspace's store; a wait for another command's lock is said on stderr. A ``reading`` command opens
-    a workspace it cannot write (an archived one) read-only; a writing one is refused naming the folder."""
-    return ws.open_store(on_wait=lambda message: progress(f"[wait] {message}"), read_only=None if reading else False)
+    a workspace it cannot write (an archived one) read-only; a writing one is refused naming the folder.
+    Closed when the command ends (``close_stores``): its connections and file handles go back at once."""
+    store = ws.open_store(on_wait=lambda message: progress(f"[wait] {message}"), read_only=None if reading else False)
+    _OPENED.append(store)
+    return store
+
+
+def close_stores() -> None:
+    """Close every store this command opened (a command run in-process, as tests and scripts do, leaves none)."""
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 def score_progress(done: int, total: int) -> None:

@@ -140,3 +140,21 @@ def test_an_mp3_shorter_than_its_header_goes_through_ingest_sample_and_push(ls_e
     assert main(["push", "--project", f"mp3 {ls_env.name}"]) == 0
     out = capsys.readouterr().out
     assert f"{picked} new task(s), 0 already there" in out and "not pushed" not in out
+
+
+def test_a_command_closes_the_stores_it_opened(tmp_path, monkeypatch, capsys):
+    """Run in-process (tests, scripts, a notebook), a command gives its database connections back when it ends,
+    errors included."""
+    from workbench.config import Workspace
+
+    opened = []
+    real = Workspace.open_store
+
+    def recording(self, *a, **kw):
+        opened.append(real(self, *a, **kw))
+        return opened[-1]
+
+    monkeypatch.setattr(Workspace, "open_store", recording)
+    for argv in (["status"], ["sample", "--budget", "3"]):  # the second fails: nothing to sample
+        main(["--workspace", str(tmp_path / "ws"), *argv])
+    assert len(opened) == 2 and all(s.engine.pool.checkedin() == 0 for s in opened)
