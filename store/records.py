@@ -197,21 +197,44 @@ class SqlRecords:
         self.engine = engine
         self._session = session
         self.vectors = vectors
+        self._probe_sql: Optional[str] = None  # find_recordings' probe in the driver's parameter style
 
     # ---------------------------------------------------------------- recordings and clips
     def find_recordings(self, content_hash: str) -> list[Recording]:
         """Every recording of this content (the same bytes at other sites or times too), oldest first.
 
         Asked once per file by every ingest, mostly of content never stored: that answer comes from one
-        Core query on a plain connection (no session, no ORM objects); only found content is loaded as
-        ``Recording`` objects.
+        indexed probe on a pooled driver connection (no session, no ORM objects, one statement: its own
+        snapshot); only found content is loaded as ``Recording`` objects.
         """
-        with self.engine.connect() as conn:
-            if conn.execute(_HASH_STORED, {"h": content_hash}).first() is None:
-                return []
+        if not self._hash_stored(content_hash):
+            return []
         with self._session() as s:
             return list(s.execute(select(Recording).where(Recording.content_hash == content_hash)
                                   .order_by(Recording.id)).scalars().all())
+
+    def _hash_stored(self, content_hash: str) -> bool:
+        """Whether any recording holds this content: the driver's own cursor where its parameter style is known
+        (about a seventh of a Core execute's Python work, which holds the GIL the ingest's readers need)."""
+        if self._probe_sql is None:
+            marks = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.engine.dialect.paramstyle)
+            prep = self.engine.dialect.identifier_preparer
+            self._probe_sql = "" if marks is None else (
+                f"SELECT 1 FROM {prep.quote(_RECORDING_TABLE.name)} WHERE {prep.quote('content_hash')} = {marks} "
+                f"LIMIT 1")
+        if not self._probe_sql:  # another driver: through SQLAlchemy Core
+            with self.engine.connect() as conn:
+                return conn.execute(_HASH_STORED, {"h": content_hash}).first() is not None
+        dbapi = self.engine.raw_connection()
+        try:
+            cur = dbapi.cursor()
+            try:
+                cur.execute(self._probe_sql, (content_hash,))
+                return cur.fetchone() is not None
+            finally:
+                cur.close()
+        finally:
+            dbapi.close()  # back to the pool, which ends the driver's transaction (PostgreSQL)
 
     def add_recording(self, recording: Recording) -> Recording:
         """Insert a new recording (status ``pending``); its clips arrive with ``add_clip_batch``."""
