@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 from sqlalchemy import bindparam, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session
 
 from store.errors import StoreError
@@ -269,6 +270,7 @@ class SqlRecords:
             s.commit()
         for rec, rec_id in zip(recordings, ids):
             rec.id = rec_id
+            make_transient_to_detached(rec)  # as if committed through a session: a stored row, not a new one
         return recordings
 
     def insert_recordings(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
