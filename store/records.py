@@ -347,10 +347,9 @@ class SqlRecords:
                     .order_by(Recording.id))]
             old = [(i, p) for i, p in old if i != latest[p]]
             if old:
-                conn.execute(_update_by_id(("error", "replaced_by", "status")),
-                             [_update_params(i, {"status": RecordingStatus.REPLACED, "replaced_by": latest[p],
-                                                 "error": f"the file changed; its new content is recording {latest[p]}"})
-                              for i, p in old])
+                conn.execute(_update_by_id(("error", "replaced_by", "status")), [_update_params(i, {
+                    "status": RecordingStatus.REPLACED, "replaced_by": latest[p],
+                    "error": f"the file changed; its new content is recording {latest[p]}"}) for i, p in old])
             s.commit()
             return [i for i, _ in old]
 
