@@ -12,8 +12,8 @@ columns), or SQL rows for a store written before they existed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
