@@ -264,16 +264,19 @@ def _store_batch(store: Records, mv: Any, batch: list[_Image], probs: np.ndarray
                             admin1_region=job.meta.admin1_region, file_size=job.size, file_mtime_ns=job.mtime_ns)
               for job in batch}
     new = [job for job in batch if job.existing is None]
-    recs = store.add_recordings([Recording(content_hash=job.content_hash, status=RecordingStatus.PENDING,
-                                           **fields[id(job)])
-                                 for job in new])
-    rec_of = {id(job): rec.id for job, rec in zip(new, recs)}
+    # plain rows through SQL Core (no Recording objects): these writes hold the GIL the readers need
+    ids = store.insert_recordings([dict(content_hash=job.content_hash, status=RecordingStatus.PENDING,
+                                        **fields[id(job)]) for job in new])
+    rec_of = {id(job): rec_id for job, rec_id in zip(new, ids)}
+    again = {}  # a pending recording of a killed run, or a failed one read again
     for job in batch:
         if job.adds_crops:  # a stored frame: its crops go in with the others, in one transaction, nothing else
             rec_of[id(job)] = job.existing.id
-        elif job.existing is not None:  # a pending recording of a killed run, or a failed one read again
-            rec_of[id(job)] = store.update_recording(job.existing.id, status=RecordingStatus.PENDING, error=None,
-                                                     **fields[id(job)]).id
+        elif job.existing is not None:
+            rec_of[id(job)] = job.existing.id
+            again[job.existing.id] = dict(status=RecordingStatus.PENDING, error=None, **fields[id(job)])
+    if again:
+        store.update_recordings(again)
     rec_ids = [rec_of[id(job)] for job in batch for _ in job.regions]
     spans = [(float(k), float(k)) for job in batch for k, _ in job.regions]
     ids = store.add_clips(rec_ids, spans, mv, probs, embs, boxes=[box for job in batch for _, box in job.regions])
@@ -286,8 +289,8 @@ def _store_batch(store: Records, mv: Any, batch: list[_Image], probs: np.ndarray
     ingested = [job for job in batch if not job.adds_crops]
     store.update_recordings({rec_of[id(job)]: {"status": RecordingStatus.DONE, "error": "; ".join(job.notes) or None}
                              for job in ingested})
-    old = set(store.replace_recordings({str(job.path): rec_of[id(job)] for job in ingested}))
-    changed = {r.path for r in store.recordings(status=RecordingStatus.REPLACED) if r.id in old} if old else set()
+    old = store.replace_recordings({str(job.path): rec_of[id(job)] for job in ingested})
+    changed = {r.path for r in store.recordings(ids=old)} if old else set()
     report.replaced += [str(job.path) for job in ingested if str(job.path) in changed]
     report.files_new += len(ingested)
     report.crops_added_to += [str(job.path) for job in batch if job.adds_crops]

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
-from sqlalchemy import delete, exists, func, literal, or_, select
+from sqlalchemy import bindparam, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session
 
 from store.errors import StoreError
@@ -41,6 +43,58 @@ CLIPS_MATRIX = "clips"
 WINDOW_S = 3.0
 #: Recording states whose clips are no sampling candidates: the file changed (replaced) or could not be read.
 OUT_OF_POOL = (RecordingStatus.REPLACED, RecordingStatus.FAILED)
+
+
+_RECORDING_TABLE = Recording.__table__
+#: The columns a caller gives (``id`` is the database's).
+_RECORDING_FIELDS = tuple(c.name for c in _RECORDING_TABLE.columns if c.name != "id")
+_HASH_STORED = select(_RECORDING_TABLE.c.id).where(_RECORDING_TABLE.c.content_hash == bindparam("h")).limit(1)
+
+
+def _recording_row(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Every column of a new recording: the given fields, ``Recording``'s defaults for the others."""
+    row: dict[str, Any] = {}
+    for key in fields:
+        if key not in _RECORDING_FIELDS:
+            raise StoreError(f"recording has no field {key!r}")
+    for name in _RECORDING_FIELDS:
+        if name in fields:
+            row[name] = fields[name]
+            continue
+        info = Recording.model_fields[name]
+        if info.default_factory is not None:
+            row[name] = info.default_factory()
+        elif info.is_required():
+            raise StoreError(f"a new recording needs its {name}")
+        else:
+            row[name] = info.default
+    return row
+
+
+def _insert_recordings(conn, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert full recording rows (``_recording_row``) on ``conn``; their new ids in input order.
+
+    One executemany with RETURNING where the dialect keeps the parameters' order (SQLite >= 3.35, PostgreSQL),
+    else one INSERT per row.
+    """
+    if not rows:
+        return []
+    stmt = insert(_RECORDING_TABLE)
+    if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+        result = conn.execute(stmt.returning(_RECORDING_TABLE.c.id, sort_by_parameter_order=True), rows)
+        return [int(i) for i in result.scalars().all()]
+    return [int(conn.execute(stmt, row).inserted_primary_key[0]) for row in rows]
+
+
+@lru_cache(maxsize=64)
+def _update_by_id(keys: tuple[str, ...]):
+    """UPDATE recording SET <keys> WHERE id = :_id, for an executemany of ``_update_params`` dicts."""
+    return (update(_RECORDING_TABLE).where(_RECORDING_TABLE.c.id == bindparam("_id"))
+            .values({k: bindparam(f"v_{k}") for k in keys}))
+
+
+def _update_params(recording_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {"_id": int(recording_id), **{f"v_{k}": v for k, v in fields.items()}}
 
 
 @dataclass
@@ -144,13 +198,44 @@ class SqlRecords:
         self.engine = engine
         self._session = session
         self.vectors = vectors
+        self._probe_sql: Optional[str] = None  # find_recordings' probe in the driver's parameter style
 
     # ---------------------------------------------------------------- recordings and clips
     def find_recordings(self, content_hash: str) -> list[Recording]:
-        """Every recording of this content (the same bytes at other sites or times too), oldest first."""
+        """Every recording of this content (the same bytes at other sites or times too), oldest first.
+
+        Asked once per file by every ingest, mostly of content never stored: that answer comes from one
+        indexed probe on a pooled driver connection (no session, no ORM objects, one statement: its own
+        snapshot); only found content is loaded as ``Recording`` objects.
+        """
+        if not self._hash_stored(content_hash):
+            return []
         with self._session() as s:
             return list(s.execute(select(Recording).where(Recording.content_hash == content_hash)
                                   .order_by(Recording.id)).scalars().all())
+
+    def _hash_stored(self, content_hash: str) -> bool:
+        """Whether any recording holds this content: the driver's own cursor where its parameter style is known
+        (about a seventh of a Core execute's Python work, which holds the GIL the ingest's readers need)."""
+        if self._probe_sql is None:
+            marks = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.engine.dialect.paramstyle)
+            prep = self.engine.dialect.identifier_preparer
+            self._probe_sql = "" if marks is None else (
+                f"SELECT 1 FROM {prep.quote(_RECORDING_TABLE.name)} WHERE {prep.quote('content_hash')} = {marks} "
+                f"LIMIT 1")
+        if not self._probe_sql:  # another driver: through SQLAlchemy Core
+            with self.engine.connect() as conn:
+                return conn.execute(_HASH_STORED, {"h": content_hash}).first() is not None
+        dbapi = self.engine.raw_connection()
+        try:
+            cur = dbapi.cursor()
+            try:
+                cur.execute(self._probe_sql, (content_hash,))
+                return cur.fetchone() is not None
+            finally:
+                cur.close()
+        finally:
+            dbapi.close()  # back to the pool, which ends the driver's transaction (PostgreSQL)
 
     def add_recording(self, recording: Recording) -> Recording:
         """Insert a new recording (status ``pending``); its clips arrive with ``add_clip_batch``."""
@@ -180,9 +265,39 @@ class SqlRecords:
                 if known is not None:
                     raise StoreError(f"a recording with content_hash {known[0]!r} is already stored for {known[1]}; "
                                      "find it with find_recordings instead of adding it again")
-            s.add_all(recordings)
+            ids = _insert_recordings(s.connection(), [{c: getattr(r, c) for c in _RECORDING_FIELDS}
+                                                      for r in recordings])
             s.commit()
-            return recordings
+        for rec, rec_id in zip(recordings, ids):
+            rec.id = rec_id
+            make_transient_to_detached(rec)  # as if committed through a session: a stored row, not a new one
+        return recordings
+
+    def insert_recordings(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """``add_recordings`` from plain field dicts (no ``Recording`` objects made): their ids, in order.
+
+        A field left out gets ``Recording``'s default; ``path`` and ``content_hash`` are required. The same
+        checks as ``add_recordings``, before writing anything; one Core executemany in one transaction.
+        """
+        full = [_recording_row(row) for row in rows]
+        keys = [(r["content_hash"], r["path"]) for r in full]
+        if len(set(keys)) != len(keys):
+            seen: set[tuple[str, str]] = set()
+            dup = next(k for k in keys if k in seen or seen.add(k))
+            raise StoreError(f"recording content_hash {dup[0]!r} appears twice in one batch for {dup[1]}")
+        with self._session(write=True) as s:
+            conn = s.connection()
+            wanted = set(keys)
+            for chunk in in_chunks(sorted({h for h, _ in keys})):
+                stored = conn.execute(select(Recording.content_hash, Recording.path)
+                                      .where(Recording.content_hash.in_(chunk))).all()
+                known = next((k for k in map(tuple, stored) if k in wanted), None)
+                if known is not None:
+                    raise StoreError(f"a recording with content_hash {known[0]!r} is already stored for {known[1]}; "
+                                     "find it with find_recordings instead of adding it again")
+            ids = _insert_recordings(conn, full)
+            s.commit()
+            return ids
 
     def update_recording(self, recording_id: int, **fields: Any) -> Recording:
         with self._session(write=True) as s:
@@ -200,14 +315,17 @@ class SqlRecords:
 
     def update_recordings(self, updates: dict[int, dict[str, Any]]) -> None:
         """Set fields of many recordings in one transaction (a batch of images finished at once)."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for rec_id, fields in updates.items():
+            for key in fields:
+                if key not in _RECORDING_FIELDS:
+                    raise StoreError(f"recording has no field {key!r}")
+            groups.setdefault(tuple(sorted(fields)), []).append(_update_params(rec_id, fields))
         with self._session(write=True) as s:
-            for chunk in in_chunks(list(updates)):
-                for rec in s.execute(select(Recording).where(Recording.id.in_(chunk))).scalars():
-                    for key, value in updates[rec.id].items():
-                        if not hasattr(rec, key):
-                            raise StoreError(f"recording has no field {key!r}")
-                        setattr(rec, key, value)
-                    s.add(rec)
+            conn = s.connection()
+            for keys, params in groups.items():  # one executemany per set of fields (usually one)
+                if keys:
+                    conn.execute(_update_by_id(keys), params)
             s.commit()
 
     def replace_recordings(self, path: str | dict[str, int], new_recording_id: Optional[int] = None) -> list[int]:
@@ -220,24 +338,33 @@ class SqlRecords:
         """
         latest = dict(path) if isinstance(path, dict) else {path: new_recording_id}
         with self._session(write=True) as s:
-            old = []
+            conn = s.connection()
+            old: list[tuple[int, str]] = []
             for chunk in in_chunks(list(latest)):
-                old += s.execute(select(Recording).where(Recording.path.in_(chunk),
-                                                         Recording.status != RecordingStatus.REPLACED)).scalars().all()
-            old = [r for r in old if r.id != latest[r.path]]
-            for rec in old:
-                rec.status, rec.replaced_by = RecordingStatus.REPLACED, latest[rec.path]
-                rec.error = f"the file changed; its new content is recording {latest[rec.path]}"
-                s.add(rec)
+                old += [(int(i), p) for i, p in conn.execute(
+                    select(Recording.id, Recording.path).where(Recording.path.in_(chunk),
+                                                               Recording.status != RecordingStatus.REPLACED)
+                    .order_by(Recording.id))]
+            old = [(i, p) for i, p in old if i != latest[p]]
+            if old:
+                conn.execute(_update_by_id(("error", "replaced_by", "status")), [_update_params(i, {
+                    "status": RecordingStatus.REPLACED, "replaced_by": latest[p],
+                    "error": f"the file changed; its new content is recording {latest[p]}"}) for i, p in old])
             s.commit()
-            return [r.id for r in old]
+            return [i for i, _ in old]
 
-    def recordings(self, status: str | None = None) -> list[Recording]:
+    def recordings(self, status: str | None = None, ids: Optional[Iterable[int]] = None) -> list[Recording]:
+        """Every recording (or those in ``status``, or of ``ids``, or both), oldest first."""
+        q = select(Recording).order_by(Recording.id)
+        if status is not None:
+            q = q.where(Recording.status == status)
         with self._session() as s:
-            q = select(Recording).order_by(Recording.id)
-            if status is not None:
-                q = q.where(Recording.status == status)
-            return list(s.execute(q).scalars().all())
+            if ids is None:
+                return list(s.execute(q).scalars().all())
+            out: list[Recording] = []
+            for chunk in in_chunks(sorted({int(i) for i in ids})):
+                out += s.execute(q.where(Recording.id.in_(chunk))).scalars().all()
+            return out
 
     def ingested_until(self, recording_id: int) -> float:
         """End (s) of the last committed clip of a recording: where a resumed ingest continues."""

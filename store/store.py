@@ -207,6 +207,10 @@ class Store:
         """Insert many new recordings in one transaction (a bulk load's thousands of files); return them with ids."""
         return self.records.add_recordings(recordings)
 
+    def insert_recordings(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """``add_recordings`` from plain field dicts (no ``Recording`` objects made); their ids, in order."""
+        return self.records.insert_recordings(rows)
+
     def update_recording(self, recording_id: int, **fields: Any) -> Recording:
         """Set fields of one recording; refuses an unknown recording or field."""
         return self.records.update_recording(recording_id, **fields)
@@ -219,9 +223,9 @@ class Store:
         """Mark every other recording ingested from ``path`` as replaced by ``new_recording_id``; return their ids."""
         return self.records.replace_recordings(path, new_recording_id)
 
-    def recordings(self, status: str | None = None) -> list[Recording]:
-        """Every recording (or those in ``status``), oldest first."""
-        return self.records.recordings(status)
+    def recordings(self, status: str | None = None, ids: Optional[Iterable[int]] = None) -> list[Recording]:
+        """Every recording (or those in ``status``, or of ``ids``, or both), oldest first."""
+        return self.records.recordings(status, ids)
 
     def ingested_until(self, recording_id: int) -> float:
         """End (s) of the last committed clip of a recording: where a resumed ingest continues."""

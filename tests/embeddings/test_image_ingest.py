@@ -92,6 +92,30 @@ def test_an_interrupted_ingest_resumes_without_duplicates(tmp_path, tiny):
     store.close()
 
 
+def test_pending_and_failed_frames_are_finished_by_the_next_run_with_their_fields(tmp_path, tiny):
+    """A run killed between its transactions leaves pending recordings (some with their regions): the next run
+    finishes them in place, fields and all, next to new files, and stores no region twice."""
+    folder = tmp_path / "traps"
+    paths = _images(folder, n=4)
+    store = Store.open(tmp_path / "ws")
+    ingest_images(paths[:3], store, tiny, root=folder)
+    first = {r.path: r for r in store.recordings()}
+    regions = len(store.pool())
+    ids = [first[str(p)].id for p in paths[:3]]
+    store.update_recordings({ids[0]: {"status": "pending", "site": None, "file_size": 1},  # regions stored, not done
+                             ids[1]: {"status": "failed", "error": "cannot be read (EIO)"}})
+    report = ingest_images(folder, store, tiny, root=folder)
+    assert report.files_new == 3 and report.files_skipped == 1 and report.windows_added == 1  # only the new file's
+    after = {r.path: r for r in store.recordings()}
+    assert [after[str(p)].id for p in paths[:3]] == ids  # finished in place, no recording added for them
+    for p in paths[:3]:
+        assert (after[str(p)].status, after[str(p)].error, after[str(p)].site, after[str(p)].file_size) == \
+            ("done", None, first[str(p)].site, p.stat().st_size)
+    assert after[str(paths[3])].status == "done" and after[str(paths[3])].site == "cam1"
+    assert len(store.pool()) == regions + 1
+    store.close()
+
+
 def test_a_copy_in_the_same_run_and_a_changed_image(tmp_path, tiny):
     folder = tmp_path / "traps"
     paths = _images(folder, n=3)

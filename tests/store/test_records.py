@@ -69,6 +69,58 @@ def test_unknown_recordings_and_fields_are_refused_and_change_nothing(records):
     assert records.find_recordings("hash-c.wav") == []
 
 
+def _columns(rec: Recording, *skip: str) -> dict:
+    return {c: getattr(rec, c) for c in Recording.__table__.columns.keys() if c not in ("id", *skip)}
+
+
+def test_plain_rows_are_stored_as_recording_objects_are_with_ids_in_order(records):
+    when = datetime(2024, 5, 1, 5, 0, 0)
+    fields = [dict(path=f"/data/site{i % 3}/{i:03d}.jpg", content_hash=f"h{i}", modality="image", site=f"S{i % 3}",
+                   device="cam", start_time=when, latitude=-1.5, longitude=36.8, country="KEN", admin1_region=None,
+                   file_size=1000 + i, file_mtime_ns=10**18 + i, status="pending") for i in range(25)]
+    by_orm = records.add_recordings([Recording(**{**f, "content_hash": "orm-" + f["content_hash"]}) for f in fields])
+    ids = records.insert_recordings(fields)
+    assert len(ids) == 25 and ids == sorted(ids) and min(ids) > max(r.id for r in by_orm)
+    stored = {r.id: r for r in records.recordings()}
+    for rec_id, f, orm in zip(ids, fields, by_orm):  # each id is its own row's, in the order given
+        assert stored[rec_id].content_hash == f["content_hash"] and stored[rec_id].path == f["path"]
+        assert _columns(stored[rec_id], "content_hash", "created_at") == _columns(stored[orm.id], "content_hash",
+                                                                                   "created_at")
+        assert stored[rec_id].created_at is not None
+    assert [r.id for r in records.find_recordings("h7")] == [ids[7]]
+    bare = records.insert_recordings([{"path": "/data/x.wav", "content_hash": "hx"}])  # Recording's defaults
+    assert _columns(records.recordings(ids=bare)[0], "created_at") == \
+        _columns(Recording(path="/data/x.wav", content_hash="hx"), "created_at")
+    assert records.insert_recordings([]) == []
+
+
+def test_plain_rows_are_refused_as_recording_objects_are_before_anything_is_written(records):
+    records.insert_recordings([{"path": "/data/a.jpg", "content_hash": "ha"}])
+    with pytest.raises(StoreError, match="'ha' is already stored for /data/a.jpg"):
+        records.insert_recordings([{"path": "/data/b.jpg", "content_hash": "hb"},
+                                   {"path": "/data/a.jpg", "content_hash": "ha"}])
+    with pytest.raises(StoreError, match="'hc' appears twice in one batch"):
+        records.insert_recordings([{"path": "/data/c.jpg", "content_hash": "hc"}] * 2)
+    with pytest.raises(StoreError, match="recording has no field 'colour'"):
+        records.insert_recordings([{"path": "/data/d.jpg", "content_hash": "hd", "colour": "red"}])
+    with pytest.raises(StoreError, match="needs its content_hash"):
+        records.insert_recordings([{"path": "/data/e.jpg"}])
+    assert [r.path for r in records.recordings()] == ["/data/a.jpg"]
+    # the same bytes at another path are a recording of their own
+    assert len(records.insert_recordings([{"path": "/data/copy/a.jpg", "content_hash": "ha"}])) == 1
+
+
+def test_many_recordings_are_updated_by_id_with_their_own_fields(records):
+    a, b, c = (_recording(records, n) for n in ("a.wav", "b.wav", "c.wav"))
+    records.update_recordings({a.id: {"status": "done", "error": None}, b.id: {"status": "failed", "error": "bad"},
+                               c.id: {"site": "S9"}, 999: {"status": "done"}})  # an unknown id changes nothing
+    got = {r.id: (r.status, r.error, r.site) for r in records.recordings()}
+    assert got == {a.id: ("done", None, None), b.id: ("failed", "bad", None), c.id: ("pending", None, "S9")}
+    assert [r.id for r in records.recordings(ids=[c.id, a.id, 12345])] == [a.id, c.id]
+    assert [r.id for r in records.recordings(status="failed", ids=[a.id, b.id])] == [b.id]
+    assert records.recordings(ids=[]) == []
+
+
 def test_replaced_and_failed_recordings_leave_the_pool_but_keep_their_clips(records, store):
     mv = _model(records)
     old, kept, broken = _recording(records), _recording(records, "b.wav"), _recording(records, "c.wav")
