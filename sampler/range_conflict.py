@@ -20,7 +20,7 @@ import os
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -204,12 +204,30 @@ def _rolled_up(ctx: QueryContext, fence: Geofence, p: int) -> str:
 
 def with_geofence(strategy: QueryStrategy, geofence_file: Optional[str | os.PathLike]) -> QueryStrategy:
     """``strategy`` with the geofence file given to every range-conflict strategy in it (itself, a stratified
-    inner one) that was given none; no file (None, or a path that does not exist) leaves it as it is.
+    inner one, a blend's parts) that was given none; no file (None, or a path that does not exist) leaves it
+    as it is.
 
     `workbench sample` and the app's Sample page fence with the workspace's geofence this way.
     """
     if geofence_file is None or not Path(geofence_file).exists():
         return strategy
+    own = strategy.get_params(deep=False)
+    if isinstance(strategy, RangeConflict) and strategy.geofence is None:
+        strategy.set_params(geofence=str(geofence_file))
+    if isinstance(own.get("inner"), QueryStrategy):
+        with_geofence(own["inner"], geofence_file)
+    parts = own.get("parts")
+    if isinstance(parts, (list, tuple)) and all(isinstance(part, Mapping) for part in parts):
+        fenced = []
+        for part in parts:
+            spec = part.get("strategy")
+            if isinstance(spec, QueryStrategy):
+                with_geofence(spec, geofence_file)
+            elif spec == RangeConflict.name and "geofence" not in (part.get("params") or {}):
+                part = {**part, "params": {**(part.get("params") or {}), "geofence": str(geofence_file)}}
+            fenced.append(part)
+        strategy.set_params(parts=fenced)
+    return strategy
     inner = strategy.get_params(deep=False).get("inner")
     for s in (strategy, inner):
         if isinstance(s, RangeConflict) and s.geofence is None:

@@ -126,7 +126,7 @@ def test_a_geofence_without_countries_is_said_so_and_a_bad_file_named(store, tmp
 
 
 def test_with_geofence_fences_every_range_conflict_given_none_and_nothing_without_a_file(tmp_path):
-    from sampler import Stratified, UncertaintySampling
+    from sampler import Blend, Stratified, UncertaintySampling
     from sampler.range_conflict import with_geofence
 
     rules = tmp_path / "geofence.json"
@@ -138,3 +138,11 @@ def test_with_geofence_fences_every_range_conflict_given_none_and_nothing_withou
     inner = with_geofence(Stratified(inner=RangeConflict()), rules).get_params(deep=False)["inner"]
     assert inner.geofence == str(rules)
     assert "geofence" not in with_geofence(UncertaintySampling(), rules).get_params(deep=False)
+    # a blend's range-conflict parts, named or built, and nothing else of it
+    blend = with_geofence(Blend(parts=[{"strategy": "range_conflict", "share": 0.5},
+                                       {"strategy": RangeConflict(), "share": 0.3},
+                                       {"strategy": "range_conflict", "params": {"geofence": "/own.json"}, "share": 0.1},
+                                       {"strategy": "kcenter", "share": 0.1}]), rules)
+    named, built, own, other = blend.get_params(deep=False)["parts"]
+    assert named["params"] == {"geofence": str(rules)} and built["strategy"].geofence == str(rules)
+    assert own["params"] == {"geofence": "/own.json"} and "params" not in other
