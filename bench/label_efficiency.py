@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         write_plot(result, OUT / f"{name}.png", title=f"{name}: {pool.source}")
         if DEFAULT_ALIAS in result.summary:
             verdicts[name] = result.summary[DEFAULT_ALIAS]
-            if versus_peers(result.summary):
-                gaps[name] = versus_peers(result.summary)
+            gap = versus_peers(result.summary)
+            if gap:
+                gaps[name] = gap
     print(f"\n== default strategy across sets ({time.perf_counter() - started:.0f} s in all)")
     for name, s in verdicts.items():
         below = ", ".join(map(str, s["below_random_at"])) or "never"

@@ -200,9 +200,6 @@ def export_head(store, out_dir: Path | str, *, model_version: Optional[str] = No
         if mv.kind != ModelKind.CLASSIFIER:
             raise FinetuneError(f"--model-version {mv.name} is an embedding model, not a fine-tuned head: name a "
                                 "head (`workbench status` lists them) or leave the flag out for the newest")
-        if mv.embedding_space != BIRDNET_SPACE:
-            raise FinetuneError(f"--model-version {mv.name} was trained on {mv.embedding_space!r} embeddings; a "
-                                f"BirdNET custom classifier needs a head on BirdNET V2.4's ({BIRDNET_SPACE!r})")
     else:
         heads = [m for m in store.model_versions() if m.kind == ModelKind.CLASSIFIER and m.ready
                  and m.embedding_space == BIRDNET_SPACE]

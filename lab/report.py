@@ -40,8 +40,9 @@ def summary_table(result: SimulationResult) -> str:
         lines.append(f"{name:<{width}} {s['aulc']:6.3f} {s['final']:6.3f} {s['final_map']:6.3f} "
                      f"{'  -  ' if worst is None else f'{worst:6.3f}'}  {reach_txt:>22}  "
                      f"{'never' if full90 is None else full90:>11}  {s['seconds_per_query']:7.3f}  {below}")
-    if peer_line(result.summary):
-        lines.append(peer_line(result.summary))
+    against_peers = peer_line(result.summary)
+    if against_peers:
+        lines.append(against_peers)
     lines.append(f"(macro recall on the held-out part, means over seeds {result.params['seeds']}, labels "
                  f"{start}..{stop}; full-data macro recall "
                  f"{sum(result.full_data.values()) / len(result.full_data):.3f}; {held_out_note(result.params)})")

@@ -478,18 +478,23 @@ def test_lab_page_compares_stored_simulations(ws_env, tmp_path):
     assert summary["strategy"].tolist() == ["uncertain_diverse", "random"]  # best area under the curve first
 
 
+def run_lab_form(at, strategies) -> None:
+    """The Lab page's form: these strategies, one seed, 8..16 labels by 4, then Run."""
+    at.multiselect(key="lab_strategies").set_value(strategies)
+    at.number_input(key="lab_seeds").set_value(1)
+    at.number_input(key="lab_start").set_value(8)
+    at.number_input(key="lab_stop").set_value(16)
+    at.number_input(key="lab_step").set_value(4)
+    at.button(key="lab_run").click().run()
+
+
 def test_lab_page_runs_a_simulation(ws_env, tmp_path):
     pytest.importorskip("lab.simulate", reason="the lab package (workbench simulate) is not installed")
     built = build(ws_env, tmp_path)
     annotate(ws_env, built, slice(0, 54))
     at = app("lab")
     assert not at.exception
-    at.multiselect(key="lab_strategies").set_value(["uncertainty"])
-    at.number_input(key="lab_seeds").set_value(1)
-    at.number_input(key="lab_start").set_value(8)
-    at.number_input(key="lab_stop").set_value(16)
-    at.number_input(key="lab_step").set_value(4)
-    at.button(key="lab_run").click().run()
+    run_lab_form(at, ["uncertainty"])
     assert not at.exception and not at.error, texts(at.error)
     assert "Simulation 1 stored" in texts(at.success)
     store = ws_env.open_store()
@@ -504,12 +509,7 @@ def test_lab_page_runs_the_published_library_beside_ours(ws_env, tmp_path):
     annotate(ws_env, built, slice(0, 54))
     at = app("lab")
     assert "skactiveml:TypiClust" in at.multiselect(key="lab_strategies").options
-    at.multiselect(key="lab_strategies").set_value(["default", "skactiveml:TypiClust"])
-    at.number_input(key="lab_seeds").set_value(1)
-    at.number_input(key="lab_start").set_value(8)
-    at.number_input(key="lab_stop").set_value(16)
-    at.number_input(key="lab_step").set_value(4)
-    at.button(key="lab_run").click().run()
+    run_lab_form(at, ["default", "skactiveml:TypiClust"])
     assert not at.exception and not at.error, texts(at.error)
     [line] = [c.value for c in at.caption if "minus best peer" in c.value]
     assert line.startswith("default AULC minus best peer (skactiveml:TypiClust): ")

@@ -66,8 +66,9 @@ for n, run_id in enumerate(chosen):
                                       y_title="macro recall (mean over seeds)", dashed="random"), width="stretch",
                         key=f"lab_curves_{run.id}")
         st.caption(plain(held_out_note(run.params or {})))
-        if peer_line(run.summary or {}):
-            st.caption(plain(peer_line(run.summary or {})))
+        against_peers = peer_line(run.summary or {})
+        if against_peers:
+            st.caption(plain(against_peers))
         table(summary_frame(run), f"lab_summary_{run.id}",
               column_config={"aulc": st.column_config.NumberColumn(format="%.3f"),
                              "final": st.column_config.NumberColumn(format="%.3f")})
