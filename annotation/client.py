@@ -213,16 +213,12 @@ def build_prediction(clip_id: int, predictions: Sequence[tuple[str, float]], lab
 
 
 def _asks_one(interface: LabelInterface) -> bool:
-    """The project's species control takes one choice (``choice="single"``): pre-tick one species, not three."""
+    """The project's species control takes one choice (``choice="single"``, a softmax image model): push
+    pre-ticks one species, not three, and pull refuses answers naming several."""
     try:
         return str(interface.get_control(SPECIES).attr.get("choice", "")).lower() == "single"
     except Exception:  # noqa: BLE001 - the SDK raises a bare Exception for a missing tag
         return False
-
-
-def _single_choice(xml: str) -> bool:
-    """Whether a project asks for one species per clip (a softmax image model)."""
-    return 'name="species"' in xml and re.search(r'<Choices name="species"[^>]*choice="single"', xml) is not None
 
 
 def _has_control(interface: LabelInterface, name: str) -> bool:
@@ -680,7 +676,7 @@ class LabelStudioClient:
         label_set = self._label_set_of(store, project)
         vocabulary = (Vocabulary.of(store_vocabulary(store, label_set.labels if label_set else ()).labels,
                                     self._tree_names(project.label_config)) if dynamic else None)
-        single = _single_choice(project.label_config)
+        single = _asks_one(validate_config(project.label_config))
         watermark = store.watermark(int(project_id))
         watermark = _aware(watermark) if watermark is not None else None
         query = None

@@ -107,6 +107,8 @@ def cover_clusters(clusters: np.ndarray, strata: Sequence[Any], quotas: Mapping[
         if room.get(s, 0) > 0 or s in bonus:
             first_in[int(c)].setdefault(s, pos)
 
+    strata_of = {c: sorted(rows, key=rows.get) for c, rows in first_in.items()}  # best row first, once
+
     def has_room(s: Any) -> bool:
         return room.get(s, 0) > 0 or (extra > 0 and bonus.get(s, 0) > 0)
 
@@ -120,7 +122,7 @@ def cover_clusters(clusters: np.ndarray, strata: Sequence[Any], quotas: Mapping[
         while queue and end is None:
             nxt = []
             for c1 in queue:
-                for s in sorted(first_in[c1], key=first_in[c1].get):
+                for s in strata_of[c1]:
                     if s in parent:
                         continue
                     parent[s] = c1
