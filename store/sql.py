@@ -28,10 +28,12 @@ class SessionFactory(Protocol):
 def sqlite_pragmas(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None  # transactions are begun by sqlite_begin, not by the driver
     cur = dbapi_connection.cursor()
+    # first: a new connection opened while another process writes (or checkpoints) waits for it in the
+    # journal-mode pragma too, instead of failing at once with "database is locked"
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 
@@ -39,8 +41,8 @@ def sqlite_read_pragmas(dbapi_connection, _record) -> None:
     """A read-only connection: nothing that would write (no journal mode change)."""
     dbapi_connection.isolation_level = None
     cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
 
