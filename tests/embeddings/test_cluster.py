@@ -455,10 +455,14 @@ def _wait_until_its_workers_are_gone(cluster, timeout_s: float = 60.0) -> None:
 
 def test_a_killed_driver_is_finished_by_a_rerun(ray_cluster, audio, reference, tmp_path):
     """SIGKILL the driver once some files are committed and others wait as shards; the rerun commits those
-    shards without recomputing them, embeds the rest, and the store is the reference's."""
+    shards without recomputing them, embeds the rest, and the store is the reference's.
+
+    The kill is sure to come whatever order the workers finish in: with one window per commit group, the first
+    file (good audio) is committed alone, and the progress call after it, or the next shard's arrival, sees a
+    shard waiting. (With one big group, every shard could arrive before the first commit and go in with it.)"""
     workspace, shard_dir = tmp_path / "ws", tmp_path / "shards"
     _cluster_ingest(ray_cluster, audio.files, workspace, expect_kill=True, shard_dir=shard_dir, commit_interval_s=0.0,
-                    kill_when_shards_wait_in=shard_dir / MODEL)
+                    commit_windows=1, kill_when_shards_wait_in=shard_dir / MODEL)
     _wait_until_its_workers_are_gone(ray_cluster)  # one mid-file when the driver died may still write its shard
 
     st = Store.open(workspace)
