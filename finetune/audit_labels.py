@@ -6,8 +6,13 @@ bins, and its run records the sampling frame (clips per bin, picks per bin). A l
 drawn with probability picked[b] / pool[b]; calibration weighs it by the inverse, and the precision guarantee
 thins the sample back to equal inclusion (``thin``), which keeps it a uniform random sample of the pool.
 
-Each clip's answer is the one fine-tuning uses (``annotation.agreement.consensus``). An audit pick nobody
-labelled (skipped in Label Studio) is simply absent: the estimate assumes skips are unrelated to the species.
+Each clip's answer is the one fine-tuning uses (``annotation.agreement.consensus``). A clip whose experts split
+evenly stays in the sample: the species they all named are its labels, and the ones only some named are
+``disputed``. Dropping such clips would not be random (experts split on the hard clips, where detections are
+wrong more often) and would make precision look better than it is; the precision guarantee instead counts a
+detection of a disputed species as wrong, which holds whatever the adjudication decides. Calibration, an
+estimate rather than a guarantee, uses the undisputed clips only (``agreed``). An audit pick nobody labelled
+(skipped in Label Studio) is simply absent: the estimate assumes skips are unrelated to the species.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 from store.roles import Ledger, Vectors
 
 AUDIT_STRATEGY = "audit"
+DISAGREED = "experts disagree, not adjudicated"
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,16 @@ class AuditLabels:
     top1_bin_high: np.ndarray  # float64, upper edge of the clip's top-1 bin under the run's model
     model_version_ids: np.ndarray  # int64, the model whose top-1 made the bins (-1: unknown)
     left_out: dict[str, int] = field(default_factory=dict)  # reason -> clips not usable
+    disputed: Optional[list[list[str]]] = None  # per row, species some experts named and others not (None: none)
+
+    def __post_init__(self) -> None:
+        if self.disputed is None:
+            object.__setattr__(self, "disputed", [[] for _ in range(len(self.labels))])
+
+    @property
+    def n_disputed(self) -> int:
+        """Rows whose experts split evenly and nobody adjudicated yet."""
+        return sum(1 for d in self.disputed if d)
 
     def __len__(self) -> int:
         return int(self.clip_ids.size)
@@ -49,7 +65,13 @@ class AuditLabels:
         if why_others and len(self) - rows.size:
             left[why_others] = left.get(why_others, 0) + len(self) - int(rows.size)
         return AuditLabels(self.clip_ids[rows], [self.labels[i] for i in rows], self.inclusion[rows],
-                           self.stratum[rows], self.top1_bin_high[rows], self.model_version_ids[rows], left)
+                           self.stratum[rows], self.top1_bin_high[rows], self.model_version_ids[rows], left,
+                           [self.disputed[i] for i in rows])
+
+    def agreed(self) -> "AuditLabels":
+        """The rows without a disputed species: what calibration and reliability (estimates) are fitted on."""
+        return self.subset(np.array([i for i, d in enumerate(self.disputed) if not d], dtype=np.int64),
+                           DISAGREED)
 
 
 def uniform(clip_ids: np.ndarray, labels: list[list[str]]) -> AuditLabels:
@@ -60,10 +82,20 @@ def uniform(clip_ids: np.ndarray, labels: list[list[str]]) -> AuditLabels:
 
 
 def audit_labels(store: Ledger) -> AuditLabels:
-    """Every labelled clip of the store's audit runs, with its inclusion probability from its run's frame."""
-    from annotation.agreement import consensus
+    """Every labelled clip of the store's audit runs, with its inclusion probability from its run's frame;
+    a clip whose experts split carries the species they all named and, as ``disputed``, the others."""
+    from annotation.agreement import answers_by_clip, consensus
 
-    by_clip, split = consensus(store.annotations())
+    annotations = store.annotations()
+    by_clip, split = consensus(annotations)
+    disputed: dict[int, list[str]] = {}
+    if split:
+        answers = answers_by_clip(annotations)
+        for c in split:
+            sets = [set(a.labels) for a in answers[int(c)].values()]
+            agreed = set.intersection(*sets)
+            by_clip[int(c)] = sorted(agreed)
+            disputed[int(c)] = sorted(set.union(*sets) - agreed)
     rows: dict[int, tuple[float, int, float, int]] = {}
     left_out: dict[str, int] = {}
     stratum_ids: dict[tuple[int, int], int] = {}
@@ -90,17 +122,12 @@ def audit_labels(store: Ledger) -> AuditLabels:
             stratum_ids.setdefault(key, len(stratum_ids))
             rows[int(p.clip_id)] = (picked / members, stratum_ids[key], (b + 1) / bins,
                                     int(run.model_version_id) if run.model_version_id is not None else -1)
-    n_split = sum(1 for c in split if int(c) in rows)
-    for c in split:
-        rows.pop(int(c), None)
-    if n_split:
-        left_out["experts disagree, not adjudicated"] = n_split
     ids = np.array(sorted(rows), dtype=np.int64)
     get = [rows[int(i)] for i in ids]
     return AuditLabels(ids, [sorted(by_clip[int(i)]) for i in ids],
                        np.array([g[0] for g in get], dtype=np.float64), np.array([g[1] for g in get], dtype=np.int64),
                        np.array([g[2] for g in get], dtype=np.float64), np.array([g[3] for g in get], dtype=np.int64),
-                       left_out)
+                       left_out, [disputed.get(int(i), []) for i in ids])
 
 
 def thin(audit: AuditLabels, keep: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -132,6 +132,7 @@ def _calibrate(store: Vectors, head: ClassifierHead, audit: AuditLabels, space: 
                random_state: Optional[int]) -> dict:
     """Fit the calibration map on the held-out audit labels and fold it into ``head`` (in place)."""
     view = store.embeddings(space)
+    audit = audit.agreed()  # an estimate: fitted where the experts agree (validate judges the rest conservatively)
     audit = audit.subset(np.flatnonzero(view.contains(audit.clip_ids)), f"no embedding in space {space!r}")
     classes = [str(c) for c in head.classes_]
     if not len(audit):

@@ -13,6 +13,10 @@ sample of the pool's detections. A species without such a threshold cannot be au
 says how many more audit labels would likely let it be, or that more labels will not help at the current
 precision.
 
+An audit clip whose experts split evenly (not adjudicated) stays in the sample, and a detection of a species
+only some of them named counts as wrong: dropping such clips would leave out the hard ones, where detections
+are wrong more often, and overstate precision; counted as wrong, the bound holds whatever the adjudication.
+
 Detections of a species the range model calls absent at the clip's site-week (``store.ranges``) are never
 auto-validated, and the thresholds are learnt on the detections that can be.
 
@@ -74,6 +78,7 @@ class Validation:
     left_out: dict[str, int]
     out_of_range: dict[str, int] = field(default_factory=dict)  # species -> audit detections cleared by range
     reliability: dict[str, dict] = field(default_factory=dict)  # species -> ECE, n and bins on the audit labels
+    disputed: int = 0  # audit labels whose experts split: a detection of a species in dispute counts as wrong
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -84,6 +89,7 @@ class Validation:
                 "fwer_method": self.fwer_method, "n_audit": self.n_audit, "thresholds": self.thresholds,
                 "species": [asdict(s) for s in self.species], "left_out": dict(self.left_out),
                 "out_of_range": dict(self.out_of_range), "reliability": dict(self.reliability),
+                "disputed": self.disputed,
                 "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -195,7 +201,7 @@ def validate_scores(scores: np.ndarray, audit: AuditLabels, classes: Sequence[st
                                    confidence=confidence, grid=g, fwer_method=fwer_method, same_model=same_model,
                                    random_state=random_state))
     return Validation(model_version, float(target_precision), float(confidence), fwer_method, len(audit), out,
-                      dict(audit.left_out))
+                      dict(audit.left_out), disputed=audit.n_disputed)
 
 
 def validate(store: Store, model_version: Optional[ModelVersion] = None, *, target_precision: float = 0.95,
@@ -231,10 +237,12 @@ def validate(store: Store, model_version: Optional[ModelVersion] = None, *, targ
                              grid=grid, fwer_method=fwer_method, same_model=same, random_state=random_state,
                              model_version=mv.name)
     result.out_of_range.update({str(mv.labels[j]): int(cleared[j]) for j in np.flatnonzero(cleared)})
-    # how calibrated the model's own scores are, where audit labels allow (BirdNET's raw scores included)
-    truth = label_truth(audit.labels, list(mv.labels))
+    # how calibrated the model's own scores are, where audit labels allow (BirdNET's raw scores included);
+    # an estimate, so on the clips whose experts agree
+    rows = np.flatnonzero(np.isin(audit.clip_ids, audit.agreed().clip_ids))
+    truth = label_truth([audit.labels[i] for i in rows], list(mv.labels))
     for j in np.flatnonzero(truth.any(axis=0)):
-        r = reliability(raw[:, j], truth[:, j], audit.weights)
+        r = reliability(raw[rows, j], truth[:, j], audit.weights[rows])
         result.reliability[str(mv.labels[j])] = {"ece": r.ece, "n": r.n_total,
                                                   "bins": [list(x) for x in zip(r.confidence, r.observed, r.n)]}
     if record:

@@ -438,6 +438,9 @@ def test_rounds_page_shows_calibration_and_auto_validation_from_audit_labels(ws_
     for k, p in enumerate(picks):
         store.upsert_annotation(Annotation(clip_id=p.clip_id, project_id=8, ls_task_id=900 + k, ls_annotation_id=990 + k,
                                            labels=[species[p.clip_id]], state="active", created_at=now, updated_at=now))
+    store.upsert_annotation(Annotation(clip_id=picks[0].clip_id, project_id=8, ls_task_id=950, ls_annotation_id=5000,
+                                       labels=["Noise"], annotator="second@lab", state="active", created_at=now,
+                                       updated_at=now))  # a second expert disagrees on one audit clip
     head = finetune(store, ws_env.models, test_size=0.3)
     validate(store, head, target_precision=0.8)
     store.close()
@@ -445,13 +448,14 @@ def test_rounds_page_shows_calibration_and_auto_validation_from_audit_labels(ws_
     assert not at.exception and not at.error
     assert at.selectbox(key="rounds_trust_model").value == head.name
     ece = table(at, "rounds_ece")
-    assert set(ece["class"]) == set(SPECIES) and (ece["n"] == 30).all()
+    assert set(ece["class"]) == set(SPECIES) and (ece["n"] == 29).all()  # calibrated where the experts agree
     assert ece["ece_before"].notna().all()
     checked = table(at, "rounds_validation")
     assert set(checked["species"]) <= set(SPECIES) and len(checked)
     captions = " ".join(c.value for c in at.caption).replace("\\", "")
-    assert "platt on 30 audit labels" in captions and "precision >= 0.8 with confidence 0.9 per species" in captions, \
+    assert "platt on 29 audit labels" in captions and "precision >= 0.8 with confidence 0.9 per species" in captions, \
         captions
+    assert "from 30 audit labels" in captions and "1 of them disputed by their experts" in captions, captions
     at.selectbox(key="rounds_reliability_class").set_value(SPECIES[1]).run()
     assert not at.exception
 

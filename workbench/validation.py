@@ -30,6 +30,9 @@ def cmd_validate(ws: Workspace, args: argparse.Namespace) -> int:
           f"with confidence {result.confidence:g} ({result.fwer_method}, per species)")
     for why, n in sorted(result.left_out.items()):
         print(f"  left out: {n} audit label(s): {why}")
+    if result.disputed:
+        print(f"  disputed: {result.disputed} audit label(s) whose experts split: a detection of a species in "
+              "dispute counts as wrong until someone adjudicates (`workbench agreement` lists them)")
     shown = [s for s in result.species if s.validated or s.n_positive or args.all]
     for s in sorted(shown, key=lambda s: (not s.validated, s.label)):
         mark = f"auto-validated at >= {s.threshold:.3f}" if s.validated else "review"

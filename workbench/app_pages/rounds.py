@@ -105,7 +105,9 @@ else:
     if checked is not None:
         v = (mv.metrics or {})["auto_validation"]
         st.caption(plain(f"Auto-validation: precision >= {v['target_precision']:g} with confidence "
-                         f"{v['confidence']:g} per species, from {v['n_audit']} audit labels ({v['at']})."))
+                         f"{v['confidence']:g} per species, from {v['n_audit']} audit labels ({v['at']})"
+                         + (f"; {v['disputed']} of them disputed by their experts, where a detection of a species "
+                            "in dispute counts as wrong until adjudicated" if v.get("disputed") else "") + "."))
         table(checked, "rounds_validation")
 
 st.subheader("Model versions")
