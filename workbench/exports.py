@@ -40,8 +40,11 @@ def cmd_export_classifier(ws: Workspace, args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file: give a folder, the custom classifier is two files")
     mv, files = export_head(open_store(ws, reading=True), out, model_version=args.model_version or None)
-    print(f"model {mv.name} as a BirdNET custom classifier ({len(mv.labels)} classes, logits; the loaders apply "
-          f"the sigmoid) -> {files.model} + {files.labels.name}")
+    print(f"model {mv.name} as a BirdNET custom classifier ({len(mv.labels) - len(files.left_out)} classes, logits; "
+          f"the loaders apply the sigmoid) -> {files.model} + {files.labels.name}")
+    if files.left_out:
+        print(f"  not outputs: {', '.join(files.left_out)} (they mark the absence of an event, as in BirdNET-Analyzer's "
+              "own custom classifiers)")
     print(f"  BirdNET-Analyzer: --classifier {files.model}   birdnetlib: Analyzer(classifier_model_path=..., "
           f"classifier_labels_path=...)")
     return 0

@@ -71,7 +71,8 @@ def test_the_exported_model_gives_the_heads_logits_on_real_windows(tuned):
     assert mv.labels == ["Lanius collurio_Red-backed Shrike", "Noise", "Strix aluco_Tawny Owl"]
     interp = _litert(files.model)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    assert tuple(inp["shape"]) == (1, 144000) and tuple(out["shape"]) == (1, len(mv.labels))
+    outputs = [0, 2]  # Noise marks the absence of an event: not an output (as in BirdNET-Analyzer's classifiers)
+    assert tuple(inp["shape"]) == (1, 144000) and tuple(out["shape"]) == (1, len(outputs))
     by_start = {(i.path, i.start_s): i.clip_id for i in store.clips(store.pool(mv).clip_id)}
     stored = store.probabilities(mv)
     logit_diff, prob_diff, n = 0.0, 0.0, 0
@@ -82,10 +83,10 @@ def test_the_exported_model_gives_the_heads_logits_on_real_windows(tuned):
             interp.invoke()
             logits = interp.get_tensor(out["index"])[0]
             _, embedding = birdnet.infer(window)
-            expected = head.decision_function(embedding[np.newaxis, :])[0]
+            expected = head.decision_function(embedding[np.newaxis, :])[0][outputs]
             logit_diff = max(logit_diff, float(np.abs(logits - expected).max()))
             row = stored.take(np.array([by_start[(str(paths[rel]), start)]]))[0]
-            prob_diff = max(prob_diff, float(np.abs(sigmoid(logits) - row).max()))
+            prob_diff = max(prob_diff, float(np.abs(sigmoid(logits) - row[outputs]).max()))
             n += 1
     print(f"\n{n} windows: max |logit - head logit| {logit_diff:.2e}, max |sigmoid - stored probability| "
           f"{prob_diff:.2e}")
@@ -95,17 +96,17 @@ def test_the_exported_model_gives_the_heads_logits_on_real_windows(tuned):
     # the head learnt something: on its own training windows the owl file's top class is the owl
     interp.set_tensor(inp["index"], next(iter_windows(paths[RUN[0]]))[2][np.newaxis, :])
     interp.invoke()
-    assert mv.labels[int(np.argmax(interp.get_tensor(out["index"])[0]))] == "Strix aluco_Tawny Owl"
+    assert mv.labels[outputs[int(np.argmax(interp.get_tensor(out["index"])[0]))]] == "Strix aluco_Tawny Owl"
 
 
-def test_the_labels_file_lists_the_heads_labels_in_order(tuned):
+def test_the_labels_file_lists_the_heads_species_in_order_without_non_event_classes(tuned):
     _, mv, _, files, _, _ = tuned
     assert (files.model.name, files.labels.name) == (MODEL_FILE, LABELS_FILE) == \
         ("CustomClassifier.tflite", "CustomClassifier_Labels.txt")
     assert files.labels.parent == files.model.parent
     assert files.labels.read_bytes().decode() == \
-        "Lanius collurio_Red-backed Shrike\nNoise_Noise\nStrix aluco_Tawny Owl\n"
-    assert files.labels.read_text().splitlines() == birdnet_labels(mv.labels)
+        "Lanius collurio_Red-backed Shrike\nStrix aluco_Tawny Owl\n"
+    assert files.left_out == ("Noise",)
     print(f"\nmodel {files.model.stat().st_size:,} bytes, labels {files.labels.stat().st_size} bytes")
 
 
@@ -120,7 +121,7 @@ def test_birdnetlib_loads_the_export_and_analyzes_a_recording(tuned):
         analyzer = Analyzer(classifier_model_path=str(files.model), classifier_labels_path=str(files.labels))
         rec = Recording(analyzer, str(paths[RUN[0]]), min_conf=0.01)
         rec.analyze()
-    assert analyzer.labels == birdnet_labels(mv.labels)
+    assert analyzer.labels == ["Lanius collurio_Red-backed Shrike", "Strix aluco_Tawny Owl"]
     found = {(float(d["start_time"]), d["label"]): float(d["confidence"]) for d in rec.detections}
     assert {label for _, label in found} <= set(analyzer.labels)
     assert ("Strix aluco_Tawny Owl" in {label for _, label in found})
@@ -129,7 +130,7 @@ def test_birdnetlib_loads_the_export_and_analyzes_a_recording(tuned):
     for (start, label), confidence in found.items():
         _, embedding = birdnet.infer(windows[start])
         p = sigmoid(head.decision_function(embedding[np.newaxis, :]))[0]
-        assert confidence == pytest.approx(float(p[birdnet_labels(mv.labels).index(label)]), abs=1e-4)
+        assert confidence == pytest.approx(float(p[list(mv.labels).index(label)]), abs=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------ refusals
@@ -163,6 +164,16 @@ def test_an_unfitted_head_and_a_label_of_two_lines_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"label 'A\\nB' cannot be a line of a BirdNET labels file"):
         export_classifier(_head(classes=("A\nB", "C_c")), tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_non_event_classes_are_not_outputs_and_a_head_of_only_those_is_refused(tmp_path):
+    files = export_classifier(_head(classes=("A_a", "noise", "Other", "Dog_Dog bark", "Background")), tmp_path / "ok")
+    assert files.labels.read_text().splitlines() == ["A_a", "Dog_Dog bark"]
+    assert files.left_out == ("noise", "Other", "Background")
+    assert birdnet_labels(["Dog"]) == ["Dog_Dog"]  # a plain event name keeps birdnetlib's "_" (it splits on it)
+    with pytest.raises(ValueError, match=r"every class of the head \(Noise, Silence\) marks the absence of an event"):
+        export_classifier(_head(classes=("Noise", "Silence")), tmp_path / "none")
+    assert not (tmp_path / "none").exists()
 
 
 def test_model_versions_that_are_not_birdnet_heads_are_refused(tmp_path):

@@ -47,10 +47,11 @@ def test_export_classifier_and_detections_of_a_fine_tuned_head(ingested, tmp_pat
 
     assert main(["export", "classifier", "--out", str(tmp_path / "cc")]) == 0
     out = capsys.readouterr().out
-    assert f"model {head.name} as a BirdNET custom classifier (3 classes, logits" in out
+    assert f"model {head.name} as a BirdNET custom classifier (2 classes, logits" in out
+    assert "not outputs: Noise (they mark the absence of an event" in out
     assert (tmp_path / "cc" / "CustomClassifier.tflite").stat().st_size > 20_000_000
     assert (tmp_path / "cc" / "CustomClassifier_Labels.txt").read_text().splitlines() == \
-        ["Lanius collurio_Red-backed Shrike", "Noise_Noise", "Strix aluco_Tawny Owl"]
+        ["Lanius collurio_Red-backed Shrike", "Strix aluco_Tawny Owl"]
     assert main(["export", "classifier", "--out", str(tmp_path / "named"), "--model-version", head.name]) == 0
     capsys.readouterr()
 
