@@ -116,6 +116,15 @@ def sample(store: Store, strategy: QueryStrategy, budget: int, *,
     modified: a copy runs with a concrete seed, which is recorded on the run together with its
     parameters, so ``STRATEGIES[run.strategy](**run.params)`` rebuilds it (``replay`` does).
     """
+    run, selections, _ = _sample(store, strategy, budget, model_version=model_version,
+                                 embedding_space=embedding_space)
+    return run, selections
+
+
+def _sample(store: Store, strategy: QueryStrategy, budget: int, *,
+            model_version: ModelVersion | str | int | None = None,
+            embedding_space: Optional[str] = None) -> tuple[SamplingRun, list[Selection], Pool]:
+    """``sample``, and the pool it picked from (read once: at a billion windows it is gigabytes)."""
     budget = check_budget(budget)
     mv = _resolve_model(store, model_version)
     space = embedding_space or mv.embedding_space
@@ -135,13 +144,13 @@ def sample(store: Store, strategy: QueryStrategy, budget: int, *,
                          f"(finetune.score_new_clips; `workbench sample` does it for you)")
     # two samplings at once would both pick from the same unselected clips: one waits for the other
     with store.lock(LockName.SELECTION):
-        picks = query_store(store, strat, budget, mv, space)[0]
+        picks, pool, _ = query_store(store, strat, budget, mv, space)
         run = SamplingRun(strategy=strat.name or type(strat).__name__, params=params, seed=seed, budget=budget,
                           model_version_id=mv.id, frame=getattr(strat, "frame_", None))
         selections = [Selection(clip_id=p.clip_id, rank=p.rank, score=p.score, cluster=p.cluster,
                                 stratum=p.stratum, reason=p.reason) for p in picks]
         run = store.add_sampling_run(run, selections)
-    return run, selections
+    return run, selections, pool
 
 
 #: score_new_clips(store, model_version, progress=progress(done, total)) -> clips scored: a head scoring the
@@ -156,6 +165,7 @@ class SampleResult:
     run: SamplingRun
     picks: list[Selection]
     scored: int = 0
+    partial: Optional["PartialWindows"] = None  # the batch's partial windows beside the pool's share
 
 
 def sample_batch(store: Store, strategy: QueryStrategy, budget: int, *,
@@ -169,8 +179,8 @@ def sample_batch(store: Store, strategy: QueryStrategy, budget: int, *,
     """
     mv = _resolve_model(store, model_version)
     scored = score_new_clips(store, mv, progress=progress) if score_new_clips is not None else 0
-    run, picks = sample(store, strategy, budget, model_version=mv)
-    return SampleResult(run=run, picks=picks, scored=int(scored))
+    run, picks, pool = _sample(store, strategy, budget, model_version=mv)
+    return SampleResult(run=run, picks=picks, scored=int(scored), partial=_partial(pool, picks))
 
 
 @dataclass
@@ -264,12 +274,17 @@ def partial_windows(store: Store, run: SamplingRun) -> PartialWindows:
     (``sampler.uncertainty.uncertainty_scores``), and a lead should see how many the batch still holds."""
     picks = store.selections(run.id)
     mv = store.model_version(run.model_version_id) if run.model_version_id is not None else None
-    pool = store.pool(mv) if mv is not None else None
+    return _partial(store.pool(mv) if mv is not None else None, picks)
+
+
+def _partial(pool: Optional[Pool], picks: list[Selection]) -> PartialWindows:
     content = getattr(pool, "content", None)
     if pool is None or content is None:
         return PartialWindows(0, len(picks), None)
-    pos = np.searchsorted(pool.clip_id, np.array([p.clip_id for p in picks], dtype=np.int64))
-    pos = pos[(pos < len(pool))]
+    ids = np.asarray(pool.clip_id, dtype=np.int64)
+    wanted = np.array([p.clip_id for p in picks], dtype=np.int64)
+    pos = np.minimum(np.searchsorted(ids, wanted), max(len(ids) - 1, 0))
+    pos = pos[ids[pos] == wanted] if len(ids) else pos[:0]  # a pick whose clip left the pool counts for nothing
     partial = np.asarray(content) < 0.999
     return PartialWindows(int(partial[pos].sum()), len(picks), float(partial.mean()) if len(pool) else None)
 

@@ -35,7 +35,7 @@ def _print_picks(picks, show: int) -> None:
 
 
 def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
-    from sampler.run import partial_windows, replay
+    from sampler.run import replay
 
     store = open_store(ws)
     if getattr(args, "replay", None) is not None:
@@ -47,11 +47,11 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> int:
             print(f"  {line}")
         _print_picks(r.picks, args.show)
         return 0 if r.identical else 1
-    run, picks = _sample(store, with_geofence(strategy_from_args(args), ws.geofence_file), args)
+    result = _sample(store, with_geofence(strategy_from_args(args), ws.geofence_file), args)
+    run, picks, partial = result.run, result.picks, result.partial
     seed = f"seed {run.seed}" if run.seed is not None else "deterministic"
     print(f"sampling run {run.id}: {len(picks)} clip(s) picked with {run.strategy} ({seed})")
-    partial = partial_windows(store, run)
-    if partial.pool_share:  # a pool without padded tails (images, whole-window audio) says nothing of them
+    if partial is not None and partial.pool_share:  # a pool without padded tails (images, whole-window audio) says nothing of them
         print(f"  {partial.statement()}")
     _print_picks(picks, args.show)
     return 0
@@ -65,7 +65,7 @@ def _sample(store, strategy, args: argparse.Namespace):
                            progress=score_progress)
     if result.scored:
         print(file=sys.stderr)
-    return result.run, result.picks
+    return result
 
 
 def cmd_search(ws: Workspace, args: argparse.Namespace) -> int:
@@ -75,7 +75,8 @@ def cmd_search(ws: Workspace, args: argparse.Namespace) -> int:
     strategy = MoreLikeThese(examples=list(args.clip_ids), metric=args.metric,
                              near_duplicate_radius=args.near_duplicate_radius,
                              near_duplicate_metric=args.near_duplicate_metric)
-    run, picks = _sample(store, strategy, args)
+    result = _sample(store, strategy, args)
+    run, picks = result.run, result.picks
     print(f"sampling run {run.id}: {len(picks)} clip(s) like clip(s) {', '.join(map(str, args.clip_ids))}")
     _print_picks(picks, args.show)
     return 0

@@ -149,6 +149,11 @@ def test_a_partial_window_counts_for_its_audio_and_the_batch_says_how_many_it_ho
     assert share.batch == 20 and share.pool_share == pytest.approx(partial.mean())
     assert share.statement().startswith(f"{share.picked} of 20 picks are partial windows")
     assert len(syn.clip_ids) == len(pool)
+    # what `workbench sample` prints comes from the pool the batch was picked from (read once)
+    from sampler.run import sample_batch
+
+    done = sample_batch(store, UncertaintySampling(), 20)
+    assert done.partial == partial_windows(store, done.run) and done.partial.pool_share == share.pool_share
 
 
 def test_on_multi_label_labels_two_confident_species_and_an_empty_window_are_not_uncertain(store):
