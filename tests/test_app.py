@@ -423,16 +423,16 @@ def test_rounds_page_draws_the_learning_curves_and_the_confusion(ws_env, tmp_pat
     assert history["kind"].tolist() == ["embedding", "classifier", "classifier"]
 
 
-def test_rounds_page_shows_calibration_and_auto_validation_from_audit_labels(ws_env, tmp_path):
+def audited_round(ws, built: Built, budget: int = 30) -> str:
+    """``budget`` audit labels (one clip disputed by a second expert), a calibrated fine-tune and its validation:
+    the Rounds page's trust section. Returns the head's name."""
     from finetune.train import finetune
     from finetune.validate import validate
     from sampler import AuditSample
     from sampler.run import sample
 
-    built = build(ws_env, tmp_path, noise=0.8)
-    annotate(ws_env, built, slice(0, 24))
-    store = ws_env.open_store()
-    _, picks = sample(store, AuditSample(bins=5, random_state=0), 30)
+    store = ws.open_store()
+    _, picks = sample(store, AuditSample(bins=5, random_state=0), budget)
     now = datetime(2024, 6, 2, tzinfo=timezone.utc)
     species = dict(zip(built.clip_ids.tolist(), built.species))
     for k, p in enumerate(picks):
@@ -441,12 +441,19 @@ def test_rounds_page_shows_calibration_and_auto_validation_from_audit_labels(ws_
     store.upsert_annotation(Annotation(clip_id=picks[0].clip_id, project_id=8, ls_task_id=950, ls_annotation_id=5000,
                                        labels=["Noise"], annotator="second@lab", state="active", created_at=now,
                                        updated_at=now))  # a second expert disagrees on one audit clip
-    head = finetune(store, ws_env.models, test_size=0.3)
+    head = finetune(store, ws.models, test_size=0.3)
     validate(store, head, target_precision=0.8)
     store.close()
+    return head.name
+
+
+def test_rounds_page_shows_calibration_and_auto_validation_from_audit_labels(ws_env, tmp_path):
+    built = build(ws_env, tmp_path, noise=0.8)
+    annotate(ws_env, built, slice(0, 24))
+    head_name = audited_round(ws_env, built)
     at = app("rounds")
     assert not at.exception and not at.error
-    assert at.selectbox(key="rounds_trust_model").value == head.name
+    assert at.selectbox(key="rounds_trust_model").value == head_name
     ece = table(at, "rounds_ece")
     assert set(ece["class"]) == set(SPECIES) and (ece["n"] == 29).all()  # calibrated where the experts agree
     assert ece["ece_before"].notna().all()

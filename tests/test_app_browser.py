@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_app import add_simulation, build, sample_run, two_rounds
+from tests.test_app import add_simulation, audited_round, build, sample_run, two_rounds
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 PAGES = {"": "Pool", "sample": "Sample", "annotate": "Annotate", "rounds": "Rounds", "lab": "Lab"}
@@ -46,7 +46,8 @@ def browser(tmp_path):
 
 @pytest.fixture
 def served(workspace, tmp_path, monkeypatch):
-    """The app on a free port over a workspace with a pool, a batch, two rounds and two simulations."""
+    """The app on a free port over a workspace with a pool, a batch, two rounds, an audited third (calibration
+    and auto-validation) and a simulation."""
     from workbench.services import start_app, stop_app
 
     with socket.socket() as s:
@@ -60,6 +61,7 @@ def served(workspace, tmp_path, monkeypatch):
     built = build(workspace, audio, noise=1.0)
     sample_run(workspace)
     two_rounds(workspace, built)
+    audited_round(workspace, built, budget=6)  # clips stay in the pool for the Sample page's preview
     add_simulation(workspace)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -110,6 +112,15 @@ def test_every_page_renders_in_a_browser(served, browser):
         check_page(browser, title)
         if title == "Annotate":
             assert "cannot reach Label Studio" in browser.find_element(By.CSS_SELECTOR, '[data-testid="stAlert"]').text
+        if title == "Rounds":  # the trust section: calibration table, reliability chart, auto-validation
+            body = browser.find_element(By.TAG_NAME, "body").text
+            assert "Calibration and auto-validation" in body and "Auto-validation: precision ≥ 0.8" in body, body[-2000:]
+            assert "1 of them disputed by their experts" in body
+            charts = browser.find_elements(By.XPATH, "//*[contains(@class, 'st-key-rounds_reliability_class')]"
+                                                     "/following::*[@data-testid='stVegaLiteChart']")
+            assert charts and charts[0].size["height"] > 100, "no reliability chart drawn"
+            for key in ("rounds_ece", "rounds_validation"):
+                assert browser.find_elements(By.CSS_SELECTOR, f".st-key-{key}"), f"no {key} table drawn"
     browser.get(f"{served}/sample")
     settle(browser, "Sample")
     browser.find_element(By.CSS_SELECTOR, ".st-key-sample_preview button").click()
