@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
+import numpy as np
+
 from embeddings.files import find_files, unreadable_folder
 from embeddings.audio import AUDIO_EXTENSIONS, AudioInfo, AudioReadError, DecodeStats, iter_windows, probe
 from embeddings.birdnet import BirdNET, EmbeddingModel
@@ -50,7 +52,8 @@ class IngestReport:
     samples replaced by silence; ``replaced`` names files whose content changed since an earlier ingest
     (the new content is a new recording; the old one's clips left the pool); ``duplicates`` lists
     (path, other path) for files holding the same bytes as another recording at another site or time
-    (each stored as a recording of its own: a recorder writing identical files is worth a look);
+    (each stored as a recording of its own: a recorder writing identical files is worth a look; its windows
+    are copied from the other's clips, counted in ``windows_copied``, rather than embedded again);
     ``crops_added_to`` names image frames stored before whose detector crops this run added.
     """
 
@@ -66,6 +69,7 @@ class IngestReport:
     replaced: list[str] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     crops_added_to: list[str] = field(default_factory=list)
+    windows_copied: int = 0  # windows of duplicates copied from their twin's clips instead of embedded again
     range_priors_added: int = 0  # site-weeks whose range priors this run computed (BirdNET's range model)
 
     @property
@@ -119,11 +123,14 @@ class _Job:
     mtime_ns: int = 0
     recording_id: Optional[int] = None
     stats: DecodeStats = field(default_factory=DecodeStats)
+    outcome: Optional[str] = None  # set by the main thread: DONE, or the reason it failed
 
 
 # Messages from the reader to the main thread, in file order:
 #   ("skip", path, reason)            already ingested, or same content as an earlier file of this run
 #   ("duplicate", path, other)        the same bytes as ``other`` at another site or time: ingested as its own
+#   ("copy", job, source)             ... whose windows are those of ``source`` (a _Job of this run, or a stored
+#                                     Recording): copied, not decoded and embedded again
 #   ("bad", path, hash|None, rec|None, reason)   unreadable before any window
 #   ("start", job)                    a file to ingest from job.resume_s
 #   ("window", job, start, end, samples)
@@ -144,6 +151,8 @@ class _Reader(threading.Thread):
         self.sample_rate = sample_rate
         self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self.stop = threading.Event()
+        self.space: Optional[str] = None  # the embedding space a stored twin's clips must be in to be copied
+        self._fresh: dict[str, _Job] = {}  # content -> this run's job that reads it from its start
 
     def put(self, msg: tuple) -> bool:
         """Hand a message to the main thread; False once the main thread has asked to stop."""
@@ -188,6 +197,13 @@ class _Reader(threading.Thread):
                 continue
             resume = decision.resume_s
             job = _Job(path, digest, info, meta, rec, resume, size=st.st_size, mtime_ns=st.st_mtime_ns)
+            twin = self._twin(job) if decision.state == FileState.DUPLICATE and rec is None else None
+            if twin is not None:
+                if not self.put(("copy", job, twin)):
+                    return
+                continue
+            if resume == 0:
+                self._fresh.setdefault(digest, job)
             if not self.put(("start", job)):
                 return
             try:
@@ -201,6 +217,22 @@ class _Reader(threading.Thread):
                 self.put(("abort", job, reason))
                 continue
             self.put(("end", job))
+
+
+    def _twin(self, job: _Job) -> Optional[_Job | Recording]:
+        """Where the windows of a file holding another recording's bytes can be copied from: this run's file of
+        that content, or a stored recording done without decode notes whose clips are all in the model's space
+        (one with notes is read again, so this file's report names its own problems)."""
+        if job.content_hash in self._fresh:
+            return self._fresh[job.content_hash]
+        view = self.store.embeddings(self.space) if self.space else None
+        for r in self.store.find_recordings(job.content_hash):
+            if r.status != RecordingStatus.DONE or r.error or r.modality != "audio" or view is None:
+                continue
+            ids, _ = self.store.recording_clips(r.id)
+            if ids.size and bool(view.contains(ids).all()):
+                return r
+        return None
 
 
 # ---------------------------------------------------------------------------- main thread
@@ -259,9 +291,12 @@ class _Ingester:
             elif kind == "abort":
                 job = msg[1]
                 pending.pop(id(job), None)  # windows of a file that then failed are not kept
+                job.outcome = msg[2]
                 self.fail(job.path, job.content_hash, None, msg[2], job.recording_id)
             elif kind == "bad":
                 self.fail(msg[1], msg[2], msg[3], msg[4], None)
+            elif kind == "copy":
+                self.copy(msg[1], msg[2])
             elif kind == "duplicate":
                 log.info("%s holds the same bytes as %s (another site, device or time): stored as a recording of "
                          "its own", msg[1], msg[2])
@@ -302,6 +337,35 @@ class _Ingester:
             self.report.audio_seconds += float(sum(e - s for s, e in spans)) * len(ids) / len(spans)
             self._progress(job.path)
 
+    def copy(self, job: _Job, source: _Job | Recording) -> None:
+        """Store ``job`` (the same bytes as ``source``, at another site or time) as a recording of its own whose
+        clips are copies of the source's: the same windows, embeddings and probabilities, no model run."""
+        if isinstance(source, _Job) and source.outcome != RecordingStatus.DONE:
+            other = source.outcome or f"{source.path} was not ingested"
+            self.fail(job.path, job.content_hash, None, other.replace(str(source.path), str(job.path)), None)
+            return
+        self.start(job)
+        source_id = source.recording_id if isinstance(source, _Job) else source.id
+        ids, spans = self.store.recording_clips(int(source_id))
+        mv = self.model_version
+        embeddings, probabilities = self.store.embeddings(mv.embedding_space), self.store.probabilities(mv)
+        for i in range(0, ids.size, self.batch_windows):
+            part = ids[i:i + self.batch_windows]
+            added = self.store.add_clip_batch(job.recording_id, [tuple(x) for x in spans[i:i + part.size]], mv,
+                                              probabilities.take(part), embeddings.take(part))
+            self.report.windows_added += len(added)
+            self.report.audio_seconds += float(np.sum(spans[i:i + part.size, 1] - spans[i:i + part.size, 0])) \
+                * len(added) / max(1, part.size)
+            self._progress(job.path)
+        if isinstance(source, _Job):
+            s = source.stats
+            job.stats = DecodeStats(s.sample_rate, s.header_frames, s.frames, s.nonfinite, s.truncated,
+                                    [n.replace(str(source.path), str(job.path)) for n in s.notes])
+        else:
+            job.stats = DecodeStats(job.info.sample_rate, frames=int(source.frames or 0))
+        self.report.windows_copied += int(ids.size)
+        self.finish(job)
+
     def finish(self, job: _Job) -> None:
         stats = job.stats
         self.report.add_decode_problems(job.path, stats)
@@ -309,6 +373,7 @@ class _Ingester:
         # (e.g. "truncated at 5.0 s") where the UI shows errors.
         self.store.update_recording(job.recording_id, status=RecordingStatus.DONE, error="; ".join(stats.notes) or None,
                                     frames=stats.frames, duration_s=stats.duration_s)
+        job.outcome = RecordingStatus.DONE
         if self.store.replace_recordings(str(job.path), job.recording_id):
             log.warning("%s changed since it was last ingested: its new content is a new recording; the old "
                         "one's clips left the pool (their labels stay)", job.path)
@@ -378,6 +443,7 @@ def ingest(paths: str | os.PathLike | Iterable[str | os.PathLike], store: Store,
         sample_rate = int(getattr(model, "sample_rate", 48000))
         reader = _Reader(files, store, sidecar, maxsize=batch_windows, window_s=window_s, sample_rate=sample_rate,
                          resample=runner.resample)
+        reader.space = runner.model_version.embedding_space
         reader.start()
         # Segment k is stored while segment k + 1 is being inferred: the model threads never wait for the store.
         in_flight: deque[tuple[list[tuple], Optional[Inference]]] = deque()

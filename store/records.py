@@ -461,6 +461,14 @@ class SqlRecords:
             s.commit()
             return ids
 
+    def recording_clips(self, recording_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(clip ids, (n x 2) start and end s) of a recording's clips, by start."""
+        with self._session() as s:
+            rows = s.execute(select(Clip.id, Clip.start_s, Clip.end_s).where(Clip.recording_id == recording_id)
+                             .order_by(Clip.start_s)).all()
+        return (np.array([r[0] for r in rows], dtype=np.int64),
+                np.array([(r[1], r[2]) for r in rows], dtype=np.float64).reshape(-1, 2))
+
     def regions(self, recording_id: int) -> list[tuple[float, Optional[Box]]]:
         """(start_s, box or None) of each clip of a recording, by start: an image's frame and detector crops."""
         with self._session() as s:

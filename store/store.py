@@ -245,6 +245,10 @@ class Store:
         """Bulk path: clips of any number of recordings with the model's outputs, in one transaction."""
         return self.records.add_clips(recording_ids, spans, model, probabilities, embeddings, boxes)
 
+    def recording_clips(self, recording_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(clip ids, (n x 2) start and end s) of a recording's clips, by start."""
+        return self.records.recording_clips(recording_id)
+
     def regions(self, recording_id: int) -> list[tuple[float, Optional[Box]]]:
         """(start_s, box or None) of each clip of a recording, by start: an image's frame and detector crops."""
         return self.records.regions(recording_id)

@@ -118,7 +118,9 @@ def _print_report(kind: Modality, report) -> None:
         print(f"  detector crops added to {len(report.crops_added_to)} frame(s) ingested before")
     if report.duplicates:
         print(f"  {len(report.duplicates)} file(s) hold the same bytes as another recording at another site, "
-              f"device or time; each is stored as a recording of its own (a recorder writing identical files?):")
+              f"device or time; each is stored as a recording of its own (a recorder writing identical files?)"
+              + (f", its {copied} window(s) copied from the other's, not embedded again"
+                 if (copied := getattr(report, "windows_copied", 0)) else "") + ":")
         for path, other in report.duplicates:
             print(f"    duplicate: {path} = {other}")
 

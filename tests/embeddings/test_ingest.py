@@ -191,18 +191,26 @@ def test_the_same_bytes_at_two_sites_and_times_are_two_recordings(tmp_path, stor
     report = ingest([tmp_path], store, model=birdnet)
     assert (report.files_new, report.files_skipped, report.windows_added) == (2, 0, 4)
     assert report.duplicates == [(str(b), str(a))]
+    assert report.windows_copied == 2  # the second file's windows are the first's: copied, not embedded again
     recs = store.recordings(status="done")
     assert [(r.site, r.start_time) for r in recs] == [("siteA", datetime(2024, 5, 1, 5)),
                                                        ("siteB", datetime(2024, 6, 1, 6))]
     assert recs[0].content_hash == recs[1].content_hash
     assert Counter(c.recording_id for c in store.clips(store.pool().clip_id)) == {recs[0].id: 2, recs[1].id: 2}
+    (ida, spa), (idb, spb) = (store.recording_clips(r.id) for r in recs)
+    mv = store.model_version(birdnet.name)
+    assert spa.tolist() == spb.tolist()
+    np.testing.assert_array_equal(store.embeddings(mv.embedding_space).take(ida),
+                                  store.embeddings(mv.embedding_space).take(idb))
+    np.testing.assert_array_equal(store.probabilities(mv).take(ida), store.probabilities(mv).take(idb))
+    assert (recs[1].frames, recs[1].duration_s, recs[1].error) == (recs[0].frames, recs[0].duration_s, None)
     # a rerun adds nothing; a third site with the same bytes in a later run is a recording of its own too
     assert ingest([tmp_path], store, model=birdnet).files_skipped == 2
     c = tmp_path / "siteC" / "20240701_070000.wav"
     c.parent.mkdir()
     shutil.copy(a, c)
     third = ingest([c], store, model=birdnet)
-    assert (third.files_new, third.duplicates) == (1, [(str(c), str(a))])
+    assert (third.files_new, third.duplicates, third.windows_copied) == (1, [(str(c), str(a))], 2)  # from the store
     assert [r.site for r in store.recordings(status="done")] == ["siteA", "siteB", "siteC"]
     # the first file deleted, the same bytes at a fourth time are still a recording of their own, not a move
     a.unlink()
@@ -211,6 +219,26 @@ def test_the_same_bytes_at_two_sites_and_times_are_two_recordings(tmp_path, stor
     shutil.copy(c, d)
     assert ingest([d], store, model=birdnet).files_new == 1
     assert [r.site for r in store.recordings(status="done")] == ["siteA", "siteB", "siteC", "siteD"]
+
+
+def test_a_duplicate_of_a_truncated_file_reports_its_own_truncation(tmp_path, store, birdnet):
+    """Copied in the same run, a twin's decode notes name the twin; a stored twin with notes is read again (its
+    notes are not kept apart from the path they name), so each file's report speaks of itself."""
+    a = write_tone(tmp_path / "siteA" / "20240501_050000.wav", 7.0, seed=4)
+    with open(a, "r+b") as fh:  # cut the data short of what the header promises
+        fh.truncate(a.stat().st_size - 48000 * 2)
+    b = tmp_path / "siteB" / "20240601_060000.wav"
+    b.parent.mkdir()
+    shutil.copy(a, b)
+    report = ingest([tmp_path], store, model=birdnet)
+    assert report.files_new == 2 and report.windows_copied > 0 and report.truncated == [str(a), str(b)]
+    notes = {r.site: r.error for r in store.recordings(status="done")}
+    assert str(a) in notes["siteA"] and notes["siteB"] == notes["siteA"].replace(str(a), str(b))
+    c = tmp_path / "siteC" / "20240701_070000.wav"
+    c.parent.mkdir()
+    shutil.copy(a, c)
+    later = ingest([c], store, model=birdnet)
+    assert later.files_new == 1 and later.windows_copied == 0 and later.truncated == [str(c)]
 
 
 # ---------------------------------------------------------------------------- interrupted runs

@@ -227,6 +227,18 @@ def test_image_regions_keep_their_boxes_in_the_same_transaction(records, store):
         records.add_clips(frames, [(1.0, 1.0), (1.0, 1.0)], mv, probs[:2], emb[:2], boxes=boxes[:1])
 
 
+def test_a_recordings_clips_are_listed_by_start(records):
+    mv = _model(records)
+    rec, other = _recording(records), _recording(records, "b.wav")
+    _, probs, emb = window_batch(3)
+    ids = records.add_clip_batch(rec.id, [(6.0, 9.0), (0.0, 3.0), (3.0, 6.0)], mv, probs, emb)
+    records.add_clip_batch(other.id, [(0.0, 3.0)], mv, probs[:1], emb[:1])
+    got, spans = records.recording_clips(rec.id)
+    assert got.tolist() == [ids[1], ids[2], ids[0]] and spans.tolist() == [[0.0, 3.0], [3.0, 6.0], [6.0, 9.0]]
+    none, empty = records.recording_clips(999)
+    assert none.size == 0 and empty.shape == (0, 2)
+
+
 # ---------------------------------------------------------------------------- model versions
 def test_a_model_is_never_mixed_with_another_of_the_same_name(records):
     _model(records, dim=4)

@@ -57,6 +57,20 @@ def test_symlinked_site_folders_are_followed_and_unreadable_folders_named(tmp_pa
     assert sorted(r.site for r in _recordings(tmp_path / "ws")) == ["siteA", "siteB"]
 
 
+def test_the_same_bytes_at_two_sites_are_two_recordings_and_the_output_says_so(tmp_path, capsys):
+    a = write_tone(tmp_path / "top" / "siteA" / "20240501_050000.wav", 6.0, seed=5)
+    b = tmp_path / "top" / "siteB" / "20240601_060000.wav"
+    b.parent.mkdir()
+    b.write_bytes(a.read_bytes())
+    assert main(["--workspace", str(tmp_path / "ws"), "ingest", str(tmp_path / "top")]) == 0
+    out = capsys.readouterr().out
+    assert "ingested 2 new file(s)" in out
+    assert ("1 file(s) hold the same bytes as another recording at another site, device or time; each is stored as "
+            "a recording of its own (a recorder writing identical files?), its 2 window(s) copied from the other's, "
+            "not embedded again:") in out and f"duplicate: {b} = {a}" in out
+    assert sorted(r.site for r in _recordings(tmp_path / "ws")) == ["siteA", "siteB"]
+
+
 def test_a_folder_with_one_failing_file_exits_1_with_the_count(tmp_path, capsys):
     folder = tmp_path / "audio"
     write_tone(folder / "good.wav", 3.0)
@@ -114,7 +128,13 @@ def read_only_workspace(tmp_path):
         subprocess.run(["umount", "--lazy", str(ro)])
 
 
-def test_a_read_only_workspace_is_read_by_reading_commands_and_named_by_writing_ones(read_only_workspace, capsys):
+def test_a_read_only_workspace_is_read_by_reading_commands_and_named_by_writing_ones(read_only_workspace, capsys,
+                                                                                    monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # no server there: a Label Studio a developer runs on 8080 is not this one
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("LABEL_STUDIO_URL", f"http://127.0.0.1:{sock.getsockname()[1]}")
     ws = str(read_only_workspace)
     before = sorted(p.name for p in read_only_workspace.iterdir())
     assert main(["--workspace", ws, "status"]) == 0
