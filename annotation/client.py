@@ -229,6 +229,17 @@ def _has_control(interface: LabelInterface, name: str) -> bool:
         return False
 
 
+def sampling_run(store: Ledger, run_id: Optional[int]) -> Optional[SamplingRun]:
+    """Sampling run ``run_id``, or by default the last one (None when the store holds none); an unknown id is
+    an error that says where the runs are listed."""
+    if run_id is None:
+        return store.last_sampling_run()
+    for run in store.sampling_runs():
+        if run.id == int(run_id):
+            return run
+    raise AnnotationError(f"no sampling run {run_id} in this store; `workbench status` lists the runs")
+
+
 class LabelStudioClient:
     """The workbench's view of one Label Studio server (URL and token from ``settings``).
 
@@ -556,15 +567,10 @@ class LabelStudioClient:
 
     @staticmethod
     def _run(store: Ledger, run_id: Optional[int]) -> SamplingRun:
-        if run_id is None:
-            run = store.last_sampling_run()
-            if run is None:
-                raise AnnotationError("the store holds no sampling run: run `workbench sample` before pushing")
-            return run
-        for run in store.sampling_runs():
-            if run.id == int(run_id):
-                return run
-        raise AnnotationError(f"no sampling run {run_id} in this store; `workbench status` lists the runs")
+        run = sampling_run(store, run_id)
+        if run is None:
+            raise AnnotationError("the store holds no sampling run: run `workbench sample` before pushing")
+        return run
 
     @staticmethod
     def _model_version(store: Records, model_version: ModelVersion | str | int | None,

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Callable, Optional
 
-from annotation.client import LabelStudioClient
+from annotation.client import LabelStudioClient, sampling_run
 from annotation.errors import AnnotationError
 from annotation.labelset import label_set_from_pool
 from annotation.settings import DEFAULT_IMAGE_PROJECT, DEFAULT_PROJECT
@@ -25,10 +25,7 @@ DEFAULT_MIN_CONFIDENCE = 0.5
 
 def _run_and_model(store: Store, run_id: Optional[int]) -> tuple[str, Optional[ModelVersion]]:
     """The modality of a sampling run's clips (default: the last run; "audio" without one) and its model."""
-    runs = store.sampling_runs()
-    run = next((r for r in runs if r.id == int(run_id)), None) if run_id is not None else (runs[-1] if runs else None)
-    if run_id is not None and run is None:
-        raise AnnotationError(f"no sampling run {run_id} in this store; `workbench status` lists the runs")
+    run = sampling_run(store, run_id)
     picks = store.selections(run.id) if run is not None else []
     modality = store.clips([picks[0].clip_id])[0].modality if picks else "audio"
     mv = None
