@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from workbench.app_pages.ui import plain, workspace
+from workbench.app_pages.ui import plain, shown_errors, workspace
 
 PAGES = "workbench/app_pages"
 
@@ -22,4 +22,5 @@ navigation = st.navigation([
     st.Page(f"{PAGES}/lab.py", title="Lab", icon=":material/science:", url_path="lab"),
 ])
 st.sidebar.caption(f"Workspace  \n{plain(workspace().root)}")
-navigation.run()
+with shown_errors():  # a workspace the page cannot read (a vectors file cut short, a folder gone) is one line
+    navigation.run()

@@ -19,6 +19,7 @@ from sampler.uncertainty import is_multi_label
 from store.locks import LockName
 from store.roles import Ledger, Records, Vectors
 from store.schema import ModelVersion, SamplingRun, Selection
+from store.errors import UnknownMatrix
 from store.store import Pool, Store, StoreError
 
 
@@ -67,7 +68,7 @@ def _probabilities(store: Vectors, mv: ModelVersion) -> Any:
     """The model's probability matrix, or None when the store holds none for it."""
     try:
         return store.probabilities(mv)
-    except StoreError:
+    except UnknownMatrix:
         return None
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from store.errors import DamagedFile
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:+-]+$")
 DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64}
 
@@ -194,6 +196,12 @@ def read_view(folder: Path, name: str, dtype: str, dim: int, committed: int) -> 
             raise FileNotFoundError(
                 f"matrix {name!r}: {path} is missing but the database says {committed} rows are stored; "
                 "was the workspace's vectors folder moved or deleted?")
+    for path, need in ((data_path, committed * dim * np.dtype(DTYPES[dtype]).itemsize), (ids_path, committed * 8)):
+        size = path.stat().st_size
+        if size < need:  # more is fine: rows appended by a run that died before the database counted them
+            raise DamagedFile(f"matrix {name!r}: {path} holds {size:,} bytes but the database says {committed:,} rows "
+                             f"({need:,} bytes) are stored: the file was cut short (a full disk, an interrupted "
+                             "copy?); restore the workspace's vectors folder from its backup or copy it again")
     ids = np.memmap(ids_path, dtype=np.int64, mode="r", shape=(committed,))
     data = np.memmap(data_path, dtype=DTYPES[dtype], mode="r", shape=(committed, dim))
     return MatrixView(name, ids, data)

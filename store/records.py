@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session
 
-from store.errors import StoreError
+from store.errors import StoreError, UnknownMatrix
 from store.labels import map_labels
 from store.ranges import (DEFAULT_FLOOR, SiteWeek, StoredPrior, check_site_week, pack, prior_source, site_week_at,
                           top_occurrence, unpack)
@@ -647,7 +647,7 @@ class SqlRecords:
         mv = self.model_version(int(model_version_id))
         try:
             view = self.vectors.matrix(f"topk:{mv.name}")
-        except StoreError:
+        except UnknownMatrix:
             view = None
         if view is not None and ids:
             arr = np.asarray(ids, dtype=np.int64)
@@ -693,11 +693,11 @@ class SqlRecords:
         """
         try:
             embedded_view = self.vectors.embeddings(model_version.embedding_space)
-        except StoreError:
+        except UnknownMatrix:
             return np.zeros(0, dtype=np.int64)
         try:
             scored_view = self.vectors.matrix(f"scores:{model_version.name}")
-        except StoreError:
+        except UnknownMatrix:
             return np.asarray(embedded_view.ids, dtype=np.int64)[embedded_view.unique_rows()]
         if len(scored_view) == len(embedded_view) and scored_view.monotonic and embedded_view.monotonic \
                 and np.array_equal(scored_view.ids, embedded_view.ids):
@@ -840,7 +840,7 @@ class SqlRecords:
         name = f"scores:{mv.name}"
         try:
             view, clips = self.vectors.matrix(name), self.vectors.matrix(CLIPS_MATRIX)
-        except StoreError:
+        except UnknownMatrix:
             return None
         # both matrices are complete by construction: created with every row stored before them
         # (see _backfill_scores / _backfill_clips), then written in the transactions that write the rows

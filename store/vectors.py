@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from store import matrices
 from store.atomic import write_atomically
-from store.errors import StoreError
+from store.errors import StoreError, UnknownMatrix
 from store.probability import OutputType, activate
 from store.schema import Matrix, ModelKind, ModelVersion
 from store.sql import SessionFactory, insert_missing
@@ -126,7 +126,7 @@ class MatrixVectors:
         with self._session() as s:
             m = s.get(Matrix, name)
         if m is None:
-            raise StoreError(f"no matrix {name!r} in this store")
+            raise UnknownMatrix(f"no matrix {name!r} in this store")
         view = self._views.get(name)
         if view is None or len(view) != m.rows or view.data.dtype != matrices.DTYPES[m.dtype] or \
                 view.data.shape[1:] != (m.dim,):
@@ -151,9 +151,16 @@ class MatrixVectors:
         """
         try:
             return self.matrix(f"probabilities:{model.name}")
-        except StoreError:
+        except UnknownMatrix:
             layer = self.output_layer(model)
             if layer is None:
+                scored = self.matrix_info(f"scores:{model.name}")
+                if scored is not None and scored.rows:  # scored, so its rows came from a layer now gone
+                    raise FileNotFoundError(
+                        f"model {model.name!r}: its output layer {self._layer_path(model)} is missing, but the "
+                        f"store holds its scores of {scored.rows:,} clips (its probabilities are recomputed from "
+                        "that layer): was part of the workspace's vectors folder deleted? restore it from its "
+                        "backup, or fine-tune again") from None
                 raise
         return ComputedProbabilities(f"probabilities:{model.name}", self.embeddings(model.embedding_space), layer)
 

@@ -72,6 +72,26 @@ def test_embeddings_are_kept_in_the_stores_dtype_and_read_as_float32(vectors, st
     assert view.contains([int(ids[2]), 10_000]).tolist() == [True, False]
 
 
+def test_a_matrix_file_cut_short_or_gone_is_named_with_what_to_do(store, db_url):
+    mv = _model(store)
+    store.add_clip_batch(_recording(store).id, *window_batch(5)[:1], mv, *window_batch(5)[1:])
+    data_file = store.vectors_dir / f"embeddings__test-space.{store.embedding_dtype}"
+    need = 5 * 4 * ITEMSIZE[store.embedding_dtype]
+    with open(data_file, "r+b") as fh:  # a copy that stopped half-way
+        fh.truncate(need // 2)
+    again = Store(db_url, store.vectors_dir, embedding_dtype=store.embedding_dtype)
+    try:
+        with pytest.raises(StoreError, match=rf"matrix 'embeddings:test-space': {data_file} holds {need // 2} bytes but "
+                                             rf"the database says 5 rows \({need} bytes\) are stored: the file was cut "
+                                             r"short .*restore the workspace's vectors folder"):
+            again.embeddings("test-space")
+        data_file.unlink()
+        with pytest.raises(FileNotFoundError, match=rf"{data_file} is missing but the database says 5 rows"):
+            again.embeddings("test-space")
+    finally:
+        again.close()
+
+
 def test_unknown_matrices_and_clips_are_named(vectors, store):
     with pytest.raises(StoreError, match="no matrix 'nope' in this store"):
         store.vectors.matrix("nope")
@@ -212,6 +232,13 @@ def test_probabilities_are_recomputed_from_embeddings_with_the_output_layer(vect
                                atol=1e-5 if store.embedding_dtype == "float32" else 2e-3)
     if activation == "softmax":
         np.testing.assert_allclose(computed.take(ids).sum(axis=1), 1.0, atol=1e-5)
+    # the layer file deleted: the store says which file its scored model misses, not "no matrix"
+    layer_file = store.vectors_dir / "layer__test-model.npz"
+    layer_file.unlink()
+    store.vectors._layers.clear()  # a new process would find it gone
+    with pytest.raises(FileNotFoundError, match=rf"its output layer {layer_file} is missing, but the store holds "
+                                                r"its scores of 5 clips"):
+        vectors.probabilities(mv)
 
 
 def test_an_output_layer_is_kept_once_and_checked(vectors, store):

@@ -199,3 +199,22 @@ def test_a_team_on_postgresql_ingests_samples_and_reads_at_once(postgres_server,
         assert len(spans) == len(set(spans)) == 24 * 4 and len(store.embeddings("birdnet-v2.4")) == 96
     finally:
         store.close()
+
+
+def test_a_vectors_file_cut_short_is_one_line_naming_it_for_reading_and_writing_commands(workspace, tmp_path,
+                                                                                         monkeypatch, capsys):
+    from tests.test_app import build
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(workspace.root))
+    build(workspace, tmp_path)
+    scores = next((workspace.root / "vectors").glob("scores__*.float32"))
+    with open(scores, "r+b") as fh:  # a workspace copied by a job that was killed half-way
+        fh.truncate(scores.stat().st_size // 3)
+    for argv in (["status"], ["sample", "--budget", "3"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: matrix 'scores:birdnet-test': {scores} holds ") and "\n" not in err, err
+        assert "restore the workspace's vectors folder" in err
+    store = workspace.open_store()
+    assert not store.sampling_runs()  # nothing stored by the refused sample
+    store.close()
