@@ -57,6 +57,34 @@ def port_in_use(port: int, host: str = HOST) -> bool:
     return False
 
 
+def listening_pids(port: int) -> list[int]:
+    """Processes holding a TCP socket that listens on ``port`` (any address), as far as /proc shows them
+    (empty where there is no /proc or its entries cannot be read): to tell whose server answers there."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])  # state 0A: LISTEN
+    if not inodes:
+        return []
+    wanted = {f"socket:[{i}]" for i in inodes}
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in wanted for fd in (entry / "fd").iterdir()):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return sorted(pids)
+
+
 def pid_alive(pid: int) -> bool:
     """True while the process exists and is not a zombie (an exited child not yet reaped)."""
     try:

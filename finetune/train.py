@@ -91,8 +91,11 @@ def _finetune(store: Store, models_dir: Path | str, *, embedding_space: Optional
             log.warning("only %d label(s) outside the audit stream: the head trains on the %d audit label(s) too, "
                         "so it is not calibrated and cannot be auto-validated", len(rest), len(trained_on_audit))
     if len({tuple(x) for x in labels}) < 2:
-        raise FinetuneError(f"all {len(labels)} labelled clips carry the same labels {labels[0]!r}: a classifier "
-                            "needs at least two classes (or clips labelled with no species) to contrast")
+        only = labels[0]
+        other = ("label some clips with the species they hold" if not only or set(only) <= {"Noise", "Other"}
+                 else "label clips of another species, or clips holding none of them (Noise)")
+        raise FinetuneError(f"all {len(labels)} labelled clips carry the same labels {only!r}: a classifier needs "
+                            f"at least two classes to contrast; {other}")
 
     X = replace(clips, clip_ids=clip_ids, labels=labels).embeddings(store)  # the clips left after the audit
     classes = sorted({label for row in labels for label in row})

@@ -179,6 +179,8 @@ def simulate(pool: LabeledPool, strategies: Sequence[Any] = ("default",), *, see
     default uncertainty measures follow it.
     """
     started = time.perf_counter()
+    if not isinstance(test_size, (int, float)) or not 0 < float(test_size) < 1:  # before the sizes it implies
+        raise ValueError(f"--test-size must be a fraction between 0 and 1 (exclusive), e.g. 0.3; got {test_size!r}")
     start, stop, step = check_budgets(tuple(budgets))
     seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
     if not seed_list or (isinstance(seeds, (int, np.integer)) and seeds < 1):

@@ -18,6 +18,7 @@ parts are plain strategies, whether given on the command line, in the app or to 
 from __future__ import annotations
 
 import argparse
+import re
 import csv
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence
@@ -328,9 +329,37 @@ def given_parameters(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def strategy_from_args(args: argparse.Namespace):
-    """The strategy of parsed ``add_sampling_options`` options (and ``--seed``): what ``workbench sample`` runs."""
+    """The strategy of parsed ``add_sampling_options`` options (and ``--seed``): what ``workbench sample`` runs,
+    its settings checked now, with errors naming the options (``--pca``), not the parameters (``pca``)."""
     options = {p.name: getattr(args, p.name, None) for p in sampling_parameters()}
-    return strategy_from_options(args.strategy, options, seed=args.seed, inner=getattr(args, "inner", None))
+    strategy = strategy_from_options(args.strategy, options, seed=args.seed, inner=getattr(args, "inner", None))
+    try:
+        strategy._validate_params()  # what query() checks first, before any pool is read
+    except ValueError as e:
+        raise ValueError(as_options(str(e))) from e
+    return strategy
+
+
+_NAMED = re.compile(r"^(?P<name>[a-z_]+)(?P<index>(?:\[[^\]]*\])*) ")
+
+
+def as_options(message: str) -> str:
+    """A strategy's error as the command line says it: ``pca must be None or ...`` -> ``--pca must be 0 (none)
+    or ...``, ``parts[0]['share'] ...`` -> ``--parts (part 1, its share) ...``; other messages as they are."""
+    for name, param in PARAMETERS.items():  # "... in strata=('planet',) ... given in custom_columns)"
+        message = re.sub(rf"\bin {name}=", f"in {param.option} ", message)
+        message = re.sub(rf"\bin {name}\b(?!=)", f"in {param.option}", message)
+    m = _NAMED.match(message)
+    if not m or m["name"] not in PARAMETERS:
+        return message
+    where = ""
+    keys = re.findall(r"\[([^\]]*)\]", m["index"])
+    if keys:
+        where = " (" + ", ".join(f"part {int(k) + 1}" if k.isdigit() else f"its {k.strip(chr(39))}"
+                                 for k in keys) + ")"
+    rest = message[m.end():]
+    rest = rest.replace("must be None or", "must be 0 (none) or" if m["name"] == "pca" else "must be left out or", 1)
+    return f"{PARAMETERS[m['name']].option}{where} {rest}"
 
 
 def strategy_from_options(name: str, options: Mapping[str, Any], *, seed: int, inner: Optional[str] = None):

@@ -70,8 +70,14 @@ def _sample(store, strategy, args: argparse.Namespace):
 
 def cmd_search(ws: Workspace, args: argparse.Namespace) -> int:
     from sampler import MoreLikeThese
+    from store import StoreError
 
     store = open_store(ws)
+    try:
+        store.clips(list(args.clip_ids))  # an id of no clip at all is not "missing embeddings"
+    except StoreError as e:
+        raise UserError(f"{e}: search takes ids of clips in this workspace (`workbench sample` and the app "
+                        "print them)") from e
     strategy = MoreLikeThese(examples=list(args.clip_ids), metric=args.metric,
                              near_duplicate_radius=args.near_duplicate_radius,
                              near_duplicate_metric=args.near_duplicate_metric)

@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from annotation.client import DOCUMENT_ROOT_ENV, LabelStudioClient, PullReport, PushReport
+from annotation.errors import AnnotationServerError
 from annotation.projects import DEFAULT_MIN_CONFIDENCE, ensure_batch_project
 from annotation.settings import DEFAULT_PROJECT
 from store import Store
@@ -41,7 +42,17 @@ def connect(ws: Workspace) -> LabelStudioClient:
     """A client of the workspace's Label Studio, checked (``AnnotationServerError`` says what is wrong)."""
     # another server's document root (LABEL_STUDIO_DOCUMENT_ROOT) wins over the workspace's own media folder
     external = any(os.environ.get(k) for k in DOCUMENT_ROOT_ENV)
-    client = LabelStudioClient(labelstudio_settings(ws), document_root=None if external else ws.media)
+    settings = labelstudio_settings(ws)
+    if not os.environ.get("LABEL_STUDIO_URL"):
+        from workbench.services import labelstudio_of_another_workspace
+
+        other = labelstudio_of_another_workspace(ws)
+        if other is not None:  # its 401 would send the user to change a token that is right
+            raise AnnotationServerError(
+                f"the Label Studio at {settings.url} is the workspace {other}'s, not this one's: start this "
+                f"workspace's own with `workbench serve` (WORKBENCH_LS_PORT=PORT puts it on another port), or set "
+                f"LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY to work in that server")
+    client = LabelStudioClient(settings, document_root=None if external else ws.media)
     client.check()
     return client
 

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
-from annotation.server import pid_alive, port_in_use, signal_process, wait_gone
+from annotation.server import listening_pids, pid_alive, port_in_use, signal_process, wait_gone
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 
 APP_FILE = Path(__file__).resolve().parents[1] / "app.py"
@@ -66,6 +66,19 @@ def _labelstudio_is_ours(ws: Workspace, server) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return pid_alive(pid) and _started_for(pid, "LABEL_STUDIO_BASE_DATA_DIR", ws.labelstudio_data)
+
+
+def labelstudio_of_another_workspace(ws: Workspace) -> Optional[Path]:
+    """The workspace whose Label Studio answers on this workspace's Label Studio port, when it is not this one
+    (the data dir it was started with says whose it is); None when it is ours, nobody's, or cannot be told."""
+    from urllib.parse import urlparse
+
+    port = urlparse(labelstudio_settings(ws).url).port
+    for pid in listening_pids(port) if port else []:
+        folder = (_environment(pid) or {}).get("LABEL_STUDIO_BASE_DATA_DIR")
+        if folder:
+            return None if Path(folder) == ws.labelstudio_data else Path(folder).parent
+    return None
 
 
 def start_app(ws: Workspace, port: int = DEFAULT_APP_PORT, timeout: float = 60.0) -> str:
@@ -161,7 +174,12 @@ def status(ws: Workspace) -> dict[str, str]:
     app = app_info(ws)
     if not server.is_running():
         labelstudio = "stopped"
-    elif os.environ.get("LABEL_STUDIO_URL") or _labelstudio_is_ours(ws, server) or not server.state_file.exists():
+    elif os.environ.get("LABEL_STUDIO_URL") or _labelstudio_is_ours(ws, server):
+        labelstudio = f"running at {server.url}"
+    elif (other := labelstudio_of_another_workspace(ws)) is not None:
+        labelstudio = (f"stopped (the Label Studio at {server.url} is the workspace {other}'s: `workbench serve` "
+                       "starts this one's, WORKBENCH_LS_PORT=PORT on another port)")
+    elif not server.state_file.exists():  # a server we did not start and cannot place: the user's own
         labelstudio = f"running at {server.url}"
     else:
         labelstudio = f"stopped (the Label Studio at {server.url} belongs to another workspace)"

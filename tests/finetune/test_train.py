@@ -123,7 +123,12 @@ def test_no_annotations_is_an_error(store, workspace):
 def test_a_single_label_class_is_an_error(store, workspace):
     syn = build_pool(store, per_cluster=5)
     annotate(store, syn.clip_ids[:6], [[SPECIES[2]]] * 6)
-    with pytest.raises(FinetuneError, match=r"all 6 labelled clips carry the same labels \['Fringilla"):
+    with pytest.raises(FinetuneError, match=r"all 6 labelled clips carry the same labels \['Fringilla.*label clips of "
+                                            r"another species, or clips holding none of them \(Noise\)"):
+        finetune(store, workspace.models)
+    annotate(store, syn.clip_ids[:6], [["Noise"]] * 6)  # noise only: Noise is what "no species" already is
+    with pytest.raises(FinetuneError, match=r"carry the same labels \['Noise'\]: a classifier needs at least two "
+                                            r"classes to contrast; label some clips with the species they hold$"):
         finetune(store, workspace.models)
 
 

@@ -56,6 +56,9 @@ def test_bad_requests_are_named(rare_pool):
         simulate(rare_pool, ["kcenter"], budgets=(5, 5000, 5))
     with pytest.raises(ValueError, match="seeds"):
         simulate(rare_pool, ["kcenter"], seeds=0, budgets=(5, 15, 5))
+    for bad in (1.5, 0.0, -0.2):  # a test size out of range is named as such, not as a negative training part
+        with pytest.raises(ValueError, match=r"--test-size must be a fraction between 0 and 1 \(exclusive\)"):
+            simulate(rare_pool, ["kcenter"], budgets=(5, 15, 5), test_size=bad)
 
 
 def test_a_softmax_single_label_pool_gets_a_softmax_head_and_its_measure(rare_pool):

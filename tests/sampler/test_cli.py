@@ -80,7 +80,7 @@ def test_one_nesting_rule_for_inner_parts_and_the_library(ws, capsys):
         _run(ws, "sample", "--strategy", "stratified", "--inner", "blend")
     assert "invalid choice: 'blend'" in capsys.readouterr().err
     assert _run(ws, "sample", "--strategy", "blend", "--parts", "stratified:1") == 2
-    assert "parts[0] must not itself be 'stratified'" in capsys.readouterr().err
+    assert "--parts (part 1) must not itself be 'stratified'; list all columns in --strata" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", sorted(offered_strategies()))
@@ -148,6 +148,11 @@ def test_default_sample_is_unchanged(ws, capsys):
     (["--budget", "0"], "budget must be a positive integer (clips to pick), got 0"),
     (["--strategy", "combined", "--custom-column", "zone"], "--custom-column 'zone': expected NAME=FILE.csv"),
     (["--replay", "7"], "no sampling run 7 in this store"),
+    # settings the strategy checks are named by their options, as the user typed them
+    (["--pca", "-3"], "error: --pca must be 0 (none) or an integer >= 1"),
+    (["--strategy", "uncertain_diverse", "--n-clusters", "0"], "error: --n-clusters must be left out or an integer"),
+    (["--strategy", "blend", "--parts", "kcenter:0,random:0"], "error: --parts (part 1, its share) must be a number"),
+    (["--strata", "planet"], "unknown stratum column 'planet' in --strata ('planet',)"),
 ])
 def test_mistakes_are_one_line_errors(ws, capsys, argv, message):
     assert _run(ws, "sample", *argv) == 2
@@ -176,4 +181,5 @@ def test_search_stores_a_run(ws, capsys):
     assert run.strategy == "more_like_these" and run.params["examples"] == [example]
     assert set(syn.of([s.clip_id for s in sel], "cluster")) == {2}
     assert _run(ws, "search", "999999") == 2
-    assert "example clip" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == ("error: no clip with id 999999: search takes ids of clips in this "
+                                               "workspace (`workbench sample` and the app print them)")

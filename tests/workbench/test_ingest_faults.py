@@ -276,3 +276,35 @@ def test_an_unreachable_ray_cluster_gives_its_advice_once():
     with pytest.raises(ClusterError) as e:
         connect("127.0.0.1:9")
     assert str(e.value).count("ray start --head") == 1 and "cannot reach the Ray cluster's head" in str(e.value)
+
+
+def test_another_workspaces_label_studio_on_our_port_is_named_not_taken_for_ours(tmp_path, monkeypatch, capsys):
+    """A workspace never served, while another workspace's Label Studio holds the port: status says whose it is,
+    and push says to start this one's, instead of a 401 that sends the user to change a right token."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    other = Workspace.resolve(str(tmp_path / "other"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, LABEL_STUDIO_BASE_DATA_DIR=str(other.labelstudio_data))
+    proc = subprocess.Popen([sys.executable, "-c", _FAKE_SERVICE, str(port)], env=env, start_new_session=True)
+    monkeypatch.setenv("WORKBENCH_LS_PORT", str(port))
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    ours = str(tmp_path / "ours")
+    try:
+        time.sleep(1.0)
+        assert main(["--workspace", ours, "status"]) == 0
+        assert (f"Label Studio: stopped (the Label Studio at http://127.0.0.1:{port} is the workspace {other.root}'s: "
+                "`workbench serve` starts this one's") in capsys.readouterr().out
+        assert main(["--workspace", ours, "push"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"error: the Label Studio at http://127.0.0.1:{port} is the workspace {other.root}'s, not this "
+                       "one's: start this workspace's own with `workbench serve` (WORKBENCH_LS_PORT=PORT puts it on "
+                       "another port), or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY to work in that server")
+    finally:
+        proc.kill()
+        proc.wait()
