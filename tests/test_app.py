@@ -163,20 +163,30 @@ def test_every_page_on_an_empty_workspace_says_what_to_run(ws_env, no_labelstudi
     assert "workbench" in texts(at.info)
 
 
+@pytest.mark.parametrize("damage", ["cut short", "deleted"])
 @pytest.mark.parametrize("page", list(PAGES))
-def test_vectors_files_cut_short_are_one_line_on_every_page_not_a_traceback(ws_env, no_labelstudio, tmp_path, page):
+def test_a_damaged_vectors_folder_is_one_line_on_every_page_not_a_traceback(ws_env, no_labelstudio, tmp_path, page,
+                                                                            damage):
+    import shutil
+
     build(ws_env, tmp_path)
-    for f in (ws_env.root / "vectors").iterdir():
-        if not f.name.endswith(".ids"):
-            with open(f, "r+b") as fh:  # an interrupted copy of the workspace
-                fh.truncate(f.stat().st_size // 2)
+    vectors = ws_env.root / "vectors"
+    if damage == "deleted":
+        shutil.rmtree(vectors)
+    else:
+        for f in vectors.iterdir():
+            if not f.name.endswith(".ids"):
+                with open(f, "r+b") as fh:  # an interrupted copy of the workspace
+                    fh.truncate(f.stat().st_size // 2)
     at = app(page)
     assert not at.exception, at.exception
     errors = texts(at.error).replace("\\", "")
     if page == "pool":
-        assert errors, "the Pool page reads the pool's matrices: it must say a file is cut short"
+        assert errors, "the Pool page reads the pool's matrices: it must say what is wrong with them"
     if errors:
-        assert "holds" in errors and "bytes but the database says 54 rows" in errors and "vectors/" in errors
+        said = ("bytes but the database says 54 rows" if damage == "cut short"
+                else "is missing but the database says 54 rows are stored")
+        assert said in errors and "vectors/" in errors, errors
 
 
 def test_navigation_offers_the_five_pages(ws_env, tmp_path):
