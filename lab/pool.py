@@ -7,8 +7,8 @@ Every array is checked at the boundary with an error naming the file, the field 
 Fields (n clips, d dimensions, C classes):
 
 * ``embeddings``: n x d floats (Parquet: one list column);
-* ``labels``: n strings (one class per clip), or ``labels_multi``: n x C booleans with ``classes``
-  (C strings), for multi-label pools;
+* ``labels``: n strings (one class per clip), or n integers indexing ``classes``; or ``labels_multi``: n x C
+  booleans with ``classes`` (C strings), for multi-label pools;
 * ``strata`` (optional): n strings (site, site/hour, ...), the groups judged by worst-stratum recall;
 * ``probabilities`` (optional): n x C' floats in [0, 1], the pretrained model's outputs, with
   ``classes`` (or ``probability_classes``) naming the C' columns;
@@ -83,6 +83,12 @@ def from_arrays(embeddings, *, labels=None, labels_multi=None, classes: Optional
         lab = np.asarray(labels)
         if lab.ndim != 1 or lab.shape[0] != n:
             raise PoolFileError(f"{where('labels')} must hold one label per clip ({n}), got shape {lab.shape}")
+        if np.issubdtype(lab.dtype, np.integer) and classes is not None:  # class indices into 'classes'
+            if lab.size and (lab.min() < 0 or lab.max() >= len(classes)):
+                bad = int(lab[(lab < 0) | (lab >= len(classes))][0])
+                raise PoolFileError(f"{where('labels')} holds class index {bad}, but 'classes' names "
+                                    f"{len(classes)} classes (0..{len(classes) - 1})")
+            lab = np.array([str(c) for c in classes], dtype=object)[lab]
         lab = lab.astype(str)
         if (np.char.strip(lab) == "").any():
             raise PoolFileError(f"{where('labels')} has empty labels (first: row {int(np.flatnonzero(np.char.strip(lab) == '')[0])})")

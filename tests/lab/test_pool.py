@@ -97,3 +97,17 @@ def test_labels_and_labels_multi_are_exclusive():
     with pytest.raises(PoolFileError, match="exactly one of 'labels'"):
         from_arrays(np.zeros((4, 2)), labels=["a", "b", "a", "b"], labels_multi=np.eye(4, 2, dtype=bool),
                     classes=["a", "b"])
+
+
+def test_integer_labels_index_the_classes_given_with_them(tmp_path):
+    x, labels, _ = rare_clusters()
+    classes = sorted(set(labels.tolist()))
+    index = np.array([classes.index(c) for c in labels])
+    named = load_pool_file(_npz(tmp_path / "named.npz", embeddings=x, labels=labels))
+    indexed = load_pool_file(_npz(tmp_path / "indexed.npz", embeddings=x, labels=index, classes=np.array(classes)))
+    assert indexed.classes == named.classes == classes  # not '0', '1', ...
+    np.testing.assert_array_equal(indexed.truth, named.truth)
+    with pytest.raises(PoolFileError, match=rf"labels.* holds class index {len(classes)}, but 'classes' names "
+                                            rf"{len(classes)} classes"):
+        load_pool_file(_npz(tmp_path / "bad.npz", embeddings=x, labels=np.r_[index[:-1], len(classes)],
+                            classes=np.array(classes)))
