@@ -94,3 +94,101 @@ def test_export_detections_returns_the_model_and_each_file_with_its_rows(store, 
         export_head(store, tmp_path / "cc")
     with pytest.raises(FinetuneError, match=f"--model-version {syn.model.name} is an embedding model"):
         export_head(store, tmp_path / "cc", model_version=syn.model.name)
+
+
+TIT = "Parus major_Great Tit"
+
+
+def _recordings(store, windows: dict[str, list[float]]):
+    """One recording per path, its 3 s windows scoring TIT as given (a one-class model, as a test needs)."""
+    import numpy as np
+
+    from store import Recording
+
+    mv = store.ensure_model_version("birdnet-test", "embedding", "test-space", 4, [TIT])
+    for n, (path, scores) in enumerate(windows.items()):
+        rec = store.add_recording(Recording(path=path, content_hash=f"h{n}", site="A", device="d1", status="done",
+                                            sample_rate=48000))
+        store.add_clip_batch(rec.id, [(3.0 * j, 3.0 * j + 3.0) for j in range(len(scores))], mv,
+                             np.array(scores, dtype=np.float32)[:, None])
+    return mv
+
+
+def _tables(folder) -> dict[str, list[list[str]]]:
+    """Each Raven table in ``folder`` by file name: its rows (header left out), split at tabs."""
+    return {p.name: [line.split("\t") for line in p.read_text().splitlines()[1:]]
+            for p in sorted(folder.glob("*.BirdNET.selection.table.txt"))}
+
+
+# two folders holding files of one name; s1/file01 has no detection at 0.95, file03 none at all
+SHARED_NAMES = {"/data/s1/file01.wav": [0.9, 0.3], "/data/s2/file01.wav": [0.97, 0.5], "/data/s1/file02.wav": [0.99],
+                "/data/s1/file03.wav": [0.05]}
+
+
+def test_a_raven_table_is_named_by_its_recording_alone_and_a_repeated_export_replaces_the_earlier_one(
+        store, workspace, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORKBENCH_HOME", str(workspace.root))
+    _recordings(store, SHARED_NAMES)
+    out = tmp_path / "R"
+    assert main(["export", "detections", "--format", "raven", "--out", str(out)]) == 0
+    first = _tables(out)
+    assert main(["export", "detections", "--format", "raven", "--out", str(out), "--min-confidence", "0.95"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    second = _tables(out)
+
+    # one table per recording, each holding that recording alone, under the same name whatever the threshold
+    assert sorted(second) == sorted(first) == [f"{n}.BirdNET.selection.table.txt" for n in
+                                               ("file02", "file03", "s1_file01", "s2_file01")]
+    for tables in (first, second):
+        paths = {name: {row[10] for row in rows} for name, rows in tables.items()}
+        assert all(len(p) == 1 for p in paths.values())
+        assert sorted(p for ps in paths.values() for p in ps) == sorted(SHARED_NAMES)
+    assert {r[10] for r in second["s2_file01.BirdNET.selection.table.txt"]} == {"/data/s2/file01.wav"}
+    assert [float(r[9]) for r in second["s2_file01.BirdNET.selection.table.txt"]] == [pytest.approx(0.97, abs=1e-3)]
+    # a recording without detections gets BirdNET-Analyzer's placeholder row, not a missing table
+    assert [r[:12] for r in second["s1_file01.BirdNET.selection.table.txt"]] == \
+        [["1", "Spectrogram 1", "1", "0", "3", "0", "15000", "nocall", "nocall", "1.0", "/data/s1/file01.wav", "0"]]
+    assert printed[-1] == (f"2 detection(s) of model birdnet-test at confidence >= 0.95 in 4 Raven selection "
+                           f"table(s), one per recording (2 without detections: a 'nocall' row, as "
+                           f"BirdNET-Analyzer writes) -> {out}")
+
+
+def test_a_raven_export_removes_its_own_stale_tables_and_refuses_a_folder_of_other_tables(
+        store, workspace, tmp_path, monkeypatch, capsys):
+    from finetune.export import EXTRA_HEADER, RAVEN_HEADER
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(workspace.root))
+    _recordings(store, SHARED_NAMES)
+    out = tmp_path / "R"
+    out.mkdir()
+    # a table of an earlier export (its recording gone from the workspace), and a file that is no table
+    (out / "gone.BirdNET.selection.table.txt").write_text("\t".join(RAVEN_HEADER + EXTRA_HEADER) + "\n")
+    (out / "notes.txt").write_text("mine")
+    assert main(["export", "detections", "--format", "raven", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        "  removed 1 table(s) an earlier export left there for recordings this one does not hold"
+    assert sorted(p.name for p in out.iterdir()) == ["file02.BirdNET.selection.table.txt",
+                                                    "file03.BirdNET.selection.table.txt", "notes.txt",
+                                                    "s1_file01.BirdNET.selection.table.txt",
+                                                    "s2_file01.BirdNET.selection.table.txt"]
+
+    # a table this workbench did not write (BirdNET-Analyzer's own, or one edited in Raven) is never mixed in
+    other = tmp_path / "analyzer"
+    other.mkdir()
+    (other / "file02.BirdNET.selection.table.txt").write_text("\t".join(RAVEN_HEADER) + "\n")
+    assert main(["export", "detections", "--format", "raven", "--out", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: --out {other} already holds 1 Raven selection table(s) `workbench export` did not "
+                   "write (file02.BirdNET.selection.table.txt: BirdNET-Analyzer's, or edited in Raven): give a new "
+                   "or empty folder, or move them away\n")
+    assert sorted(p.name for p in other.iterdir()) == ["file02.BirdNET.selection.table.txt"]
+
+
+def test_table_names_tell_clashing_recordings_apart_by_as_few_folders_as_needed():
+    from finetune.export import table_names
+
+    paths = ["/a/s1/file01.wav", "/b/s1/file01.wav", "/c/s2/FILE01.wav", "/c/s2/x.wav", "/c/s2/x.mp3", "/d/y.wav"]
+    assert table_names(paths) == {"/a/s1/file01.wav": "a_s1_file01", "/b/s1/file01.wav": "b_s1_file01",
+                                  "/c/s2/FILE01.wav": "s2_FILE01",  # as a case-blind filesystem sees names
+                                  "/c/s2/x.wav": "c_s2_x_wav", "/c/s2/x.mp3": "c_s2_x_mp3", "/d/y.wav": "y"}
+    assert table_names(paths[::-1]) == table_names(paths)  # the set decides, not the order
