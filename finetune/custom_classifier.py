@@ -214,7 +214,7 @@ def export_head(store, out_dir: Path | str, *, model_version: Optional[str] = No
                 base_model: Optional[Path | str] = None) -> ClassifierExport:
     """A fine-tuned head of the store as a BirdNET custom classifier in ``out_dir``: the one named
     ``model_version``, or by default the newest ready head on BirdNET V2.4's embeddings."""
-    from finetune.export import named_model_version
+    from finetune.export import named_model_version, writing_out
     from finetune.labelled import FinetuneError
 
     if model_version:
@@ -230,7 +230,8 @@ def export_head(store, out_dir: Path | str, *, model_version: Optional[str] = No
                                 "finetune`, then export (or name one with --model-version)")
         mv = heads[-1]
     try:
-        files = export_model_version(mv, out_dir, base_model=base_model)
+        with writing_out(out_dir):
+            files = export_model_version(mv, out_dir, base_model=base_model)
     except ValueError as e:
         raise FinetuneError(f"--model-version {mv.name}: {e}") from e
     return ClassifierExport(model=mv, files=files)

@@ -25,9 +25,12 @@ window has one (``Expert label``). The confidence of a calibrated head is its ca
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import itertools
+import os
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -291,6 +294,33 @@ def named_model_version(store: Records, name: str) -> ModelVersion:
                             "lists them)") from e
 
 
+#: what keeps an export from the place ``--out`` names; any other OSError is a bug and keeps its traceback
+UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST,
+              errno.EISDIR, errno.ENAMETOOLONG}
+
+
+def _at(filename, out: Path) -> bool:
+    """Whether an error's file is ``out``, a folder above it, or a file beside or inside it (a temporary one)."""
+    if filename is None:  # a write to the open file
+        return True
+    f, out = Path(os.path.abspath(os.fsdecode(filename))), Path(os.path.abspath(out))
+    return f == out or f in out.parents or out in f.parents or f.parent == out.parent
+
+
+@contextmanager
+def writing_out(out: Path | str) -> Iterator[None]:
+    """Write what ``--out`` names: a place that cannot take it (read-only, not permitted, full, a file in the
+    way) is a one-line ``FinetuneError`` naming the flag and the path, as the user gave them, not a traceback."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in UNWRITABLE or not _at(e.filename, Path(out)):
+            raise
+        todo = ("free some space or give --out another disk" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+                else "give --out a place you can write to")
+        raise FinetuneError(f"cannot write --out {out}: {(e.strerror or str(e)).lower()}; {todo}") from e
+
+
 @dataclass(frozen=True)
 class DetectionExport:
     """What ``export_detections`` wrote: whose detections, from which confidence, each file with its detections,
@@ -328,14 +358,15 @@ def export_detections(store: Store, out: Path | str, *, format: str = "csv", mod
     found = detections(store, mv, min_confidence=min_confidence, range_filter=range_filter, clips=clips)
     out = Path(out)
     removed: list[Path] = []
-    if format == "csv":
-        files = [write_birdnet_csv(found, out if out.suffix else out / "BirdNET_CombinedTable.csv")]
-    elif format == "parquet":
-        files = [write_parquet(found, out if out.suffix else out / "detections.parquet")]
-    else:
-        if out.exists() and not out.is_dir():
-            raise FinetuneError(f"--out {out} is a file: Raven tables go into a folder, one table per recording")
-        recordings = [next(group) for _, group in itertools.groupby(clips, key=lambda c: c.path)]
-        files, removed = write_raven_tables(found, out, recordings)
+    with writing_out(out):
+        if format == "csv":
+            files = [write_birdnet_csv(found, out if out.suffix else out / "BirdNET_CombinedTable.csv")]
+        elif format == "parquet":
+            files = [write_parquet(found, out if out.suffix else out / "detections.parquet")]
+        else:
+            if out.exists() and not out.is_dir():
+                raise FinetuneError(f"--out {out} is a file: Raven tables go into a folder, one table per recording")
+            recordings = [next(group) for _, group in itertools.groupby(clips, key=lambda c: c.path)]
+            files, removed = write_raven_tables(found, out, recordings)
     return DetectionExport(model=mv, format=format, min_confidence=float(min_confidence), files=files,
                            removed=tuple(removed))
