@@ -192,3 +192,50 @@ def test_table_names_tell_clashing_recordings_apart_by_as_few_folders_as_needed(
                                   "/c/s2/FILE01.wav": "s2_FILE01",  # as a case-blind filesystem sees names
                                   "/c/s2/x.wav": "c_s2_x_wav", "/c/s2/x.mp3": "c_s2_x_mp3", "/d/y.wav": "y"}
     assert table_names(paths[::-1]) == table_names(paths)  # the set decides, not the order
+
+
+def _images(store, n: int = 12):
+    """A camera-trap workspace as image ingest leaves it: ``n`` images of two regions each under a softmax vision
+    model, every region labelled with one of two species (their embeddings apart)."""
+    import numpy as np
+
+    from store import Recording
+    from tests.sampler.synthetic import annotate
+
+    species = ["leopard cat", "sambar"]
+    mv = store.ensure_model_version("vision-test", "embedding", "vision-test", 8, species + ["Noise"],
+                                    output_type="softmax")
+    rng = np.random.default_rng(0)
+    ids, labels = [], []
+    for i in range(n):
+        rec = store.add_recording(Recording(path=f"/traps/StationA/IMG_{i:04d}.JPG", content_hash=f"img{i}",
+                                            modality="image", site="StationA", status="done"))
+        which = [i % 2, (i + 1) % 2]
+        emb = rng.normal(scale=0.1, size=(2, 8)) + np.eye(8)[which]
+        probs = rng.dirichlet(np.ones(3), 2).astype(np.float32)
+        ids += store.add_clip_batch(rec.id, [(1.0, 1.0), (2.0, 2.0)], mv, probs, emb.astype(np.float32),
+                                    boxes=[(0.1, 0.1, 0.4, 0.5, "animal", 0.9), (0.5, 0.4, 0.3, 0.3, "animal", 0.8)]
+                                    ).tolist()
+        labels += [[species[w]] for w in which]
+    annotate(store, ids, labels)
+    return mv
+
+
+def test_export_classifier_on_an_image_workspace_says_its_heads_are_image_heads(store, workspace, tmp_path,
+                                                                                 monkeypatch, capsys):
+    monkeypatch.setenv("WORKBENCH_HOME", str(workspace.root))
+    _images(store)
+    assert main(["finetune"]) == 0
+    capsys.readouterr()
+    assert main(["export", "classifier", "--out", str(tmp_path / "cc")]) == 2
+    assert capsys.readouterr().err == (
+        "error: the fine-tuned head here (head-vision-test-1) is an image head on embedding space 'vision-test' "
+        "(softmax), which cannot be a BirdNET custom classifier: those are audio heads on BirdNET V2.4's "
+        "embeddings ('birdnet-v2.4')\n")
+    assert main(["finetune"]) == 0
+    capsys.readouterr()
+    assert main(["export", "classifier", "--out", str(tmp_path / "cc")]) == 2
+    assert capsys.readouterr().err.startswith("error: the fine-tuned heads here (head-vision-test-1, "
+                                              "head-vision-test-2) are image heads on embedding space 'vision-test' "
+                                              "(softmax), which cannot be BirdNET custom classifiers: ")
+    assert not (tmp_path / "cc").exists()
