@@ -354,7 +354,13 @@ def export_detections(store: Store, out: Path | str, *, format: str = "csv", mod
     mv = named_model_version(store, model_version) if model_version else store.current_model_version()
     if mv is None:
         raise FinetuneError("the workspace holds no scored clips yet: run `workbench ingest PATH` first")
-    clips, _ = audio_clips(store, mv)
+    clips, others = audio_clips(store, mv)
+    if others and not clips:  # never an empty file said to hold "0 detection(s)"
+        audio = any(r.modality == "audio" for r in store.recordings(status="done"))
+        raise FinetuneError(f"detection exports (BirdNET-Analyzer's CSV, Raven tables, Parquet) are of audio: model "
+                            f"{mv.name} scores {others} image clip(s) and "
+                            + ("no audio: name an audio model with --model-version (`workbench status` lists them)"
+                               if audio else "this workspace holds no audio"))
     found = detections(store, mv, min_confidence=min_confidence, range_filter=range_filter, clips=clips)
     out = Path(out)
     removed: list[Path] = []

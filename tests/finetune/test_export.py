@@ -239,3 +239,19 @@ def test_export_classifier_on_an_image_workspace_says_its_heads_are_image_heads(
                                               "head-vision-test-2) are image heads on embedding space 'vision-test' "
                                               "(softmax), which cannot be BirdNET custom classifiers: ")
     assert not (tmp_path / "cc").exists()
+
+
+def test_detection_exports_on_an_image_workspace_say_they_are_of_audio(store, workspace, tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.setenv("WORKBENCH_HOME", str(workspace.root))
+    mv = _images(store)
+    for fmt in ("csv", "raven", "parquet"):
+        assert main(["export", "detections", "--format", fmt, "--out", str(tmp_path / f"det.{fmt}")]) == 2
+        assert capsys.readouterr().err == (
+            "error: detection exports (BirdNET-Analyzer's CSV, Raven tables, Parquet) are of audio: model "
+            f"{mv.name} scores 24 image clip(s) and this workspace holds no audio\n"), fmt
+    assert not list(tmp_path.glob("det.*"))
+    _recordings(store, {"/data/s1/file01.wav": [0.9]})  # audio under another model: the error says to name it
+    assert main(["export", "detections", "--out", str(tmp_path / "det.csv"), "--model-version", mv.name]) == 2
+    assert capsys.readouterr().err.endswith(f"model {mv.name} scores 24 image clip(s) and no audio: name an audio "
+                                            "model with --model-version (`workbench status` lists them)\n")
