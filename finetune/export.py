@@ -5,7 +5,8 @@ a fine-tuned head: its probabilities are recomputed from the stored embedding) r
 (BirdNET-Analyzer's default 0.1). The columns are BirdNET-Analyzer's: the CSV ``Start (s),End (s),Scientific
 name,Common name,Confidence,File``, one Raven table per recording (``<name>.BirdNET.selection.table.txt``,
 ``Selection View Channel Begin Time (s) End Time (s) Low Freq (Hz) High Freq (Hz) Common Name Species Code
-Confidence Begin Path File Offset (s)``, frequencies 0-15,000 Hz as BirdNET-Analyzer writes them). Without
+Confidence Begin Path File Offset (s)``, frequencies from 0 Hz to half the recording's sample rate, at most
+15,000 Hz, as BirdNET-Analyzer writes them). Without
 eBird's code table the Species Code column holds the scientific name. Rows are ordered by file and time.
 
 As BirdNET-Analyzer does, every recording gets a Raven table, one without detections its single ``nocall`` row.
@@ -51,7 +52,7 @@ EXTRA_HEADER = ["Site", "Device", "Recorded at", "In range", "Auto-validated", "
 RAVEN_SUFFIX = ".BirdNET.selection.table.txt"
 DEFAULT_MIN_CONFIDENCE = 0.1  # BirdNET-Analyzer's --min_conf
 FORMATS = ("csv", "raven", "parquet")  # what ``export_detections`` writes
-SIG_FMIN, SIG_FMAX = 0, 15000  # BirdNET's band, as BirdNET-Analyzer fills the Raven frequency columns
+SIG_FMIN, SIG_FMAX = 0, 15000  # BirdNET's band, as BirdNET-Analyzer fills the Raven frequency columns (``high_freq``)
 NOCALL = "nocall"  # BirdNET-Analyzer's Common Name and Species Code of a table's placeholder row (no detections)
 
 
@@ -244,6 +245,12 @@ def _earlier_tables(folder: Path) -> list[Path]:
     return ours
 
 
+def high_freq(sample_rate: Optional[int]) -> int:
+    """A Raven row's High Freq as BirdNET-Analyzer writes it: the file's Nyquist frequency, at most BirdNET's
+    15 kHz (15 kHz where the rate is unknown), so a 16 kHz recording's box does not reach above its sound."""
+    return SIG_FMAX if not sample_rate else int(min(sample_rate / 2, SIG_FMAX))
+
+
 def write_raven_tables(found: Iterator[Detection], folder: Path | str, recordings: Sequence[ClipInfo]
                        ) -> tuple[list[tuple[Path, int]], list[Path]]:
     """One Raven selection table per recording (``--rtype table``), one without detections holding
@@ -265,13 +272,14 @@ def write_raven_tables(found: Iterator[Detection], folder: Path | str, recording
         def write(fh, rec=rec, rows=rows) -> None:
             w = csv.writer(fh, delimiter="\t", lineterminator="\n")
             w.writerow(RAVEN_HEADER + EXTRA_HEADER)
+            high = high_freq(rec.sample_rate)
             for n, d in enumerate(rows, start=1):
                 scientific, common = d.names
-                w.writerow([n, "Spectrogram 1", 1, f"{d.start_s:.1f}", f"{d.end_s:.1f}", SIG_FMIN, SIG_FMAX, common,
+                w.writerow([n, "Spectrogram 1", 1, f"{d.start_s:.1f}", f"{d.end_s:.1f}", SIG_FMIN, high, common,
                             scientific, f"{d.confidence:.4f}", d.path, f"{d.start_s:.1f}"] + d.extra())
             if not rows:  # as BirdNET-Analyzer writes a file without detections (its combiners skip the row)
                 when = rec.start_time.isoformat(timespec="seconds") if rec.start_time else ""
-                w.writerow([1, "Spectrogram 1", 1, 0, 3, SIG_FMIN, SIG_FMAX, NOCALL, NOCALL, "1.0", rec.path, 0,
+                w.writerow([1, "Spectrogram 1", 1, 0, 3, SIG_FMIN, high, NOCALL, NOCALL, "1.0", rec.path, 0,
                             rec.site or "", rec.device or "", when, "", "", ""])
 
         out.append((write_atomically(folder / f"{names[rec.path]}{RAVEN_SUFFIX}", write, newline=""), len(rows)))

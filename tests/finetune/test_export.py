@@ -99,8 +99,9 @@ def test_export_detections_returns_the_model_and_each_file_with_its_rows(store, 
 TIT = "Parus major_Great Tit"
 
 
-def _recordings(store, windows: dict[str, list[float]]):
-    """One recording per path, its 3 s windows scoring TIT as given (a one-class model, as a test needs)."""
+def _recordings(store, windows: dict[str, list[float]], rates: dict[str, int] | None = None):
+    """One recording per path, its 3 s windows scoring TIT as given (a one-class model, as a test needs), at
+    48 kHz or as ``rates`` says."""
     import numpy as np
 
     from store import Recording
@@ -108,7 +109,7 @@ def _recordings(store, windows: dict[str, list[float]]):
     mv = store.ensure_model_version("birdnet-test", "embedding", "test-space", 4, [TIT])
     for n, (path, scores) in enumerate(windows.items()):
         rec = store.add_recording(Recording(path=path, content_hash=f"h{n}", site="A", device="d1", status="done",
-                                            sample_rate=48000))
+                                            sample_rate=(rates or {}).get(path, 48000)))
         store.add_clip_batch(rec.id, [(3.0 * j, 3.0 * j + 3.0) for j in range(len(scores))], mv,
                              np.array(scores, dtype=np.float32)[:, None])
     return mv
@@ -255,3 +256,15 @@ def test_detection_exports_on_an_image_workspace_say_they_are_of_audio(store, wo
     assert main(["export", "detections", "--out", str(tmp_path / "det.csv"), "--model-version", mv.name]) == 2
     assert capsys.readouterr().err.endswith(f"model {mv.name} scores 24 image clip(s) and no audio: name an audio "
                                             "model with --model-version (`workbench status` lists them)\n")
+
+
+def test_a_raven_tables_high_frequency_is_the_recordings_nyquist_up_to_15_khz(store, tmp_path):
+    from finetune.export import export_detections
+
+    rates = {"/d/a8k.wav": 8000, "/d/b16k.wav": 16000, "/d/c22k.wav": 22050, "/d/d48k.wav": 48000,
+             "/d/e-nocall.wav": 16000}
+    _recordings(store, {"/d/a8k.wav": [0.9], "/d/b16k.wav": [0.9], "/d/c22k.wav": [0.9], "/d/d48k.wav": [0.9],
+                        "/d/e-nocall.wav": [0.05]}, rates)
+    export_detections(store, tmp_path / "R", format="raven")
+    high = {name.split(".")[0]: {row[6] for row in rows} for name, rows in _tables(tmp_path / "R").items()}
+    assert high == {"a8k": {"4000"}, "b16k": {"8000"}, "c22k": {"11025"}, "d48k": {"15000"}, "e-nocall": {"8000"}}
