@@ -203,6 +203,32 @@ def export_model_version(model_version: ModelVersion, out_dir: Path | str, *,
     return export_classifier(head, out_dir, base_model=base_model)
 
 
+def _modality(store, model_version: ModelVersion) -> Optional[str]:
+    """What the head scores ("audio", "image"), from a clip of its pool; None for an empty pool."""
+    pool = store.pool(model_version)
+    return store.clips(pool.clip_id[:1])[0].modality if len(pool.clip_id) else None
+
+
+def _other_heads(store, heads: list[ModelVersion]) -> str:
+    """Why none of ``heads`` (none on BirdNET's embeddings) can be exported, said for the user who just
+    fine-tuned one: what they are, and what a BirdNET custom classifier is."""
+    kinds: dict[tuple, list[str]] = {}
+    for m in heads:
+        kinds.setdefault((_modality(store, m), m.embedding_space, m.output_type), []).append(m.name)
+    wanted = f"those are audio heads on BirdNET V2.4's embeddings ({BIRDNET_SPACE!r})"
+    if len(kinds) == 1:
+        [((modality, space, output), names)] = kinds.items()
+        what = f"{modality} head" if modality else "head"
+        if len(names) == 1:
+            return (f"the fine-tuned head here ({names[0]}) is {'an' if what[0] in 'aeiou' else 'a'} {what} on "
+                    f"embedding space {space!r} ({output}), which cannot be a BirdNET custom classifier: {wanted}")
+        return (f"the fine-tuned heads here ({', '.join(names)}) are {what}s on embedding space {space!r} ({output}), "
+                f"which cannot be BirdNET custom classifiers: {wanted}")
+    each = "; ".join(f"{', '.join(names)}: {modality or 'a'} head(s) on embedding space {space!r} ({output})"
+                     for (modality, space, output), names in kinds.items())
+    return f"the fine-tuned heads here ({each}) cannot be BirdNET custom classifiers: {wanted}"
+
+
 class ClassifierExport(NamedTuple):
     """What ``export_head`` wrote: the head exported and its two files."""
 
@@ -214,7 +240,7 @@ def export_head(store, out_dir: Path | str, *, model_version: Optional[str] = No
                 base_model: Optional[Path | str] = None) -> ClassifierExport:
     """A fine-tuned head of the store as a BirdNET custom classifier in ``out_dir``: the one named
     ``model_version``, or by default the newest ready head on BirdNET V2.4's embeddings."""
-    from finetune.export import named_model_version
+    from finetune.export import named_model_version, writing_out
     from finetune.labelled import FinetuneError
 
     if model_version:
@@ -223,14 +249,17 @@ def export_head(store, out_dir: Path | str, *, model_version: Optional[str] = No
             raise FinetuneError(f"--model-version {mv.name} is an embedding model, not a fine-tuned head: name a "
                                 "head (`workbench status` lists them) or leave the flag out for the newest")
     else:
-        heads = [m for m in store.model_versions() if m.kind == ModelKind.CLASSIFIER and m.ready
-                 and m.embedding_space == BIRDNET_SPACE]
+        ready = [m for m in store.model_versions() if m.kind == ModelKind.CLASSIFIER and m.ready]
+        heads = [m for m in ready if m.embedding_space == BIRDNET_SPACE]
+        if not heads and ready:
+            raise FinetuneError(_other_heads(store, ready))
         if not heads:
             raise FinetuneError("no fine-tuned head on BirdNET embeddings yet: label clips, run `workbench "
                                 "finetune`, then export (or name one with --model-version)")
         mv = heads[-1]
     try:
-        files = export_model_version(mv, out_dir, base_model=base_model)
+        with writing_out(out_dir):
+            files = export_model_version(mv, out_dir, base_model=base_model)
     except ValueError as e:
         raise FinetuneError(f"--model-version {mv.name}: {e}") from e
     return ClassifierExport(model=mv, files=files)

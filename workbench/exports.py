@@ -25,8 +25,13 @@ def cmd_export_detections(ws: Workspace, args: argparse.Namespace) -> int:
                              model_version=args.model_version or None, min_confidence=args.min_confidence,
                              range_filter=args.range_filter)
     if done.format == "raven":
+        empty = (f" ({done.without_detections} without detections: a 'nocall' row, as BirdNET-Analyzer writes)"
+                 if done.without_detections else "")
         print(f"{done.detections} detection(s) of model {done.model.name} at confidence >= {args.min_confidence:g} "
-              f"in {len(done.files)} Raven selection table(s) -> {Path(args.out)}")
+              f"in {len(done.files)} Raven selection table(s), one per recording{empty} -> {Path(args.out)}")
+        if done.removed:
+            print(f"  removed {len(done.removed)} table(s) an earlier export left there for recordings this one "
+                  "does not hold")
     else:
         print(f"{done.detections} detection(s) of model {done.model.name} at confidence >= {args.min_confidence:g} "
               f"-> {done.files[0][0]}")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -83,3 +86,43 @@ def test_export_errors_name_the_flag_and_what_to_do(ingested, tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse's own one-line usage error
         main(["export", "classifier"])
     assert "the following arguments are required: --out" in capsys.readouterr().err
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """An empty folder nothing can be written into: a read-only bind mount for root (who writes whatever the
+    mode), its write bits taken away otherwise."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if shutil.which("mount") is None or subprocess.run(["mount", "--bind", str(folder), str(folder)]).returncode:
+        pytest.skip("running as root and cannot bind-mount a folder read-only")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)]).returncode:
+            pytest.skip("running as root and cannot remount a folder read-only")
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)])
+
+
+def test_an_export_to_a_place_it_cannot_write_names_the_flag_and_the_path(ingested, read_only_folder, capsys):
+    workspace, paths = ingested
+    store = workspace.open_store()
+    infos = store.clips(store.pool().clip_id)
+    annotate(store, [i.clip_id for i in infos], [[paths[i.path]] for i in infos])
+    store.close()
+    assert main(["finetune"]) == 0
+    capsys.readouterr()
+    reason = "read-only file system" if os.geteuid() == 0 else "permission denied"
+    for fmt, out in [("csv", read_only_folder / "d.csv"), ("parquet", read_only_folder / "d.parquet"),
+                     ("raven", read_only_folder / "R"), ("csv", read_only_folder / "new" / "folder")]:
+        err = _error(capsys, ["export", "detections", "--format", fmt, "--out", str(out)])
+        assert err == f"error: cannot write --out {out}: {reason}; give --out a place you can write to\n", fmt
+    out = read_only_folder / "cc"
+    err = _error(capsys, ["export", "classifier", "--out", str(out)])
+    assert err == f"error: cannot write --out {out}: {reason}; give --out a place you can write to\n"
+    assert list(read_only_folder.iterdir()) == []
