@@ -65,7 +65,8 @@ def label_set_from_pool(store: Store, *, min_confidence: float = 0.5, max_specie
 
 def derive_label_set(store: Ledger, base: LabelSet, *, add: Iterable[str] = (), remove: Iterable[str] = (),
                      name: Optional[str] = None) -> LabelSet:
-    """A new named label set: ``base`` with labels added (at the end, before Other/Noise) and removed."""
+    """A new named label set: ``base`` with labels added (at the end, before Other/Noise) and removed; ``base``
+    itself when that changes nothing and no ``name`` is asked for (no second set with the same labels)."""
     remove = set(remove)
     unknown = remove - set(base.labels)
     if unknown:
@@ -75,4 +76,6 @@ def derive_label_set(store: Ledger, base: LabelSet, *, add: Iterable[str] = (), 
     head = [x for x in kept if x not in DEFAULT_EXTRA]
     head += [x for x in dict.fromkeys(add) if x not in kept]
     labels = head + tail
+    if labels == list(base.labels) and name is None:
+        return base
     return store.add_label_set(name or _default_name(base.name, labels), labels)

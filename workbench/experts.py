@@ -61,7 +61,10 @@ def cmd_labels(ws: Workspace, args: argparse.Namespace) -> int:
     if current is None or args.from_pool:
         current = label_set_from_pool(store, min_confidence=args.min_confidence, max_species=args.max_species)
     if args.add or args.remove:
+        before = current
         current = derive_label_set(store, current, add=args.add or (), remove=args.remove or (), name=args.name)
+        if current is before:
+            print(f"{', '.join(args.add)} already in label set {current.name!r}: nothing changed")
     print(f"label set {current.name!r} ({len(current.labels)} labels):")
     for label in current.labels:
         print(f"  {label}")

@@ -40,3 +40,4 @@ def test_derive_makes_a_new_named_set(store, tmp_path):
     assert store.label_set(base.name).labels == base.labels  # the old set is untouched
     with pytest.raises(ValueError, match="not in it"):
         derive_label_set(store, base, remove=["Nope"])
+    assert derive_label_set(store, new, add=[A]) is new  # nothing to change: no copy of the same set

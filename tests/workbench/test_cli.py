@@ -108,6 +108,10 @@ def test_label_sets_are_shown_and_edited(tmp_path, capsys):
     assert store.label_set().labels == ["Strix aluco_Tawny Owl", "Turdus merula_Eurasian Blackbird", "Noise"]
     assert main(["--workspace", str(ws.root), "labels", "--remove", "Not a label"]) == 2
     assert "Not a label" in capsys.readouterr().err
+    for _ in range(2):  # adding what the set holds changes nothing, however often
+        assert main(["--workspace", str(ws.root), "labels", "--add", "Strix aluco_Tawny Owl"]) == 0
+        assert "Strix aluco_Tawny Owl already in label set 'v2': nothing changed" in capsys.readouterr().out
+    assert store.label_set().name == "v2"  # the newest set is still v2: no copy made
 
 
 def test_embedding_dtype_comes_from_the_environment(tmp_path, monkeypatch, capsys):
