@@ -36,7 +36,7 @@ from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.label_interface import LabelInterface
 
 from annotation.clips import CutClip, check_sources, cut_clip
-from annotation.answers import SKIPPED, field_of as _get, read_answer
+from annotation.answers import SKIPPED, field_of as _get, read_answer, typed_names
 from annotation.config import (AUDIO, BOX, BOX_LABEL, FRAME, IMAGE, REVIEW, SPECIES, SPECTROGRAM, SUGGESTIONS, TITLE,
                                WINDOW, config_for,
                                has_taxonomy, modality_of, species_labels, validate_config)
@@ -696,6 +696,10 @@ class LabelStudioClient:
         by_task = {t: c for c, t in recorded.items()}
         with self._call(f"list the updated tasks of project {project_id}"):
             tasks = list(self.sdk.tasks.list(project=int(project_id), fields="all", query=query, page_size=100))
+        if vocabulary is not None:  # two spellings of one new species in this pull: one class, whichever came first
+            vocabulary = vocabulary.joined(name for t in tasks for a in _get(t, "annotations") or []
+                                           if not _get(a, "was_cancelled")
+                                           for name in typed_names(_get(a, "result") or []))
         newest = watermark
         new_names: list[str] = []
         for t in tasks:
