@@ -45,8 +45,8 @@ from annotation.vocabulary import NOISE, OTHER, Vocabulary, store_vocabulary
 from annotation.images import CutImage, cut_image_clip
 from annotation.geofencing import fenced_choices
 from annotation.errors import AnnotationError, AnnotationServerError
-from store import (Annotation, AnnotationState, ClipInfo, LabelSet, LockName, Modality, ModelVersion, SamplingRun, Store,
-                   StoreError, Task)
+from store import (Annotation, AnnotationState, ClipInfo, LabelSet, LockName, Modality, ModelVersion, RecordingStatus,
+                   SamplingRun, Store, StoreError, Task)
 from store.geofence import Geofence
 from store.roles import Ledger, Records
 from annotation.settings import LabelStudioSettings
@@ -70,7 +70,8 @@ class PushReport:
 
     ``failed`` lists (clip id, source file, reason) for clips that could not be prepared (their file
     is missing, changed since ingest, or unreadable): every other clip was pushed, and a later push
-    retries these.
+    retries these. ``replaced`` lists (clip id, source file) for clips of a recording version that a
+    re-ingest replaced: they left the pool, so no push sends them, and nothing is left for the user to fix.
     """
 
     created: int
@@ -80,11 +81,26 @@ class PushReport:
     task_ids: dict[int, int] = field(default_factory=dict)  # clip id -> Label Studio task id, whole selection
     failed: list[tuple[int, str, str]] = field(default_factory=list)
     overlap: int = 0  # new tasks that ask two experts
+    replaced: list[tuple[int, str]] = field(default_factory=list)
 
     def summary(self) -> str:
-        """``"3 new task(s) (1 for two experts), 2 already there, 1 not pushed"``."""
+        """``"3 new task(s) (1 for two experts), 2 already there, 1 not pushed, 4 of a replaced recording"``."""
         return (f"{self.created} new task(s)" + (f" ({self.overlap} for two experts)" if self.overlap else "")
-                + f", {self.skipped} already there" + (f", {len(self.failed)} not pushed" if self.failed else ""))
+                + f", {self.skipped} already there" + (f", {len(self.failed)} not pushed" if self.failed else "")
+                + (f", {len(self.replaced)} of a replaced recording" if self.replaced else ""))
+
+    def replaced_lines(self) -> list[str]:
+        """One line per file whose old version's clips were left out, saying what to do instead."""
+        by_file: dict[str, list[int]] = {}
+        for clip_id, path in self.replaced:
+            by_file.setdefault(path, []).append(int(clip_id))
+        lines = []
+        for path, clips in by_file.items():
+            one = len(clips) == 1
+            lines.append(f"clip{'' if one else 's'} {', '.join(map(str, clips))} ({Path(path).name}) "
+                         f"belong{'s' if one else ''} to a replaced version of {'its' if one else 'their'} recording "
+                         f"({'it' if one else 'they'} left the pool): sample again to label the new version")
+        return lines
 
 
 @dataclass
@@ -501,6 +517,12 @@ class LabelStudioClient:
                                   label_set_id=label_set_id, run_id=run.id, overlap=2 if c in again else 1)
                              for c in unrecorded])
 
+        # a re-ingest replaced their recording: its file now holds the new version, never to be cut for these
+        replaced = [(i.clip_id, i.path) for i in (store.clips(todo) if todo else [])
+                    if i.status == RecordingStatus.REPLACED]
+        if replaced:
+            gone_for_good = {c for c, _ in replaced}
+            todo = [c for c in todo if c not in gone_for_good]
         payload, failed = self._build_tasks(store, clips_dir, self._document_root(clips_dir), todo, mv, labels,
                                             interface, context_s, threshold, dynamic=dynamic,
                                             show_source=show_source, geofence=geofence)
@@ -510,8 +532,8 @@ class LabelStudioClient:
         if failed:
             bad = {c for c, _, _ in failed}
             todo = [c for c in todo if c not in bad]
-            for clip_id, path, reason in failed:
-                log.warning("clip %s not pushed: %s", clip_id, reason)
+            for clip_id, path, reason in failed:  # the report names them to the user: logged for -v only
+                log.info("clip %s not pushed: %s", clip_id, reason)
         imported: dict[int, int] = {}
         for start in range(0, len(payload), batch_size):
             batch = payload[start:start + batch_size]
@@ -539,12 +561,13 @@ class LabelStudioClient:
             store.add_tasks([Task(project_id=int(project_id), clip_id=c, ls_task_id=in_project[c],
                                   label_set_id=label_set_id, run_id=run.id, overlap=2 if c in twice else 1)
                              for c in todo])
-        skipped = len(picks) - len(todo) - len(failed)
-        log.info("pushed run %s to project %s: %d new task(s) (%d for two experts), %d already there, %d failed",
-                 run.id, project_id, len(todo), len(twice), skipped, len(failed))
+        skipped = len(picks) - len(todo) - len(failed) - len(replaced)
+        log.info("pushed run %s to project %s: %d new task(s) (%d for two experts), %d already there, %d failed, "
+                 "%d of a replaced recording", run.id, project_id, len(todo), len(twice), skipped, len(failed),
+                 len(replaced))
         return PushReport(created=len(todo), skipped=skipped, project_id=int(project_id), run_id=int(run.id),
                           task_ids={p.clip_id: in_project[p.clip_id] for p in picks if p.clip_id in in_project},
-                          failed=failed, overlap=len(twice))
+                          failed=failed, overlap=len(twice), replaced=replaced)
 
     def _upgrade_tasks(self, store: Store, project_id: int, tasks: dict[int, tuple[int, dict]], mv: ModelVersion,
                        show_source: bool) -> None:

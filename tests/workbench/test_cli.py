@@ -142,6 +142,41 @@ def test_an_mp3_shorter_than_its_header_goes_through_ingest_sample_and_push(ls_e
     assert f"{picked} new task(s), 0 already there" in out and "not pushed" not in out
 
 
+def test_after_the_advised_re_ingest_push_leaves_the_old_version_out_without_failing(ls_env, tmp_path, capsys,
+                                                                                    caplog):
+    """A changed file is named once and push exits 1; once it is ingested again its old clips are not "changed"
+    any more (nothing is left to fix): push says they belong to a replaced version, and exits 0."""
+    import logging
+    import shutil
+
+    from tests.conftest import shared_path
+
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    wav = folder / "lesgol.wav"
+    shutil.copy(shared_path("audio", "recordings", "birdnetgo_lesgol.wav"), wav)
+    assert main(["ingest", str(folder)]) == 0
+    assert main(["sample", "--strategy", "random", "--budget", "1", "--seed", "3"]) == 0
+    project = f"replaced {ls_env.name}"
+    wav.unlink()  # the recorder's software rewrote the file after sampling
+    shutil.copy(shared_path("audio", "recordings", "birdnetanalyzer_tfjs_sample.wav"), wav)
+    capsys.readouterr()
+    caplog.clear()
+    assert main(["push", "--project", project]) == 1
+    out = capsys.readouterr().out
+    assert out.count("changed since it was ingested") == 1 and "ingest it again" in out
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "not pushed" in r.getMessage()]
+    assert main(["ingest", str(wav)]) == 0
+    assert "new version stored" in capsys.readouterr().out
+    for _ in range(2):  # said on every push of that run, never as a failure
+        assert main(["push", "--project", project]) == 0
+        out = capsys.readouterr().out
+        assert "0 new task(s), 0 already there, 1 of a replaced recording" in out
+        assert "changed since" not in out and "not pushed" not in out
+        assert ("(lesgol.wav) belongs to a replaced version of its recording (it left the pool): sample again to "
+                "label the new version") in out
+
+
 def test_a_command_closes_the_stores_it_opened(tmp_path, monkeypatch, capsys):
     """Run in-process (tests, scripts, a notebook), a command gives its database connections back when it ends,
     errors included."""

@@ -108,6 +108,8 @@ if st.button("Push to Label Studio", key="annotate_push", type="primary"):
                       state="error" if report.failed else "complete")
         for clip_id, path, reason in report.failed:
             st.warning(plain(f"clip {clip_id} ({path}): {' '.join(reason.split())}"))
+        for line in report.replaced_lines():
+            st.info(plain(line))
         if report.failed:
             st.caption("Fix those files (or re-ingest them) and push again: the other clips are in Label Studio.")
         st.session_state["annotate_pushed"] = (report.project_id, url)
