@@ -762,6 +762,10 @@ class LabelStudioClient:
             store.set_watermark(int(project_id), newest)
         report.watermark = newest
         if label_set is not None:
+            # a set derived from the project's since (an earlier pull's new species) already offers its names
+            newest = store.label_set()
+            if newest is not None and set(label_set.labels) <= set(newest.labels):
+                label_set = newest
             added = [x for x in dict.fromkeys(new_names) if x not in label_set.labels]
             if added:
                 derived = derive_label_set(store, label_set, add=added)

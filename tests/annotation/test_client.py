@@ -281,7 +281,8 @@ def test_two_spellings_of_one_new_species_in_one_pull_become_one_class(ls_client
     ls_client.sdk.annotations.create(id=task_ids[gen.clip_ids[4]], result=choice("Other") + [
         {"from_name": "new_species", "to_name": "audio", "type": "textarea", "value": {"text": ["Xus yus"]}}])
     again = ls_client.pull(ls_store, pid)
-    assert (again.new, again.updated) == (1, 0)
+    assert (again.new, again.updated, again.new_species) == (1, 0, [])  # not announced again before a push
+    assert {warbler, civet} <= set(ls_store.label_set().labels)  # the newest set still offers both
     assert [a.labels for a in ls_store.annotations() if a.ls_task_id == task_ids[gen.clip_ids[4]]] == [[warbler]]
 
 
