@@ -343,6 +343,15 @@ class LabelStudioClient:
         with self._call(f"read project {project_id}"):
             return self.sdk.projects.get(id=int(project_id))
 
+    def project_title(self, project_id: int) -> Optional[str]:
+        """The title of project ``project_id``, or None when the server has no such project."""
+        try:
+            return str(self._project(project_id).title)
+        except AnnotationServerError as e:
+            if isinstance(e.__cause__, ApiError) and e.__cause__.status_code == 404:
+                return None
+            raise
+
     def find_project(self, title: str) -> Optional[int]:
         """Id of the oldest project with exactly this title, or None."""
         with self._call(f"list projects titled {title!r}"):

@@ -237,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--show", type=int, default=20, help="picks to print with their reasons")
 
     def project_args(s: argparse.ArgumentParser) -> None:
-        s.add_argument("--project", default=DEFAULT_PROJECT, help=f"Label Studio project title ({DEFAULT_PROJECT!r})")
+        s.add_argument("--project", help=f"Label Studio project title (push: default {DEFAULT_PROJECT!r}; pull: "
+                                         f"default every project this workspace pushed to)")
         s.add_argument("--label-set", help="label set name (default: the newest, else one made from the pool)")
         s.add_argument("--min-confidence", type=float, default=0.5,
                        help="a species joins a new label set when the model finds it at this confidence")

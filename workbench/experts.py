@@ -38,13 +38,17 @@ def cmd_pull(ws: Workspace, args: argparse.Namespace) -> int:
 
     store = open_store(ws)
     client = labelling.connect(ws)
-    project_id, r = labelling.pull(store, client, labelling.ProjectChoice.from_args(args), ws)
-    print(r.summary(project_id))
-    base = labelling.project_url(ws, project_id)
-    for clip_id, task_id, who, reason in r.rejections:
-        print(f"  rejected: clip {clip_id} by {who}: {reason} ({base}?task={task_id}; the task now says why)")
-    if r.new_species:
-        print(f"  new species named by experts: {', '.join(r.new_species)} (label set {r.label_set!r})")
+    pulled = labelling.pull(store, client, labelling.ProjectChoice.from_args(args), ws)
+    if not pulled:
+        print("nothing to pull: this workspace has pushed no task to Label Studio yet (`workbench push` sends the "
+              "last sampling run)")
+    for project_id, r in pulled:
+        print(r.summary(project_id))
+        base = labelling.project_url(ws, project_id)
+        for clip_id, task_id, who, reason in r.rejections:
+            print(f"  rejected: clip {clip_id} by {who}: {reason} ({base}?task={task_id}; the task now says why)")
+        if r.new_species:
+            print(f"  new species named by experts: {', '.join(r.new_species)} (label set {r.label_set!r})")
     return 0
 
 

@@ -177,6 +177,42 @@ def test_after_the_advised_re_ingest_push_leaves_the_old_version_out_without_fai
                 "label the new version") in out
 
 
+def test_pull_without_a_project_reads_the_projects_pushed_to_and_creates_none(ls_env, tmp_path, capsys):
+    """After `push --project X`, a bare `pull` used to make an empty "Biodiversity workbench" and pull nothing."""
+    from annotation.client import LabelStudioClient
+    from annotation.settings import DEFAULT_PROJECT
+    from tests.annotation.conftest import generate
+    from workbench.config import Workspace, labelstudio_settings
+
+    ws = Workspace.resolve(ls_env)
+    store = ws.open_store()
+    sdk = LabelStudioClient(labelstudio_settings(ws)).sdk
+    defaults = lambda: [p.id for p in sdk.projects.list() if p.title == DEFAULT_PROJECT]  # noqa: E731
+    before = defaults()
+    assert main(["pull"]) == 0
+    assert "nothing to pull: this workspace has pushed no task to Label Studio yet" in capsys.readouterr().out
+    titles = [f"birds {ls_env.name}", f"frogs {ls_env.name}"]
+    for title in titles:  # one batch to each project
+        generate(store, tmp_path, n_clips=2)
+        assert main(["push", "--project", title]) == 0
+    ids = {p.title: p.id for p in sdk.projects.list() if p.title in titles}
+    for pid in ids.values():
+        task = next(iter(sdk.tasks.list(project=pid)))
+        sdk.annotations.create(id=task.id, result=[{"from_name": "species", "to_name": "audio", "type": "choices",
+                                                    "value": {"choices": ["Noise"]}}])
+    capsys.readouterr()
+    assert main(["pull"]) == 0
+    out = capsys.readouterr().out
+    for title in titles:
+        assert f"pulled from project {ids[title]}: 1 new, 0 updated (1 usable" in out
+    assert "nothing new" not in out and defaults() == before
+    assert main(["pull", "--project", "no such project"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no Label Studio project titled 'no such project'" in err
+    assert f"'{titles[0]}' (project {ids[titles[0]]}, 2 task(s))" in err and "without --project pulls them" in err
+    assert defaults() == before and not [p for p in sdk.projects.list() if p.title == "no such project"]
+
+
 def test_a_command_closes_the_stores_it_opened(tmp_path, monkeypatch, capsys):
     """Run in-process (tests, scripts, a notebook), a command gives its database connections back when it ends,
     errors included."""

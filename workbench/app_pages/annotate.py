@@ -121,11 +121,11 @@ if "annotate_pushed" in st.session_state:
 st.subheader("Pull")
 if st.button("Pull labels", key="annotate_pull"):
     with shown_errors(), st.spinner("Reading new, edited and deleted annotations..."):
-        pid, r = pull(s, client, choice, ws)
-        project_id = pid
-        st.success(r.summary(pid))
-        for problem in r.problems[:20]:
-            st.caption(plain(problem))
+        for pid, r in pull(s, client, choice, ws):
+            project_id = pid
+            st.success(r.summary(pid))
+            for problem in r.problems[:20]:
+                st.caption(plain(problem))
 
 show_progress(s, project_id)
 show_agreement(s)
