@@ -117,14 +117,18 @@ def cmd_agreement(ws: Workspace, args: argparse.Namespace) -> int:
     for a in r.annotators:
         med = f", median {a.median_seconds:.1f} s" if a.median_seconds is not None else ""
         print(f"annotator {a.annotator}: {a.annotations} answer(s), {a.seconds / 60:.1f} min{med}")
-    if r.disagreements:
-        print(f"{len(r.disagreements)} clip(s) to adjudicate (training leaves out a clip whose experts split "
-              f"evenly until one answer is marked ground truth in Label Studio or a third expert labels it):")
-        for d in r.disagreements[: args.show]:
+    todo = r.to_adjudicate
+    if todo:
+        print(f"{len(todo)} clip(s) to adjudicate (their experts split evenly: training leaves them out until one "
+              f"answer is marked ground truth in Label Studio or a third expert labels it):")
+        for d in todo[: args.show]:
             answers = "; ".join(f"{who}: {', '.join(labels)}" for who, labels in d.answers.items())
             print(f"  clip {d.clip_id} (task {d.task_id}): {answers}")
-        if len(r.disagreements) > args.show:
-            print(f"  ... and {len(r.disagreements) - args.show} more")
+        if len(todo) > args.show:
+            print(f"  ... and {len(todo) - args.show} more")
+    if r.settled:
+        print(f"{sum(r.settled.values())} disagreement(s) settled, training takes one answer: "
+              + ", ".join(f"{n} by {how}" for how, n in sorted(r.settled.items())))
     return 0
 
 

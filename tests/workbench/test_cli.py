@@ -213,6 +213,29 @@ def test_pull_without_a_project_reads_the_projects_pushed_to_and_creates_none(ls
     assert defaults() == before and not [p for p in sdk.projects.list() if p.title == "no such project"]
 
 
+def test_agreement_lists_to_adjudicate_only_the_clips_training_leaves_out(tmp_path, capsys):
+    """A clip whose two answers include one marked ground truth in Label Studio is settled: finetune uses it."""
+    from store import Annotation
+    from tests.annotation.conftest import SPECIES, generate
+    from workbench.config import Workspace
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    store = ws.open_store()
+    split, judged = generate(store, tmp_path, n_clips=2).clip_ids
+    for n, (clip, who, label, truth) in enumerate([(split, "ann", SPECIES[0], False), (split, "bob", SPECIES[1], False),
+                                                   (judged, "ann", SPECIES[0], False),
+                                                   (judged, "bob", SPECIES[1], True)]):
+        store.upsert_annotation(Annotation(clip_id=clip, project_id=1, ls_task_id=10 + clip, ls_annotation_id=100 + n,
+                                           labels=[label], annotator=who, ground_truth=truth))
+    assert main(["--workspace", str(ws.root), "agreement"]) == 0
+    out = capsys.readouterr().out
+    assert "1 clip(s) to adjudicate" in out and f"clip {split} (task" in out and f"clip {judged} (task" not in out
+    assert "1 disagreement(s) settled, training takes one answer: 1 by ground truth" in out
+    from finetune.labelled import labelled_clips
+
+    assert labelled_clips(store).clip_ids.tolist() == [judged]  # what finetune leaves out: the split clip only
+
+
 def test_a_command_closes_the_stores_it_opened(tmp_path, monkeypatch, capsys):
     """Run in-process (tests, scripts, a notebook), a command gives its database connections back when it ends,
     errors included."""

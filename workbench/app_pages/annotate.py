@@ -42,12 +42,16 @@ def show_agreement(s: Ledger) -> None:
                f"species (n = doubly labelled clips; below 20, rough).")
     table(pd.DataFrame([{"species": x.label, "kappa": x.kappa, "n": x.n, "both named it": x.both,
                          "one named it": x.one} for x in r.species]), "annotate_agreement")
-    if r.disagreements:
-        st.caption(f"{len(r.disagreements)} clip(s) to adjudicate: training leaves them out until one answer is "
-                   f"marked ground truth in Label Studio or a third expert labels the clip.")
+    if r.to_adjudicate:
+        st.caption(f"{len(r.to_adjudicate)} clip(s) to adjudicate: their experts split evenly, so training leaves "
+                   f"them out until one answer is marked ground truth in Label Studio or a third expert labels the "
+                   f"clip.")
         table(pd.DataFrame([{"clip": d.clip_id, "task": d.task_id,
                              "answers": "; ".join(f"{who}: {', '.join(v)}" for who, v in d.answers.items())}
-                            for d in r.disagreements]), "annotate_disagreements")
+                            for d in r.to_adjudicate]), "annotate_disagreements")
+    if r.settled:
+        st.caption(f"{sum(r.settled.values())} disagreement(s) settled, training takes one answer: "
+                   + ", ".join(f"{n} by {how}" for how, n in sorted(r.settled.items())) + ".")
 
 
 st.title("Annotate")
