@@ -82,12 +82,21 @@ class PushReport:
     failed: list[tuple[int, str, str]] = field(default_factory=list)
     overlap: int = 0  # new tasks that ask two experts
     replaced: list[tuple[int, str]] = field(default_factory=list)
+    overlap_not_applied: int = 0  # tasks already there when an overlap was asked: it applies to new tasks only
 
     def summary(self) -> str:
         """``"3 new task(s) (1 for two experts), 2 already there, 1 not pushed, 4 of a replaced recording"``."""
         return (f"{self.created} new task(s)" + (f" ({self.overlap} for two experts)" if self.overlap else "")
                 + f", {self.skipped} already there" + (f", {len(self.failed)} not pushed" if self.failed else "")
                 + (f", {len(self.replaced)} of a replaced recording" if self.replaced else ""))
+
+    def overlap_note(self, what: str = "--overlap") -> Optional[str]:
+        """Why the overlap asked for (``what``: how the user asked) did not reach the tasks already pushed; None
+        when that did not come up."""
+        if not self.overlap_not_applied:
+            return None
+        return (f"{what} applies to new tasks only: {self.overlap_not_applied} task(s) of run {self.run_id} "
+                f"already exist and keep the number of experts they asked for")
 
     def replaced_lines(self) -> list[str]:
         """One line per file whose old version's clips were left out, saying what to do instead."""
@@ -574,9 +583,11 @@ class LabelStudioClient:
         log.info("pushed run %s to project %s: %d new task(s) (%d for two experts), %d already there, %d failed, "
                  "%d of a replaced recording", run.id, project_id, len(todo), len(twice), skipped, len(failed),
                  len(replaced))
+        existing = {p.clip_id for p in picks if p.clip_id in recorded and p.clip_id in in_project}
         return PushReport(created=len(todo), skipped=skipped, project_id=int(project_id), run_id=int(run.id),
                           task_ids={p.clip_id: in_project[p.clip_id] for p in picks if p.clip_id in in_project},
-                          failed=failed, overlap=len(twice), replaced=replaced)
+                          failed=failed, overlap=len(twice), replaced=replaced,
+                          overlap_not_applied=len(existing) if overlap > 0 else 0)
 
     def _upgrade_tasks(self, store: Store, project_id: int, tasks: dict[int, tuple[int, dict]], mv: ModelVersion,
                        show_source: bool) -> None:

@@ -27,6 +27,8 @@ def cmd_push(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"  not pushed: clip {clip_id} ({Path(path).name}): {reason}")
     for line in report.replaced_lines():  # not an error: nothing is left to fix, so no exit 1
         print(f"  left out: {line}")
+    if report.overlap_note():
+        print(f"  {report.overlap_note()}")
     if report.failed:
         print("  fix those files (or re-ingest them) and push again: the other clips are in Label Studio")
         return 1

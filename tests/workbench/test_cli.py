@@ -236,6 +236,26 @@ def test_agreement_lists_to_adjudicate_only_the_clips_training_leaves_out(tmp_pa
     assert labelled_clips(store).clip_ids.tolist() == [judged]  # what finetune leaves out: the split clip only
 
 
+def test_overlap_asked_of_a_run_already_pushed_says_it_applies_to_new_tasks(ls_env, tmp_path, capsys):
+    from annotation.client import LabelStudioClient
+    from tests.annotation.conftest import generate
+    from workbench.config import Workspace, labelstudio_settings
+
+    ws = Workspace.resolve(ls_env)
+    gen = generate(ws.open_store(), tmp_path, n_clips=4)
+    project = f"overlap {ls_env.name}"
+    assert main(["push", "--project", project, "--run", str(gen.run_id)]) == 0
+    assert "applies to new tasks only" not in capsys.readouterr().out
+    assert main(["push", "--project", project, "--run", str(gen.run_id), "--overlap", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "0 new task(s), 4 already there" in out
+    assert (f"--overlap applies to new tasks only: 4 task(s) of run {gen.run_id} already exist and keep the number "
+            f"of experts they asked for") in out
+    sdk = LabelStudioClient(labelstudio_settings(ws)).sdk
+    [pid] = [p.id for p in sdk.projects.list() if p.title == project]
+    assert {t.overlap for t in sdk.tasks.list(project=pid)} == {1}  # as said: nothing changed
+
+
 def test_a_command_closes_the_stores_it_opened(tmp_path, monkeypatch, capsys):
     """Run in-process (tests, scripts, a notebook), a command gives its database connections back when it ends,
     errors included."""

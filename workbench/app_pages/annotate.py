@@ -114,6 +114,8 @@ if st.button("Push to Label Studio", key="annotate_push", type="primary"):
             st.warning(plain(f"clip {clip_id} ({path}): {' '.join(reason.split())}"))
         for line in report.replaced_lines():
             st.info(plain(line))
+        if report.overlap_note():
+            st.info(plain(report.overlap_note("The share for two experts")))
         if report.failed:
             st.caption("Fix those files (or re-ingest them) and push again: the other clips are in Label Studio.")
         st.session_state["annotate_pushed"] = (report.project_id, url)
