@@ -259,10 +259,12 @@ def sampling_run(store: Ledger, run_id: Optional[int]) -> Optional[SamplingRun]:
     an error that says where the runs are listed."""
     if run_id is None:
         return store.last_sampling_run()
-    for run in store.sampling_runs():
+    runs = store.sampling_runs()
+    for run in runs:
         if run.id == int(run_id):
             return run
-    raise AnnotationError(f"no sampling run {run_id} in this store; `workbench status` lists the runs")
+    held = f"it holds runs {runs[0].id} to {runs[-1].id}" if runs else "it holds none: `workbench sample` makes one"
+    raise AnnotationError(f"no sampling run {run_id} in this store ({held}); `workbench status` lists the runs")
 
 
 class LabelStudioClient:

@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from annotation.settings import DEFAULT_PROJECT
 from lab.peers import PEERS
@@ -21,6 +21,9 @@ from sampler.range_conflict import with_geofence
 from workbench import experts, exports, geofence_cmds, ingest_cmds, range_cmds, services, validation
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 from workbench.console import UserError, close_stores, is_user_error, open_store, progress, score_progress
+
+if TYPE_CHECKING:
+    from store.status import StoreStatus
 
 log = logging.getLogger("workbench")
 
@@ -157,9 +160,30 @@ def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"current model: {mv.name} ({mv.kind})" + (f", macro recall {recall:.3f}" if recall is not None else ""))
         print(f"  unscored by it     {status.unscored}" + (" (scored before the next sample)" if status.unscored
                                                            else ""))
+    _print_runs_and_models(status)
     for name, state in services.status(ws).items():
         print(f"{name}: {state}")
     return 0
+
+
+STATUS_RUNS = 10  # the newest sampling runs status lists one by one
+
+
+def _print_runs_and_models(status: StoreStatus) -> None:
+    """The runs ``push --run`` and the model versions ``--model-version`` can name (errors point here)."""
+    if status.runs:
+        print("sampling runs (newest first; `push --run ID`, `sample --replay ID`):")
+        for run in reversed(status.runs[-STATUS_RUNS:]):
+            print(f"  run {run.id:<4} {run.created_at:%Y-%m-%d %H:%M}  {run.strategy}, {run.budget} clip(s)")
+        older = status.runs[:-STATUS_RUNS]
+        if older:
+            print(f"  ... and {len(older)} older (run {older[0].id} to run {older[-1].id})")
+    if status.model_versions:
+        current = status.model.id if status.model is not None else None
+        print("model versions (`--model-version NAME`):")
+        for mv in status.model_versions:
+            state = ", current" if mv.id == current else ("" if mv.ready else ", not ready")
+            print(f"  {mv.name} ({mv.kind}{state})")
 
 
 def cmd_serve(ws: Workspace, args: argparse.Namespace) -> int:

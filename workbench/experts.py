@@ -14,9 +14,12 @@ from workbench.console import UserError, open_store, progress
 
 
 def cmd_push(ws: Workspace, args: argparse.Namespace) -> int:
+    from annotation.client import sampling_run
     from workbench import labelling
 
     store = open_store(ws)
+    if getattr(args, "run", None) is not None:
+        sampling_run(store, args.run)  # an unknown --run is refused before Label Studio is asked anything
     client = labelling.connect(ws)
     choice = labelling.ProjectChoice.from_args(args)
     report = labelling.push(ws, store, client, choice, run_id=getattr(args, "run", None),

@@ -256,6 +256,25 @@ def test_overlap_asked_of_a_run_already_pushed_says_it_applies_to_new_tasks(ls_e
     assert {t.overlap for t in sdk.tasks.list(project=pid)} == {1}  # as said: nothing changed
 
 
+def test_unknown_runs_and_model_versions_point_to_a_listing_that_lists_them(tmp_path, capsys):
+    from tests.annotation.conftest import MODEL, generate
+    from workbench.config import Workspace
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    store = ws.open_store()
+    runs = [generate(store, tmp_path, n_clips=2).run_id for _ in range(12)]
+    assert main(["--workspace", str(ws.root), "push", "--run", "42"]) == 2
+    err = capsys.readouterr().err
+    assert f"no sampling run 42 in this store (it holds runs {runs[0]} to {runs[-1]}); `workbench status`" in err
+    assert main(["--workspace", str(ws.root), "validate", "--model-version", "nope"]) == 2
+    assert "`workbench status` lists them" in capsys.readouterr().err
+    assert main(["--workspace", str(ws.root), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "sampling runs (newest first" in out and f"  run {runs[-1]:<4} " in out and "test, 2 clip(s)" in out
+    assert f"... and 2 older (run {runs[0]} to run {runs[1]})" in out
+    assert f"model versions (`--model-version NAME`):\n  {MODEL} (embedding, current)" in out
+
+
 def test_a_command_closes_the_stores_it_opened(tmp_path, monkeypatch, capsys):
     """Run in-process (tests, scripts, a notebook), a command gives its database connections back when it ends,
     errors included."""
