@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 from statistics import median
 from typing import Iterable, Optional, Sequence
 
@@ -39,21 +40,43 @@ class AnnotatorSummary:
     median_seconds: Optional[float]
 
 
+class Settled(StrEnum):
+    """How the answer training takes for a clip was reached (``consensus``)."""
+
+    GROUND_TRUTH = "ground truth"  # adjudicated: an answer marked ground truth in Label Studio
+    ONLY = "only answer"
+    MAJORITY = "majority"          # a strict majority of the experts gave it
+    SPLIT = "split"                # the experts split evenly: the clip waits for adjudication
+
+
 @dataclass(frozen=True)
 class Disagreement:
     clip_id: int
     task_id: int
     project_id: int
     answers: dict[str, list[str]]  # annotator -> labels
+    settled: Settled = Settled.SPLIT
 
 
 @dataclass
 class AgreementReport:
+    """``disagreements``: every clip whose experts' answers differ; ``to_adjudicate``: those training leaves out."""
+
     double: int = 0                    # clips with answers from two or more experts
     exact: float = float("nan")        # share of them where the first two experts gave the same label set
     species: list[SpeciesAgreement] = field(default_factory=list)
     annotators: list[AnnotatorSummary] = field(default_factory=list)
     disagreements: list[Disagreement] = field(default_factory=list)
+
+    @property
+    def to_adjudicate(self) -> list[Disagreement]:
+        """The clips whose experts split evenly and nobody adjudicated: what fine-tuning leaves out."""
+        return [d for d in self.disagreements if d.settled == Settled.SPLIT]
+
+    @property
+    def settled(self) -> "Counter[Settled]":
+        """How many disagreements were settled, by how (ground truth, majority)."""
+        return Counter(d.settled for d in self.disagreements if d.settled != Settled.SPLIT)
 
 
 def _who(a: Annotation) -> str:
@@ -82,17 +105,29 @@ def consensus(annotations: Iterable[Annotation]) -> tuple[dict[int, list[str]], 
     labels: dict[int, list[str]] = {}
     split: list[int] = []
     for clip_id, answers in sorted(answers_by_clip(annotations).items()):
-        truth = [a for a in answers.values() if a.ground_truth]
-        if truth:
-            labels[clip_id] = sorted(set(max(truth, key=lambda a: (a.updated_at or a.created_at, a.id or 0)).labels))
-            continue
-        votes = Counter(tuple(sorted(set(a.labels))) for a in answers.values())
-        best, count = votes.most_common(1)[0]
-        if count * 2 > len(answers):
-            labels[clip_id] = list(best)
-        else:
+        answer, how = settle(answers)
+        if how == Settled.SPLIT:
             split.append(clip_id)
+        else:
+            labels[clip_id] = answer
     return labels, split
+
+
+def settle(answers: dict[str, Annotation]) -> tuple[list[str], Settled]:
+    """The labels training takes from one clip's answers (annotator -> answer) and how they were reached; no
+    labels when the experts split evenly. One rule for ``consensus`` and ``agreement``, so the clips listed to
+    adjudicate are exactly the ones fine-tuning leaves out."""
+    truth = [a for a in answers.values() if a.ground_truth]
+    if truth:
+        chosen = max(truth, key=lambda a: (a.updated_at or a.created_at, a.id or 0))
+        return sorted(set(chosen.labels)), Settled.GROUND_TRUTH
+    votes = Counter(tuple(sorted(set(a.labels))) for a in answers.values())
+    best, count = votes.most_common(1)[0]
+    if count == len(answers) == 1:
+        return list(best), Settled.ONLY
+    if count * 2 > len(answers):
+        return list(best), Settled.MAJORITY
+    return [], Settled.SPLIT
 
 
 def _kappa(a: Sequence[int], b: Sequence[int]) -> Optional[float]:
@@ -106,7 +141,7 @@ def _kappa(a: Sequence[int], b: Sequence[int]) -> Optional[float]:
 
 def agreement(annotations: Sequence[Annotation]) -> AgreementReport:
     """Per-species agreement of the first two experts (by name) on every doubly labelled clip, what each
-    expert did and how long it took, and the clips whose answers differ (for adjudication)."""
+    expert did and how long it took, and the clips whose answers differ, each with how training settles it."""
     report = AgreementReport()
     by_clip = answers_by_clip(annotations)
     pairs: list[tuple[set[str], set[str]]] = []
@@ -117,7 +152,8 @@ def agreement(annotations: Sequence[Annotation]) -> AgreementReport:
         pairs.append((set(first.labels), set(second.labels)))
         if len({tuple(sorted(set(a.labels))) for a in answers.values()}) > 1:
             report.disagreements.append(Disagreement(clip_id, int(first.ls_task_id), int(first.project_id),
-                                                     {k: sorted(set(v.labels)) for k, v in sorted(answers.items())}))
+                                                     {k: sorted(set(v.labels)) for k, v in sorted(answers.items())},
+                                                     settle(answers)[1]))
     report.double = len(pairs)
     if pairs:
         report.exact = sum(x == y for x, y in pairs) / len(pairs)

@@ -61,6 +61,11 @@ def _results(result: Iterable[Any]) -> tuple[list[str], list[str], list[str], Op
     return ticks, picks, typed, region
 
 
+def typed_names(result: Iterable[Any]) -> list[str]:
+    """The names typed into a submission's new-species field (as typed; ``read_answer`` resolves them)."""
+    return _results(result)[2]
+
+
 def read_answer(result: Iterable[Any], *, was_cancelled: bool = False, vocabulary: Optional[Vocabulary] = None,
                 allowed: Iterable[str] = (), single: bool = False) -> Answer:
     """The labels of one submission, or the reason it is rejected.

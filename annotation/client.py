@@ -36,7 +36,7 @@ from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.label_interface import LabelInterface
 
 from annotation.clips import CutClip, check_sources, cut_clip
-from annotation.answers import SKIPPED, field_of as _get, read_answer
+from annotation.answers import SKIPPED, field_of as _get, read_answer, typed_names
 from annotation.config import (AUDIO, BOX, BOX_LABEL, FRAME, IMAGE, REVIEW, SPECIES, SPECTROGRAM, SUGGESTIONS, TITLE,
                                WINDOW, config_for,
                                has_taxonomy, modality_of, species_labels, validate_config)
@@ -45,8 +45,8 @@ from annotation.vocabulary import NOISE, OTHER, Vocabulary, store_vocabulary
 from annotation.images import CutImage, cut_image_clip
 from annotation.geofencing import fenced_choices
 from annotation.errors import AnnotationError, AnnotationServerError
-from store import (Annotation, AnnotationState, ClipInfo, LabelSet, LockName, Modality, ModelVersion, SamplingRun, Store,
-                   StoreError, Task)
+from store import (Annotation, AnnotationState, ClipInfo, LabelSet, LockName, Modality, ModelVersion, RecordingStatus,
+                   SamplingRun, Store, StoreError, Task)
 from store.geofence import Geofence
 from store.roles import Ledger, Records
 from annotation.settings import LabelStudioSettings
@@ -70,7 +70,8 @@ class PushReport:
 
     ``failed`` lists (clip id, source file, reason) for clips that could not be prepared (their file
     is missing, changed since ingest, or unreadable): every other clip was pushed, and a later push
-    retries these.
+    retries these. ``replaced`` lists (clip id, source file) for clips of a recording version that a
+    re-ingest replaced: they left the pool, so no push sends them, and nothing is left for the user to fix.
     """
 
     created: int
@@ -80,11 +81,35 @@ class PushReport:
     task_ids: dict[int, int] = field(default_factory=dict)  # clip id -> Label Studio task id, whole selection
     failed: list[tuple[int, str, str]] = field(default_factory=list)
     overlap: int = 0  # new tasks that ask two experts
+    replaced: list[tuple[int, str]] = field(default_factory=list)
+    overlap_not_applied: int = 0  # tasks already there when an overlap was asked: it applies to new tasks only
 
     def summary(self) -> str:
-        """``"3 new task(s) (1 for two experts), 2 already there, 1 not pushed"``."""
+        """``"3 new task(s) (1 for two experts), 2 already there, 1 not pushed, 4 of a replaced recording"``."""
         return (f"{self.created} new task(s)" + (f" ({self.overlap} for two experts)" if self.overlap else "")
-                + f", {self.skipped} already there" + (f", {len(self.failed)} not pushed" if self.failed else ""))
+                + f", {self.skipped} already there" + (f", {len(self.failed)} not pushed" if self.failed else "")
+                + (f", {len(self.replaced)} of a replaced recording" if self.replaced else ""))
+
+    def overlap_note(self, what: str = "--overlap") -> Optional[str]:
+        """Why the overlap asked for (``what``: how the user asked) did not reach the tasks already pushed; None
+        when that did not come up."""
+        if not self.overlap_not_applied:
+            return None
+        return (f"{what} applies to new tasks only: {self.overlap_not_applied} task(s) of run {self.run_id} "
+                f"already exist and keep the number of experts they asked for")
+
+    def replaced_lines(self) -> list[str]:
+        """One line per file whose old version's clips were left out, saying what to do instead."""
+        by_file: dict[str, list[int]] = {}
+        for clip_id, path in self.replaced:
+            by_file.setdefault(path, []).append(int(clip_id))
+        lines = []
+        for path, clips in by_file.items():
+            one = len(clips) == 1
+            lines.append(f"clip{'' if one else 's'} {', '.join(map(str, clips))} ({Path(path).name}) "
+                         f"belong{'s' if one else ''} to a replaced version of {'its' if one else 'their'} recording "
+                         f"({'it' if one else 'they'} left the pool): sample again to label the new version")
+        return lines
 
 
 @dataclass
@@ -234,10 +259,12 @@ def sampling_run(store: Ledger, run_id: Optional[int]) -> Optional[SamplingRun]:
     an error that says where the runs are listed."""
     if run_id is None:
         return store.last_sampling_run()
-    for run in store.sampling_runs():
+    runs = store.sampling_runs()
+    for run in runs:
         if run.id == int(run_id):
             return run
-    raise AnnotationError(f"no sampling run {run_id} in this store; `workbench status` lists the runs")
+    held = f"it holds runs {runs[0].id} to {runs[-1].id}" if runs else "it holds none: `workbench sample` makes one"
+    raise AnnotationError(f"no sampling run {run_id} in this store ({held}); `workbench status` lists the runs")
 
 
 class LabelStudioClient:
@@ -326,6 +353,15 @@ class LabelStudioClient:
     def _project(self, project_id: int) -> Any:
         with self._call(f"read project {project_id}"):
             return self.sdk.projects.get(id=int(project_id))
+
+    def project_title(self, project_id: int) -> Optional[str]:
+        """The title of project ``project_id``, or None when the server has no such project."""
+        try:
+            return str(self._project(project_id).title)
+        except AnnotationServerError as e:
+            if isinstance(e.__cause__, ApiError) and e.__cause__.status_code == 404:
+                return None
+            raise
 
     def find_project(self, title: str) -> Optional[int]:
         """Id of the oldest project with exactly this title, or None."""
@@ -501,6 +537,12 @@ class LabelStudioClient:
                                   label_set_id=label_set_id, run_id=run.id, overlap=2 if c in again else 1)
                              for c in unrecorded])
 
+        # a re-ingest replaced their recording: its file now holds the new version, never to be cut for these
+        replaced = [(i.clip_id, i.path) for i in (store.clips(todo) if todo else [])
+                    if i.status == RecordingStatus.REPLACED]
+        if replaced:
+            gone_for_good = {c for c, _ in replaced}
+            todo = [c for c in todo if c not in gone_for_good]
         payload, failed = self._build_tasks(store, clips_dir, self._document_root(clips_dir), todo, mv, labels,
                                             interface, context_s, threshold, dynamic=dynamic,
                                             show_source=show_source, geofence=geofence)
@@ -510,8 +552,8 @@ class LabelStudioClient:
         if failed:
             bad = {c for c, _, _ in failed}
             todo = [c for c in todo if c not in bad]
-            for clip_id, path, reason in failed:
-                log.warning("clip %s not pushed: %s", clip_id, reason)
+            for clip_id, path, reason in failed:  # the report names them to the user: logged for -v only
+                log.info("clip %s not pushed: %s", clip_id, reason)
         imported: dict[int, int] = {}
         for start in range(0, len(payload), batch_size):
             batch = payload[start:start + batch_size]
@@ -539,12 +581,15 @@ class LabelStudioClient:
             store.add_tasks([Task(project_id=int(project_id), clip_id=c, ls_task_id=in_project[c],
                                   label_set_id=label_set_id, run_id=run.id, overlap=2 if c in twice else 1)
                              for c in todo])
-        skipped = len(picks) - len(todo) - len(failed)
-        log.info("pushed run %s to project %s: %d new task(s) (%d for two experts), %d already there, %d failed",
-                 run.id, project_id, len(todo), len(twice), skipped, len(failed))
+        skipped = len(picks) - len(todo) - len(failed) - len(replaced)
+        log.info("pushed run %s to project %s: %d new task(s) (%d for two experts), %d already there, %d failed, "
+                 "%d of a replaced recording", run.id, project_id, len(todo), len(twice), skipped, len(failed),
+                 len(replaced))
+        existing = {p.clip_id for p in picks if p.clip_id in recorded and p.clip_id in in_project}
         return PushReport(created=len(todo), skipped=skipped, project_id=int(project_id), run_id=int(run.id),
                           task_ids={p.clip_id: in_project[p.clip_id] for p in picks if p.clip_id in in_project},
-                          failed=failed, overlap=len(twice))
+                          failed=failed, overlap=len(twice), replaced=replaced,
+                          overlap_not_applied=len(existing) if overlap > 0 else 0)
 
     def _upgrade_tasks(self, store: Store, project_id: int, tasks: dict[int, tuple[int, dict]], mv: ModelVersion,
                        show_source: bool) -> None:
@@ -696,6 +741,10 @@ class LabelStudioClient:
         by_task = {t: c for c, t in recorded.items()}
         with self._call(f"list the updated tasks of project {project_id}"):
             tasks = list(self.sdk.tasks.list(project=int(project_id), fields="all", query=query, page_size=100))
+        if vocabulary is not None:  # two spellings of one new species in this pull: one class, whichever came first
+            vocabulary = vocabulary.joined(name for t in tasks for a in _get(t, "annotations") or []
+                                           if not _get(a, "was_cancelled")
+                                           for name in typed_names(_get(a, "result") or []))
         newest = watermark
         new_names: list[str] = []
         for t in tasks:
@@ -735,6 +784,10 @@ class LabelStudioClient:
             store.set_watermark(int(project_id), newest)
         report.watermark = newest
         if label_set is not None:
+            # a set derived from the project's since (an earlier pull's new species) already offers its names
+            newest = store.label_set()
+            if newest is not None and set(label_set.labels) <= set(newest.labels):
+                label_set = newest
             added = [x for x in dict.fromkeys(new_names) if x not in label_set.labels]
             if added:
                 derived = derive_label_set(store, label_set, add=added)

@@ -23,7 +23,7 @@ from typing import Iterable, Optional, Sequence
 
 from annotation.labelset import DEFAULT_EXTRA, display_label
 from store.atomic import write_atomically
-from store.labels import NON_TAXA, LabelIndex, normalise_name  # noqa: F401 - normalise_name is re-exported
+from store.labels import NON_TAXA, LabelIndex, name_keys, normalise_name  # noqa: F401 - normalise_name is re-exported
 
 GENUS_SUFFIX = " sp."
 NOISE, OTHER = "Noise", "Other"
@@ -51,6 +51,37 @@ def genus_label(genus: str) -> str:
 
 def is_genus_label(label: str) -> bool:
     return label.endswith(GENUS_SUFFIX) and genus_of(label) is not None
+
+
+def _is_full(name: str) -> bool:
+    """A ``"Scientific_Common"`` name: both halves given."""
+    scientific, sep, common = name.partition("_")
+    return bool(sep and scientific.strip() and common.strip())
+
+
+def one_spelling_each(names: Iterable[str]) -> dict[str, str]:
+    """Each of ``names`` (new species typed in one pull) -> the spelling its species is stored under.
+
+    Full ``"Scientific_Common"`` names are one species when equal in any case; a bare name belongs to the full
+    name whose scientific or common name it is, else to the bare names equal to it in any case. A group's
+    spelling is its full name when it has one, else the first in sort order, so the result does not depend on
+    which answer came first.
+    """
+    names = list(dict.fromkeys(n for n in map(normalise_name, names) if n))
+    full: dict[str, list[str]] = {}
+    bare: dict[str, list[str]] = {}
+    for n in names:
+        (full if _is_full(n) else bare).setdefault(name_keys(n)[0], []).append(n)
+    out = {n: min(group) for group in full.values() for n in group}
+    by_half: dict[str, str] = {}
+    for spelling in sorted(set(out.values())):
+        _, scientific, common = name_keys(spelling)
+        by_half.setdefault(scientific, spelling)
+        by_half.setdefault(common, spelling)
+    for key, group in bare.items():
+        spelling = by_half.get(key, min(group))
+        out.update({n: spelling for n in group})
+    return out
 
 
 @dataclass(frozen=True)
@@ -94,6 +125,12 @@ class Vocabulary:
     def _genera(self) -> frozenset[str]:
         return frozenset(g for g in map(genus_of, self.labels) if g)
 
+    @cached_property
+    def _bare(self) -> dict[str, str]:
+        """Names experts added with one half only (``"made-up warbler"``), case-folded -> the label."""
+        return {normalise_name(x).casefold(): x for x in reversed(self.labels)
+                if not _is_full(x) and x not in DEFAULT_EXTRA and not is_genus_label(x)}
+
     def resolve(self, text: str) -> str:
         """The stored label a typed name means, else the tidied name itself (a new name)."""
         name = normalise_name(text)
@@ -102,10 +139,22 @@ class Vocabulary:
             return self.labels[found]
         if name.casefold() in self._shown:
             return self._shown[name.casefold()]
+        if _is_full(name):  # "Xus yus_Made-up Warbler" where an earlier answer named it "made-up warbler"
+            _, scientific, common = name_keys(name)
+            for half in (scientific, common):
+                if half in self._bare:
+                    return self._bare[half]
         genus = name[: -len(GENUS_SUFFIX)] if name.endswith(GENUS_SUFFIX) else None
         if genus and genus.capitalize() in self._genera:
             return genus_label(genus.capitalize())
         return name
+
+    def joined(self, typed: Iterable[str]) -> "Vocabulary":
+        """This vocabulary and the new names among ``typed`` (what experts typed in one pull), one spelling per
+        species (``one_spelling_each``): resolving against it, two spellings of one new species in the same pull
+        mean one label, whichever answer came first."""
+        new = [x for x in (self.resolve(t) for t in typed if normalise_name(t)) if x not in self]
+        return Vocabulary.of(self.labels, sorted(set(one_spelling_each(new).values()))) if new else self
 
     def tree(self) -> list[dict]:
         """Label Studio Taxonomy items: a node per genus (itself selectable, "Genus sp.") holding its species,

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
-from sqlalchemy import select, union_all
+from sqlalchemy import func, select, union_all
 from sqlalchemy.engine import Engine
 
 from store.errors import StoreError
@@ -114,6 +114,13 @@ class SqlLedger:
         with self._session() as s:
             rows = s.execute(select(Task.clip_id, Task.ls_task_id).where(Task.project_id == project_id)).all()
             return {int(c): int(t) for c, t in rows}
+
+    def task_projects(self) -> dict[int, int]:
+        """Label Studio project id -> how many tasks this store pushed there, by project id."""
+        with self._session() as s:
+            rows = s.execute(select(Task.project_id, func.count()).group_by(Task.project_id)
+                             .order_by(Task.project_id)).all()
+            return {int(p): int(n) for p, n in rows}
 
     def add_tasks(self, tasks: Sequence[Task]) -> None:
         with self._session(write=True) as s:

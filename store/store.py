@@ -358,6 +358,10 @@ class Store:
         """clip id -> Label Studio task id, for one project."""
         return self.ledger.tasks(project_id)
 
+    def task_projects(self) -> dict[int, int]:
+        """Label Studio project id -> how many tasks this store pushed there (the projects a pull reads)."""
+        return self.ledger.task_projects()
+
     def add_tasks(self, tasks: Sequence[Task]) -> None:
         """Store pushed tasks in one transaction, skipping clips that already have a task in the batch's projects."""
         self.ledger.add_tasks(tasks)

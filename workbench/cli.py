@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from annotation.settings import DEFAULT_PROJECT
 from lab.peers import PEERS
@@ -21,6 +21,9 @@ from sampler.range_conflict import with_geofence
 from workbench import experts, exports, geofence_cmds, ingest_cmds, range_cmds, services, validation
 from workbench.config import DEFAULT_APP_PORT, Workspace, labelstudio_settings
 from workbench.console import UserError, close_stores, is_user_error, open_store, progress, score_progress
+
+if TYPE_CHECKING:
+    from store.status import StoreStatus
 
 log = logging.getLogger("workbench")
 
@@ -163,9 +166,30 @@ def cmd_status(ws: Workspace, args: argparse.Namespace) -> int:
         print(f"current model: {mv.name} ({mv.kind})" + (f", macro recall {recall:.3f}" if recall is not None else ""))
         print(f"  unscored by it     {status.unscored}" + (" (scored before the next sample)" if status.unscored
                                                            else ""))
+    _print_runs_and_models(status)
     for name, state in services.status(ws).items():
         print(f"{name}: {state}")
     return 0
+
+
+STATUS_RUNS = 10  # the newest sampling runs status lists one by one
+
+
+def _print_runs_and_models(status: StoreStatus) -> None:
+    """The runs ``push --run`` and the model versions ``--model-version`` can name (errors point here)."""
+    if status.runs:
+        print("sampling runs (newest first; `push --run ID`, `sample --replay ID`):")
+        for run in reversed(status.runs[-STATUS_RUNS:]):
+            print(f"  run {run.id:<4} {run.created_at:%Y-%m-%d %H:%M}  {run.strategy}, {run.budget} clip(s)")
+        older = status.runs[:-STATUS_RUNS]
+        if older:
+            print(f"  ... and {len(older)} older (run {older[0].id} to run {older[-1].id})")
+    if status.model_versions:
+        current = status.model.id if status.model is not None else None
+        print("model versions (`--model-version NAME`):")
+        for mv in status.model_versions:
+            state = ", current" if mv.id == current else ("" if mv.ready else ", not ready")
+            print(f"  {mv.name} ({mv.kind}{state})")
 
 
 def cmd_serve(ws: Workspace, args: argparse.Namespace) -> int:
@@ -243,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--show", type=int, default=20, help="picks to print with their reasons")
 
     def project_args(s: argparse.ArgumentParser) -> None:
-        s.add_argument("--project", default=DEFAULT_PROJECT, help=f"Label Studio project title ({DEFAULT_PROJECT!r})")
+        s.add_argument("--project", help=f"Label Studio project title (push: default {DEFAULT_PROJECT!r}; pull: "
+                                         f"default every project this workspace pushed to)")
         s.add_argument("--label-set", help="label set name (default: the newest, else one made from the pool)")
         s.add_argument("--min-confidence", type=float, default=0.5,
                        help="a species joins a new label set when the model finds it at this confidence")

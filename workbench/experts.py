@@ -14,9 +14,12 @@ from workbench.console import UserError, open_store, progress
 
 
 def cmd_push(ws: Workspace, args: argparse.Namespace) -> int:
+    from annotation.client import sampling_run
     from workbench import labelling
 
     store = open_store(ws)
+    if getattr(args, "run", None) is not None:
+        sampling_run(store, args.run)  # an unknown --run is refused before Label Studio is asked anything
     client = labelling.connect(ws)
     choice = labelling.ProjectChoice.from_args(args)
     report = labelling.push(ws, store, client, choice, run_id=getattr(args, "run", None),
@@ -25,6 +28,10 @@ def cmd_push(ws: Workspace, args: argparse.Namespace) -> int:
     print(f"pushed to project {report.project_id}: {report.summary()}")
     for clip_id, path, reason in report.failed:
         print(f"  not pushed: clip {clip_id} ({Path(path).name}): {reason}")
+    for line in report.replaced_lines():  # not an error: nothing is left to fix, so no exit 1
+        print(f"  left out: {line}")
+    if report.overlap_note():
+        print(f"  {report.overlap_note()}")
     if report.failed:
         print("  fix those files (or re-ingest them) and push again: the other clips are in Label Studio")
         return 1
@@ -36,13 +43,17 @@ def cmd_pull(ws: Workspace, args: argparse.Namespace) -> int:
 
     store = open_store(ws)
     client = labelling.connect(ws)
-    project_id, r = labelling.pull(store, client, labelling.ProjectChoice.from_args(args), ws)
-    print(r.summary(project_id))
-    base = labelling.project_url(ws, project_id)
-    for clip_id, task_id, who, reason in r.rejections:
-        print(f"  rejected: clip {clip_id} by {who}: {reason} ({base}?task={task_id}; the task now says why)")
-    if r.new_species:
-        print(f"  new species named by experts: {', '.join(r.new_species)} (label set {r.label_set!r})")
+    pulled = labelling.pull(store, client, labelling.ProjectChoice.from_args(args), ws)
+    if not pulled:
+        print("nothing to pull: this workspace has pushed no task to Label Studio yet (`workbench push` sends the "
+              "last sampling run)")
+    for project_id, r in pulled:
+        print(r.summary(project_id))
+        base = labelling.project_url(ws, project_id)
+        for clip_id, task_id, who, reason in r.rejections:
+            print(f"  rejected: clip {clip_id} by {who}: {reason} ({base}?task={task_id}; the task now says why)")
+        if r.new_species:
+            print(f"  new species named by experts: {', '.join(r.new_species)} (label set {r.label_set!r})")
     return 0
 
 
@@ -114,14 +125,18 @@ def cmd_agreement(ws: Workspace, args: argparse.Namespace) -> int:
     for a in r.annotators:
         med = f", median {a.median_seconds:.1f} s" if a.median_seconds is not None else ""
         print(f"annotator {a.annotator}: {a.annotations} answer(s), {a.seconds / 60:.1f} min{med}")
-    if r.disagreements:
-        print(f"{len(r.disagreements)} clip(s) to adjudicate (training leaves out a clip whose experts split "
-              f"evenly until one answer is marked ground truth in Label Studio or a third expert labels it):")
-        for d in r.disagreements[: args.show]:
+    todo = r.to_adjudicate
+    if todo:
+        print(f"{len(todo)} clip(s) to adjudicate (their experts split evenly: training leaves them out until one "
+              f"answer is marked ground truth in Label Studio or a third expert labels it):")
+        for d in todo[: args.show]:
             answers = "; ".join(f"{who}: {', '.join(labels)}" for who, labels in d.answers.items())
             print(f"  clip {d.clip_id} (task {d.task_id}): {answers}")
-        if len(r.disagreements) > args.show:
-            print(f"  ... and {len(r.disagreements) - args.show} more")
+        if len(todo) > args.show:
+            print(f"  ... and {len(todo) - args.show} more")
+    if r.settled:
+        print(f"{sum(r.settled.values())} disagreement(s) settled, training takes one answer: "
+              + ", ".join(f"{n} by {how}" for how, n in sorted(r.settled.items())))
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from annotation.client import DOCUMENT_ROOT_ENV, LabelStudioClient, PullReport, PushReport
-from annotation.errors import AnnotationServerError
+from annotation.errors import AnnotationError, AnnotationServerError
 from annotation.projects import DEFAULT_MIN_CONFIDENCE, ensure_batch_project
 from annotation.settings import DEFAULT_PROJECT
 from store import Store
@@ -25,17 +25,23 @@ from workbench.console import progress
 
 @dataclass(frozen=True)
 class ProjectChoice:
-    """What ``--project``, ``--label-set`` and ``--min-confidence`` say on the command line."""
+    """What ``--project``, ``--label-set`` and ``--min-confidence`` say on the command line.
+
+    ``named``: the title was given (``--project``, the app's field); without it push uses the default title and
+    pull reads every project the workspace pushed to.
+    """
 
     title: str = DEFAULT_PROJECT
     label_set: Optional[str] = None
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     boxes: bool = False
+    named: bool = True
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "ProjectChoice":
-        return cls(title=args.project, label_set=args.label_set or None, min_confidence=args.min_confidence,
-                   boxes=bool(getattr(args, "boxes", False)))
+        return cls(title=args.project or DEFAULT_PROJECT, label_set=args.label_set or None,
+                   min_confidence=args.min_confidence, boxes=bool(getattr(args, "boxes", False)),
+                   named=args.project is not None)
 
 
 def connect(ws: Workspace) -> LabelStudioClient:
@@ -92,10 +98,22 @@ def push(ws: Workspace, store: Store, client: LabelStudioClient, choice: Project
                        geofence=workspace_geofence(ws))
 
 
-def pull(store: Store, client: LabelStudioClient, choice: ProjectChoice, ws: Workspace) -> tuple[int, PullReport]:
-    """``workbench pull``: new, edited and deleted annotations of the project come back."""
+def pull(store: Store, client: LabelStudioClient, choice: ProjectChoice,
+         ws: Workspace) -> list[tuple[int, PullReport]]:
+    """``workbench pull``: new, edited and deleted annotations come back from the project named, else from every
+    project the store holds tasks of (none: nothing to pull). A pull never creates a project: a new one is empty."""
+    if not choice.named:
+        return [(pid, client.pull(store, pid)) for pid in store.task_projects()]
+    if find_project(client, choice) is None:
+        pushed = [f"{client.project_title(pid) or '(gone)'!r} (project {pid}, {n} task(s))"
+                  for pid, n in store.task_projects().items()]
+        where = (f"this workspace pushed to {', '.join(pushed)}: `workbench pull` without --project pulls "
+                 f"{'it' if len(pushed) == 1 else 'them'}" if pushed else
+                 f"push a batch there first (`workbench push --project {choice.title!r}`)")
+        raise AnnotationError(f"no Label Studio project titled {choice.title!r} at {client.settings.url} (pull never "
+                              f"creates one); {where}")
     project_id = ensure_project(store, client, choice, ws)
-    return project_id, client.pull(store, project_id)
+    return [(project_id, client.pull(store, project_id))]
 
 
 def batch_progress(store: Ledger, project_ids: Iterable[int] = ()) -> pd.DataFrame:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from annotation.agreement import agreement, consensus
+from annotation.agreement import Settled, agreement, consensus
 from store import Annotation
 
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
@@ -49,3 +49,13 @@ def test_training_takes_ground_truth_else_the_majority_and_never_an_even_split()
     labels, split = consensus(anns)
     assert split == [1]
     assert labels == {2: [B], 3: [B], 4: [B], 5: [A]}
+
+
+def test_an_adjudicated_or_majority_clip_is_not_to_adjudicate_and_the_rest_is_what_training_leaves_out():
+    anns = [ann(1, 1, "ann", [A]), ann(2, 1, "bob", [B]),                        # split: to adjudicate
+            ann(3, 2, "ann", [A]), ann(4, 2, "bob", [B], gt=True),                # adjudicated in Label Studio
+            ann(5, 3, "ann", [A]), ann(6, 3, "bob", [B]), ann(7, 3, "cy", [B])]   # a majority settles it
+    r = agreement(anns)
+    assert [d.clip_id for d in r.disagreements] == [1, 2, 3]
+    assert [d.clip_id for d in r.to_adjudicate] == [1] == consensus(anns)[1]
+    assert r.settled == {Settled.GROUND_TRUTH: 1, Settled.MAJORITY: 1}

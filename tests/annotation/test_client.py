@@ -255,6 +255,37 @@ def test_annotate_pull_edit_delete_pull(ls_client, ls_store, labelstudio, tmp_pa
     assert ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id).created == 0
 
 
+def test_two_spellings_of_one_new_species_in_one_pull_become_one_class(ls_client, ls_store, labelstudio, tmp_path):
+    """"Any spelling" holds among the names new in the same pull too, whichever answer Label Studio lists first."""
+    from annotation.vocabulary import Vocabulary
+
+    gen = generate(ls_store, tmp_path, n_clips=5, seed=uuid.uuid4().int % 1000)
+    label_set = ls_store.add_label_set(f"typed-{uuid.uuid4().hex[:8]}", LABELS)
+    pid = ls_client.ensure_project(label_set, title=f"typed {label_set.name}", clips_dir=labelstudio.workspace.clips,
+                                   vocabulary=Vocabulary.of(LABELS, SPECIES))
+    task_ids = ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id).task_ids
+    warbler, civet = "Xus yus_Made-up Warbler", "Paradoxurus hermaphroditus_Asian Palm Civet"
+    typed = [warbler, "made-up warbler", "asian palm civet", civet]  # the civet's bare name first
+    for clip, text in zip(gen.clip_ids, typed):
+        ls_client.sdk.annotations.create(id=task_ids[clip], result=choice("Other") + [
+            {"from_name": "new_species", "to_name": "audio", "type": "textarea", "value": {"text": [text]}}])
+    r = ls_client.pull(ls_store, pid)
+    assert (r.new, r.usable) == (4, 4), r.problems
+    assert r.new_species == [warbler, civet]
+    stored = {a.clip_id: a.labels for a in ls_store.annotations() if a.project_id == pid}
+    assert [stored[c] for c in gen.clip_ids[:4]] == [[warbler], [warbler], [civet], [civet]]
+    derived = ls_store.label_set(r.label_set).labels
+    assert warbler in derived and civet in derived and "made-up warbler" not in derived
+    assert "asian palm civet" not in derived
+    # a later pull maps another spelling onto the same class, and rereading changes nothing
+    ls_client.sdk.annotations.create(id=task_ids[gen.clip_ids[4]], result=choice("Other") + [
+        {"from_name": "new_species", "to_name": "audio", "type": "textarea", "value": {"text": ["Xus yus"]}}])
+    again = ls_client.pull(ls_store, pid)
+    assert (again.new, again.updated, again.new_species) == (1, 0, [])  # not announced again before a push
+    assert {warbler, civet} <= set(ls_store.label_set().labels)  # the newest set still offers both
+    assert [a.labels for a in ls_store.annotations() if a.ls_task_id == task_ids[gen.clip_ids[4]]] == [[warbler]]
+
+
 def test_push_refuses_a_preannotation_outside_the_edited_config(ls_client, ls_store, labelstudio, tmp_path):
     gen, _, pid = setup_project(ls_client, ls_store, labelstudio, tmp_path)
     # someone removed the first three species from the project's config in Label Studio

@@ -17,5 +17,6 @@ def test_the_run_is_the_one_named_or_the_last_and_an_unknown_one_is_named(store,
     first, _ = sample(store, UncertainDiverse(random_state=0), 3)
     last, _ = sample(store, UncertainDiverse(random_state=1), 3)
     assert sampling_run(store, None).id == last.id and sampling_run(store, first.id).id == first.id
-    with pytest.raises(AnnotationError, match=r"no sampling run 99 in this store; `workbench status` lists the runs"):
+    with pytest.raises(AnnotationError, match=fr"no sampling run 99 in this store \(it holds runs {first.id} to "
+                                              fr"{last.id}\); `workbench status` lists the runs"):
         ensure_batch_project(store, None, tmp_path, run_id=99)  # refused before Label Studio is asked anything

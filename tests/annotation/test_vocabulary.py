@@ -54,3 +54,30 @@ def test_typed_names_resolve_to_known_classes_in_any_spelling(birdnet_labels):
     assert vocab.resolve("anaxyrus sp.") == "Anaxyrus sp."
     assert vocab.resolve("Bufo novus_New Toad") == "Bufo novus_New Toad"  # unknown: a new name, tidied
     assert "Anaxyrus sp." in vocab and toad in vocab and "Bufo novus_New Toad" not in vocab
+
+
+WARBLER, CIVET = "Xus yus_Made-up Warbler", "Paradoxurus hermaphroditus_Asian Palm Civet"
+
+
+@pytest.mark.parametrize("typed", [[WARBLER, "made-up warbler"], ["made-up warbler", WARBLER],
+                                   ["asian palm civet", CIVET, "Paradoxurus hermaphroditus"]])
+def test_two_spellings_of_one_new_species_in_one_pull_are_one_class_whichever_came_first(typed):
+    known = Vocabulary.of(["Turdus merula_Eurasian Blackbird", "Other", "Noise"])
+    joined = known.joined(typed)
+    full = next(t for t in typed if "_" in t)
+    assert {joined.resolve(t) for t in typed} == {full}
+    assert [x for x in joined.labels if x not in known.labels] == [full]
+
+
+def test_bare_spellings_of_a_new_species_share_one_and_a_known_name_stays_known():
+    joined = Vocabulary.of(["Turdus merula_Eurasian Blackbird"]).joined(
+        ["made-up  warbler", "Made-up Warbler", "eurasian blackbird"])
+    assert joined.labels == ("Turdus merula_Eurasian Blackbird", "Made-up Warbler")
+    assert joined.resolve("made-up warbler") == "Made-up Warbler"
+
+
+def test_a_full_name_typed_after_a_bare_one_was_stored_means_the_stored_class():
+    """An earlier pull stored "made-up warbler" alone: its full name typed later is that class, not a second one."""
+    vocab = Vocabulary.of(["Turdus merula_Eurasian Blackbird", "made-up warbler", "Other", "Noise"])
+    assert vocab.resolve(WARBLER) == "made-up warbler"
+    assert vocab.resolve("Bufo novus_New Toad") == "Bufo novus_New Toad"  # a full name of another: still new

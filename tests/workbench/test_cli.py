@@ -146,6 +146,139 @@ def test_an_mp3_shorter_than_its_header_goes_through_ingest_sample_and_push(ls_e
     assert f"{picked} new task(s), 0 already there" in out and "not pushed" not in out
 
 
+def test_after_the_advised_re_ingest_push_leaves_the_old_version_out_without_failing(ls_env, tmp_path, capsys,
+                                                                                    caplog):
+    """A changed file is named once and push exits 1; once it is ingested again its old clips are not "changed"
+    any more (nothing is left to fix): push says they belong to a replaced version, and exits 0."""
+    import logging
+    import shutil
+
+    from tests.conftest import shared_path
+
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    wav = folder / "lesgol.wav"
+    shutil.copy(shared_path("audio", "recordings", "birdnetgo_lesgol.wav"), wav)
+    assert main(["ingest", str(folder)]) == 0
+    assert main(["sample", "--strategy", "random", "--budget", "1", "--seed", "3"]) == 0
+    project = f"replaced {ls_env.name}"
+    wav.unlink()  # the recorder's software rewrote the file after sampling
+    shutil.copy(shared_path("audio", "recordings", "birdnetanalyzer_tfjs_sample.wav"), wav)
+    capsys.readouterr()
+    caplog.clear()
+    assert main(["push", "--project", project]) == 1
+    out = capsys.readouterr().out
+    assert out.count("changed since it was ingested") == 1 and "ingest it again" in out
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "not pushed" in r.getMessage()]
+    assert main(["ingest", str(wav)]) == 0
+    assert "new version stored" in capsys.readouterr().out
+    for _ in range(2):  # said on every push of that run, never as a failure
+        assert main(["push", "--project", project]) == 0
+        out = capsys.readouterr().out
+        assert "0 new task(s), 0 already there, 1 of a replaced recording" in out
+        assert "changed since" not in out and "not pushed" not in out
+        assert ("(lesgol.wav) belongs to a replaced version of its recording (it left the pool): sample again to "
+                "label the new version") in out
+
+
+def test_pull_without_a_project_reads_the_projects_pushed_to_and_creates_none(ls_env, tmp_path, capsys):
+    """After `push --project X`, a bare `pull` used to make an empty "Biodiversity workbench" and pull nothing."""
+    from annotation.client import LabelStudioClient
+    from annotation.settings import DEFAULT_PROJECT
+    from tests.annotation.conftest import generate
+    from workbench.config import Workspace, labelstudio_settings
+
+    ws = Workspace.resolve(ls_env)
+    store = ws.open_store()
+    sdk = LabelStudioClient(labelstudio_settings(ws)).sdk
+    defaults = lambda: [p.id for p in sdk.projects.list() if p.title == DEFAULT_PROJECT]  # noqa: E731
+    before = defaults()
+    assert main(["pull"]) == 0
+    assert "nothing to pull: this workspace has pushed no task to Label Studio yet" in capsys.readouterr().out
+    titles = [f"birds {ls_env.name}", f"frogs {ls_env.name}"]
+    for title in titles:  # one batch to each project
+        generate(store, tmp_path, n_clips=2)
+        assert main(["push", "--project", title]) == 0
+    ids = {p.title: p.id for p in sdk.projects.list() if p.title in titles}
+    for pid in ids.values():
+        task = next(iter(sdk.tasks.list(project=pid)))
+        sdk.annotations.create(id=task.id, result=[{"from_name": "species", "to_name": "audio", "type": "choices",
+                                                    "value": {"choices": ["Noise"]}}])
+    capsys.readouterr()
+    assert main(["pull"]) == 0
+    out = capsys.readouterr().out
+    for title in titles:
+        assert f"pulled from project {ids[title]}: 1 new, 0 updated (1 usable" in out
+    assert "nothing new" not in out and defaults() == before
+    assert main(["pull", "--project", "no such project"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no Label Studio project titled 'no such project'" in err
+    assert f"'{titles[0]}' (project {ids[titles[0]]}, 2 task(s))" in err and "without --project pulls them" in err
+    assert defaults() == before and not [p for p in sdk.projects.list() if p.title == "no such project"]
+
+
+def test_agreement_lists_to_adjudicate_only_the_clips_training_leaves_out(tmp_path, capsys):
+    """A clip whose two answers include one marked ground truth in Label Studio is settled: finetune uses it."""
+    from store import Annotation
+    from tests.annotation.conftest import SPECIES, generate
+    from workbench.config import Workspace
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    store = ws.open_store()
+    split, judged = generate(store, tmp_path, n_clips=2).clip_ids
+    for n, (clip, who, label, truth) in enumerate([(split, "ann", SPECIES[0], False), (split, "bob", SPECIES[1], False),
+                                                   (judged, "ann", SPECIES[0], False),
+                                                   (judged, "bob", SPECIES[1], True)]):
+        store.upsert_annotation(Annotation(clip_id=clip, project_id=1, ls_task_id=10 + clip, ls_annotation_id=100 + n,
+                                           labels=[label], annotator=who, ground_truth=truth))
+    assert main(["--workspace", str(ws.root), "agreement"]) == 0
+    out = capsys.readouterr().out
+    assert "1 clip(s) to adjudicate" in out and f"clip {split} (task" in out and f"clip {judged} (task" not in out
+    assert "1 disagreement(s) settled, training takes one answer: 1 by ground truth" in out
+    from finetune.labelled import labelled_clips
+
+    assert labelled_clips(store).clip_ids.tolist() == [judged]  # what finetune leaves out: the split clip only
+
+
+def test_overlap_asked_of_a_run_already_pushed_says_it_applies_to_new_tasks(ls_env, tmp_path, capsys):
+    from annotation.client import LabelStudioClient
+    from tests.annotation.conftest import generate
+    from workbench.config import Workspace, labelstudio_settings
+
+    ws = Workspace.resolve(ls_env)
+    gen = generate(ws.open_store(), tmp_path, n_clips=4)
+    project = f"overlap {ls_env.name}"
+    assert main(["push", "--project", project, "--run", str(gen.run_id)]) == 0
+    assert "applies to new tasks only" not in capsys.readouterr().out
+    assert main(["push", "--project", project, "--run", str(gen.run_id), "--overlap", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "0 new task(s), 4 already there" in out
+    assert (f"--overlap applies to new tasks only: 4 task(s) of run {gen.run_id} already exist and keep the number "
+            f"of experts they asked for") in out
+    sdk = LabelStudioClient(labelstudio_settings(ws)).sdk
+    [pid] = [p.id for p in sdk.projects.list() if p.title == project]
+    assert {t.overlap for t in sdk.tasks.list(project=pid)} == {1}  # as said: nothing changed
+
+
+def test_unknown_runs_and_model_versions_point_to_a_listing_that_lists_them(tmp_path, capsys):
+    from tests.annotation.conftest import MODEL, generate
+    from workbench.config import Workspace
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    store = ws.open_store()
+    runs = [generate(store, tmp_path, n_clips=2).run_id for _ in range(12)]
+    assert main(["--workspace", str(ws.root), "push", "--run", "42"]) == 2
+    err = capsys.readouterr().err
+    assert f"no sampling run 42 in this store (it holds runs {runs[0]} to {runs[-1]}); `workbench status`" in err
+    assert main(["--workspace", str(ws.root), "validate", "--model-version", "nope"]) == 2
+    assert "`workbench status` lists them" in capsys.readouterr().err
+    assert main(["--workspace", str(ws.root), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "sampling runs (newest first" in out and f"  run {runs[-1]:<4} " in out and "test, 2 clip(s)" in out
+    assert f"... and 2 older (run {runs[0]} to run {runs[1]})" in out
+    assert f"model versions (`--model-version NAME`):\n  {MODEL} (embedding, current)" in out
+
+
 def test_a_command_closes_the_stores_it_opened(tmp_path, monkeypatch, capsys):
     """Run in-process (tests, scripts, a notebook), a command gives its database connections back when it ends,
     errors included."""

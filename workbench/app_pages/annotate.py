@@ -42,12 +42,16 @@ def show_agreement(s: Ledger) -> None:
                f"species (n = doubly labelled clips; below 20, rough).")
     table(pd.DataFrame([{"species": x.label, "kappa": x.kappa, "n": x.n, "both named it": x.both,
                          "one named it": x.one} for x in r.species]), "annotate_agreement")
-    if r.disagreements:
-        st.caption(f"{len(r.disagreements)} clip(s) to adjudicate: training leaves them out until one answer is "
-                   f"marked ground truth in Label Studio or a third expert labels the clip.")
+    if r.to_adjudicate:
+        st.caption(f"{len(r.to_adjudicate)} clip(s) to adjudicate: their experts split evenly, so training leaves "
+                   f"them out until one answer is marked ground truth in Label Studio or a third expert labels the "
+                   f"clip.")
         table(pd.DataFrame([{"clip": d.clip_id, "task": d.task_id,
                              "answers": "; ".join(f"{who}: {', '.join(v)}" for who, v in d.answers.items())}
-                            for d in r.disagreements]), "annotate_disagreements")
+                            for d in r.to_adjudicate]), "annotate_disagreements")
+    if r.settled:
+        st.caption(f"{sum(r.settled.values())} disagreement(s) settled, training takes one answer: "
+                   + ", ".join(f"{n} by {how}" for how, n in sorted(r.settled.items())) + ".")
 
 
 st.title("Annotate")
@@ -108,6 +112,10 @@ if st.button("Push to Label Studio", key="annotate_push", type="primary"):
                       state="error" if report.failed else "complete")
         for clip_id, path, reason in report.failed:
             st.warning(plain(f"clip {clip_id} ({path}): {' '.join(reason.split())}"))
+        for line in report.replaced_lines():
+            st.info(plain(line))
+        if report.overlap_note():
+            st.info(plain(report.overlap_note("The share for two experts")))
         if report.failed:
             st.caption("Fix those files (or re-ingest them) and push again: the other clips are in Label Studio.")
         st.session_state["annotate_pushed"] = (report.project_id, url)
@@ -119,11 +127,11 @@ if "annotate_pushed" in st.session_state:
 st.subheader("Pull")
 if st.button("Pull labels", key="annotate_pull"):
     with shown_errors(), st.spinner("Reading new, edited and deleted annotations..."):
-        pid, r = pull(s, client, choice, ws)
-        project_id = pid
-        st.success(r.summary(pid))
-        for problem in r.problems[:20]:
-            st.caption(plain(problem))
+        for pid, r in pull(s, client, choice, ws):
+            project_id = pid
+            st.success(r.summary(pid))
+            for problem in r.problems[:20]:
+                st.caption(plain(problem))
 
 show_progress(s, project_id)
 show_agreement(s)
