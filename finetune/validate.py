@@ -21,7 +21,12 @@ Detections of a species the range model calls absent at the clip's site-week (``
 auto-validated, and the thresholds are learnt on the detections that can be.
 
 The guarantee holds for the model the labels did not train: ``finetune`` keeps audit labels out of a head's
-training for this reason (and fits calibration on them). Thresholds are per species, so the guarantee is too.
+training for this reason, but fits its calibration on them. So for a Platt-calibrated (sigmoid) head the grid is
+the uncalibrated head's: its thresholds t, fixed before any audit label was seen, become a(logit t) + b on the
+calibrated scale (``calibrated_grids``), where the detections are the same clips; the map being learnt from the
+audit labels then changes nothing the test relies on. (A temperature-scaled softmax head has no such per-class
+map: its thresholds are taken on the calibrated scores, a small data dependence the bound does not cover.)
+Thresholds are per species, so the guarantee is too.
 """
 
 from __future__ import annotations
@@ -181,12 +186,31 @@ def learn_then_test(scores: np.ndarray, truth: np.ndarray, audit: AuditLabels, *
     return SpeciesThreshold(label, None, int(n_kept[k]), int(n_det[k]), n_pos, float(prec[k]), float(p[k]), more, note)
 
 
+def calibrated_grids(model_version: ModelVersion, grid: Sequence[float] = DEFAULT_GRID) -> dict[str, np.ndarray]:
+    """Per class of a Platt-calibrated head, ``grid`` (thresholds of the uncalibrated head) on the calibrated
+    scale: sigmoid(a logit(t) + b) with the class's scale a > 0 and shift b folded into the head."""
+    from store.probability import SIGMOID_CLIP
+
+    cal = (model_version.metrics or {}).get("calibration") or {}
+    if cal.get("method") != "platt":
+        return {}
+    t = np.asarray(sorted({float(x) for x in grid}), dtype=np.float64)
+    out = {}
+    for label, c in (cal.get("classes") or {}).items():
+        a, b = c.get("scale"), c.get("shift")
+        if a is not None and float(a) > 0:  # a map that reverses the order has no threshold to carry over
+            z = np.clip(float(a) * np.log(t / (1.0 - t)) + float(b or 0.0), -SIGMOID_CLIP, SIGMOID_CLIP)
+            out[str(label)] = 1.0 / (1.0 + np.exp(-z))  # float64: the calibrated scores compared with it
+    return out
+
+
 def validate_scores(scores: np.ndarray, audit: AuditLabels, classes: Sequence[str], *, target_precision: float = 0.95,
                     confidence: float = 0.9, grid: Sequence[float] = DEFAULT_GRID,
                     fwer_method: str = "bonferroni_holm", same_model: Optional[bool] = True,
                     random_state: Optional[int] = 0, model_version: str = "",
-                    only_evident: bool = True) -> Validation:
-    """Thresholds for every class of ``scores`` (n_audit x classes) against the audit labels.
+                    only_evident: bool = True, grids: Optional[dict[str, Sequence[float]]] = None) -> Validation:
+    """Thresholds for every class of ``scores`` (n_audit x classes) against the audit labels; ``grids`` gives a
+    class its own grid (``calibrated_grids``), the others use ``grid``.
 
     With ``only_evident`` classes no audit clip carries and no audit clip scores at the grid's lowest
     threshold are left out of the result (BirdNET has 6,522; a lab audits a few dozen)."""
@@ -195,10 +219,12 @@ def validate_scores(scores: np.ndarray, audit: AuditLabels, classes: Sequence[st
     truth = label_truth(audit.labels, classes)
     out = []
     for j, label in enumerate(classes):
-        if only_evident and not truth[:, j].any() and not (scores[:, j] >= g[0]).any():
+        own = g if not grids or label not in grids else _check(target_precision, confidence, grids[label],
+                                                                fwer_method)
+        if only_evident and not truth[:, j].any() and not (scores[:, j] >= own[0]).any():
             continue
         out.append(learn_then_test(scores[:, j], truth[:, j], audit, label=label, target_precision=target_precision,
-                                   confidence=confidence, grid=g, fwer_method=fwer_method, same_model=same_model,
+                                   confidence=confidence, grid=own, fwer_method=fwer_method, same_model=same_model,
                                    random_state=random_state))
     return Validation(model_version, float(target_precision), float(confidence), fwer_method, len(audit), out,
                       dict(audit.left_out), disputed=audit.n_disputed)
@@ -235,7 +261,7 @@ def validate(store: Store, model_version: Optional[ModelVersion] = None, *, targ
     same = bool(len(audit)) and bool((audit.model_version_ids == mv.id).all())
     result = validate_scores(scores, audit, mv.labels, target_precision=target_precision, confidence=confidence,
                              grid=grid, fwer_method=fwer_method, same_model=same, random_state=random_state,
-                             model_version=mv.name)
+                             model_version=mv.name, grids=calibrated_grids(mv, grid))
     result.out_of_range.update({str(mv.labels[j]): int(cleared[j]) for j in np.flatnonzero(cleared)})
     # how calibrated the model's own scores are, where audit labels allow (BirdNET's raw scores included);
     # an estimate, so on the clips whose experts agree

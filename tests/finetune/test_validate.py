@@ -80,6 +80,35 @@ def test_clips_whose_experts_split_count_against_precision_where_dropping_them_w
     assert failed["left out"] / 60 > 0.5
 
 
+def test_a_platt_calibrated_head_is_tested_on_the_uncalibrated_heads_grid():
+    """Calibration is fitted on the audit labels, so thresholds on its scale would be chosen with the labels that
+    test them. The grid stays the uncalibrated head's (fixed before any label): the same detections, the same
+    p-values, each threshold carried to the calibrated scale through the map."""
+    from finetune.validate import calibrated_grids
+    from store import ModelVersion
+
+    score, right = _population(4000, 7)
+    a, b = 1.7, -0.6  # the Platt map folded into the head
+    logit = np.log(score / (1 - score))
+    calibrated = 1 / (1 + np.exp(-(a * logit + b)))
+    mv = ModelVersion(name="head-x-1", kind="classifier", embedding_space="s", dim=1, labels=["x"],
+                      metrics={"calibration": {"method": "platt", "classes": {"x": {"scale": a, "shift": b}}}})
+    grids = calibrated_grids(mv)
+    audit = uniform(np.arange(score.size), [["x"] if r else [] for r in right])
+    raw = validate_scores(score[:, None], audit, ["x"], target_precision=0.9).species[0]
+    cal = validate_scores(calibrated[:, None], audit, ["x"], target_precision=0.9, grids=grids).species[0]
+    assert raw.validated and cal.validated
+    k = list(DEFAULT_GRID).index(raw.threshold)
+    assert cal.threshold == pytest.approx(float(grids["x"][k]), abs=1e-12) != raw.threshold
+    assert cal.threshold == pytest.approx(1 / (1 + np.exp(-(a * np.log(raw.threshold / (1 - raw.threshold)) + b))))
+    assert (cal.n_detections, cal.p_value, cal.precision) == (raw.n_detections, raw.p_value, raw.precision)
+    # a temperature-scaled (softmax) head, or a map that reverses the order, keeps the plain grid
+    assert calibrated_grids(ModelVersion(name="h", kind="classifier", embedding_space="s", dim=1, labels=["x"],
+                                         metrics={"calibration": {"method": "temperature"}})) == {}
+    mv.metrics["calibration"]["classes"]["x"]["scale"] = -1.0
+    assert calibrated_grids(mv) == {}
+
+
 def _stratified_audit(score, n_bins: int, per_bin: int, rng):
     which = np.minimum((score * n_bins).astype(int), n_bins - 1)
     sizes = np.bincount(which, minlength=n_bins)

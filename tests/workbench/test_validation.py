@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 
 from store import Annotation
@@ -86,6 +87,12 @@ def test_audit_validate_finetune_validate_export(workspace, monkeypatch, capsys,
     head = store.model_version(head.name)
     cut = head.metrics["auto_validation"]["thresholds"]
     assert cut, out
+    # the head's calibration was fitted on these audit labels: its thresholds are the uncalibrated head's grid
+    # carried through that map, not grid values chosen on the scale the labels made
+    from finetune.validate import calibrated_grids
+
+    grids = calibrated_grids(head)
+    assert all(label in grids and np.abs(grids[label] - t).min() < 1e-9 for label, t in cut.items()), (cut, grids)
 
     assert main(["export", "detections", "--out", str(tmp_path / "d.csv"), "--min-confidence", "0.05"]) == 0
     with open(tmp_path / "d.csv", newline="") as fh:
