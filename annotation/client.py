@@ -739,6 +739,8 @@ class LabelStudioClient:
         report = PullReport(watermark=watermark)
         recorded = store.tasks(int(project_id))
         by_task = {t: c for c, t in recorded.items()}
+        present = self._task_clips(int(project_id)) if recorded else {}
+        self._check_same_project(int(project_id), recorded, present)
         with self._call(f"list the updated tasks of project {project_id}"):
             tasks = list(self.sdk.tasks.list(project=int(project_id), fields="all", query=query, page_size=100))
         if vocabulary is not None:  # two spellings of one new species in this pull: one class, whichever came first
@@ -779,7 +781,7 @@ class LabelStudioClient:
             if updated is not None and (newest is None or updated > newest):
                 newest = updated
         # tasks adopted above were just seen in Label Studio, so they cannot be among the deleted ones
-        report.deleted += self._deleted_tasks(store, int(project_id), report, recorded)
+        report.deleted += self._deleted_tasks(store, int(project_id), report, recorded, set(present))
         if newest is not None and newest != watermark:
             store.set_watermark(int(project_id), newest)
         report.watermark = newest
@@ -825,11 +827,37 @@ class LabelStudioClient:
         with self._call(f"write the review note of task {task_id}"):
             self.sdk.tasks.update(id=task_id, data={**data, REVIEW: text})
 
-    def _deleted_tasks(self, store: Ledger, project_id: int, report: PullReport, recorded: dict[int, int]) -> int:
+    def _task_clips(self, project_id: int) -> dict[int, Optional[int]]:
+        """task id -> the clip id its data names (None: a task the workbench did not push) of every task."""
+        out: dict[int, Optional[int]] = {}
+        with self._call(f"list the tasks of project {project_id}"):
+            for t in self.sdk.tasks.list(project=int(project_id), include="id,data", page_size=500):
+                clip = (_get(t, "data") or {}).get("clip_id")
+                try:
+                    out[int(_get(t, "id"))] = int(clip) if clip is not None else None
+                except (TypeError, ValueError):
+                    out[int(_get(t, "id"))] = None
+        return out
+
+    def _check_same_project(self, project_id: int, recorded: dict[int, int], present: dict[int, Optional[int]]) -> None:
+        """Refuse a project whose tasks are not the ones this store pushed (a Label Studio reset or another
+        server at the URL reuses task and annotation ids): read as ours, its answers would land on other clips
+        and overwrite stored annotations with the same ids."""
+        wrong = [(tid, clip, present[tid]) for clip, tid in recorded.items()
+                 if present.get(tid) is not None and present[tid] != clip]
+        if wrong:
+            tid, ours, theirs = wrong[0]
+            raise AnnotationError(
+                f"project {project_id} at {self.settings.url} is not the one this workspace pushed to: its task {tid} "
+                f"holds clip {theirs}, but this workspace pushed task {tid} for clip {ours} ({len(wrong)} task(s) "
+                f"disagree). The Label Studio server was reset, or another one answers at this URL; nothing was "
+                f"pulled: point LABEL_STUDIO_URL at the server that holds this workspace's tasks")
+
+    def _deleted_tasks(self, store: Ledger, project_id: int, report: PullReport, recorded: dict[int, int],
+                       present: set[int]) -> int:
         """Annotations of tasks deleted in Label Studio (a deleted task never shows up as updated)."""
         if not recorded:
             return 0
-        present = set(self.project_task_ids(project_id).values())
         gone = 0
         for clip_id, tid in recorded.items():
             if tid not in present:

@@ -255,6 +255,32 @@ def test_annotate_pull_edit_delete_pull(ls_client, ls_store, labelstudio, tmp_pa
     assert ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id).created == 0
 
 
+def test_a_project_whose_tasks_are_not_the_ones_pushed_is_refused_and_nothing_changes(ls_client, ls_store,
+                                                                                         labelstudio, tmp_path):
+    """A Label Studio reset (or another server at the URL) reuses task and annotation ids: read as this store's,
+    its answers would land on other clips and overwrite stored annotations. Pull refuses before writing."""
+    from store import Task
+
+    gen, _, pid = setup_project(ls_client, ls_store, labelstudio, tmp_path)
+    task_ids = ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id).task_ids
+    c1, c2 = gen.clip_ids[:2]
+    ls_client.sdk.annotations.create(id=task_ids[c1], result=choice(SPECIES[0]))
+    assert ls_client.pull(ls_store, pid).new == 1
+    before = sorted((a.clip_id, a.ls_annotation_id, tuple(a.labels), a.state) for a in ls_store.annotations(state=None))
+    watermark = ls_store.watermark(pid)
+    with ls_store.engine.begin() as conn:  # the store's record of the two tasks, as another server numbered them
+        conn.exec_driver_sql(f"DELETE FROM task WHERE project_id = {pid} AND clip_id IN ({c1}, {c2})")
+    ls_store.add_tasks([Task(project_id=pid, clip_id=c1, ls_task_id=task_ids[c2]),
+                        Task(project_id=pid, clip_id=c2, ls_task_id=task_ids[c1])])
+    ls_client.sdk.annotations.create(id=task_ids[c2], result=choice(SPECIES[1]))
+    with pytest.raises(AnnotationError, match=rf"project {pid} at .* is not the one this workspace pushed to: its "
+                                              rf"task \d+ holds clip \d+, but this workspace pushed task \d+ for clip "
+                                              rf"\d+ \(2 task\(s\) disagree\).*nothing was pulled"):
+        ls_client.pull(ls_store, pid)
+    after = sorted((a.clip_id, a.ls_annotation_id, tuple(a.labels), a.state) for a in ls_store.annotations(state=None))
+    assert after == before and ls_store.watermark(pid) == watermark
+
+
 def test_two_spellings_of_one_new_species_in_one_pull_become_one_class(ls_client, ls_store, labelstudio, tmp_path):
     """"Any spelling" holds among the names new in the same pull too, whichever answer Label Studio lists first."""
     from annotation.vocabulary import Vocabulary
