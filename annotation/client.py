@@ -517,6 +517,7 @@ class LabelStudioClient:
         tasks_now = self._project_tasks(project_id)
         in_project = {c: tid for c, (tid, _) in tasks_now.items()}
         recorded = store.tasks(project_id)
+        self._check_same_project(int(project_id), recorded, {tid: c for c, tid in in_project.items()})
         label_set_id = label_set.id if label_set is not None else None
         unrecorded = [c for c in dict.fromkeys(p.clip_id for p in picks) if c in in_project and c not in recorded]
         if dynamic:
@@ -851,7 +852,7 @@ class LabelStudioClient:
                 f"project {project_id} at {self.settings.url} is not the one this workspace pushed to: its task {tid} "
                 f"holds clip {theirs}, but this workspace pushed task {tid} for clip {ours} ({len(wrong)} task(s) "
                 f"disagree). The Label Studio server was reset, or another one answers at this URL; nothing was "
-                f"pulled: point LABEL_STUDIO_URL at the server that holds this workspace's tasks")
+                f"pulled or pushed: point LABEL_STUDIO_URL at the server that holds this workspace's tasks")
 
     def _deleted_tasks(self, store: Ledger, project_id: int, report: PullReport, recorded: dict[int, int],
                        present: set[int]) -> int:

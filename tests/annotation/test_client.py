@@ -275,10 +275,14 @@ def test_a_project_whose_tasks_are_not_the_ones_pushed_is_refused_and_nothing_ch
     ls_client.sdk.annotations.create(id=task_ids[c2], result=choice(SPECIES[1]))
     with pytest.raises(AnnotationError, match=rf"project {pid} at .* is not the one this workspace pushed to: its "
                                               rf"task \d+ holds clip \d+, but this workspace pushed task \d+ for clip "
-                                              rf"\d+ \(2 task\(s\) disagree\).*nothing was pulled"):
+                                              rf"\d+ \(2 task\(s\) disagree\).*nothing was pulled or pushed"):
         ls_client.pull(ls_store, pid)
     after = sorted((a.clip_id, a.ls_annotation_id, tuple(a.labels), a.state) for a in ls_store.annotations(state=None))
     assert after == before and ls_store.watermark(pid) == watermark
+    n_tasks = len(tasks_of(ls_client, pid))
+    with pytest.raises(AnnotationError, match="is not the one this workspace pushed to"):  # nor pushed into
+        ls_client.push(ls_store, labelstudio.workspace.clips, pid, run_id=gen.run_id)
+    assert len(tasks_of(ls_client, pid)) == n_tasks
 
 
 def test_two_spellings_of_one_new_species_in_one_pull_become_one_class(ls_client, ls_store, labelstudio, tmp_path):
