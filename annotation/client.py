@@ -451,18 +451,21 @@ class LabelStudioClient:
         """clip id -> task id of the tasks in a project that carry a ``clip_id`` (oldest task wins)."""
         return {c: tid for c, (tid, _) in self._project_tasks(project_id).items()}
 
+    def _listed_tasks(self, project_id: int) -> list[tuple[int, dict]]:
+        """(task id, task data) of every task in a project: one listing, read by both views below."""
+        with self._call(f"list the tasks of project {project_id}"):
+            return [(int(_get(t, "id")), _get(t, "data") or {})
+                    for t in self.sdk.tasks.list(project=int(project_id), include="id,data", page_size=500)]
+
     def _project_tasks(self, project_id: int) -> dict[int, tuple[int, dict]]:
         """clip id -> (task id, task data) of the tasks in a project that carry a ``clip_id`` (oldest wins)."""
         out: dict[int, tuple[int, dict]] = {}
-        with self._call(f"list the tasks of project {project_id}"):
-            for t in self.sdk.tasks.list(project=int(project_id), include="id,data", page_size=500):
-                data = _get(t, "data") or {}
-                clip = data.get("clip_id")
-                if clip is None:
-                    continue
-                tid = int(_get(t, "id"))
-                if int(clip) not in out or tid < out[int(clip)][0]:
-                    out[int(clip)] = (tid, data)
+        for tid, data in self._listed_tasks(project_id):
+            clip = data.get("clip_id")
+            if clip is None:
+                continue
+            if int(clip) not in out or tid < out[int(clip)][0]:
+                out[int(clip)] = (tid, data)
         return out
 
     # ------------------------------------------------------------------ push
@@ -831,13 +834,11 @@ class LabelStudioClient:
     def _task_clips(self, project_id: int) -> dict[int, Optional[int]]:
         """task id -> the clip id its data names (None: a task the workbench did not push) of every task."""
         out: dict[int, Optional[int]] = {}
-        with self._call(f"list the tasks of project {project_id}"):
-            for t in self.sdk.tasks.list(project=int(project_id), include="id,data", page_size=500):
-                clip = (_get(t, "data") or {}).get("clip_id")
-                try:
-                    out[int(_get(t, "id"))] = int(clip) if clip is not None else None
-                except (TypeError, ValueError):
-                    out[int(_get(t, "id"))] = None
+        for tid, data in self._listed_tasks(project_id):
+            try:
+                out[tid] = int(data["clip_id"]) if data.get("clip_id") is not None else None
+            except (TypeError, ValueError):
+                out[tid] = None
         return out
 
     def _check_same_project(self, project_id: int, recorded: dict[int, int], present: dict[int, Optional[int]]) -> None:

@@ -326,15 +326,21 @@ class _Ingester:
         job.recording_id = rec.id
 
     def flush(self, job: _Job, rows: list[tuple[float, float, int]], probs, embs) -> None:
-        """Store a file's windows, ``batch_windows`` per transaction."""
-        for i in range(0, len(rows), self.batch_windows):
-            chunk = rows[i:i + self.batch_windows]
-            idx = [r[2] for r in chunk]
-            spans = [(r[0], r[1]) for r in chunk]
-            ids = self.store.add_clip_batch(job.recording_id, spans, self.model_version, probs[idx], embs[idx])
+        """Store a file's windows (start, end, row of the model's outputs)."""
+        idx = [r[2] for r in rows]
+        self._store_windows(job, [(r[0], r[1]) for r in rows], lambda a, b: (probs[idx[a:b]], embs[idx[a:b]]))
+
+    def _store_windows(self, job: _Job, spans: Sequence[tuple[float, float]],
+                       outputs: Callable[[int, int], tuple[np.ndarray, np.ndarray]]) -> None:
+        """Store windows ``spans`` of ``job``'s recording, ``batch_windows`` per transaction; ``outputs(a, b)``
+        gives the probabilities and embeddings of windows a..b (read per transaction, never all at once)."""
+        for i in range(0, len(spans), self.batch_windows):
+            chunk = spans[i:i + self.batch_windows]
+            probs, embs = outputs(i, i + len(chunk))
+            ids = self.store.add_clip_batch(job.recording_id, chunk, self.model_version, probs, embs)
             self.report.windows_added += len(ids)
             # Spans already stored are skipped by the store; count the audio of the new ones only.
-            self.report.audio_seconds += float(sum(e - s for s, e in spans)) * len(ids) / len(spans)
+            self.report.audio_seconds += float(sum(e - s for s, e in chunk)) * len(ids) / len(chunk)
             self._progress(job.path)
 
     def copy(self, job: _Job, source: _Job | Recording) -> None:
@@ -349,14 +355,8 @@ class _Ingester:
         ids, spans = self.store.recording_clips(int(source_id))
         mv = self.model_version
         embeddings, probabilities = self.store.embeddings(mv.embedding_space), self.store.probabilities(mv)
-        for i in range(0, ids.size, self.batch_windows):
-            part = ids[i:i + self.batch_windows]
-            added = self.store.add_clip_batch(job.recording_id, [tuple(x) for x in spans[i:i + part.size]], mv,
-                                              probabilities.take(part), embeddings.take(part))
-            self.report.windows_added += len(added)
-            self.report.audio_seconds += float(np.sum(spans[i:i + part.size, 1] - spans[i:i + part.size, 0])) \
-                * len(added) / max(1, part.size)
-            self._progress(job.path)
+        self._store_windows(job, [(float(a), float(b)) for a, b in spans],
+                            lambda a, b: (probabilities.take(ids[a:b]), embeddings.take(ids[a:b])))
         if isinstance(source, _Job):
             s = source.stats
             job.stats = DecodeStats(s.sample_rate, s.header_frames, s.frames, s.nonfinite, s.truncated,

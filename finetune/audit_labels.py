@@ -68,10 +68,14 @@ class AuditLabels:
                            self.stratum[rows], self.top1_bin_high[rows], self.model_version_ids[rows], left,
                            [self.disputed[i] for i in rows])
 
+    @property
+    def agreed_rows(self) -> np.ndarray:
+        """Positions of the rows without a disputed species."""
+        return np.array([i for i, d in enumerate(self.disputed) if not d], dtype=np.int64)
+
     def agreed(self) -> "AuditLabels":
         """The rows without a disputed species: what calibration and reliability (estimates) are fitted on."""
-        return self.subset(np.array([i for i, d in enumerate(self.disputed) if not d], dtype=np.int64),
-                           DISAGREED)
+        return self.subset(self.agreed_rows, DISAGREED)
 
 
 def uniform(clip_ids: np.ndarray, labels: list[list[str]]) -> AuditLabels:

@@ -265,7 +265,7 @@ def validate(store: Store, model_version: Optional[ModelVersion] = None, *, targ
     result.out_of_range.update({str(mv.labels[j]): int(cleared[j]) for j in np.flatnonzero(cleared)})
     # how calibrated the model's own scores are, where audit labels allow (BirdNET's raw scores included);
     # an estimate, so on the clips whose experts agree
-    rows = np.flatnonzero(np.isin(audit.clip_ids, audit.agreed().clip_ids))
+    rows = audit.agreed_rows
     truth = label_truth([audit.labels[i] for i in rows], list(mv.labels))
     for j in np.flatnonzero(truth.any(axis=0)):
         r = reliability(raw[rows, j], truth[:, j], audit.weights[rows])

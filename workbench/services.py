@@ -73,7 +73,10 @@ def labelstudio_of_another_workspace(ws: Workspace) -> Optional[Path]:
     (the data dir it was started with says whose it is); None when it is ours, nobody's, or cannot be told."""
     from urllib.parse import urlparse
 
-    port = urlparse(labelstudio_settings(ws).url).port
+    settings = labelstudio_settings(ws)
+    if _labelstudio_is_ours(ws, local_labelstudio(ws, settings)):  # the usual case: no walk through /proc
+        return None
+    port = urlparse(settings.url).port
     for pid in listening_pids(port) if port else []:
         folder = (_environment(pid) or {}).get("LABEL_STUDIO_BASE_DATA_DIR")
         if folder:
